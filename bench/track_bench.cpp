@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+// Cost of tracking: ns per acquire+release pair against untracked malloc+free
+// (16-512 bytes) in the same run, on 1 and 2 threads, and with the release on
+// another thread. scripts/bench turns the figures into the README's ratios.
+#include <resmon/resmon.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+namespace {
+
+constexpr resmon::site bench_site{"track_bench.cpp", 1, "bench"};
+
+// Sizes 16..512 in a fixed pseudo-random order.
+struct sizes {
+  std::size_t i = 0;
+  std::size_t next() {
+    i = i * 6364136223846793005ULL + 1442695040888963407ULL;
+    return 16 + (i >> 33) % 497;
+  }
+};
+
+void baseline(benchmark::State& state) {
+  sizes s;
+  for (auto _ : state) {
+    void* p = std::malloc(s.next());
+    benchmark::DoNotOptimize(p);
+    std::free(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void tracked(benchmark::State& state) {
+  sizes s;
+  for (auto _ : state) {
+    std::size_t n = s.next();
+    void* p = std::malloc(n);
+    benchmark::DoNotOptimize(p);
+    resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
+    resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &bench_site);
+    std::free(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The benchmark thread allocates and acquires; a second thread releases and frees.
+void tracked_cross_thread(benchmark::State& state) {
+  constexpr std::size_t ring_size = 1024;
+  static void* ring[ring_size];
+  alignas(64) static std::atomic<std::size_t> head{0};
+  alignas(64) static std::atomic<std::size_t> tail{0};
+  static std::atomic<bool> stop{false};
+  head = 0;
+  tail = 0;
+  stop = false;
+  std::thread consumer([] {
+    std::size_t h = 0;
+    for (;;) {
+      std::size_t t = tail.load(std::memory_order_acquire);
+      if (h == t) {
+        if (stop.load(std::memory_order_acquire) && h == tail.load(std::memory_order_acquire)) return;
+        continue;
+      }
+      for (; h != t; ++h) {
+        void* p = ring[h % ring_size];
+        resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &bench_site);
+        std::free(p);
+      }
+      head.store(h, std::memory_order_release);
+    }
+  });
+  sizes s;
+  std::size_t t = 0;
+  for (auto _ : state) {
+    std::size_t n = s.next();
+    void* p = std::malloc(n);
+    resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
+    while (t - head.load(std::memory_order_acquire) == ring_size) {
+    }
+    ring[t % ring_size] = p;
+    tail.store(++t, std::memory_order_release);
+  }
+  stop.store(true, std::memory_order_release);
+  consumer.join();
+  state.SetItemsProcessed(state.iterations());
+}
+
+}  // namespace
+
+BENCHMARK(baseline)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(tracked)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(tracked_cross_thread)->UseRealTime();
+
+BENCHMARK_MAIN();

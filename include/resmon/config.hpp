@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: MIT
+// Every knob of resmon, its detection and derived facts; no code. Layer: hosted.
+//
+// The user's definition wins: define a RESMON_CONFIG_* macro (to 0 or 1)
+// before including resmon, or on the command line, to override its default.
+#pragma once
+
+/// RESMON_ENABLE: 1 turns tracking on in this translation unit; otherwise
+/// every RESMON_* macro compiles to nothing. Meson: -Dtracking=enabled.
+#ifndef RESMON_ENABLE
+#define RESMON_ENABLE 0
+#endif
+
+/// RESMON_CONFIG_EXCEPTIONS: 1 when the code may throw (allocators throw
+/// std::bad_alloc). Detected from the compiler.
+#ifndef RESMON_CONFIG_EXCEPTIONS
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS)
+#define RESMON_CONFIG_EXCEPTIONS 1
+#else
+#define RESMON_CONFIG_EXCEPTIONS 0
+#endif
+#endif
+
+/// RESMON_CONFIG_READ_ENVIRONMENT: 1 lets RESMON_CAPACITY and
+/// RESMON_STACK_DEPTH configure the tracker on first use.
+#ifndef RESMON_CONFIG_READ_ENVIRONMENT
+#define RESMON_CONFIG_READ_ENVIRONMENT 1
+#endif
+
+#ifdef RESMON_HAS_TRACKING
+#error "RESMON_HAS_TRACKING is derived; define RESMON_ENABLE instead"
+#endif
+#if RESMON_ENABLE
+#define RESMON_HAS_TRACKING 1
+#else
+#define RESMON_HAS_TRACKING 0
+#endif

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+// Base types, compiler helpers and atomics for the tracking core. Layer: core
+// (freestanding, kernel-safe: includes only <stddef.h> and <stdint.h>).
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RESMON_DETAIL_NOINLINE __attribute__((noinline))
+#define RESMON_DETAIL_INLINE inline __attribute__((always_inline))
+#define RESMON_DETAIL_LIKELY(x) __builtin_expect(!!(x), 1)
+#define RESMON_DETAIL_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace resmon {
+
+/// Size of the destructive-interference unit: fields written by different
+/// threads live at least this far apart.
+inline constexpr size_t cache_line = 64;
+
+namespace core {
+
+// Atomics with the memory order in the name (as mimalloc does). They work on
+// plain fields so that records stay trivially copyable and constant-initialised.
+template <class T> RESMON_DETAIL_INLINE T load_relaxed(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+template <class T> RESMON_DETAIL_INLINE T load_acquire(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+template <class T> RESMON_DETAIL_INLINE void store_relaxed(T* p, T v) noexcept { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+template <class T> RESMON_DETAIL_INLINE void store_release(T* p, T v) noexcept { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+template <class T> RESMON_DETAIL_INLINE T fetch_add_relaxed(T* p, T v) noexcept { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+template <class T> RESMON_DETAIL_INLINE T fetch_add_acq_rel(T* p, T v) noexcept { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
+template <class T> RESMON_DETAIL_INLINE bool cas_acquire(T* p, T& expected, T desired) noexcept {
+  return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+template <class T> RESMON_DETAIL_INLINE bool cas_acq_rel(T* p, T& expected, T desired) noexcept {
+  return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+RESMON_DETAIL_INLINE void fence_acquire() noexcept { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
+
+/// Raises *p to at least v. Lock-free; does not allocate.
+template <class T> inline void store_max_relaxed(T* p, T v) noexcept {
+  T cur = load_relaxed(p);
+  while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+
+/// Adds v to an owner-only counter that other threads read: a load and a
+/// store, no read-modify-write, because only the owner ever writes it.
+template <class T> RESMON_DETAIL_INLINE void owner_add(T* p, T v) noexcept { store_relaxed(p, static_cast<T>(*p + v)); }
+
+inline size_t str_length(const char* s) noexcept {
+  size_t n = 0;
+  while (s[n] != '\0') ++n;
+  return n;
+}
+
+inline bool str_equal(const char* a, const char* b) noexcept {
+  while (*a != '\0' && *a == *b) {
+    ++a;
+    ++b;
+  }
+  return *a == *b;
+}
+
+/// Mixes a key into 64 well-spread bits (the finaliser of SplitMix64).
+RESMON_DETAIL_INLINE uint64_t mix64(uint64_t x) noexcept {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+}  // namespace core
+}  // namespace resmon

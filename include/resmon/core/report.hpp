@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: MIT
+// Reports of held resources as text and JSON, written through a sink.
+// Layer: core (freestanding, kernel-safe: no libc, scratch memory from raw pages).
+//
+// A report takes a snapshot of the live records, groups them by kind and
+// acquisition site (and stack, when one was captured), and writes the groups
+// largest first. The same code serves resmon::report(FILE*), the C facade's
+// resmon_log_all() and a kernel module's unload report.
+#pragma once
+
+#include "tracker.hpp"
+
+namespace resmon::core {
+
+/// Where report text goes. `write` may be called many times per report.
+struct sink {
+  void (*write)(void* context, const char* text, size_t length);
+  void* context;
+};
+
+/// Buffered text output with the few conversions reports need.
+/// Does not allocate.
+class writer {
+ public:
+  explicit writer(sink s) noexcept : sink_(s) {}
+  writer(const writer&) = delete;
+  writer& operator=(const writer&) = delete;
+  ~writer() { flush(); }
+
+  writer& put(const char* s) noexcept {
+    if (s == nullptr) s = "?";
+    while (*s != '\0') put_char(*s++);
+    return *this;
+  }
+  writer& put_char(char c) noexcept {
+    if (length_ == sizeof(buffer_)) flush();
+    buffer_[length_++] = c;
+    return *this;
+  }
+  writer& put_uint(uint64_t v) noexcept {
+    char digits[24];
+    int n = 0;
+    do {
+      digits[n++] = char('0' + v % 10);
+      v /= 10;
+    } while (v != 0);
+    while (n > 0) put_char(digits[--n]);
+    return *this;
+  }
+  writer& put_hex(uint64_t v) noexcept {
+    put("0x");
+    int shift = 60;
+    while (shift > 0 && ((v >> shift) & 0xf) == 0) shift -= 4;
+    for (; shift >= 0; shift -= 4) put_char("0123456789abcdef"[(v >> shift) & 0xf]);
+    return *this;
+  }
+  /// A duration in the largest unit that keeps it readable: 850 ns, 12.3 ms, 4.0 s, 2.5 h.
+  writer& put_duration(uint64_t ns) noexcept {
+    struct unit {
+      uint64_t ns;
+      const char* name;
+    };
+    static constexpr unit units[] = {{3600000000000ULL, " h"}, {60000000000ULL, " min"}, {1000000000ULL, " s"},
+                                     {1000000ULL, " ms"}, {1000ULL, " us"}};
+    for (const unit& u : units) {
+      if (ns >= u.ns) {
+        uint64_t tenths = ns * 10 / u.ns;
+        put_uint(tenths / 10).put_char('.').put_uint(tenths % 10).put(u.name);
+        return *this;
+      }
+    }
+    return put_uint(ns).put(" ns");
+  }
+  /// Bytes with a binary unit past 10 KiB: 512 B, 12.5 KiB, 3.0 MiB.
+  writer& put_bytes(uint64_t b) noexcept {
+    if (b < 10240) return put_uint(b).put(" B");
+    static const char* const units[] = {" KiB", " MiB", " GiB", " TiB"};
+    uint64_t scale = 1024;
+    int u = 0;
+    while (u < 3 && b >= scale * 1024) {
+      scale *= 1024;
+      ++u;
+    }
+    uint64_t tenths = b * 10 / scale;
+    return put_uint(tenths / 10).put_char('.').put_uint(tenths % 10).put(units[u]);
+  }
+  /// A JSON string literal, escaped.
+  writer& put_json_string(const char* s) noexcept {
+    if (s == nullptr) return put("null");
+    put_char('"');
+    for (; *s != '\0'; ++s) {
+      unsigned char c = static_cast<unsigned char>(*s);
+      if (c == '"' || c == '\\') {
+        put_char('\\').put_char(char(c));
+      } else if (c < 0x20) {
+        put("\\u00").put_char("0123456789abcdef"[c >> 4]).put_char("0123456789abcdef"[c & 0xf]);
+      } else {
+        put_char(char(c));
+      }
+    }
+    return put_char('"');
+  }
+  void flush() noexcept {
+    if (length_ != 0 && sink_.write != nullptr) sink_.write(sink_.context, buffer_, length_);
+    length_ = 0;
+  }
+
+ private:
+  sink sink_;
+  size_t length_ = 0;
+  char buffer_[512];
+};
+
+/// Sorts a[0..n) by `less` with heapsort: no recursion, no allocation.
+template <class T, class Less> void heap_sort(T* a, size_t n, Less less) noexcept {
+  auto sift = [&](size_t root, size_t end) {
+    for (;;) {
+      size_t child = 2 * root + 1;
+      if (child >= end) return;
+      if (child + 1 < end && less(a[child], a[child + 1])) ++child;
+      if (!less(a[root], a[child])) return;
+      T tmp = a[root];
+      a[root] = a[child];
+      a[child] = tmp;
+      root = child;
+    }
+  };
+  for (size_t i = n / 2; i-- > 0;) sift(i, n);
+  for (size_t end = n; end > 1; --end) {
+    T tmp = a[0];
+    a[0] = a[end - 1];
+    a[end - 1] = tmp;
+    sift(0, end - 1);
+  }
+}
+
+/// Memory from raw pages for the length of a report.
+template <class T> class scratch {
+ public:
+  explicit scratch(size_t count) noexcept
+      : bytes_(count * sizeof(T)), data_(count ? static_cast<T*>(platform::pages_alloc(bytes_)) : nullptr) {}
+  scratch(const scratch&) = delete;
+  scratch& operator=(const scratch&) = delete;
+  ~scratch() {
+    if (data_ != nullptr) platform::pages_free(data_, bytes_);
+  }
+  T* get() const noexcept { return data_; }
+
+ private:
+  size_t bytes_;
+  T* data_;
+};
+
+/// One group of held records: same kind, same site (and stack).
+struct site_group {
+  uint16_t kind;
+  uint32_t stack_id;
+  const site* where;
+  uint64_t count;
+  uint64_t bytes;
+  uint64_t oldest_ns;  // acquisition time of the oldest record
+  uint64_t thread;     // thread of the oldest record
+  uintptr_t ret;       // return address of the oldest record
+  size_t first;        // index of the group's first record in the snapshot
+};
+
+/// What a report covers and how it is written.
+struct report_options {
+  uint64_t min_epoch = 0;       // only records acquired at or after this epoch (leak scopes)
+  uint32_t max_groups = 20;     // per kind, in text; JSON has all
+  bool scope_only = false;      // a leak-scope report: no process-wide figures, no misuse
+  bool all_kinds = false;       // also kinds with nothing held
+  const char* title = "resmon report";
+  /// Optional: appends a description of a return address (symbol name) to w.
+  void (*describe_address)(writer& w, uintptr_t address, void* context) = nullptr;
+  /// Optional: appends the frames of stack `id`, one per line, indented.
+  void (*describe_stack)(writer& w, uint32_t id, const char* indent, void* context) = nullptr;
+  void* describe_context = nullptr;
+};
+
+/// A snapshot of held records, grouped. Scratch memory from raw pages.
+class grouped_snapshot {
+ public:
+  explicit grouped_snapshot(uint64_t min_epoch) noexcept : records_(capacity_hint()), groups_(capacity_hint()) {
+    record_view* r = records_.get();
+    if (r == nullptr) return;
+    size_t cap = capacity_hint();
+    for_each_live([&](const record_view& v) {
+      if (v.epoch < min_epoch) return;
+      if (count_ < cap) r[count_++] = v;
+      else ++missed_;
+    });
+    heap_sort(r, count_, [](const record_view& a, const record_view& b) {
+      if (a.kind != b.kind) return a.kind < b.kind;
+      if (a.where != b.where) return uintptr_t(a.where) < uintptr_t(b.where);
+      if (a.stack_id != b.stack_id) return a.stack_id < b.stack_id;
+      return a.time_ns < b.time_ns;
+    });
+    site_group* g = groups_.get();
+    for (size_t i = 0; i < count_; ++i) {
+      const record_view& v = r[i];
+      bool same = group_count_ > 0 && g[group_count_ - 1].kind == uint16_t(v.kind) &&
+                  g[group_count_ - 1].where == v.where && g[group_count_ - 1].stack_id == v.stack_id;
+      if (!same) g[group_count_++] = site_group{uint16_t(v.kind), v.stack_id, v.where, 0, 0, v.time_ns, v.thread, v.ret, i};
+      site_group& cur = g[group_count_ - 1];
+      ++cur.count;
+      cur.bytes += v.size;
+    }
+    heap_sort(g, group_count_, [](const site_group& a, const site_group& b) {
+      if (a.kind != b.kind) return a.kind < b.kind;
+      if (a.bytes != b.bytes) return a.bytes > b.bytes;
+      if (a.count != b.count) return a.count > b.count;
+      return a.oldest_ns < b.oldest_ns;
+    });
+  }
+
+  const record_view* records() const noexcept { return records_.get(); }
+  size_t record_count() const noexcept { return count_; }
+  const site_group* groups() const noexcept { return groups_.get(); }
+  size_t group_count() const noexcept { return group_count_; }
+  /// Records seen during the walk that did not fit the scratch memory.
+  uint64_t missed() const noexcept { return missed_; }
+
+ private:
+  static size_t capacity_hint() noexcept {
+    // Live records now, plus room for what other threads add during the walk.
+    uint64_t live = 0;
+    uint16_t kinds = kind_count();
+    for (uint16_t k = 0; k < kinds; ++k) live += figures(k).live;
+    return size_t(live + live / 8 + 256);
+  }
+  scratch<record_view> records_;
+  scratch<site_group> groups_;
+  size_t count_ = 0;
+  size_t group_count_ = 0;
+  uint64_t missed_ = 0;
+};
+
+inline const char* misuse_name(uint64_t type) noexcept {
+  static const char* const names[misuse_types] = {"release of an unknown key", "double release",
+                                                  "acquire of a key still held", "release through the wrong kind",
+                                                  "release by a non-owner"};
+  return type < misuse_types ? names[type] : "misuse";
+}
+
+inline const char* misuse_id(uint64_t type) noexcept {
+  static const char* const ids[misuse_types] = {"unknown_release", "double_release", "reused_key", "wrong_kind",
+                                                "wrong_owner"};
+  return type < misuse_types ? ids[type] : "misuse";
+}
+
+inline void put_site(writer& w, const site* s) noexcept {
+  if (s == nullptr) {
+    w.put("an unknown site");
+    return;
+  }
+  w.put(s->file).put_char(':').put_uint(s->line);
+  if (s->function != nullptr && s->function[0] != '\0') w.put(" in ").put(s->function);
+}
+
+inline void put_kind(writer& w, uint64_t k) noexcept {
+  const char* name = kind_name(uint16_t(k));
+  if (name != nullptr) w.put(name);
+  else w.put("kind ").put_uint(k);
+}
+
+/// Writes the misuse section: counts per type and the newest events kept.
+inline void write_misuse_text(writer& w) noexcept {
+  uint64_t total = misuse_total();
+  if (total == 0) return;
+  w.put("misuse: ").put_uint(total).put(total == 1 ? " event\n" : " events\n");
+  uint64_t end = load_acquire(&g_registry.xmisuse_next);
+  uint64_t begin = end > misuse_log_size ? end - misuse_log_size : 0;
+  for (uint64_t n = begin; n < end; ++n) {
+    misuse_event e;
+    if (!misuse_at(n, &e)) continue;
+    w.put("  ").put(misuse_name(e.type)).put(" (");
+    put_kind(w, e.kind);
+    w.put(" ").put_hex(e.key).put(") at ");
+    put_site(w, e.at);
+    w.put(", thread ").put_uint(e.thread);
+    if (e.acquired_at != nullptr) {
+      w.put("; acquired at ");
+      put_site(w, e.acquired_at);
+    }
+    if (e.released_at != nullptr) {
+      w.put("; first released at ");
+      put_site(w, e.released_at);
+      w.put(", thread ").put_uint(e.other_thread);
+    }
+    w.put_char('\n');
+  }
+}
+
+/// Writes a human-readable report of the records held now.
+/// Effects: per kind, the held count and bytes, peak and total, then the held
+/// resources grouped by site (or stack), largest first, with the oldest age
+/// and its thread; then misuse and capacity notes.
+/// Allocates: raw pages for the snapshot, freed before returning.
+inline void write_text_report(sink out, const report_options& opt = {}) noexcept {
+  writer w(out);
+  grouped_snapshot snap(opt.min_epoch);
+  uint64_t now = platform::clock_coarse_ns();
+  uint16_t kinds = kind_count();
+  const site_group* g = snap.groups();
+  size_t gi = 0;
+  uint64_t held = 0, held_kinds = 0;
+  for (size_t i = 0; i < snap.group_count(); ++i) held += g[i].count;
+  for (uint16_t k = 0; k < kinds; ++k) {
+    bool any = false;
+    for (size_t i = 0; i < snap.group_count() && !any; ++i) any = g[i].kind == k;
+    held_kinds += any;
+  }
+  w.put(opt.title).put(": ").put_uint(held).put(held == 1 ? " resource held" : " resources held");
+  if (held != 0) w.put(" in ").put_uint(held_kinds).put(held_kinds == 1 ? " kind" : " kinds");
+  w.put_char('\n');
+  for (uint16_t k = 0; k < kinds; ++k) {
+    kind_figures f = figures(k);
+    size_t begin = gi;
+    while (gi < snap.group_count() && g[gi].kind == k) ++gi;
+    uint64_t count = 0, bytes = 0;
+    for (size_t i = begin; i < gi; ++i) {
+      count += g[i].count;
+      bytes += g[i].bytes;
+    }
+    if (count == 0 && !opt.all_kinds && f.dropped == 0) continue;
+    w.put("  ").put(kind_name(k)).put(": ").put_uint(count).put(" held");
+    if (k == uint16_t(kind::memory) || bytes != 0) w.put(", ").put_bytes(bytes);
+    if (!opt.scope_only) {
+      w.put(" (peak ").put_uint(f.peak);
+      if (f.peak_bytes != 0) w.put(" / ").put_bytes(f.peak_bytes);
+      w.put(", total ").put_uint(f.total).put(")");
+    }
+    w.put_char('\n');
+    if (f.dropped != 0)
+      w.put("    ").put_uint(f.dropped).put(" acquisitions not recorded: the capacity was reached\n");
+    uint32_t shown = 0;
+    for (size_t i = begin; i < gi; ++i) {
+      if (shown == opt.max_groups) {
+        uint64_t rest_count = 0, rest_bytes = 0;
+        for (size_t j = i; j < gi; ++j) {
+          rest_count += g[j].count;
+          rest_bytes += g[j].bytes;
+        }
+        w.put("    ... ").put_uint(gi - i).put(" more sites hold ").put_uint(rest_count);
+        if (rest_bytes != 0) w.put(" (").put_bytes(rest_bytes).put(")");
+        w.put_char('\n');
+        break;
+      }
+      ++shown;
+      const site_group& s = g[i];
+      w.put("    ").put_uint(s.count).put(" held");
+      if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+      w.put(", at ");
+      put_site(w, s.where);
+      uint64_t age = now > s.oldest_ns ? now - s.oldest_ns : 0;
+      w.put(", oldest ");
+      if (age < 1000000) w.put("under 1 ms");  // the record clock is coarse
+      else w.put_duration(age);
+      w.put(" old, thread ").put_uint(s.thread);
+      if (s.ret != 0) {
+        w.put(", called from ").put_hex(s.ret);
+        if (opt.describe_address != nullptr) {
+          w.put(" (");
+          opt.describe_address(w, s.ret, opt.describe_context);
+          w.put(")");
+        }
+      }
+      w.put_char('\n');
+      if (s.stack_id != 0 && opt.describe_stack != nullptr) opt.describe_stack(w, s.stack_id, "      ", opt.describe_context);
+    }
+  }
+  if (opt.scope_only) return;
+  if (snap.missed() != 0)
+    w.put("  note: ").put_uint(snap.missed()).put(" records were acquired during the report and are not shown\n");
+  uint64_t dropped = dropped_total();
+  if (dropped != 0)
+    w.put("  note: ").put_uint(dropped).put(" acquisitions were not recorded (capacity ").put_uint(capacity())
+        .put(" records); counts above exclude them\n");
+  write_misuse_text(w);
+}
+
+/// Writes the report as JSON (schema "resmon.report", version 1; see
+/// docs in README.md). Every held record is listed under its site.
+inline void write_json_report(sink out, const report_options& opt = {}) noexcept {
+  writer w(out);
+  grouped_snapshot snap(opt.min_epoch);
+  uint64_t now = platform::clock_coarse_ns();
+  uint16_t kinds = kind_count();
+  const site_group* g = snap.groups();
+  const record_view* r = snap.records();
+  w.put("{\"schema\":\"resmon.report\",\"version\":1");
+  w.put(",\"uptime_ns\":").put_uint(g_registry.start_ns != 0 ? platform::clock_ns() - g_registry.start_ns : 0);
+  w.put(",\"capacity\":").put_uint(capacity()).put(",\"dropped\":").put_uint(dropped_total());
+  w.put(",\"min_epoch\":").put_uint(opt.min_epoch).put(",\"kinds\":[");
+  size_t gi = 0;
+  bool first_kind = true;
+  for (uint16_t k = 0; k < kinds; ++k) {
+    kind_figures f = figures(k);
+    size_t begin = gi;
+    while (gi < snap.group_count() && g[gi].kind == k) ++gi;
+    if (begin == gi && f.total == 0 && !opt.all_kinds) continue;
+    if (!first_kind) w.put_char(',');
+    first_kind = false;
+    uint64_t count = 0, bytes = 0;
+    for (size_t i = begin; i < gi; ++i) {
+      count += g[i].count;
+      bytes += g[i].bytes;
+    }
+    w.put("{\"kind\":").put_json_string(kind_name(k)).put(",\"id\":").put_uint(k);
+    w.put(",\"held\":{\"count\":").put_uint(count).put(",\"bytes\":").put_uint(bytes).put("}");
+    w.put(",\"live\":{\"count\":").put_uint(f.live).put(",\"bytes\":").put_uint(f.live_bytes).put("}");
+    w.put(",\"peak\":{\"count\":").put_uint(f.peak).put(",\"bytes\":").put_uint(f.peak_bytes).put("}");
+    w.put(",\"total\":{\"count\":").put_uint(f.total).put(",\"bytes\":").put_uint(f.total_bytes).put("}");
+    w.put(",\"dropped\":").put_uint(f.dropped).put(",\"sites\":[");
+    for (size_t i = begin; i < gi; ++i) {
+      const site_group& s = g[i];
+      if (i != begin) w.put_char(',');
+      w.put("{\"file\":").put_json_string(s.where ? s.where->file : nullptr);
+      w.put(",\"line\":").put_uint(s.where ? s.where->line : 0);
+      w.put(",\"function\":").put_json_string(s.where ? s.where->function : nullptr);
+      w.put(",\"stack_id\":").put_uint(s.stack_id);
+      w.put(",\"count\":").put_uint(s.count).put(",\"bytes\":").put_uint(s.bytes);
+      w.put(",\"oldest_age_ns\":").put_uint(now > s.oldest_ns ? now - s.oldest_ns : 0);
+      w.put(",\"resources\":[");
+      for (size_t j = s.first; j < s.first + s.count; ++j) {
+        const record_view& v = r[j];
+        if (j != s.first) w.put_char(',');
+        w.put("{\"key\":").put_uint(v.key).put(",\"size\":").put_uint(v.size);
+        w.put(",\"age_ns\":").put_uint(now > v.time_ns ? now - v.time_ns : 0);
+        w.put(",\"thread\":").put_uint(v.thread).put(",\"return_address\":\"").put_hex(v.ret).put("\"}");
+      }
+      w.put("]}");
+    }
+    w.put("]}");
+  }
+  w.put("],\"misuse\":{\"counts\":{");
+  for (uint32_t t = 0; t < misuse_types; ++t) {
+    if (t != 0) w.put_char(',');
+    w.put_char('"').put(misuse_id(t)).put("\":").put_uint(load_relaxed(&g_registry.xmisuse[t]));
+  }
+  w.put("},\"events\":[");
+  uint64_t end = load_acquire(&g_registry.xmisuse_next);
+  uint64_t begin = end > misuse_log_size ? end - misuse_log_size : 0;
+  bool first_event = true;
+  for (uint64_t n = begin; n < end; ++n) {
+    misuse_event e;
+    if (!misuse_at(n, &e)) continue;
+    if (!first_event) w.put_char(',');
+    first_event = false;
+    w.put("{\"type\":\"").put(misuse_id(e.type)).put("\",\"kind\":").put_json_string(kind_name(uint16_t(e.kind)));
+    w.put(",\"key\":").put_uint(e.key).put(",\"thread\":").put_uint(e.thread);
+    const site* sites[3] = {e.at, e.acquired_at, e.released_at};
+    const char* names[3] = {"at", "acquired_at", "released_at"};
+    for (int i = 0; i < 3; ++i) {
+      w.put(",\"").put(names[i]).put("\":");
+      if (sites[i] == nullptr) {
+        w.put("null");
+        continue;
+      }
+      w.put("{\"file\":").put_json_string(sites[i]->file).put(",\"line\":").put_uint(sites[i]->line);
+      w.put(",\"function\":").put_json_string(sites[i]->function).put("}");
+    }
+    w.put("}");
+  }
+  w.put("]}}\n");
+}
+
+}  // namespace resmon::core

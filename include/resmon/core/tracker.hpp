@@ -1,0 +1,881 @@
+// SPDX-License-Identifier: MIT
+// Per-thread resource tables, the global registry, acquire and release.
+// Layer: core (freestanding, kernel-safe, no allocation but raw pages).
+//
+// Shape
+// -----
+// Every thread that acquires a resource owns one `thread_table`. A table holds
+// records in a few open-addressing hash segments (linear probing) and the
+// table's per-kind counters. Tables are published in a global array and never
+// freed; a table whose thread ended is adopted by the next new thread, so its
+// records stay visible and memory stays bounded by the number of threads that
+// run at the same time.
+//
+// Who writes what
+// ---------------
+// - A record slot's payload is written only by the table's owner, and only
+//   while the slot is EMPTY or DEAD. Readers copy payloads with relaxed loads
+//   and validate them with the slot's state word (a seqlock).
+// - `xstate` = generation << 2 | state. Transitions:
+//     owner:  EMPTY|g or DEAD|g  -> LIVE|g+1          (store_release, insert)
+//     anyone: LIVE|g             -> BUSY|g            (CAS, claims a removal)
+//     claimer: BUSY|g            -> DEAD|g            (store_release)
+//     owner:  DEAD|g             -> EMPTY|g           (segment reset, when no
+//                                                      record of it is live)
+//   The generation makes a stale CAS fail after the slot was reused (no ABA).
+// - Counters in `own` are written only by the owner (load + store, no RMW);
+//   counters in `remote` and `segment::xremoved_remote` are added to by other
+//   threads with fetch_add. They live on separate cache lines.
+//
+// Invariants (at quiescence)
+// --------------------------
+//   live records of table t, kind k = own[k].acquired - own[k].released
+//                                     - remote[k].released
+//   segment live = inserted - removed_local - xremoved_remote
+//   live(k) = sum over tables of the above; it equals the number of LIVE slots.
+//
+// Progress: acquire is wait-free (it probes at most a segment's capacity and
+// then drops); release is lock-free (a CAS fails only when another thread
+// claimed the same record, i.e. on misuse). Neither allocates in the steady
+// state; a thread's first acquire and a full segment take the slow path, which
+// calls platform::pages_alloc.
+#pragma once
+
+#include "base.hpp"
+#include "platform.hpp"
+#include "types.hpp"
+
+namespace resmon::core {
+
+enum : uint32_t { slot_empty = 0, slot_live = 1, slot_busy = 2, slot_dead = 3 };
+
+/// One held resource. Exactly one cache line.
+struct record {
+  uint32_t xstate;      // generation << 2 | slot state
+  uint16_t kind;
+  uint16_t flags;
+  uint32_t stack_id;    // 0: no stack captured
+  uint32_t thread;      // acquiring thread (low 32 bits of platform::thread_id)
+  uint64_t key;
+  uint64_t size;
+  const site* where;    // acquisition site
+  uint64_t time_ns;     // platform::clock_coarse_ns at acquisition
+  uint64_t epoch;       // leak-scope epoch at acquisition
+  uintptr_t ret;        // return address of the acquiring call
+};
+static_assert(sizeof(record) == cache_line, "a record is one cache line");
+
+/// A record copied out of a table: what reports and leak scopes see.
+struct record_view {
+  resmon::kind kind;
+  uint16_t flags;
+  uint32_t stack_id;
+  uint32_t thread;
+  uint64_t key;
+  uint64_t size;
+  const site* where;
+  uint64_t time_ns;
+  uint64_t epoch;
+  uintptr_t ret;
+};
+
+/// An open-addressing hash segment; `slots` follows the header in memory.
+struct segment {
+  // Owner-only fields, read (relaxed) by others.
+  uint32_t log2_capacity;
+  uint32_t used;           // slots not EMPTY
+  uint64_t inserted;
+  uint64_t removed_local;  // removals by the owner
+  size_t bytes;            // size of the mapping
+  alignas(cache_line) uint64_t xremoved_remote;  // removals by other threads
+  alignas(cache_line) record slots[1];           // really 1 << log2_capacity
+
+  uint64_t capacity() const noexcept { return uint64_t(1) << log2_capacity; }
+  uint64_t live() const noexcept {
+    // Pairs with the fetch_add in finish_removal: a remote removal counted
+    // here has already stored DEAD.
+    return inserted - removed_local - load_acquire(&xremoved_remote);
+  }
+};
+
+struct own_counters {  // written by the owner only
+  uint64_t acquired, acquired_bytes;
+  uint64_t released, released_bytes;
+  uint64_t peak, peak_bytes;  // highs of this table's live figures
+  uint64_t dropped;           // acquisitions not recorded: capacity reached
+};
+
+struct remote_counters {  // fetch_add by other threads
+  uint64_t released, released_bytes;
+};
+
+inline constexpr uint32_t max_segments = 24;
+inline constexpr uint32_t quarantine_size = 32;
+
+/// A recently released record (after the Linux kernel's ref_tracker): a
+/// second release of the same key can then name where it was acquired and
+/// where it was released first.
+struct released_entry {
+  uint64_t xseq;  // seqlock: odd while written
+  uint64_t key;
+  uint64_t kind;
+  uint64_t thread;
+  const site* acquired_at;
+  const site* released_at;
+  uintptr_t ret;
+  uint64_t time_ns;
+};
+
+struct thread_table {
+  uint32_t xowned;  // 1 while a thread owns the table
+  uint32_t index;   // position in the registry
+  uint64_t xthread; // platform::thread_id of the current owner
+  uint32_t active;  // segment that takes inserts (owner-only)
+  uint32_t xsegment_count;
+  uint32_t xmigrations;  // odd while migrate() moves records
+  segment* xsegments[max_segments];
+  uint64_t quarantine_next;  // owner-only
+  alignas(cache_line) own_counters own[max_kinds];
+  alignas(cache_line) remote_counters remote[max_kinds];
+  alignas(cache_line) released_entry quarantine[quarantine_size];
+};
+
+/// What went wrong in a misuse event.
+enum class misuse_type : uint32_t {
+  unknown_release = 0,  // release of a key that was never acquired (or was dropped)
+  double_release = 1,   // release of a key released just before
+  reused_key = 2,       // acquire of a key that is still held (closed behind resmon's back)
+  wrong_kind = 3,       // release through another kind than the acquire
+  wrong_owner = 4,      // close by an owner that does not hold the resource
+};
+inline constexpr uint32_t misuse_types = 5;
+
+struct misuse_event {
+  uint64_t xseq;  // seqlock: 0 never written, odd while written
+  uint64_t type;
+  uint64_t kind;
+  uint64_t key;
+  uint64_t thread;
+  const site* at;           // where the misuse happened
+  const site* acquired_at;  // where the resource was acquired, if known
+  const site* released_at;  // where it was released first, if known
+  uint64_t other_thread;    // thread of that first release / acquisition
+};
+
+inline constexpr uint32_t max_tables = 4096;
+inline constexpr uint32_t misuse_log_size = 128;
+inline constexpr uint32_t kind_name_size = 32;
+
+/// Misuse handling: what resmon does besides counting and logging.
+enum class misuse_action : uint32_t { log = 0, callback = 1, abort = 2 };
+using misuse_callback = void (*)(const misuse_event& event, void* context);
+
+/// Process-wide state. Constant-initialised: kernels run no constructors.
+struct registry {
+  thread_table* xtables[max_tables];
+  uint32_t xtable_count;
+  uint32_t xkind_state[max_kinds];  // 0 free, 1 being written, 2 ready
+  char kind_names[max_kinds][kind_name_size];
+  uint64_t max_slots;               // configured capacity, 0: default
+  uint64_t xslots_reserved;
+  uint64_t xepoch;                  // leak-scope epoch, starts at 1
+  uint64_t xpeak[max_kinds];
+  uint64_t xpeak_bytes[max_kinds];
+  uint64_t xdropped_untabled;       // acquisitions that found no table at all
+  uint64_t xmisuse[misuse_types];
+  uint64_t xmisuse_next;
+  misuse_event misuse_log[misuse_log_size];
+  uint32_t xmisuse_action;
+  misuse_callback xmisuse_callback;
+  void* xmisuse_context;
+  uint64_t start_ns;
+};
+
+inline constinit registry g_registry{};
+
+inline constexpr uint64_t default_max_slots = uint64_t(1) << 22;  // 4 Mi records, 256 MiB at most
+inline constexpr uint32_t first_segment_log2 = 10;                // 1024 slots, 64 KiB
+
+inline const char* const builtin_kind_names[builtin_kinds] = {"memory", "fd", "file", "dir", "socket", "mmap", "thread"};
+
+// ---------------------------------------------------------------------------
+// Kinds
+
+/// Returns: the name of kind `k`, or nullptr when no such kind exists.
+/// Does not allocate. Does not block.
+inline const char* kind_name(uint16_t k) noexcept {
+  if (k < builtin_kinds) return builtin_kind_names[k];
+  if (k >= max_kinds || load_acquire(&g_registry.xkind_state[k]) != 2) return nullptr;
+  return g_registry.kind_names[k];
+}
+
+/// Returns: the kind named `name`, registering it when new; max_kinds when
+/// the table of kinds is full or the name is empty or too long.
+/// Effects: copies the name. Lock-free; two threads registering the same name
+/// get the same kind.
+inline uint16_t register_kind(const char* name) noexcept {
+  if (name == nullptr || name[0] == '\0' || str_length(name) >= kind_name_size) return max_kinds;
+  for (uint16_t k = 0; k < builtin_kinds; ++k)
+    if (str_equal(builtin_kind_names[k], name)) return k;
+  for (uint16_t k = builtin_kinds; k < max_kinds; ++k) {
+    uint32_t* state = &g_registry.xkind_state[k];
+    uint32_t s = load_acquire(state);
+    if (s == 0) {
+      uint32_t expected = 0;
+      if (cas_acq_rel(state, expected, uint32_t(1))) {
+        size_t n = str_length(name);
+        for (size_t i = 0; i <= n; ++i) g_registry.kind_names[k][i] = name[i];
+        store_release(state, uint32_t(2));  // pairs with the load_acquire below and in kind_name
+        return k;
+      }
+      s = expected;
+    }
+    while (s == 1) s = load_acquire(state);  // another thread is copying a name: a few stores
+    if (str_equal(g_registry.kind_names[k], name)) return k;
+  }
+  return max_kinds;
+}
+
+/// Returns: the number of kinds that exist now (built-in and registered).
+inline uint16_t kind_count() noexcept {
+  uint16_t n = builtin_kinds;
+  while (n < max_kinds && load_acquire(&g_registry.xkind_state[n]) == 2) ++n;
+  return n;
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+/// Effects: sets the capacity in record slots for all tables together. Takes
+/// effect for segments created afterwards. 0 restores the default.
+inline void set_capacity(uint64_t slots) noexcept { store_relaxed(&g_registry.max_slots, slots); }
+
+inline uint64_t capacity() noexcept {
+  uint64_t m = load_relaxed(&g_registry.max_slots);
+  return m == 0 ? default_max_slots : m;
+}
+
+/// Returns: the epoch that records acquired from now on carry; every record
+/// acquired before the call carries a smaller one. Lock-free.
+inline uint64_t next_epoch() noexcept { return fetch_add_acq_rel(&g_registry.xepoch, uint64_t(1)) + 2; }
+
+inline uint64_t current_epoch() noexcept { return load_relaxed(&g_registry.xepoch) + 1; }
+
+// ---------------------------------------------------------------------------
+// Tables
+
+/// Binds a table to the calling thread: adopts one whose thread ended, or maps
+/// a new one. Returns nullptr when neither is possible (the caller drops).
+/// Allocates: raw pages, on a thread's first use only. Does not block.
+RESMON_DETAIL_NOINLINE inline thread_table* attach_table() noexcept {
+  registry& g = g_registry;
+  if (g.start_ns == 0) {
+    uint64_t zero = 0;
+    __atomic_compare_exchange_n(&g.start_ns, &zero, platform::clock_ns(), false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+  }
+  uint64_t self = platform::thread_id();
+  uint32_t n = load_acquire(&g.xtable_count);
+  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g.xtables[i]);
+    uint32_t free = 0;
+    if (t != nullptr && load_relaxed(&t->xowned) == 0 && cas_acq_rel(&t->xowned, free, uint32_t(1))) {
+      store_relaxed(&t->xthread, self);
+      platform::set_current_table(t);
+      return t;
+    }
+  }
+  uint32_t index = fetch_add_relaxed(&g.xtable_count, uint32_t(1));
+  if (index >= max_tables) {
+    fetch_add_relaxed(&g.xtable_count, uint32_t(-1));
+    return nullptr;
+  }
+  auto* t = static_cast<thread_table*>(platform::pages_alloc(sizeof(thread_table)));
+  if (t == nullptr) return nullptr;  // the slot stays null: readers skip it
+  t->xowned = 1;
+  t->index = index;
+  t->xthread = self;
+  store_release(&g.xtables[index], t);  // pairs with load_acquire in every table walk
+  platform::set_current_table(t);
+  return t;
+}
+
+/// Effects: gives up the calling thread's table; its records stay visible and
+/// the next new thread adopts it. Called by the platform at thread exit.
+inline void detach_table(thread_table* t) noexcept {
+  if (t != nullptr) store_release(&t->xowned, uint32_t(0));  // pairs with the CAS in attach_table
+}
+
+/// The home slot of a key. The kind is left out on purpose: a release
+/// through the wrong kind must find the record to say so.
+inline uint64_t slot_of(uint16_t, uint64_t key, uint32_t log2_capacity) noexcept {
+  return mix64(key) >> (64 - log2_capacity);
+}
+
+/// Resets a segment whose records were all released: DEAD slots become EMPTY
+/// (keeping their generation), so probe chains are short again. Owner only.
+inline void reset_segment(segment* s) noexcept {
+  uint64_t cap = s->capacity();
+  for (uint64_t i = 0; i < cap; ++i) {
+    uint32_t st = load_acquire(&s->slots[i].xstate);
+    if ((st & 3) == slot_dead) store_relaxed(&s->slots[i].xstate, st & ~uint32_t(3));
+  }
+  s->used = 0;
+}
+
+/// Maps a new segment of 2^log2 slots within the slot budget (or the largest
+/// that still fits). Returns nullptr when the budget or the pages run out.
+inline segment* new_segment(thread_table* t, uint32_t log2) noexcept {
+  uint32_t count = t->xsegment_count;
+  if (count == max_segments) return nullptr;
+  uint64_t cap = uint64_t(1) << log2;
+  uint64_t reserved = fetch_add_relaxed(&g_registry.xslots_reserved, cap);
+  if (reserved + cap > capacity()) {
+    fetch_add_relaxed(&g_registry.xslots_reserved, uint64_t(0) - cap);
+    if (reserved >= capacity() || capacity() - reserved < 64) return nullptr;
+    log2 = 63 - __builtin_clzll(capacity() - reserved);  // the largest that fits
+    cap = uint64_t(1) << log2;
+    if (fetch_add_relaxed(&g_registry.xslots_reserved, cap) + cap > capacity()) {
+      fetch_add_relaxed(&g_registry.xslots_reserved, uint64_t(0) - cap);
+      return nullptr;
+    }
+  }
+  size_t bytes = offsetof(segment, slots) + cap * sizeof(record);
+  auto* s = static_cast<segment*>(platform::pages_alloc(bytes));
+  if (s == nullptr) {
+    fetch_add_relaxed(&g_registry.xslots_reserved, uint64_t(0) - cap);
+    return nullptr;
+  }
+  s->log2_capacity = log2;
+  s->bytes = bytes;
+  store_release(&t->xsegments[count], s);  // pairs with load_acquire in find_and_claim
+  store_release(&t->xsegment_count, count + 1);
+  return s;
+}
+
+/// Inserts a copy of a record into segment s (owner only; s has room).
+/// Returns: the new slot, already LIVE.
+inline record* insert_copy(segment* s, const record* from) noexcept {
+  uint64_t mask = s->capacity() - 1;
+  uint64_t i = slot_of(from->kind, from->key, s->log2_capacity);
+  uint32_t st;
+  for (;; i = (i + 1) & mask) {
+    st = load_acquire(&s->slots[i].xstate);  // pairs with store_release in finish_removal
+    if ((st & 3) == slot_empty || (st & 3) == slot_dead) break;
+  }
+  record* r = &s->slots[i];
+  store_relaxed(&r->kind, from->kind);
+  store_relaxed(&r->flags, from->flags);
+  store_relaxed(&r->stack_id, from->stack_id);
+  store_relaxed(&r->thread, from->thread);
+  store_relaxed(&r->key, from->key);
+  store_relaxed(&r->size, from->size);
+  store_relaxed(&r->where, from->where);
+  store_relaxed(&r->time_ns, from->time_ns);
+  store_relaxed(&r->epoch, from->epoch);
+  store_relaxed(&r->ret, from->ret);
+  store_release(&r->xstate, ((st >> 2) + 1) << 2 | slot_live);  // pairs with load_acquire in find_and_claim
+  if ((st & 3) == slot_empty) owner_add(&s->used, uint32_t(1));
+  owner_add(&s->inserted, uint64_t(1));
+  return r;
+}
+
+/// Moves the live records of `from` into `to`, so that `from` drains and can
+/// be reset: a segment full of tombstones and a few long-held records would
+/// otherwise stay pinned for ever. Owner only.
+/// Steps, per LIVE record:
+///  1. Insert a LIVE copy into `to` (a release may now claim either copy).
+///  2. Claim the original (CAS LIVE -> BUSY) and mark it DEAD: moved.
+///  3. If the claim fails, a release took the original and counted itself;
+///     the copy is then claimed and marked DEAD without counting anything.
+/// A release that searched `to` before step 1 and `from` after step 2 finds
+/// neither copy; `xmigrations` (odd while moving) tells it to search again.
+RESMON_DETAIL_NOINLINE inline void migrate(thread_table* t, segment* from, segment* to) noexcept {
+  uint32_t m = t->xmigrations;
+  store_relaxed(&t->xmigrations, m + 1);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  uint64_t cap = from->capacity();
+  for (uint64_t i = 0; i < cap; ++i) {
+    record* r = &from->slots[i];
+    uint32_t st = load_acquire(&r->xstate);
+    if ((st & 3) != slot_live) continue;
+    record* copy = insert_copy(to, r);                                        // 1.
+    if (cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {      // 2.
+      store_release(&r->xstate, (st & ~uint32_t(3)) | slot_dead);
+      owner_add(&from->removed_local, uint64_t(1));
+      continue;
+    }
+    uint32_t cs = load_acquire(&copy->xstate);                               // 3.
+    if ((cs & 3) == slot_live && cas_acquire(&copy->xstate, cs, (cs & ~uint32_t(3)) | slot_busy)) {
+      store_release(&copy->xstate, (cs & ~uint32_t(3)) | slot_dead);
+      owner_add(&to->removed_local, uint64_t(1));
+    }
+  }
+  store_release(&t->xmigrations, m + 2);  // pairs with load_acquire in release()
+}
+
+/// Finds room for an insert when the active segment is 3/4 used. Owner only.
+/// Steps:
+///  1. The active segment drained: reset it in place.
+///  2. Pick a target: a drained segment at least as large as needed (reset
+///     it), else a new one. Needed: the active size, doubled while the active
+///     segment is more than 1/4 live.
+///  3. A mostly-dead active segment moves its few live records to the target.
+/// Returns nullptr when the capacity is reached (the caller drops).
+/// Allocates: raw pages.
+RESMON_DETAIL_NOINLINE inline segment* make_room(thread_table* t) noexcept {
+  uint32_t count = t->xsegment_count;
+  segment* active = count ? t->xsegments[t->active] : nullptr;
+  if (active != nullptr && active->live() == 0) {  // 1.
+    reset_segment(active);
+    return active;
+  }
+  bool grow = active != nullptr && active->live() * 4 > active->capacity();
+  uint32_t need = active == nullptr ? first_segment_log2 : active->log2_capacity + (grow ? 1 : 0);
+  segment* target = nullptr;  // 2.
+  uint32_t target_index = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    segment* s = t->xsegments[i];
+    if (s != active && s->log2_capacity >= need && s->live() == 0 &&
+        (target == nullptr || s->log2_capacity < target->log2_capacity)) {
+      target = s;
+      target_index = i;
+    }
+  }
+  if (target != nullptr) {
+    reset_segment(target);
+  } else {
+    target = new_segment(t, need);
+    if (target == nullptr) return nullptr;
+    target_index = t->xsegment_count - 1;
+  }
+  if (active != nullptr && !grow && active->live() * 4 <= target->capacity()) migrate(t, active, target);  // 3.
+  store_relaxed(&t->active, target_index);
+  return target;
+}
+
+struct kind_figures {
+  uint64_t live, live_bytes, total, total_bytes, peak, peak_bytes, dropped;
+};
+
+/// Returns: the figures of kind k summed over all tables. Exact when no thread
+/// is acquiring or releasing; otherwise a sum of recent values of each table.
+inline kind_figures figures(uint16_t k) noexcept {
+  kind_figures f{};
+  if (k >= max_kinds) return f;
+  uint32_t n = load_acquire(&g_registry.xtable_count);
+  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g_registry.xtables[i]);
+    if (t == nullptr) continue;
+    const own_counters& c = t->own[k];
+    // Remote counters first: a release counted there was an acquire counted
+    // before, so the difference never goes below zero.
+    uint64_t rr = load_acquire(&t->remote[k].released);
+    uint64_t rb = load_acquire(&t->remote[k].released_bytes);
+    uint64_t rel = load_relaxed(&c.released), relb = load_relaxed(&c.released_bytes);
+    uint64_t acq = load_relaxed(&c.acquired), acqb = load_relaxed(&c.acquired_bytes);
+    f.live += acq - rel - rr;
+    f.live_bytes += acqb - relb - rb;
+    f.total += acq;
+    f.total_bytes += acqb;
+    f.dropped += load_relaxed(&c.dropped);
+  }
+  store_max_relaxed(&g_registry.xpeak[k], f.live);
+  store_max_relaxed(&g_registry.xpeak_bytes[k], f.live_bytes);
+  f.peak = load_relaxed(&g_registry.xpeak[k]);
+  f.peak_bytes = load_relaxed(&g_registry.xpeak_bytes[k]);
+  return f;
+}
+
+/// Raises the process-wide peaks of kind k to the current sum over tables.
+RESMON_DETAIL_NOINLINE inline void sample_peak(uint16_t k) noexcept { (void)figures(k); }
+
+struct acquire_args {
+  uint16_t kind;
+  uint16_t flags;
+  uint32_t stack_id;
+  uint64_t key;
+  uint64_t size;
+  const site* where;
+  uintptr_t ret;
+};
+
+/// Records an acquisition in the calling thread's table.
+/// Returns: false when it could not be recorded (capacity reached); the
+/// acquisition is then counted as dropped.
+/// Does not block. Allocates: raw pages on the slow path only.
+/// Safe in interrupt context: no (a context must not interrupt its own table).
+inline bool acquire(const acquire_args& a) noexcept {
+  thread_table* t = platform::current_table();
+  if (RESMON_DETAIL_UNLIKELY(t == nullptr)) {
+    t = attach_table();
+    if (t == nullptr) {
+      fetch_add_relaxed(&g_registry.xdropped_untabled, uint64_t(1));
+      return false;
+    }
+  }
+  own_counters& c = t->own[a.kind];
+  segment* s = t->xsegment_count ? t->xsegments[t->active] : nullptr;
+  if (RESMON_DETAIL_UNLIKELY(s == nullptr || s->used * 4 >= s->capacity() * 3)) {
+    s = make_room(t);
+    if (s == nullptr) {
+      owner_add(&c.dropped, uint64_t(1));
+      return false;
+    }
+  }
+  // Probe for an EMPTY or DEAD slot; there is one because used < 3/4.
+  uint64_t mask = s->capacity() - 1;
+  uint64_t i = slot_of(a.kind, a.key, s->log2_capacity);
+  uint32_t st;
+  for (;; i = (i + 1) & mask) {
+    // Acquire: a remote claimer's reads of the payload happen before our writes.
+    st = load_acquire(&s->slots[i].xstate);
+    if ((st & 3) == slot_empty || (st & 3) == slot_dead) break;
+  }
+  record* r = &s->slots[i];
+  store_relaxed(&r->kind, a.kind);
+  store_relaxed(&r->flags, a.flags);
+  store_relaxed(&r->stack_id, a.stack_id);
+  store_relaxed(&r->thread, uint32_t(load_relaxed(&t->xthread)));
+  store_relaxed(&r->key, a.key);
+  store_relaxed(&r->size, a.size);
+  store_relaxed(&r->where, a.where);
+  store_relaxed(&r->time_ns, platform::clock_coarse_ns());
+  store_relaxed(&r->epoch, current_epoch());
+  store_relaxed(&r->ret, a.ret);
+  // Pairs with load_acquire in find_and_claim and in the snapshot readers.
+  store_release(&r->xstate, ((st >> 2) + 1) << 2 | slot_live);
+  if ((st & 3) == slot_empty) owner_add(&s->used, uint32_t(1));
+  owner_add(&s->inserted, uint64_t(1));
+  owner_add(&c.acquired, uint64_t(1));
+  owner_add(&c.acquired_bytes, a.size);
+  uint64_t live = c.acquired - c.released - load_relaxed(&t->remote[a.kind].released);
+  uint64_t live_bytes = c.acquired_bytes - c.released_bytes - load_relaxed(&t->remote[a.kind].released_bytes);
+  if (RESMON_DETAIL_UNLIKELY(live > c.peak || live_bytes > c.peak_bytes)) {
+    if (live > c.peak) store_relaxed(&c.peak, live);
+    if (live_bytes > c.peak_bytes) store_relaxed(&c.peak_bytes, live_bytes);
+    sample_peak(a.kind);
+  }
+  return true;
+}
+
+/// Probes table t for a LIVE record of (k, key) and claims it (LIVE -> BUSY).
+/// Returns: the claimed record and its segment, or nullptr.
+/// Lock-free. Does not allocate.
+inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment** where, bool any_kind) noexcept {
+  uint32_t count = load_acquire(&t->xsegment_count);
+  uint32_t first = load_relaxed(&t->active);  // most records live in the active segment
+  for (uint32_t n = 0; n < count; ++n) {
+    uint32_t j = n == 0 ? first : (n <= first ? n - 1 : n);
+    if (j >= count) continue;
+    segment* s = load_acquire(&t->xsegments[j]);
+    uint64_t cap = s->capacity();
+    uint64_t mask = cap - 1;
+    uint64_t i = slot_of(k, key, s->log2_capacity);
+    for (uint64_t probes = 0; probes < cap; ++probes, i = (i + 1) & mask) {
+      record* r = &s->slots[i];
+      uint32_t st = load_acquire(&r->xstate);  // pairs with store_release in acquire
+      uint32_t state = st & 3;
+      if (state == slot_empty) break;
+      if (state != slot_live || load_relaxed(&r->key) != key) continue;
+      if (!any_kind && load_relaxed(&r->kind) != k) continue;
+      if (cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
+        *where = s;
+        return r;
+      }
+      // Lost the race: another thread claimed or the owner reused it. Keep probing.
+    }
+  }
+  return nullptr;
+}
+
+/// Copies a claimed record out, marks it DEAD and counts the removal.
+inline void finish_removal(thread_table* t, segment* s, record* r, bool local, record_view* out) noexcept {
+  out->kind = resmon::kind(r->kind);
+  out->flags = r->flags;
+  out->stack_id = r->stack_id;
+  out->thread = r->thread;
+  out->key = r->key;
+  out->size = r->size;
+  out->where = r->where;
+  out->time_ns = r->time_ns;
+  out->epoch = r->epoch;
+  out->ret = r->ret;
+  uint32_t st = r->xstate;
+  // Pairs with the load_acquire of inserters: they write after our reads.
+  store_release(&r->xstate, (st & ~uint32_t(3)) | slot_dead);
+  uint16_t k = r->kind;
+  if (local) {
+    owner_add(&s->removed_local, uint64_t(1));
+    owner_add(&t->own[k].released, uint64_t(1));
+    owner_add(&t->own[k].released_bytes, out->size);
+  } else {
+    fetch_add_acq_rel(&s->xremoved_remote, uint64_t(1));  // pairs with segment::live()
+    fetch_add_relaxed(&t->remote[k].released, uint64_t(1));
+    fetch_add_relaxed(&t->remote[k].released_bytes, out->size);
+  }
+}
+
+/// Remembers a release in the calling thread's quarantine ring. Owner only.
+inline void quarantine_put(thread_table* t, const record_view& v, const site* released_at) noexcept {
+  released_entry& e = t->quarantine[t->quarantine_next++ % quarantine_size];
+  uint64_t seq = load_relaxed(&e.xseq);
+  store_relaxed(&e.xseq, seq + 1);  // odd: being written
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  store_relaxed(&e.key, v.key);
+  store_relaxed(&e.kind, uint64_t(v.kind));
+  store_relaxed(&e.thread, load_relaxed(&t->xthread));
+  store_relaxed(&e.acquired_at, v.where);
+  store_relaxed(&e.released_at, released_at);
+  store_relaxed(&e.ret, v.ret);
+  store_relaxed(&e.time_ns, v.time_ns);  // orders releases of one key: the newest acquisition wins
+  store_release(&e.xseq, seq + 2);
+}
+
+/// Looks for a recent release of `key` in every table's quarantine.
+/// Returns: true and a copy of the newest such entry.
+inline bool quarantine_find(uint64_t key, released_entry* found) noexcept {
+  bool any = false;
+  uint32_t n = load_acquire(&g_registry.xtable_count);
+  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g_registry.xtables[i]);
+    if (t == nullptr) continue;
+    for (auto& e : t->quarantine) {
+      uint64_t s1 = load_acquire(&e.xseq);
+      if (s1 == 0 || (s1 & 1) != 0 || load_relaxed(&e.key) != key) continue;
+      released_entry copy;
+      copy.key = load_relaxed(&e.key);
+      copy.kind = load_relaxed(&e.kind);
+      copy.thread = load_relaxed(&e.thread);
+      copy.acquired_at = load_relaxed(&e.acquired_at);
+      copy.released_at = load_relaxed(&e.released_at);
+      copy.ret = load_relaxed(&e.ret);
+      copy.time_ns = load_relaxed(&e.time_ns);
+      fence_acquire();
+      if (load_relaxed(&e.xseq) != s1) continue;
+      if (!any || copy.time_ns >= found->time_ns) *found = copy;
+      any = true;
+    }
+  }
+  return any;
+}
+
+/// Records a misuse event: counts it, logs it in the bounded ring, and acts
+/// as configured (callback, abort). Lock-free; does not allocate.
+RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, uint64_t key, const site* at,
+                                                 const site* acquired_at, const site* released_at,
+                                                 uint64_t other_thread) noexcept {
+  registry& g = g_registry;
+  fetch_add_relaxed(&g.xmisuse[uint32_t(type)], uint64_t(1));
+  uint64_t n = fetch_add_relaxed(&g.xmisuse_next, uint64_t(1));
+  misuse_event& e = g.misuse_log[n % misuse_log_size];
+  store_relaxed(&e.xseq, 2 * n + 1);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  store_relaxed(&e.type, uint64_t(type));
+  store_relaxed(&e.kind, uint64_t(k));
+  store_relaxed(&e.key, key);
+  store_relaxed(&e.thread, platform::thread_id());
+  store_relaxed(&e.at, at);
+  store_relaxed(&e.acquired_at, acquired_at);
+  store_relaxed(&e.released_at, released_at);
+  store_relaxed(&e.other_thread, other_thread);
+  store_release(&e.xseq, 2 * n + 2);
+  auto action = misuse_action(load_relaxed(&g.xmisuse_action));
+  if (action == misuse_action::callback) {
+    misuse_callback cb = load_acquire(&g.xmisuse_callback);
+    if (cb != nullptr) {
+      misuse_event copy{};
+      copy.type = uint64_t(type);
+      copy.kind = k;
+      copy.key = key;
+      copy.thread = e.thread;
+      copy.at = at;
+      copy.acquired_at = acquired_at;
+      copy.released_at = released_at;
+      copy.other_thread = other_thread;
+      cb(copy, load_relaxed(&g.xmisuse_context));
+    }
+  } else if (action == misuse_action::abort) {
+    platform::panic("resmon: resource misuse (see the misuse log)");
+  }
+}
+
+/// Copies misuse event i (0 = oldest still kept). Returns false if overwritten.
+inline bool misuse_at(uint64_t n, misuse_event* out) noexcept {
+  misuse_event& e = g_registry.misuse_log[n % misuse_log_size];
+  uint64_t s1 = load_acquire(&e.xseq);
+  if (s1 != 2 * n + 2) return false;
+  out->type = load_relaxed(&e.type);
+  out->kind = load_relaxed(&e.kind);
+  out->key = load_relaxed(&e.key);
+  out->thread = load_relaxed(&e.thread);
+  out->at = load_relaxed(&e.at);
+  out->acquired_at = load_relaxed(&e.acquired_at);
+  out->released_at = load_relaxed(&e.released_at);
+  out->other_thread = load_relaxed(&e.other_thread);
+  fence_acquire();
+  return load_relaxed(&e.xseq) == s1;
+}
+
+inline uint64_t misuse_total() noexcept {
+  uint64_t n = 0;
+  for (auto& m : g_registry.xmisuse) n += load_relaxed(&m);
+  return n;
+}
+
+inline uint64_t dropped_total() noexcept;
+
+/// Releases the record of (k, key), wherever it is held.
+/// Steps:
+///  1. Probe the caller's own table (the common case: no shared cache line).
+///  2. Probe every other table; a remote removal counts in that table's
+///     remote counters.
+///  3. Not found: a release of a key of another kind is "wrong kind"; a key
+///     released just before is a "double release"; anything else "unknown"
+///     (unless records were dropped for capacity, when it may be one of them).
+/// Returns: true and the record in *out when found.
+/// Lock-free; does not allocate (except a thread's first table, for the
+/// quarantine). Safe in interrupt context: no.
+inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
+  thread_table* own = platform::current_table();
+  if (RESMON_DETAIL_UNLIKELY(own == nullptr)) own = attach_table();
+  segment* s = nullptr;
+  if (own != nullptr) {
+    // The owner never migrates while it releases: no retry needed here.
+    if (record* r = find_and_claim(own, k, key, &s, false)) {
+      finish_removal(own, s, r, true, out);
+      quarantine_put(own, *out, at);
+      return true;
+    }
+  }
+  uint32_t n = load_acquire(&g_registry.xtable_count);
+  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g_registry.xtables[i]);
+    if (t == nullptr || t == own) continue;
+    for (;;) {
+      uint32_t m1 = load_acquire(&t->xmigrations);  // pairs with store_release in migrate
+      if (record* r = find_and_claim(t, k, key, &s, false)) {
+        finish_removal(t, s, r, false, out);
+        if (own != nullptr) quarantine_put(own, *out, at);
+        return true;
+      }
+      __atomic_thread_fence(__ATOMIC_SEQ_CST);
+      uint32_t m2 = load_relaxed(&t->xmigrations);
+      if (m1 == m2 && (m1 & 1) == 0) break;  // no move overlapped the search
+    }
+  }
+  // 3. Diagnose.
+  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g_registry.xtables[i]);
+    if (t == nullptr) continue;
+    if (record* r = find_and_claim(t, k, key, &s, true)) {
+      // Held under another kind: report, and put it back untouched.
+      const site* acquired_at = load_relaxed(&r->where);
+      uint16_t held_kind = load_relaxed(&r->kind);
+      uint32_t thread = load_relaxed(&r->thread);
+      uint32_t st = r->xstate;
+      store_release(&r->xstate, (st & ~uint32_t(3)) | slot_live);
+      report_misuse(misuse_type::wrong_kind, held_kind, key, at, acquired_at, nullptr, thread);
+      return false;
+    }
+  }
+  released_entry prior;
+  if (quarantine_find(key, &prior) && prior.kind == k) {
+    report_misuse(misuse_type::double_release, k, key, at, prior.acquired_at, prior.released_at, prior.thread);
+  } else if (dropped_total() == 0) {
+    report_misuse(misuse_type::unknown_release, k, key, at, nullptr, nullptr, 0);
+  }
+  return false;
+}
+
+/// Returns: true and a copy of the LIVE record of (k, key) if one is held.
+/// Lock-free; does not allocate. For checks on acquire (a reused descriptor).
+inline bool find_live(uint16_t k, uint64_t key, record_view* out) noexcept;
+
+// ---------------------------------------------------------------------------
+// Reading: counters and records
+
+
+
+inline uint64_t dropped_total() noexcept {
+  uint64_t n = load_relaxed(&g_registry.xdropped_untabled);
+  uint32_t tables = load_acquire(&g_registry.xtable_count);
+  for (uint32_t i = 0; i < tables && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g_registry.xtables[i]);
+    if (t == nullptr) continue;
+    for (auto& c : t->own) n += load_relaxed(&c.dropped);
+  }
+  return n;
+}
+
+/// Copies a LIVE record with the seqlock protocol. Returns false if the slot
+/// was not LIVE or changed while it was copied.
+inline bool copy_live(const record* r, record_view* v) noexcept {
+  uint32_t s1 = load_acquire(&r->xstate);  // pairs with store_release in acquire
+  if ((s1 & 3) != slot_live) return false;
+  v->kind = resmon::kind(load_relaxed(&r->kind));
+  v->flags = load_relaxed(&r->flags);
+  v->stack_id = load_relaxed(&r->stack_id);
+  v->thread = load_relaxed(&r->thread);
+  v->key = load_relaxed(&r->key);
+  v->size = load_relaxed(&r->size);
+  v->where = load_relaxed(&r->where);
+  v->time_ns = load_relaxed(&r->time_ns);
+  v->epoch = load_relaxed(&r->epoch);
+  v->ret = load_relaxed(&r->ret);
+  fence_acquire();
+  uint32_t s2 = load_relaxed(&r->xstate);
+  // A claim (LIVE -> BUSY) keeps the payload; only a new generation changes it.
+  return (s2 >> 2) == (s1 >> 2);
+}
+
+/// Calls fn(const record_view&) for every record held now. Records acquired or
+/// released during the walk may or may not be seen; none is seen twice.
+/// Does not allocate. Does not block.
+template <class Fn> void for_each_live(Fn&& fn) noexcept {
+  uint32_t n = load_acquire(&g_registry.xtable_count);
+  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g_registry.xtables[i]);
+    if (t == nullptr) continue;
+    uint32_t count = load_acquire(&t->xsegment_count);
+    for (uint32_t j = 0; j < count; ++j) {
+      segment* s = load_acquire(&t->xsegments[j]);
+      uint64_t cap = s->capacity();
+      for (uint64_t k = 0; k < cap; ++k) {
+        record_view v;
+        if (copy_live(&s->slots[k], &v)) fn(v);
+      }
+    }
+  }
+}
+
+inline bool find_live(uint16_t k, uint64_t key, record_view* out) noexcept {
+  uint32_t n = load_acquire(&g_registry.xtable_count);
+  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g_registry.xtables[i]);
+    if (t == nullptr) continue;
+    uint32_t count = load_acquire(&t->xsegment_count);
+    for (uint32_t j = count; j-- > 0;) {
+      segment* s = load_acquire(&t->xsegments[j]);
+      uint64_t cap = s->capacity();
+      uint64_t i2 = slot_of(k, key, s->log2_capacity);
+      for (uint64_t probes = 0; probes < cap; ++probes, i2 = (i2 + 1) & (cap - 1)) {
+        const record* r = &s->slots[i2];
+        uint32_t st = load_acquire(&r->xstate);
+        if ((st & 3) == slot_empty) break;
+        if (copy_live(r, out) && out->key == key && uint16_t(out->kind) == k) return true;
+      }
+    }
+  }
+  return false;
+}
+
+/// Sets what happens on misuse besides counting and logging.
+/// Returns: the previous callback. Thread-safety: atomic.
+inline misuse_callback set_misuse_action(misuse_action action, misuse_callback cb, void* context) noexcept {
+  store_relaxed(&g_registry.xmisuse_context, context);
+  misuse_callback old = __atomic_exchange_n(&g_registry.xmisuse_callback, cb, __ATOMIC_ACQ_REL);
+  store_release(&g_registry.xmisuse_action, uint32_t(action));
+  return old;
+}
+
+}  // namespace resmon::core

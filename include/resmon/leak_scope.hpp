@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+// Leak scopes: everything acquired after a point and still held, and the
+// RESMON_LEAK_CHECK() guard that reports it. Layer: hosted.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "report.hpp"
+#include "tracker.hpp"
+
+namespace resmon {
+
+/// One resource still held.
+struct leak {
+  resmon::kind kind;
+  std::uintptr_t key;
+  std::size_t size;
+  resmon::site site;
+  std::uint64_t thread;
+  std::chrono::nanoseconds age;
+  std::uint32_t stack_id;          // 0 when no stack was captured
+  std::uintptr_t return_address;   // of the acquiring call
+};
+
+/// Everything acquired, by any thread, after construction and still held.
+class leak_scope {
+ public:
+  /// Effects: opens the scope. Lock-free; does not allocate.
+  leak_scope() noexcept : epoch_(core::next_epoch()) {}
+
+  /// Returns: the resources acquired since construction and still held, in
+  /// groups of the same site, largest group first.
+  std::vector<leak> leaks() const { return collect(nullptr); }
+
+  /// Returns: the same, for kind `k` only.
+  std::vector<leak> leaks(kind k) const { return collect(&k); }
+
+  /// Returns: the epoch that opened the scope (for report_options::min_epoch).
+  std::uint64_t epoch() const noexcept { return epoch_; }
+
+ private:
+  std::vector<leak> collect(const kind* only) const {
+    core::grouped_snapshot snap(epoch_);
+    std::uint64_t now = platform::clock_coarse_ns();
+    std::vector<leak> out;
+    out.reserve(snap.record_count());
+    static constexpr site unknown{"?", 0, "?"};
+    const core::site_group* groups = snap.groups();
+    for (std::size_t g = 0; g < snap.group_count(); ++g) {
+      if (only != nullptr && groups[g].kind != std::uint16_t(*only)) continue;
+      for (std::size_t i = groups[g].first; i < groups[g].first + groups[g].count; ++i) {
+        const core::record_view& v = snap.records()[i];
+        out.push_back(leak{v.kind, std::uintptr_t(v.key), std::size_t(v.size), v.where ? *v.where : unknown, v.thread,
+                           std::chrono::nanoseconds(now > v.time_ns ? now - v.time_ns : 0), v.stack_id, v.ret});
+      }
+    }
+    return out;
+  }
+
+  std::uint64_t epoch_;
+};
+
+/// Calls fn(first, count, bytes) for each run of leaks of the same kind and
+/// site (leak_scope::leaks() returns them grouped).
+template <class Fn> void for_each_leak_group(const std::vector<leak>& leaks, Fn&& fn) {
+  for (std::size_t i = 0; i < leaks.size();) {
+    std::size_t j = i;
+    std::uint64_t bytes = 0;
+    while (j < leaks.size() && leaks[j].kind == leaks[i].kind && leaks[j].site.file == leaks[i].site.file &&
+           leaks[j].site.line == leaks[i].site.line) {
+      bytes += leaks[j].size;
+      ++j;
+    }
+    fn(leaks[i], j - i, bytes);
+    i = j;
+  }
+}
+
+/// Returns: the message for one group of leaks, e.g. "resmon: 2 memory
+/// resources (64 bytes) acquired at cache.cpp:30 in make_cache are still held
+/// at the end of the leak check at cache_test.cpp:12".
+inline std::string describe_leak(const leak& first, std::size_t count, std::uint64_t bytes, const site& check) {
+  std::string m = "resmon: ";
+  m += std::to_string(count);
+  m += ' ';
+  const char* name = core::kind_name(std::uint16_t(first.kind));
+  m += name != nullptr ? name : "unknown";
+  m += count == 1 ? " resource" : " resources";
+  if (bytes != 0) m += " (" + std::to_string(bytes) + " bytes)";
+  m += " acquired at ";
+  m += first.site.file;
+  m += ':';
+  m += std::to_string(first.site.line);
+  if (first.site.function != nullptr && first.site.function[0] != '\0') {
+    m += " in ";
+    m += first.site.function;
+  }
+  m += count == 1 ? " is" : " are";
+  m += " still held at the end of the leak check at ";
+  m += check.file;
+  if (check.line != 0) {
+    m += ':';
+    m += std::to_string(check.line);
+  }
+  return m;
+}
+
+/// Called when a leak check finds leaks: `check` is where RESMON_LEAK_CHECK()
+/// stands, `leaks` what it found, `epoch` the scope's epoch.
+using leak_handler = void (*)(const site& check, const std::vector<leak>& leaks, std::uint64_t epoch);
+
+namespace detail {
+inline void default_leak_handler(const site& check, const std::vector<leak>&, std::uint64_t epoch) {
+  std::string title = "resmon: leak check at ";
+  title += check.file;
+  title += ':';
+  title += std::to_string(check.line);
+  report_options options;
+  options.min_epoch = epoch;
+  options.scope_only = true;
+  options.title = title.c_str();
+  report(stderr, options);
+}
+inline leak_handler g_leak_handler = nullptr;  // nullptr: default_leak_handler
+}  // namespace detail
+
+/// Effects: sets what a leak check does with the leaks it finds; nullptr
+/// restores the default (a report on stderr). Returns: the previous handler.
+/// Thread-safety: atomic.
+inline leak_handler set_leak_handler(leak_handler handler) noexcept {
+  return __atomic_exchange_n(&detail::g_leak_handler, handler, __ATOMIC_ACQ_REL);
+}
+
+/// The guard behind RESMON_LEAK_CHECK(): a leak_scope that, when it ends,
+/// passes what leaked to the leak handler.
+class leak_check {
+ public:
+  explicit leak_check(const site* where) noexcept : where_(where), exceptions_(std::uncaught_exceptions()) {}
+  leak_check(const leak_check&) = delete;
+  leak_check& operator=(const leak_check&) = delete;
+  ~leak_check() {
+    if (std::uncaught_exceptions() > exceptions_) return;  // unwinding: the failure is elsewhere
+    std::vector<leak> found = scope_.leaks();
+    if (found.empty()) return;
+    leak_handler handler = __atomic_load_n(&detail::g_leak_handler, __ATOMIC_ACQUIRE);
+    (handler != nullptr ? handler : detail::default_leak_handler)(*where_, found, scope_.epoch());
+  }
+  const leak_scope& scope() const noexcept { return scope_; }
+
+ private:
+  const site* where_;
+  int exceptions_;
+  leak_scope scope_;
+};
+
+}  // namespace resmon

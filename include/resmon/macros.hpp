@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: MIT
+// The event macros: the enabled table and the disabled table, side by side.
+// Layer: hosted.
+//
+// Without RESMON_ENABLE=1 every macro keeps its syntactic role (a statement
+// stays a statement, a declaration a declaration) and type-checks its
+// arguments inside sizeof, so they are neither evaluated nor emitted: the
+// object code is the same as without the macro (tests/compile_away proves it).
+#pragma once
+
+#include "config.hpp"
+#include "core/types.hpp"
+
+namespace resmon::detail {
+/// Declared, never defined: only named inside sizeof.
+template <class... T> char swallow(const T&...) noexcept;
+}  // namespace resmon::detail
+
+#define RESMON_DETAIL_CAT2(a, b) a##b
+#define RESMON_DETAIL_CAT(a, b) RESMON_DETAIL_CAT2(a, b)
+/// A static site for the current line; __func__ names the enclosing function.
+#define RESMON_DETAIL_SITE(name) static constexpr ::resmon::site name{__FILE__, __LINE__, __func__}
+
+#if RESMON_HAS_TRACKING
+#include "leak_scope.hpp"
+#include "tracker.hpp"
+
+// --- enabled ---------------------------------------------------------------
+#define RESMON_TRACK_ACQUIRE(kind, key, size)                                                              \
+  do {                                                                                                     \
+    RESMON_DETAIL_SITE(resmon_site_);                                                                      \
+    ::resmon::detail::acquire_here((kind), ::resmon::detail::key_of(key), (size), &resmon_site_);          \
+  } while (0)
+#define RESMON_TRACK_RELEASE(kind, key)                                                                    \
+  do {                                                                                                     \
+    RESMON_DETAIL_SITE(resmon_site_);                                                                      \
+    ::resmon::detail::release((kind), ::resmon::detail::key_of(key), &resmon_site_);                       \
+  } while (0)
+#define RESMON_TRACK_ALLOC(ptr, size) RESMON_TRACK_ACQUIRE(::resmon::kind::memory, ptr, size)
+#define RESMON_TRACK_FREE(ptr) RESMON_TRACK_RELEASE(::resmon::kind::memory, ptr)
+#define RESMON_LEAK_CHECK()                                                                                \
+  RESMON_DETAIL_SITE(RESMON_DETAIL_CAT(resmon_check_site_, __LINE__));                                     \
+  ::resmon::leak_check RESMON_DETAIL_CAT(resmon_check_, __LINE__) { &RESMON_DETAIL_CAT(resmon_check_site_, __LINE__) }
+
+#else
+// --- disabled --------------------------------------------------------------
+#define RESMON_TRACK_ACQUIRE(kind, key, size) ((void)sizeof(::resmon::detail::swallow((kind), (key), (size))))
+#define RESMON_TRACK_RELEASE(kind, key) ((void)sizeof(::resmon::detail::swallow((kind), (key))))
+#define RESMON_TRACK_ALLOC(ptr, size) ((void)sizeof(::resmon::detail::swallow((ptr), (size))))
+#define RESMON_TRACK_FREE(ptr) ((void)sizeof(::resmon::detail::swallow((ptr))))
+#define RESMON_LEAK_CHECK() static_assert(true, "resmon tracking is disabled")
+#endif

@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT
+// The platform interface for hosted Linux (POSIX): pages from mmap, clocks
+// from the vDSO, one table per thread. Layer: platform (hosted).
+#pragma once
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/platform.hpp"
+
+namespace resmon::core {
+inline void detach_table(thread_table* t) noexcept;
+}
+
+namespace resmon::platform {
+namespace posix {
+
+// initial-exec: no __tls_get_addr (which may call malloc) from a preloaded library.
+[[gnu::tls_model("initial-exec")]] inline thread_local core::thread_table* tls_table = nullptr;
+[[gnu::tls_model("initial-exec")]] inline thread_local uint64_t tls_thread_id = 0;
+[[gnu::tls_model("initial-exec")]] inline thread_local uintptr_t tls_stack_lo = 0;
+[[gnu::tls_model("initial-exec")]] inline thread_local uintptr_t tls_stack_hi = 0;
+
+inline pthread_key_t exit_key;
+inline pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+inline void on_thread_exit(void* table) noexcept {
+  tls_table = nullptr;
+  core::detach_table(static_cast<core::thread_table*>(table));
+}
+
+inline void make_exit_key() noexcept { (void)pthread_key_create(&exit_key, on_thread_exit); }
+
+}  // namespace posix
+
+inline void* pages_alloc(size_t bytes) noexcept {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+inline void pages_free(void* p, size_t bytes) noexcept { ::munmap(p, bytes); }
+
+inline uint64_t clock_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+inline uint64_t clock_coarse_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+inline uint64_t thread_id() noexcept {
+  if (posix::tls_thread_id == 0) posix::tls_thread_id = uint64_t(::syscall(SYS_gettid));
+  return posix::tls_thread_id;
+}
+
+inline core::thread_table* current_table() noexcept { return posix::tls_table; }
+
+inline void set_current_table(core::thread_table* t) noexcept {
+  posix::tls_table = t;
+  (void)::pthread_once(&posix::exit_key_once, posix::make_exit_key);
+  (void)::pthread_setspecific(posix::exit_key, t);
+}
+
+inline void default_output(const char* text, size_t length) noexcept {
+  while (length > 0) {
+    ssize_t n = ::write(2, text, length);
+    if (n <= 0) return;
+    text += n;
+    length -= size_t(n);
+  }
+}
+
+inline bool stack_bounds(uintptr_t* lo, uintptr_t* hi) noexcept {
+  if (posix::tls_stack_hi == 0) {
+    pthread_attr_t attr;
+    if (::pthread_getattr_np(::pthread_self(), &attr) != 0) return false;
+    void* addr = nullptr;
+    size_t size = 0;
+    int rc = ::pthread_attr_getstack(&attr, &addr, &size);
+    ::pthread_attr_destroy(&attr);
+    if (rc != 0) return false;
+    posix::tls_stack_lo = uintptr_t(addr);
+    posix::tls_stack_hi = uintptr_t(addr) + size;
+  }
+  *lo = posix::tls_stack_lo;
+  *hi = posix::tls_stack_hi;
+  return true;
+}
+
+[[noreturn]] inline void panic(const char* why) noexcept {
+  default_output(why, core::str_length(why));
+  default_output("\n", 1);
+  ::abort();
+}
+
+}  // namespace resmon::platform

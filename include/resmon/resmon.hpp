@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: MIT
+// resmon: tracks every resource a program holds, who acquired it and when.
+// The umbrella header for C++ users. Layer: hosted.
+#pragma once
+
+#include "config.hpp"
+#include "leak_scope.hpp"
+#include "macros.hpp"
+#include "report.hpp"
+#include "tracker.hpp"

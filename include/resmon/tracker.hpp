@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: MIT
+// The hosted tracking API: acquire/release entry points behind the macros,
+// usage figures, kinds, capacity and misuse handling. Layer: hosted.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <type_traits>
+
+#include "config.hpp"
+#include "core/tracker.hpp"
+#include "platform/posix.hpp"
+
+namespace resmon {
+
+using core::misuse_action;
+using core::misuse_event;
+using core::misuse_type;
+
+/// Returns: the kind named `name`, registered on first use; the same name
+/// always gives the same kind. Requires: a name of 1 to 31 characters.
+/// Returns kind{max_kinds} (invalid: acquisitions of it are ignored and
+/// counted as misuse) when the name is invalid or 64 kinds exist.
+/// Thread-safety: lock-free. Allocates: no (the name is copied).
+inline kind register_kind(const char* name) noexcept { return kind(core::register_kind(name)); }
+
+/// Returns: the name of kind `k` ("memory", "fd", ..., or a registered name),
+/// or nullptr when no such kind exists.
+inline const char* kind_name(kind k) noexcept { return core::kind_name(uint16_t(k)); }
+
+/// Returns: the resources of kind `k` held now (count and bytes).
+/// Exact when no other thread is acquiring or releasing at the same moment.
+inline usage live(kind k) noexcept {
+  core::kind_figures f = core::figures(uint16_t(k));
+  return {f.live, f.live_bytes};
+}
+
+/// Returns: the highest live figures of kind `k` seen so far. Exact on one
+/// thread; with several threads, the highest sum observed whenever a thread's
+/// own figures reached a new high or figures were read.
+inline usage peak(kind k) noexcept {
+  core::kind_figures f = core::figures(uint16_t(k));
+  return {f.peak, f.peak_bytes};
+}
+
+/// Returns: everything of kind `k` acquired (and recorded) since start.
+inline usage total(kind k) noexcept {
+  core::kind_figures f = core::figures(uint16_t(k));
+  return {f.total, f.total_bytes};
+}
+
+/// Returns: acquisitions of kind `k` not recorded because the capacity was reached.
+inline uint64_t dropped(kind k) noexcept { return core::figures(uint16_t(k)).dropped; }
+
+/// Effects: sets the capacity, in records, of all threads' tables together
+/// (default 4,194,304; 64 bytes per record). Past it, acquisitions are
+/// counted as dropped and every report says so. 0 restores the default.
+inline void set_capacity(std::uint64_t records) noexcept { core::set_capacity(records); }
+
+/// Returns: the number of misuse events of `type` so far.
+inline std::uint64_t misuse_count(misuse_type type) noexcept {
+  return core::load_relaxed(&core::g_registry.xmisuse[uint32_t(type)]);
+}
+
+/// Returns: the number of misuse events of every type so far.
+inline std::uint64_t misuse_count() noexcept { return core::misuse_total(); }
+
+/// A misuse handler: called, on the thread that misused, for every event.
+using misuse_handler = core::misuse_callback;
+
+/// Effects: sets what happens on misuse besides counting and logging: `log`
+/// (default: reports list it), `callback` (calls `handler`), or `abort`
+/// (prints the event and ends the program; for debug builds).
+/// Returns: the previous handler. Thread-safety: atomic.
+inline misuse_handler set_misuse_action(misuse_action action, misuse_handler handler = nullptr,
+                                        void* context = nullptr) noexcept {
+  return core::set_misuse_action(action, handler, context);
+}
+
+namespace detail {
+
+/// Converts any integer or pointer to a record key.
+template <class Key> constexpr std::uint64_t key_of(Key key) noexcept {
+  if constexpr (std::is_pointer_v<Key>) {
+    return reinterpret_cast<std::uintptr_t>(key);
+  } else {
+    static_assert(std::is_integral_v<Key> || std::is_enum_v<Key>, "a resmon key is an integer or a pointer");
+    return static_cast<std::uint64_t>(key);
+  }
+}
+constexpr std::uint64_t key_of(std::nullptr_t) noexcept { return 0; }
+
+inline void read_environment() noexcept;
+
+/// Records an acquisition (the macros' target). Does not throw or allocate
+/// (but for a thread's first table). Returns: false when dropped.
+inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
+                    std::uint32_t stack_id = 0) noexcept {
+  if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
+    core::report_misuse(misuse_type::unknown_release, std::uint16_t(k), key, where, nullptr, nullptr, 0);
+    return false;
+  }
+  return core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret)});
+}
+
+/// Records an acquisition with the return address of this call: the address
+/// in the caller just past the acquiring site (what the macros record).
+/// Not inlined, so that the return address is the caller's own.
+RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, std::uint64_t key, std::uint64_t size,
+                                                const site* where) noexcept {
+  return acquire(k, key, size, where, __builtin_extract_return_addr(__builtin_return_address(0)));
+}
+
+/// Records a release (the macros' target). Returns: true when the record was
+/// found; false after reporting the misuse.
+inline bool release(kind k, std::uint64_t key, const site* where, core::record_view* out = nullptr) noexcept {
+  core::record_view v;
+  if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) return false;
+  return core::release(std::uint16_t(k), key, where, out != nullptr ? out : &v);
+}
+
+/// Parses an unsigned decimal number with an optional k/M/G suffix (powers
+/// of 1024). Returns: false on anything else.
+inline bool parse_count(const char* text, std::uint64_t* out) noexcept {
+  if (text == nullptr || *text < '0' || *text > '9') return false;
+  std::uint64_t v = 0;
+  for (; *text >= '0' && *text <= '9'; ++text) {
+    if (v > (~std::uint64_t(0) - 9) / 10) return false;
+    v = v * 10 + std::uint64_t(*text - '0');
+  }
+  std::uint64_t scale = 1;
+  if (*text == 'k' || *text == 'K') scale = 1024;
+  else if (*text == 'M') scale = 1024 * 1024;
+  else if (*text == 'G') scale = 1024 * 1024 * 1024;
+  if (scale != 1) ++text;
+  if (*text != '\0' || v > ~std::uint64_t(0) / scale) return false;
+  *out = v * scale;
+  return true;
+}
+
+inline void read_environment() noexcept {
+#if RESMON_CONFIG_READ_ENVIRONMENT
+  if (const char* text = std::getenv("RESMON_CAPACITY")) {
+    std::uint64_t n = 0;
+    if (parse_count(text, &n) && n >= 1024 && n <= (std::uint64_t(1) << 32)) {
+      core::set_capacity(n);
+    } else {
+      std::fprintf(stderr,
+                   "resmon: RESMON_CAPACITY='%s' is not valid: expected a number of records from 1024 to "
+                   "4294967296, optionally with k, M or G (e.g. 1M); keeping %llu\n",
+                   text, static_cast<unsigned long long>(core::capacity()));
+    }
+  }
+#endif
+}
+
+#if RESMON_HAS_TRACKING
+// Reads the environment once, before main, in every program that tracks.
+inline const bool environment_read = (read_environment(), true);
+#endif
+
+}  // namespace detail
+}  // namespace resmon

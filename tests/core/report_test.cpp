@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+// Reports: grouping by site, largest first, figures, misuse and JSON fields.
+#include <resmon/report.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <string>
+
+namespace {
+constexpr resmon::site small_site{"report_test.cpp", 11, "small_maker"};
+constexpr resmon::site big_site{"report_test.cpp", 22, "big_maker"};
+constexpr resmon::site rel_site{"report_test.cpp", 33, "releaser"};
+
+std::string read_file(std::FILE* f) {
+  std::string s;
+  std::rewind(f);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) s.append(buf, n);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("report: groups held resources by site, largest first, with figures") {
+  resmon::kind k = resmon::register_kind("report_kind");
+  for (std::uint64_t i = 0; i < 5; ++i) resmon::detail::acquire(k, 100 + i, 10, &small_site, nullptr);
+  for (std::uint64_t i = 0; i < 2; ++i) resmon::detail::acquire(k, 200 + i, 1000, &big_site, nullptr);
+  std::string text = resmon::report_string();
+  INFO(text);
+  std::size_t kind_line = text.find("  report_kind: 7 held, 2050 B (peak 7 / 2050 B, total 7)");
+  REQUIRE(kind_line != std::string::npos);
+  std::size_t big = text.find("2 held, 2000 B, at report_test.cpp:22 in big_maker, oldest ");
+  std::size_t small = text.find("5 held, 50 B, at report_test.cpp:11 in small_maker, oldest ");
+  REQUIRE(big != std::string::npos);
+  REQUIRE(small != std::string::npos);
+  CHECK(kind_line < big);
+  CHECK(big < small);  // more bytes first
+  CHECK(text.find("thread ") != std::string::npos);
+  for (std::uint64_t i = 0; i < 5; ++i) resmon::detail::release(k, 100 + i, &rel_site);
+  for (std::uint64_t i = 0; i < 2; ++i) resmon::detail::release(k, 200 + i, &rel_site);
+  text = resmon::report_string();
+  CHECK(text.find("report_kind") == std::string::npos);  // nothing held: not listed
+}
+
+TEST_CASE("report: writes to a FILE*, and JSON carries the same data with a version") {
+  resmon::kind k = resmon::register_kind("json_kind");
+  resmon::detail::acquire(k, 7, 123, &big_site, nullptr);
+  std::FILE* f = std::tmpfile();
+  REQUIRE(f != nullptr);
+  resmon::report(f);
+  std::string text = read_file(f);
+  std::fclose(f);
+  CHECK(text.find("json_kind: 1 held, 123 B") != std::string::npos);
+
+  f = std::tmpfile();
+  resmon::report_json(f);
+  std::string json = read_file(f);
+  std::fclose(f);
+  INFO(json);
+  CHECK(json.rfind("{\"schema\":\"resmon.report\",\"version\":1,", 0) == 0);
+  CHECK(json.find("{\"kind\":\"json_kind\",") != std::string::npos);
+  CHECK(json.find("\"held\":{\"count\":1,\"bytes\":123}") != std::string::npos);
+  CHECK(json.find("\"file\":\"report_test.cpp\",\"line\":22,\"function\":\"big_maker\"") != std::string::npos);
+  CHECK(json.find("{\"key\":7,\"size\":123,") != std::string::npos);
+  CHECK(json.back() == '\n');
+  resmon::detail::release(k, 7, &rel_site);
+}
+
+TEST_CASE("report: misuse appears with both call sites") {
+  resmon::detail::acquire(resmon::kind::dir, 0xd1, 0, &small_site, nullptr);
+  resmon::detail::release(resmon::kind::dir, 0xd1, &rel_site);
+  resmon::detail::release(resmon::kind::dir, 0xd1, &big_site);
+  std::string text = resmon::report_string();
+  INFO(text);
+  CHECK(text.find("double release (dir 0xd1) at report_test.cpp:22 in big_maker, thread ") != std::string::npos);
+  CHECK(text.find("acquired at report_test.cpp:11 in small_maker; first released at report_test.cpp:33 in releaser") !=
+        std::string::npos);
+  std::string json = resmon::report_json_string();
+  CHECK(json.find("\"double_release\":1") != std::string::npos);
+}
+
+TEST_CASE("report: JSON escapes strings") {
+  static constexpr resmon::site odd{"dir\\with \"quotes\"\n.cpp", 5, "f"};
+  resmon::kind k = resmon::register_kind("escape_kind");
+  resmon::detail::acquire(k, 1, 1, &odd, nullptr);
+  std::string json = resmon::report_json_string();
+  CHECK(json.find("\"file\":\"dir\\\\with \\\"quotes\\\"\\u000a.cpp\"") != std::string::npos);
+  resmon::detail::release(k, 1, &odd);
+}
+
+TEST_CASE("report: writer formats durations and sizes for people") {
+  std::string out;
+  {
+    resmon::core::writer w({resmon::detail::write_string, &out});
+    w.put_duration(850).put_char('|').put_duration(12345678).put_char('|').put_duration(4000000000ULL);
+    w.put_char('|').put_bytes(512).put_char('|').put_bytes(12800).put_char('|').put_bytes(3u << 20);
+    w.put_char('|').put_hex(0xdeadbeef).put_char('|').put_uint(0);
+  }
+  CHECK(out == "850 ns|12.3 ms|4.0 s|512 B|12.5 KiB|3.0 MiB|0xdeadbeef|0");
+}
