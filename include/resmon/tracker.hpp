@@ -115,9 +115,8 @@ RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, std::uint64_t key, std::
 /// Records a release (the macros' target). Returns: true when the record was
 /// found; false after reporting the misuse.
 inline bool release(kind k, std::uint64_t key, const site* where, core::record_view* out = nullptr) noexcept {
-  core::record_view v;
   if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) return false;
-  return core::release(std::uint16_t(k), key, where, out != nullptr ? out : &v);
+  return core::release(std::uint16_t(k), key, where, out);
 }
 
 /// Parses an unsigned decimal number with an optional k/M/G suffix (powers

@@ -122,7 +122,6 @@ struct released_entry {
   uint64_t thread;
   const site* acquired_at;
   const site* released_at;
-  uintptr_t ret;
   uint64_t time_ns;
 };
 
@@ -307,8 +306,10 @@ inline void detach_table(thread_table* t) noexcept {
 
 /// The home slot of a key. The kind is left out on purpose: a release
 /// through the wrong kind must find the record to say so.
+/// Fibonacci hashing: one multiply spreads aligned pointers and small
+/// descriptor numbers alike over the high bits.
 inline uint64_t slot_of(uint16_t, uint64_t key, uint32_t log2_capacity) noexcept {
-  return mix64(key) >> (64 - log2_capacity);
+  return (key * 0x9e3779b97f4a7c15ULL) >> (64 - log2_capacity);
 }
 
 /// Resets a segment whose records were all released: DEAD slots become EMPTY
@@ -558,10 +559,22 @@ inline bool acquire(const acquire_args& a) noexcept {
   return true;
 }
 
-/// Probes table t for a LIVE record of (k, key) and claims it (LIVE -> BUSY).
-/// Returns: the claimed record and its segment, or nullptr.
+enum class claim : uint32_t {
+  owner,     // the caller owns the table: no atomic read-modify-write
+  remote,    // another thread's table: LIVE -> BUSY by CAS
+  any_kind,  // as remote, and a record of another kind matches too
+};
+
+/// Probes table t for a LIVE record of (k, key) and claims it.
+/// The owner claims without a CAS: only a racing double release by another
+/// thread could claim the same record, and that thread's second CAS (BUSY ->
+/// DEAD, in finish_removal) then fails and reports it. This keeps the owner's
+/// release free of locked instructions, which would drain the store buffer.
+/// Returns: the claimed record and its segment, or nullptr; *state the state
+/// word it was claimed at.
 /// Lock-free. Does not allocate.
-inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment** where, bool any_kind) noexcept {
+inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment** where, claim how,
+                              uint32_t* state) noexcept {
   uint32_t count = load_acquire(&t->xsegment_count);
   uint32_t first = load_relaxed(&t->active);  // most records live in the active segment
   for (uint32_t n = 0; n < count; ++n) {
@@ -574,61 +587,79 @@ inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment
     for (uint64_t probes = 0; probes < cap; ++probes, i = (i + 1) & mask) {
       record* r = &s->slots[i];
       uint32_t st = load_acquire(&r->xstate);  // pairs with store_release in acquire
-      uint32_t state = st & 3;
-      if (state == slot_empty) break;
-      if (state != slot_live || load_relaxed(&r->key) != key) continue;
-      if (!any_kind && load_relaxed(&r->kind) != k) continue;
-      if (cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
+      uint32_t st_kind = st & 3;
+      if (st_kind == slot_empty) break;
+      if (st_kind != slot_live || load_relaxed(&r->key) != key) continue;
+      if (how != claim::any_kind && load_relaxed(&r->kind) != k) continue;
+      if (how == claim::owner || cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
         *where = s;
+        *state = st;
         return r;
       }
-      // Lost the race: another thread claimed or the owner reused it. Keep probing.
+      // Lost the race: another thread claimed it or the owner reused it. Keep probing.
     }
   }
   return nullptr;
 }
 
-/// Copies a claimed record out, marks it DEAD and counts the removal.
-inline void finish_removal(thread_table* t, segment* s, record* r, bool local, record_view* out) noexcept {
-  out->kind = resmon::kind(r->kind);
-  out->flags = r->flags;
-  out->stack_id = r->stack_id;
-  out->thread = r->thread;
-  out->key = r->key;
-  out->size = r->size;
-  out->where = r->where;
-  out->time_ns = r->time_ns;
-  out->epoch = r->epoch;
-  out->ret = r->ret;
-  uint32_t st = r->xstate;
-  // Pairs with the load_acquire of inserters: they write after our reads.
-  store_release(&r->xstate, (st & ~uint32_t(3)) | slot_dead);
-  uint16_t k = r->kind;
-  if (local) {
-    owner_add(&s->removed_local, uint64_t(1));
-    owner_add(&t->own[k].released, uint64_t(1));
-    owner_add(&t->own[k].released_bytes, out->size);
-  } else {
-    fetch_add_acq_rel(&s->xremoved_remote, uint64_t(1));  // pairs with segment::live()
-    fetch_add_relaxed(&t->remote[k].released, uint64_t(1));
-    fetch_add_relaxed(&t->remote[k].released_bytes, out->size);
-  }
-}
-
-/// Remembers a release in the calling thread's quarantine ring. Owner only.
-inline void quarantine_put(thread_table* t, const record_view& v, const site* released_at) noexcept {
+/// Remembers a release in table t's quarantine ring (t: the releasing
+/// thread's own table). Owner only.
+inline void quarantine_put(thread_table* t, uint64_t key, uint16_t k, const site* acquired_at, uint64_t time_ns,
+                           const site* released_at) noexcept {
   released_entry& e = t->quarantine[t->quarantine_next++ % quarantine_size];
-  uint64_t seq = load_relaxed(&e.xseq);
+  uint64_t seq = e.xseq;  // owner-only writer
   store_relaxed(&e.xseq, seq + 1);  // odd: being written
   __atomic_thread_fence(__ATOMIC_RELEASE);
-  store_relaxed(&e.key, v.key);
-  store_relaxed(&e.kind, uint64_t(v.kind));
+  store_relaxed(&e.key, key);
+  store_relaxed(&e.kind, uint64_t(k));
   store_relaxed(&e.thread, load_relaxed(&t->xthread));
-  store_relaxed(&e.acquired_at, v.where);
+  store_relaxed(&e.acquired_at, acquired_at);
   store_relaxed(&e.released_at, released_at);
-  store_relaxed(&e.ret, v.ret);
-  store_relaxed(&e.time_ns, v.time_ns);  // orders releases of one key: the newest acquisition wins
+  store_relaxed(&e.time_ns, time_ns);  // orders releases of one key: the newest acquisition wins
   store_release(&e.xseq, seq + 2);
+}
+
+/// Copies a claimed record out (when `out` is not null), remembers the release
+/// in `quarantine` (the releasing thread's table, when not null), marks the
+/// record DEAD and counts the removal.
+/// Returns: false when a remote claim lost to the owner's own release of the
+/// same record at the same moment (a double release): nothing is counted.
+inline bool finish_removal(thread_table* t, segment* s, record* r, claim how, uint32_t st, record_view* out,
+                           thread_table* quarantine, const site* released_at) noexcept {
+  uint16_t k = r->kind;
+  uint64_t size = r->size;
+  if (out != nullptr) {
+    out->kind = resmon::kind(k);
+    out->flags = r->flags;
+    out->stack_id = r->stack_id;
+    out->thread = r->thread;
+    out->key = r->key;
+    out->size = size;
+    out->where = r->where;
+    out->time_ns = r->time_ns;
+    out->epoch = r->epoch;
+    out->ret = r->ret;
+  }
+  uint32_t dead = (st & ~uint32_t(3)) | slot_dead;
+  if (how == claim::owner) {
+    if (quarantine != nullptr) quarantine_put(quarantine, r->key, k, r->where, r->time_ns, released_at);
+    // Pairs with the load_acquire of inserters: they write after our reads.
+    store_release(&r->xstate, dead);
+    owner_add(&s->removed_local, uint64_t(1));
+    owner_add(&t->own[k].released, uint64_t(1));
+    owner_add(&t->own[k].released_bytes, size);
+    return true;
+  }
+  const site* where = r->where;
+  uint64_t time_ns = r->time_ns;
+  uint64_t key = r->key;
+  uint32_t busy = (st & ~uint32_t(3)) | slot_busy;
+  if (!cas_acq_rel(&r->xstate, busy, dead)) return false;  // the owner released it meanwhile
+  fetch_add_acq_rel(&s->xremoved_remote, uint64_t(1));  // pairs with segment::live()
+  fetch_add_relaxed(&t->remote[k].released, uint64_t(1));
+  fetch_add_relaxed(&t->remote[k].released_bytes, size);
+  if (quarantine != nullptr) quarantine_put(quarantine, key, k, where, time_ns, released_at);
+  return true;
 }
 
 /// Looks for a recent release of `key` in every table's quarantine.
@@ -648,7 +679,6 @@ inline bool quarantine_find(uint64_t key, released_entry* found) noexcept {
       copy.thread = load_relaxed(&e.thread);
       copy.acquired_at = load_relaxed(&e.acquired_at);
       copy.released_at = load_relaxed(&e.released_at);
-      copy.ret = load_relaxed(&e.ret);
       copy.time_ns = load_relaxed(&e.time_ns);
       fence_acquire();
       if (load_relaxed(&e.xseq) != s1) continue;
@@ -732,30 +762,28 @@ inline uint64_t dropped_total() noexcept;
 ///  3. Not found: a release of a key of another kind is "wrong kind"; a key
 ///     released just before is a "double release"; anything else "unknown"
 ///     (unless records were dropped for capacity, when it may be one of them).
-/// Returns: true and the record in *out when found.
+/// Returns: true when found, and the record in *out when out is not null.
 /// Lock-free; does not allocate (except a thread's first table, for the
 /// quarantine). Safe in interrupt context: no.
-inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
-  thread_table* own = platform::current_table();
-  if (RESMON_DETAIL_UNLIKELY(own == nullptr)) own = attach_table();
+/// The rest of release(): steps 2 and 3.
+RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t k, uint64_t key, const site* at,
+                                                     record_view* out) noexcept {
+  if (own == nullptr) own = attach_table();
   segment* s = nullptr;
-  if (own != nullptr) {
-    // The owner never migrates while it releases: no retry needed here.
-    if (record* r = find_and_claim(own, k, key, &s, false)) {
-      finish_removal(own, s, r, true, out);
-      quarantine_put(own, *out, at);
-      return true;
-    }
-  }
+  uint32_t st = 0;
   uint32_t n = load_acquire(&g_registry.xtable_count);
   for (uint32_t i = 0; i < n && i < max_tables; ++i) {
     thread_table* t = load_acquire(&g_registry.xtables[i]);
     if (t == nullptr || t == own) continue;
     for (;;) {
       uint32_t m1 = load_acquire(&t->xmigrations);  // pairs with store_release in migrate
-      if (record* r = find_and_claim(t, k, key, &s, false)) {
-        finish_removal(t, s, r, false, out);
-        if (own != nullptr) quarantine_put(own, *out, at);
+      if (record* r = find_and_claim(t, k, key, &s, claim::remote, &st)) {
+        record_view v;
+        if (!finish_removal(t, s, r, claim::remote, st, out != nullptr ? out : &v, own, at)) {
+          const record_view& seen = out != nullptr ? *out : v;
+          report_misuse(misuse_type::double_release, k, key, at, seen.where, nullptr, seen.thread);
+          return false;
+        }
         return true;
       }
       __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -767,13 +795,14 @@ inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) 
   for (uint32_t i = 0; i < n && i < max_tables; ++i) {
     thread_table* t = load_acquire(&g_registry.xtables[i]);
     if (t == nullptr) continue;
-    if (record* r = find_and_claim(t, k, key, &s, true)) {
-      // Held under another kind: report, and put it back untouched.
+    if (record* r = find_and_claim(t, k, key, &s, claim::any_kind, &st)) {
+      // Held under another kind: report, and put it back untouched (unless
+      // its owner released it meanwhile).
       const site* acquired_at = load_relaxed(&r->where);
       uint16_t held_kind = load_relaxed(&r->kind);
       uint32_t thread = load_relaxed(&r->thread);
-      uint32_t st = r->xstate;
-      store_release(&r->xstate, (st & ~uint32_t(3)) | slot_live);
+      uint32_t busy = (st & ~uint32_t(3)) | slot_busy;
+      cas_acq_rel(&r->xstate, busy, st);
       report_misuse(misuse_type::wrong_kind, held_kind, key, at, acquired_at, nullptr, thread);
       return false;
     }
@@ -785,6 +814,20 @@ inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) 
     report_misuse(misuse_type::unknown_release, k, key, at, nullptr, nullptr, 0);
   }
   return false;
+}
+
+inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
+  thread_table* own = platform::current_table();
+  if (RESMON_DETAIL_LIKELY(own != nullptr)) {
+    segment* s = nullptr;
+    uint32_t st = 0;
+    // The owner never migrates while it releases: no retry needed here.
+    if (record* r = find_and_claim(own, k, key, &s, claim::owner, &st)) {
+      finish_removal(own, s, r, claim::owner, st, out, own, at);
+      return true;
+    }
+  }
+  return release_elsewhere(own, k, key, at, out);
 }
 
 /// Returns: true and a copy of the LIVE record of (k, key) if one is held.
