@@ -390,7 +390,8 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   const site_group* g = snap.groups();
   const record_view* r = snap.records();
   w.put("{\"schema\":\"resmon.report\",\"version\":1");
-  w.put(",\"uptime_ns\":").put_uint(g_registry.start_ns != 0 ? platform::clock_ns() - g_registry.start_ns : 0);
+  uint64_t start = load_relaxed(&g_registry.start_ns);
+  w.put(",\"uptime_ns\":").put_uint(start != 0 ? platform::clock_ns() - start : 0);
   w.put(",\"capacity\":").put_uint(capacity()).put(",\"dropped\":").put_uint(dropped_total());
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch).put(",\"kinds\":[");
   size_t gi = 0;

@@ -268,7 +268,7 @@ inline uint64_t current_epoch() noexcept { return load_relaxed(&g_registry.xepoc
 /// Allocates: raw pages, on a thread's first use only. Does not block.
 RESMON_DETAIL_NOINLINE inline thread_table* attach_table() noexcept {
   registry& g = g_registry;
-  if (g.start_ns == 0) {
+  if (load_relaxed(&g.start_ns) == 0) {
     uint64_t zero = 0;
     __atomic_compare_exchange_n(&g.start_ns, &zero, platform::clock_ns(), false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
   }
@@ -577,9 +577,9 @@ inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment
                               uint32_t* state) noexcept {
   uint32_t count = load_acquire(&t->xsegment_count);
   uint32_t first = load_relaxed(&t->active);  // most records live in the active segment
+  if (first >= count) first = 0;              // a newer active than the count we read
   for (uint32_t n = 0; n < count; ++n) {
-    uint32_t j = n == 0 ? first : (n <= first ? n - 1 : n);
-    if (j >= count) continue;
+    uint32_t j = (first + n) % count;
     segment* s = load_acquire(&t->xsegments[j]);
     uint64_t cap = s->capacity();
     uint64_t mask = cap - 1;
@@ -587,17 +587,21 @@ inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment
     for (uint64_t probes = 0; probes < cap; ++probes, i = (i + 1) & mask) {
       record* r = &s->slots[i];
       uint32_t st = load_acquire(&r->xstate);  // pairs with store_release in acquire
-      uint32_t st_kind = st & 3;
-      if (st_kind == slot_empty) break;
-      if (st_kind != slot_live || load_relaxed(&r->key) != key) continue;
-      if (how != claim::any_kind && load_relaxed(&r->kind) != k) continue;
-      if (how == claim::owner || cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
-        *where = s;
-        *state = st;
-        return r;
+      for (;;) {
+        uint32_t st_kind = st & 3;
+        if (st_kind == slot_empty) goto next_segment;
+        if (st_kind != slot_live || load_relaxed(&r->key) != key) break;
+        if (how != claim::any_kind && load_relaxed(&r->kind) != k) break;
+        if (how == claim::owner || cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
+          *where = s;
+          *state = st;
+          return r;
+        }
+        // The CAS failed and reloaded st: the slot was claimed or reused by
+        // its owner (perhaps for this very key). Look at it again.
       }
-      // Lost the race: another thread claimed it or the owner reused it. Keep probing.
     }
+  next_segment:;
   }
   return nullptr;
 }
@@ -768,9 +772,19 @@ inline uint64_t dropped_total() noexcept;
 /// The rest of release(): steps 2 and 3.
 RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t k, uint64_t key, const site* at,
                                                      record_view* out) noexcept {
-  if (own == nullptr) own = attach_table();
   segment* s = nullptr;
   uint32_t st = 0;
+  if (own == nullptr) {
+    // A thread's first act may be a release. Its new table may be an adopted
+    // one that holds records: search it as the owner now.
+    own = attach_table();
+    if (own != nullptr) {
+      if (record* r = find_and_claim(own, k, key, &s, claim::owner, &st)) {
+        finish_removal(own, s, r, claim::owner, st, out, own, at);
+        return true;
+      }
+    }
+  }
   uint32_t n = load_acquire(&g_registry.xtable_count);
   for (uint32_t i = 0; i < n && i < max_tables; ++i) {
     thread_table* t = load_acquire(&g_registry.xtables[i]);
@@ -800,6 +814,12 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
       // its owner released it meanwhile).
       const site* acquired_at = load_relaxed(&r->where);
       uint16_t held_kind = load_relaxed(&r->kind);
+      if (held_kind == k) {
+        // Not another kind after all: the record moved while the search above
+        // ran. Release it.
+        record_view v;
+        return finish_removal(t, s, r, claim::remote, st, out != nullptr ? out : &v, own, at);
+      }
       uint32_t thread = load_relaxed(&r->thread);
       uint32_t busy = (st & ~uint32_t(3)) | slot_busy;
       cas_acq_rel(&r->xstate, busy, st);

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Proves a separate project can use resmon: as a Meson subproject; through
+pkg-config after `meson install --destdir`; through CMake's find_package."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def run(cmd, **kw):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if p.returncode != 0:
+        print(f"FAILED: {' '.join(cmd)}\n{p.stdout}")
+        sys.exit(1)
+    return p.stdout
+
+
+def check_output(out, how):
+    if "consumer: 1 held" not in out or "consumer: 0 held" not in out:
+        print(f"FAILED: the consumer built {how} does not track\n{out}")
+        sys.exit(1)
+
+
+def main():
+    source = os.path.abspath(sys.argv[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        proj = os.path.join(tmp, "consumer")
+        shutil.copytree(os.path.join(source, "examples", "consumer"), proj)
+        os.makedirs(os.path.join(proj, "subprojects"))
+        os.symlink(source, os.path.join(proj, "subprojects", "resmon"))
+
+        # 1. Subproject.
+        run(["meson", "setup", os.path.join(tmp, "b1"), proj])
+        run(["ninja", "-C", os.path.join(tmp, "b1")])
+        check_output(run([os.path.join(tmp, "b1", "consumer")]), "as a subproject")
+
+        # 2. Installed, found by pkg-config (and CMake) under a staging root.
+        build = os.path.join(tmp, "resmon-build")
+        dest = os.path.join(tmp, "stage")
+        run(["meson", "setup", build, source, "--prefix=/usr/local", "-Dtests=false", "-Dexamples=false",
+             "-Dbench=disabled", "-Dtracking=enabled"])
+        run(["meson", "install", "-C", build, "--destdir", dest])
+        pc_dir = os.path.join(dest, "usr", "local", "share", "pkgconfig")
+        if not os.path.exists(os.path.join(pc_dir, "resmon.pc")):
+            print("FAILED: resmon.pc is not installed under datadir/pkgconfig")
+            sys.exit(1)
+        env = dict(os.environ, PKG_CONFIG_PATH=pc_dir, PKG_CONFIG_SYSROOT_DIR=dest)
+        run(["meson", "setup", os.path.join(tmp, "b2"), proj, "-Dfrom=pkgconfig"], env=env)
+        run(["ninja", "-C", os.path.join(tmp, "b2")])
+        check_output(run([os.path.join(tmp, "b2", "consumer")]), "through pkg-config")
+
+        if shutil.which("cmake"):
+            run(["cmake", "-S", proj, "-B", os.path.join(tmp, "b3"),
+                 "-DCMAKE_PREFIX_PATH=" + os.path.join(dest, "usr", "local")])
+            run(["cmake", "--build", os.path.join(tmp, "b3")])
+            check_output(run([os.path.join(tmp, "b3", "consumer")]), "through CMake find_package")
+        else:
+            print("cmake not found: the CMake package check is skipped")
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
