@@ -52,10 +52,8 @@ enum : uint32_t { slot_empty = 0, slot_live = 1, slot_busy = 2, slot_dead = 3 };
 /// One held resource. Exactly one cache line.
 struct record {
   uint32_t xstate;      // generation << 2 | slot state
-  uint16_t kind;
-  uint16_t flags;
-  uint32_t stack_id;    // 0: no stack captured
   uint32_t thread;      // acquiring thread (low 32 bits of platform::thread_id)
+  uint64_t meta;        // kind | flags << 16 | stack_id << 32 (0: no stack): one store
   uint64_t key;
   uint64_t size;
   const site* where;    // acquisition site
@@ -64,6 +62,13 @@ struct record {
   uintptr_t ret;        // return address of the acquiring call
 };
 static_assert(sizeof(record) == cache_line, "a record is one cache line");
+
+inline constexpr uint64_t make_meta(uint16_t kind, uint16_t flags, uint32_t stack_id) noexcept {
+  return uint64_t(kind) | uint64_t(flags) << 16 | uint64_t(stack_id) << 32;
+}
+inline constexpr uint16_t meta_kind(uint64_t meta) noexcept { return uint16_t(meta); }
+inline constexpr uint16_t meta_flags(uint64_t meta) noexcept { return uint16_t(meta >> 16); }
+inline constexpr uint32_t meta_stack(uint64_t meta) noexcept { return uint32_t(meta >> 32); }
 
 /// A record copied out of a table: what reports and leak scopes see.
 struct record_view {
@@ -83,7 +88,8 @@ struct record_view {
 struct segment {
   // Owner-only fields, read (relaxed) by others.
   uint32_t log2_capacity;
-  uint32_t used;           // slots not EMPTY
+  uint32_t used;           // slots not EMPTY (owner-only, never read by others)
+  uint32_t limit;          // used may grow to 3/4 of the capacity
   uint64_t inserted;
   uint64_t removed_local;  // removals by the owner
   size_t bytes;            // size of the mapping
@@ -347,6 +353,7 @@ inline segment* new_segment(thread_table* t, uint32_t log2) noexcept {
     return nullptr;
   }
   s->log2_capacity = log2;
+  s->limit = uint32_t(cap / 4 * 3);
   s->bytes = bytes;
   store_release(&t->xsegments[count], s);  // pairs with load_acquire in find_and_claim
   store_release(&t->xsegment_count, count + 1);
@@ -357,16 +364,14 @@ inline segment* new_segment(thread_table* t, uint32_t log2) noexcept {
 /// Returns: the new slot, already LIVE.
 inline record* insert_copy(segment* s, const record* from) noexcept {
   uint64_t mask = s->capacity() - 1;
-  uint64_t i = slot_of(from->kind, from->key, s->log2_capacity);
+  uint64_t i = slot_of(meta_kind(from->meta), from->key, s->log2_capacity);
   uint32_t st;
   for (;; i = (i + 1) & mask) {
     st = load_acquire(&s->slots[i].xstate);  // pairs with store_release in finish_removal
     if ((st & 3) == slot_empty || (st & 3) == slot_dead) break;
   }
   record* r = &s->slots[i];
-  store_relaxed(&r->kind, from->kind);
-  store_relaxed(&r->flags, from->flags);
-  store_relaxed(&r->stack_id, from->stack_id);
+  store_relaxed(&r->meta, from->meta);
   store_relaxed(&r->thread, from->thread);
   store_relaxed(&r->key, from->key);
   store_relaxed(&r->size, from->size);
@@ -375,7 +380,7 @@ inline record* insert_copy(segment* s, const record* from) noexcept {
   store_relaxed(&r->epoch, from->epoch);
   store_relaxed(&r->ret, from->ret);
   store_release(&r->xstate, ((st >> 2) + 1) << 2 | slot_live);  // pairs with load_acquire in find_and_claim
-  if ((st & 3) == slot_empty) owner_add(&s->used, uint32_t(1));
+  s->used += (st & 3) == slot_empty;
   owner_add(&s->inserted, uint64_t(1));
   return r;
 }
@@ -516,7 +521,7 @@ inline bool acquire(const acquire_args& a) noexcept {
   }
   own_counters& c = t->own[a.kind];
   segment* s = t->xsegment_count ? t->xsegments[t->active] : nullptr;
-  if (RESMON_DETAIL_UNLIKELY(s == nullptr || s->used * 4 >= s->capacity() * 3)) {
+  if (RESMON_DETAIL_UNLIKELY(s == nullptr || s->used >= s->limit)) {
     s = make_room(t);
     if (s == nullptr) {
       owner_add(&c.dropped, uint64_t(1));
@@ -533,9 +538,7 @@ inline bool acquire(const acquire_args& a) noexcept {
     if ((st & 3) == slot_empty || (st & 3) == slot_dead) break;
   }
   record* r = &s->slots[i];
-  store_relaxed(&r->kind, a.kind);
-  store_relaxed(&r->flags, a.flags);
-  store_relaxed(&r->stack_id, a.stack_id);
+  store_relaxed(&r->meta, make_meta(a.kind, a.flags, a.stack_id));
   store_relaxed(&r->thread, uint32_t(load_relaxed(&t->xthread)));
   store_relaxed(&r->key, a.key);
   store_relaxed(&r->size, a.size);
@@ -545,7 +548,7 @@ inline bool acquire(const acquire_args& a) noexcept {
   store_relaxed(&r->ret, a.ret);
   // Pairs with load_acquire in find_and_claim and in the snapshot readers.
   store_release(&r->xstate, ((st >> 2) + 1) << 2 | slot_live);
-  if ((st & 3) == slot_empty) owner_add(&s->used, uint32_t(1));
+  s->used += (st & 3) == slot_empty;
   owner_add(&s->inserted, uint64_t(1));
   owner_add(&c.acquired, uint64_t(1));
   owner_add(&c.acquired_bytes, a.size);
@@ -579,7 +582,8 @@ inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment
   uint32_t first = load_relaxed(&t->active);  // most records live in the active segment
   if (first >= count) first = 0;              // a newer active than the count we read
   for (uint32_t n = 0; n < count; ++n) {
-    uint32_t j = (first + n) % count;
+    uint32_t j = first + n;  // the active segment first, then the others in turn
+    if (j >= count) j -= count;
     segment* s = load_acquire(&t->xsegments[j]);
     uint64_t cap = s->capacity();
     uint64_t mask = cap - 1;
@@ -591,7 +595,7 @@ inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment
         uint32_t st_kind = st & 3;
         if (st_kind == slot_empty) goto next_segment;
         if (st_kind != slot_live || load_relaxed(&r->key) != key) break;
-        if (how != claim::any_kind && load_relaxed(&r->kind) != k) break;
+        if (how != claim::any_kind && meta_kind(load_relaxed(&r->meta)) != k) break;
         if (how == claim::owner || cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
           *where = s;
           *state = st;
@@ -630,12 +634,13 @@ inline void quarantine_put(thread_table* t, uint64_t key, uint16_t k, const site
 /// same record at the same moment (a double release): nothing is counted.
 inline bool finish_removal(thread_table* t, segment* s, record* r, claim how, uint32_t st, record_view* out,
                            thread_table* quarantine, const site* released_at) noexcept {
-  uint16_t k = r->kind;
+  uint64_t meta = r->meta;
+  uint16_t k = meta_kind(meta);
   uint64_t size = r->size;
   if (out != nullptr) {
     out->kind = resmon::kind(k);
-    out->flags = r->flags;
-    out->stack_id = r->stack_id;
+    out->flags = meta_flags(meta);
+    out->stack_id = meta_stack(meta);
     out->thread = r->thread;
     out->key = r->key;
     out->size = size;
@@ -813,7 +818,7 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
       // Held under another kind: report, and put it back untouched (unless
       // its owner released it meanwhile).
       const site* acquired_at = load_relaxed(&r->where);
-      uint16_t held_kind = load_relaxed(&r->kind);
+      uint16_t held_kind = meta_kind(load_relaxed(&r->meta));
       if (held_kind == k) {
         // Not another kind after all: the record moved while the search above
         // ran. Release it.
@@ -875,9 +880,10 @@ inline uint64_t dropped_total() noexcept {
 inline bool copy_live(const record* r, record_view* v) noexcept {
   uint32_t s1 = load_acquire(&r->xstate);  // pairs with store_release in acquire
   if ((s1 & 3) != slot_live) return false;
-  v->kind = resmon::kind(load_relaxed(&r->kind));
-  v->flags = load_relaxed(&r->flags);
-  v->stack_id = load_relaxed(&r->stack_id);
+  uint64_t meta = load_relaxed(&r->meta);
+  v->kind = resmon::kind(meta_kind(meta));
+  v->flags = meta_flags(meta);
+  v->stack_id = meta_stack(meta);
   v->thread = load_relaxed(&r->thread);
   v->key = load_relaxed(&r->key);
   v->size = load_relaxed(&r->size);
