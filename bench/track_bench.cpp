@@ -46,8 +46,9 @@ void tracked(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-// The benchmark thread allocates and acquires; a second thread releases and frees.
-void tracked_cross_thread(benchmark::State& state) {
+// The benchmark thread allocates (and acquires, when tracked); a second thread
+// (releases and) frees. The untracked run is the baseline of the tracked one.
+template <bool Tracked> void cross_thread(benchmark::State& state) {
   constexpr std::size_t ring_size = 1024;
   static void* ring[ring_size];
   alignas(64) static std::atomic<std::size_t> head{0};
@@ -66,7 +67,7 @@ void tracked_cross_thread(benchmark::State& state) {
       }
       for (; h != t; ++h) {
         void* p = ring[h % ring_size];
-        resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &bench_site);
+        if (Tracked) resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &bench_site);
         std::free(p);
       }
       head.store(h, std::memory_order_release);
@@ -77,7 +78,7 @@ void tracked_cross_thread(benchmark::State& state) {
   for (auto _ : state) {
     std::size_t n = s.next();
     void* p = std::malloc(n);
-    resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
+    if (Tracked) resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
     while (t - head.load(std::memory_order_acquire) == ring_size) {
     }
     ring[t % ring_size] = p;
@@ -87,11 +88,14 @@ void tracked_cross_thread(benchmark::State& state) {
   consumer.join();
   state.SetItemsProcessed(state.iterations());
 }
+void baseline_cross_thread(benchmark::State& state) { cross_thread<false>(state); }
+void tracked_cross_thread(benchmark::State& state) { cross_thread<true>(state); }
 
 }  // namespace
 
 BENCHMARK(baseline)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(tracked)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(baseline_cross_thread)->UseRealTime();
 BENCHMARK(tracked_cross_thread)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -140,6 +140,7 @@ struct thread_table {
   uint32_t xmigrations;  // odd while migrate() moves records
   segment* xsegments[max_segments];
   uint64_t quarantine_next;  // owner-only
+  uint32_t remote_hint;      // owner-only: the table of the last remote release
   alignas(cache_line) own_counters own[max_kinds];
   alignas(cache_line) remote_counters remote[max_kinds];
   alignas(cache_line) released_entry quarantine[quarantine_size];
@@ -791,7 +792,13 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
     }
   }
   uint32_t n = load_acquire(&g_registry.xtable_count);
-  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+  if (n > max_tables) n = max_tables;
+  // Producer/consumer code releases what one other thread acquired: start
+  // with the table that held the last remote release.
+  uint32_t hint = own != nullptr && own->remote_hint < n ? own->remote_hint : 0;
+  for (uint32_t probe = 0; probe < n; ++probe) {
+    uint32_t i = hint + probe;
+    if (i >= n) i -= n;
     thread_table* t = load_acquire(&g_registry.xtables[i]);
     if (t == nullptr || t == own) continue;
     for (;;) {
@@ -803,6 +810,7 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
           report_misuse(misuse_type::double_release, k, key, at, seen.where, nullptr, seen.thread);
           return false;
         }
+        if (own != nullptr) own->remote_hint = i;
         return true;
       }
       __atomic_thread_fence(__ATOMIC_SEQ_CST);
