@@ -372,6 +372,7 @@ inline record* insert_copy(segment* s, const record* from) noexcept {
     if ((st & 3) == slot_empty || (st & 3) == slot_dead) break;
   }
   record* r = &s->slots[i];
+  __atomic_thread_fence(__ATOMIC_RELEASE);  // seqlock writer, as in acquire()
   store_relaxed(&r->meta, from->meta);
   store_relaxed(&r->thread, from->thread);
   store_relaxed(&r->key, from->key);
@@ -539,6 +540,9 @@ inline bool acquire(const acquire_args& a) noexcept {
     if ((st & 3) == slot_empty || (st & 3) == slot_dead) break;
   }
   record* r = &s->slots[i];
+  // Seqlock writer: a reader that sees any of the payload stores below also
+  // sees a state after LIVE|g (DEAD, or LIVE|g+1), so it drops its copy.
+  __atomic_thread_fence(__ATOMIC_RELEASE);
   store_relaxed(&r->meta, make_meta(a.kind, a.flags, a.stack_id));
   store_relaxed(&r->thread, uint32_t(load_relaxed(&t->xthread)));
   store_relaxed(&r->key, a.key);
@@ -900,9 +904,9 @@ inline bool copy_live(const record* r, record_view* v) noexcept {
   v->epoch = load_relaxed(&r->epoch);
   v->ret = load_relaxed(&r->ret);
   fence_acquire();
-  uint32_t s2 = load_relaxed(&r->xstate);
-  // A claim (LIVE -> BUSY) keeps the payload; only a new generation changes it.
-  return (s2 >> 2) == (s1 >> 2);
+  // Any change drops the copy: a record being released may be missed (as if
+  // released just before), a slot being rewritten is never read torn.
+  return load_relaxed(&r->xstate) == s1;
 }
 
 /// Calls fn(const record_view&) for every record held now. Records acquired or
