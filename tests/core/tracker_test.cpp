@@ -206,3 +206,16 @@ TEST_CASE("tracker: parse_count reads numbers and suffixes, refuses the rest") {
   CHECK_FALSE(resmon::detail::parse_count("12x", &n));
   CHECK_FALSE(resmon::detail::parse_count("99999999999999999999999", &n));
 }
+
+TEST_CASE("tracker: tables of ended threads are adopted, so memory follows live threads") {
+  resmon::kind k = resmon::register_kind("test_adopt");
+  std::uint64_t base = fresh_keys(100);
+  std::thread([&] { resmon::detail::acquire(k, base, 1, &here, nullptr); }).join();
+  std::uint32_t tables0 = resmon::core::load_acquire(&resmon::core::g_registry.xtable_count);
+  for (std::uint64_t i = 1; i < 100; ++i) std::thread([&, i] { resmon::detail::acquire(k, base + i, 1, &here, nullptr); }).join();
+  // A hundred threads one after the other: each adopts a table an ended thread left.
+  CHECK(resmon::core::load_acquire(&resmon::core::g_registry.xtable_count) == tables0);
+  CHECK(resmon::live(k).count == 100);
+  for (std::uint64_t i = 0; i < 100; ++i) CHECK(resmon::detail::release(k, base + i, &here));
+  CHECK(resmon::live(k).count == 0);
+}
