@@ -18,9 +18,10 @@ static resmon_kind event_kind = RESMON_KIND_INVALID;
 
 int driver_load(void) {
   resmon_limits limits;
+  int rc;
   resmon_limits_init(&limits);
   limits.memory_bytes = 1 << 20;
-  int rc = resmon_install(&limits);
+  rc = resmon_install(&limits);
   if (rc != RESMON_OK) return rc;
   event_kind = resmon_register_kind("event");
   device = os_alloc(sizeof *device);
@@ -30,14 +31,15 @@ int driver_load(void) {
 }
 
 /* Not inlined: the harness checks that the recorded return address lies in it. */
-__attribute__((noinline)) void driver_work(void) {
-  for (int i = 0; i < EVENTS; ++i) {
+__attribute__((__noinline__)) void driver_work(void) {
+  int i;
+  for (i = 0; i < EVENTS; ++i) {
     device->events[i] = os_open_event();
     RESMON_C_TRACK_ACQUIRE(event_kind, device->events[i], 0); /* resmon-leak-site */
     device->buffers[i] = os_alloc(128);
     RESMON_C_TRACK_ACQUIRE(RESMON_KIND_MEMORY, device->buffers[i], 128);
   }
-  for (int i = 0; i < EVENTS; ++i) {
+  for (i = 0; i < EVENTS; ++i) {
     RESMON_C_TRACK_RELEASE(RESMON_KIND_MEMORY, device->buffers[i]);
     os_free(device->buffers[i]);
     if (i == 2) continue; /* ZwClose(eventHandleZw); forgotten on purpose, as in the seed */

@@ -7,8 +7,8 @@
 extern "C" {
 #endif
 extern int c_acquire_line;
-__attribute__((noinline)) void c_acquire(resmon_kind k, uintptr_t key, size_t size);
-__attribute__((noinline)) int c_release(resmon_kind k, uintptr_t key);
+__attribute__((__noinline__)) void c_acquire(resmon_kind k, uintptr_t key, size_t size);
+__attribute__((__noinline__)) int c_release(resmon_kind k, uintptr_t key);
 uintptr_t c_acquire_address(void);
 #ifdef __cplusplus
 }
