@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/* The C facade of resmon: install, track, count and report from C or kernel
+   code. Layer: facade (pure C99; valid C++; no libc beyond <stddef.h> and
+   <stdint.h>).
+
+   The functions only convert and forward to the C++ core. Exactly one C++
+   translation unit of the program emits them:
+
+       #define RESMON_IMPLEMENTATION
+       #include <resmon/resmon_impl.hpp>
+
+   built with -fno-exceptions -fno-rtti is enough. No function of this header
+   throws, blocks on a lock or allocates through a tracked allocator. */
+#ifndef RESMON_H
+#define RESMON_H
+
+#if defined(__KERNEL__) && defined(__linux__)
+#include <linux/types.h> /* the Linux kernel builds with -nostdinc */
+#else
+#include <stddef.h>
+#include <stdint.h>
+#endif
+
+#ifdef __cplusplus
+#define RESMON_DETAIL_C_NOEXCEPT noexcept /* no exception ever crosses a C function */
+extern "C" {
+#else
+#define RESMON_DETAIL_C_NOEXCEPT
+#endif
+
+/* --- kinds ---------------------------------------------------------------- */
+
+/** A kind of resource: the built-in RESMON_KIND_* below (the same values as
+    resmon::kind in C++) or a value returned by resmon_register_kind(). */
+typedef uint16_t resmon_kind;
+
+#define RESMON_KIND_MEMORY ((resmon_kind)0)
+#define RESMON_KIND_FD ((resmon_kind)1)
+#define RESMON_KIND_FILE ((resmon_kind)2)
+#define RESMON_KIND_DIR ((resmon_kind)3)
+#define RESMON_KIND_SOCKET ((resmon_kind)4)
+#define RESMON_KIND_MMAP ((resmon_kind)5)
+#define RESMON_KIND_THREAD ((resmon_kind)6)
+/** Upper bound of kinds, built-in and registered together. */
+#define RESMON_KIND_MAX 64
+/** What resmon_register_kind() returns when it cannot register the name. */
+#define RESMON_KIND_INVALID ((resmon_kind)RESMON_KIND_MAX)
+
+/* --- status codes ----------------------------------------------------------- */
+
+#define RESMON_OK 0
+/** A resmon_limits field is out of range (a line names it). */
+#define RESMON_E_INVALID_LIMIT (-1)
+/** resmon_install() was called twice without resmon_uninstall(). */
+#define RESMON_E_ALREADY_INSTALLED (-2)
+/** A kind that is neither built in nor registered. */
+#define RESMON_E_UNKNOWN_KIND (-3)
+
+/* --- limits ----------------------------------------------------------------- */
+
+/** resmon_limits.checks: what the monitor checks. */
+#define RESMON_CHECK_LIMITS_ON_ACQUIRE 0x1u  /* each acquisition of a limited kind compares live figures */
+#define RESMON_CHECK_LEAKS_ON_UNINSTALL 0x2u /* resmon_uninstall() reports what is still held */
+#define RESMON_CHECK_ALL 0x3u
+
+/** Budgets and checks. Fill with resmon_limits_init(), then set fields. */
+typedef struct resmon_limits {
+  /** Bytes of RESMON_KIND_MEMORY held at once; 0: no limit. */
+  uint64_t memory_bytes;
+  /** Resources held at once, per kind (index: the kind); 0: no limit. */
+  uint64_t count[RESMON_KIND_MAX];
+  /** Records all threads may hold together; 0: the default (4194304),
+      else 1024 to 4294967296. Past it acquisitions are counted, not recorded. */
+  uint64_t capacity;
+  /** RESMON_CHECK_* bits; resmon_limits_init() sets RESMON_CHECK_ALL. */
+  uint32_t checks;
+} resmon_limits;
+
+/** Effects: sets *limits to the defaults: no budget, default capacity,
+    RESMON_CHECK_ALL. */
+void resmon_limits_init(resmon_limits* limits) RESMON_DETAIL_C_NOEXCEPT;
+
+/* --- reports ---------------------------------------------------------------- */
+
+/** Receives report text, in pieces; a piece is not NUL-terminated. */
+typedef void (*resmon_report_fn)(void* context, const char* text, size_t length);
+
+/** Effects: sends every later report and diagnostic line to fn(context, ...)
+    (a kernel log, a debugger, a file); NULL restores the default (stderr, or
+    the platform's log). Returns: the previous callback (NULL for the default).
+    Thread-safety: atomic; a report that has started keeps its callback. */
+resmon_report_fn resmon_set_report_callback(resmon_report_fn fn, void* context) RESMON_DETAIL_C_NOEXCEPT;
+
+/* --- lifetime (the seed's InstallResMon / UninstallResMon / LogAllResources) */
+
+/** Effects: applies `limits` (NULL: resmon_limits_init() defaults) and starts
+    monitoring. Tracking calls made before work too; install sets budgets.
+    Returns: RESMON_OK; RESMON_E_INVALID_LIMIT after writing one line that
+    names the field and the expected range (nothing is changed);
+    RESMON_E_ALREADY_INSTALLED when installed. */
+int resmon_install(const resmon_limits* limits) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Effects: with RESMON_CHECK_LEAKS_ON_UNINSTALL, reports every resource
+    still held (kind, key, file:line, age, return address of the acquiring
+    call) through the report callback; then stops monitoring. Records stay:
+    resources released later are still found. */
+void resmon_uninstall(void) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Effects: reports every resource held now, grouped by kind and site. */
+void resmon_log_all(void) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Returns: the number of limits exceeded now (0: all kept), after writing
+    one line per exceeded limit through the report callback. */
+int resmon_limits_check(void) RESMON_DETAIL_C_NOEXCEPT;
+
+/* --- tracking --------------------------------------------------------------- */
+
+/** Returns: the kind named `name` (1 to 31 characters), registered on first
+    use; the same name gives the same kind. RESMON_KIND_INVALID, after one
+    line through the report callback, when the name is invalid or 64 kinds
+    exist. Thread-safety: lock-free. */
+resmon_kind resmon_register_kind(const char* name) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Effects: records that resource `key` of kind `k` (`size` bytes; 0 for a
+    handle) was acquired at file:line, with the return address of this call.
+    An unknown kind is not recorded: one line names it. `file` must be a
+    string that outlives the program's reports (__FILE__ is).
+    Thread-safety: lock-free. Allocates: raw pages, a thread's first time. */
+void resmon_track_acquire(resmon_kind k, uintptr_t key, size_t size, const char* file, int line) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Effects: records that resource `key` of kind `k` was released. Misuse (an
+    unknown key, a double release, the wrong kind) is counted and reported
+    with both sites, never fatal. */
+void resmon_track_release(resmon_kind k, uintptr_t key, const char* file, int line) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Returns: how many resources of kind `k` are held now (0 for an unknown kind). */
+uint64_t resmon_live_count(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Returns: how many bytes resources of kind `k` hold now. */
+uint64_t resmon_live_bytes(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Returns: how many misuse events (unknown, double or wrong-kind releases,
+    acquisitions of unknown kinds) happened so far. */
+uint64_t resmon_misuse_count(void) RESMON_DETAIL_C_NOEXCEPT;
+
+/* --- macros: the enabled table and the disabled table, side by side --------- */
+
+#if defined(RESMON_ENABLE) && RESMON_ENABLE
+#define RESMON_C_TRACK_ACQUIRE(kind, key, size) \
+  resmon_track_acquire((kind), (uintptr_t)(key), (size_t)(size), __FILE__, __LINE__)
+#define RESMON_C_TRACK_RELEASE(kind, key) resmon_track_release((kind), (uintptr_t)(key), __FILE__, __LINE__)
+#else
+/* Arguments are type-checked inside sizeof: neither evaluated nor emitted. */
+#define RESMON_C_TRACK_ACQUIRE(kind, key, size) ((void)sizeof(kind), (void)sizeof(key), (void)sizeof(size))
+#define RESMON_C_TRACK_RELEASE(kind, key) ((void)sizeof(kind), (void)sizeof(key))
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RESMON_H */

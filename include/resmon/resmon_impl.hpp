@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+// The C facade's definitions, emitted by the one translation unit that
+// defines RESMON_IMPLEMENTATION. Layer: facade (freestanding: core only).
+//
+// The functions convert C arguments and forward to the core; they add only
+// what C lacks: interned (file, line) sites, a report callback, budgets.
+// Platform: the hosted POSIX layer, unless a layer was included first (it
+// defines RESMON_DETAIL_PLATFORM_LAYER, as kernel_compat's layers do).
+// Build the translation unit with -fno-exceptions -fno-rtti; nothing here
+// needs the C++ runtime.
+#pragma once
+
+#include "resmon.h"
+
+#ifdef RESMON_IMPLEMENTATION
+
+#ifndef RESMON_DETAIL_PLATFORM_LAYER
+#include "platform/posix.hpp"
+#endif
+#include "core/report.hpp"
+#include "core/site_table.hpp"
+
+namespace resmon::facade {
+
+/// The facade's global state. Constant-initialised: kernels run no constructors.
+struct state {
+  resmon_report_fn xcallback;      // null: platform::default_output
+  void* xcontext;                  // written before xcallback (release)
+  uint32_t xinstalled;
+  uint32_t xchecks;
+  uint64_t xmemory_limit;
+  uint64_t xcount_limit[max_kinds];
+  uint32_t xlimited[max_kinds];    // 1: check this kind on acquire
+  uint32_t xover[max_kinds];       // 1 while over a limit (reported once per crossing)
+  uint64_t xbad_kind;              // acquisitions of unknown kinds
+};
+
+inline constinit state g_state{};
+
+#ifdef RESMON_DETAIL_PLATFORM_HAS_CONTEXT_GUARD
+using context_guard = platform::context_guard;  // e.g. preemption off while a CPU's table is used
+#else
+struct context_guard {};  // a thread owns its table: nothing to pin
+#endif
+
+inline void default_write(void*, const char* text, size_t length) noexcept { platform::default_output(text, length); }
+
+/// Returns: where report text goes now; a report keeps the sink it started with.
+inline core::sink current_sink() noexcept {
+  resmon_report_fn fn = core::load_acquire(&g_state.xcallback);  // pairs with store_release in set_report_callback
+  if (fn == nullptr) return {default_write, nullptr};
+  return {fn, core::load_relaxed(&g_state.xcontext)};
+}
+
+inline bool known_kind(resmon_kind k) noexcept { return k < builtin_kinds || core::kind_name(k) != nullptr; }
+
+inline void put_kind(core::writer& w, resmon_kind k) noexcept {
+  if (const char* name = core::kind_name(k)) w.put(name);
+  else w.put("kind ").put_uint(k);
+}
+
+/// Writes one line on a misuse event, with both sites (core::misuse_callback).
+inline void on_misuse(const core::misuse_event& e, void*) noexcept {
+  core::writer w(current_sink());
+  w.put("resmon: ").put(core::misuse_name(e.type)).put(" (");
+  put_kind(w, resmon_kind(e.kind));
+  w.put(" ").put_hex(e.key).put(") at ");
+  core::put_site(w, e.at);
+  if (e.acquired_at != nullptr) {
+    w.put("; acquired at ");
+    core::put_site(w, e.acquired_at);
+  }
+  if (e.released_at != nullptr) {
+    w.put("; first released at ");
+    core::put_site(w, e.released_at);
+  }
+  w.put_char('\n');
+}
+
+/// Compares kind k's live figures with its limits; writes one line when it
+/// crosses one. Returns: true when over a limit.
+RESMON_DETAIL_NOINLINE inline bool check_limit(resmon_kind k, const site* where, bool latch) noexcept {
+  core::kind_figures f = core::figures(k);
+  uint64_t count_limit = core::load_relaxed(&g_state.xcount_limit[k]);
+  uint64_t bytes_limit = k == resmon_kind(kind::memory) ? core::load_relaxed(&g_state.xmemory_limit) : 0;
+  bool over_count = count_limit != 0 && f.live > count_limit;
+  bool over_bytes = bytes_limit != 0 && f.live_bytes > bytes_limit;
+  if (!over_count && !over_bytes) {
+    if (latch) core::store_relaxed(&g_state.xover[k], uint32_t(0));
+    return false;
+  }
+  if (latch && __atomic_exchange_n(&g_state.xover[k], uint32_t(1), __ATOMIC_RELAXED) != 0) return true;
+  core::writer w(current_sink());
+  w.put("resmon: limit exceeded: ");
+  put_kind(w, k);
+  if (over_count) w.put(" held ").put_uint(f.live).put(", limit ").put_uint(count_limit);
+  if (over_bytes) w.put(over_count ? "; " : " ").put("bytes held ").put_uint(f.live_bytes).put(", limit ").put_uint(bytes_limit);
+  if (where != nullptr) {
+    w.put(" (acquired at ");
+    core::put_site(w, where);
+    w.put(")");
+  }
+  w.put_char('\n');
+  return true;
+}
+
+/// Reports every held resource on its own line: kind, key, size, site, age,
+/// thread and return address (the seed's per-handle leak list).
+inline void write_held_list(core::sink out, uint32_t max_lines) noexcept {
+  core::writer w(out);
+  uint64_t now = platform::clock_coarse_ns();
+  uint64_t n = 0;
+  core::for_each_live([&](const core::record_view& v) {
+    if (n++ >= max_lines) return;
+    w.put("  held: ");
+    put_kind(w, resmon_kind(v.kind));
+    w.put(" ").put_hex(v.key);
+    if (v.size != 0) w.put(", ").put_bytes(v.size);
+    w.put(", acquired at ");
+    core::put_site(w, v.where);
+    w.put(", age ").put_duration(now > v.time_ns ? now - v.time_ns : 0).put(", thread ").put_uint(v.thread);
+    w.put(", return address ").put_hex(v.ret).put_char('\n');
+  });
+  if (n > max_lines) w.put("  held: ... ").put_uint(n - max_lines).put(" more\n");
+}
+
+inline void report(const char* title) noexcept {
+  core::sink out = current_sink();
+  core::report_options opt;
+  opt.title = title;
+  core::write_text_report(out, opt);
+  write_held_list(out, 1000);
+  uint64_t bad = core::load_relaxed(&g_state.xbad_kind);
+  if (bad != 0) {
+    core::writer w(out);
+    w.put("  note: ").put_uint(bad).put(" acquisitions of unknown kinds were not recorded\n");
+  }
+}
+
+/// Writes "resmon: <function>: <field> = <value> is not valid: expected <what>".
+inline void invalid_line(const char* field, uint64_t value, const char* expected) noexcept {
+  core::writer w(current_sink());
+  w.put("resmon: resmon_install: limits->").put(field).put(" = ").put_uint(value).put(" is not valid: expected ")
+      .put(expected).put_char('\n');
+}
+
+}  // namespace resmon::facade
+
+extern "C" {
+
+void resmon_limits_init(resmon_limits* limits) noexcept {
+  if (limits == nullptr) return;
+  for (uint64_t& c : limits->count) c = 0;
+  limits->memory_bytes = 0;
+  limits->capacity = 0;
+  limits->checks = RESMON_CHECK_ALL;
+}
+
+resmon_report_fn resmon_set_report_callback(resmon_report_fn fn, void* context) noexcept {
+  using namespace resmon;
+  core::store_relaxed(&facade::g_state.xcontext, context);
+  // Pairs with load_acquire in current_sink: the context is visible with fn.
+  return __atomic_exchange_n(&facade::g_state.xcallback, fn, __ATOMIC_ACQ_REL);
+}
+
+int resmon_install(const resmon_limits* limits) noexcept {
+  using namespace resmon;
+  resmon_limits defaults;
+  if (limits == nullptr) {
+    resmon_limits_init(&defaults);
+    limits = &defaults;
+  }
+  if (limits->capacity != 0 && (limits->capacity < 1024 || limits->capacity > (uint64_t(1) << 32))) {
+    facade::invalid_line("capacity", limits->capacity, "0 (the default) or a number of records from 1024 to 4294967296");
+    return RESMON_E_INVALID_LIMIT;
+  }
+  if ((limits->checks & ~uint32_t(RESMON_CHECK_ALL)) != 0) {
+    facade::invalid_line("checks", limits->checks, "a combination of RESMON_CHECK_* bits (0 to 3)");
+    return RESMON_E_INVALID_LIMIT;
+  }
+  uint32_t expected = 0;
+  if (!core::cas_acq_rel(&facade::g_state.xinstalled, expected, uint32_t(1))) {
+    core::writer w(facade::current_sink());
+    w.put("resmon: resmon_install: already installed: call resmon_uninstall() first\n");
+    return RESMON_E_ALREADY_INSTALLED;
+  }
+  facade::state& g = facade::g_state;
+  core::store_relaxed(&g.xchecks, limits->checks);
+  core::store_relaxed(&g.xmemory_limit, limits->memory_bytes);
+  bool on_acquire = (limits->checks & RESMON_CHECK_LIMITS_ON_ACQUIRE) != 0;
+  for (uint16_t k = 0; k < max_kinds; ++k) {
+    core::store_relaxed(&g.xcount_limit[k], limits->count[k]);
+    core::store_relaxed(&g.xover[k], uint32_t(0));
+    bool limited = limits->count[k] != 0 || (k == uint16_t(kind::memory) && limits->memory_bytes != 0);
+    core::store_relaxed(&g.xlimited[k], uint32_t(on_acquire && limited));
+  }
+  if (limits->capacity != 0) core::set_capacity(limits->capacity);
+  core::set_misuse_action(core::misuse_action::callback, facade::on_misuse, nullptr);
+  return RESMON_OK;
+}
+
+void resmon_uninstall(void) noexcept {
+  using namespace resmon;
+  facade::state& g = facade::g_state;
+  bool installed = core::load_acquire(&g.xinstalled) != 0;
+  uint32_t checks = installed ? core::load_relaxed(&g.xchecks) : uint32_t(RESMON_CHECK_ALL);
+  if ((checks & RESMON_CHECK_LEAKS_ON_UNINSTALL) != 0) facade::report("resmon: still held at uninstall");
+  for (uint16_t k = 0; k < max_kinds; ++k) core::store_relaxed(&g.xlimited[k], uint32_t(0));
+  core::set_misuse_action(core::misuse_action::log, nullptr, nullptr);
+  core::store_release(&g.xinstalled, uint32_t(0));
+}
+
+void resmon_log_all(void) noexcept { resmon::facade::report("resmon: held now"); }
+
+int resmon_limits_check(void) noexcept {
+  using namespace resmon;
+  int over = 0;
+  uint16_t kinds = core::kind_count();
+  for (uint16_t k = 0; k < kinds; ++k) over += facade::check_limit(k, nullptr, false) ? 1 : 0;
+  return over;
+}
+
+resmon_kind resmon_register_kind(const char* name) noexcept {
+  using namespace resmon;
+  uint16_t k = core::register_kind(name);
+  if (k >= max_kinds) {
+    core::writer w(facade::current_sink());
+    w.put("resmon: resmon_register_kind(");
+    if (name == nullptr) w.put("NULL");
+    else w.put_char('"').put(name).put_char('"');
+    w.put("): expected a name of 1 to 31 characters, and fewer than 64 kinds in all\n");
+  }
+  return k;
+}
+
+RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, size_t size, const char* file,
+                                                 int line) noexcept {
+  using namespace resmon;
+  // The caller's address just past this call: what the seed's report names.
+  auto ret = reinterpret_cast<uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)));
+  if (RESMON_DETAIL_UNLIKELY(!facade::known_kind(k))) {
+    core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
+    core::writer w(facade::current_sink());
+    w.put("resmon: resmon_track_acquire at ").put(file).put_char(':').put_uint(uint64_t(line)).put(": kind ")
+        .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind(); not recorded\n");
+    return;
+  }
+  const site* where = core::intern_site(file, uint32_t(line), nullptr);
+  {
+    [[maybe_unused]] facade::context_guard pin;
+    core::acquire({k, 0, 0, key, size, where, ret});
+  }
+  if (RESMON_DETAIL_UNLIKELY(core::load_relaxed(&facade::g_state.xlimited[k]) != 0)) facade::check_limit(k, where, true);
+}
+
+RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, const char* file, int line) noexcept {
+  using namespace resmon;
+  if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
+    core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
+    core::writer w(facade::current_sink());
+    w.put("resmon: resmon_track_release at ").put(file).put_char(':').put_uint(uint64_t(line)).put(": kind ")
+        .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()\n");
+    return;
+  }
+  const site* where = core::intern_site(file, uint32_t(line), nullptr);
+  [[maybe_unused]] facade::context_guard pin;
+  core::release(k, key, where, nullptr);
+}
+
+uint64_t resmon_live_count(resmon_kind k) noexcept {
+  return resmon::facade::known_kind(k) ? resmon::core::figures(k).live : 0;
+}
+
+uint64_t resmon_live_bytes(resmon_kind k) noexcept {
+  return resmon::facade::known_kind(k) ? resmon::core::figures(k).live_bytes : 0;
+}
+
+uint64_t resmon_misuse_count(void) noexcept {
+  return resmon::core::misuse_total() + resmon::core::load_relaxed(&resmon::facade::g_state.xbad_kind);
+}
+
+}  // extern "C"
+
+#endif  // RESMON_IMPLEMENTATION

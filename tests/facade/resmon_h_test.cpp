@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+// The C facade: install and limits, C sites and return addresses, reports
+// through the callback, misuse and bad input. Also core/site_table.hpp.
+#include <resmon/resmon.h>
+
+#include <resmon/platform/posix.hpp>  // the platform the facade of this test runs on
+#include <resmon/core/site_table.hpp>
+#include <resmon/core/tracker.hpp>
+#include <resmon/core/types.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "c_caller.h"
+
+static_assert(RESMON_KIND_MEMORY == std::uint16_t(resmon::kind::memory));
+static_assert(RESMON_KIND_FD == std::uint16_t(resmon::kind::fd));
+static_assert(RESMON_KIND_FILE == std::uint16_t(resmon::kind::file));
+static_assert(RESMON_KIND_DIR == std::uint16_t(resmon::kind::dir));
+static_assert(RESMON_KIND_SOCKET == std::uint16_t(resmon::kind::socket));
+static_assert(RESMON_KIND_MMAP == std::uint16_t(resmon::kind::mmap));
+static_assert(RESMON_KIND_THREAD == std::uint16_t(resmon::kind::thread));
+static_assert(RESMON_KIND_MAX == resmon::max_kinds);
+
+namespace {
+
+/// Captures everything the facade writes while it lives.
+struct capture {
+  std::string text;
+  resmon_report_fn previous;
+  capture() noexcept : previous(resmon_set_report_callback(&capture::write, this)) {}
+  ~capture() { resmon_set_report_callback(previous, nullptr); }
+  static void write(void* self, const char* s, std::size_t n) { static_cast<capture*>(self)->text.append(s, n); }
+  std::size_t lines() const {
+    std::size_t n = 0;
+    for (char c : text) n += c == '\n';
+    return n;
+  }
+};
+
+/// The return address printed on the "held:" line of `key`, or 0.
+std::uintptr_t held_return_address(const std::string& text, const std::string& key) {
+  std::size_t at = text.find("held: fd " + key + ",");
+  if (at == std::string::npos) return 0;
+  std::size_t end = text.find('\n', at);
+  std::size_t r = text.rfind("return address 0x", end);
+  if (r == std::string::npos || r < at) return 0;
+  return std::stoull(text.substr(r + 15, end - r - 15), nullptr, 16);
+}
+
+}  // namespace
+
+TEST_CASE("resmon_install: a bad limit gets one line naming the field and the expected range") {
+  capture c;
+  resmon_limits l;
+  resmon_limits_init(&l);
+  l.capacity = 5;
+  CHECK(resmon_install(&l) == RESMON_E_INVALID_LIMIT);
+  CHECK(c.lines() == 1);
+  CHECK(c.text.find("resmon: resmon_install: limits->capacity = 5 is not valid: expected 0 (the default) or a "
+                    "number of records from 1024 to 4294967296") != std::string::npos);
+  c.text.clear();
+  resmon_limits_init(&l);
+  l.checks = 0x10;
+  CHECK(resmon_install(&l) == RESMON_E_INVALID_LIMIT);
+  CHECK(c.lines() == 1);
+  CHECK(c.text.find("limits->checks = 16 is not valid: expected a combination of RESMON_CHECK_* bits") !=
+        std::string::npos);
+  c.text.clear();
+  REQUIRE(resmon_install(nullptr) == RESMON_OK);
+  CHECK(resmon_install(nullptr) == RESMON_E_ALREADY_INSTALLED);
+  CHECK(c.text.find("already installed") != std::string::npos);
+  resmon_uninstall();
+}
+
+TEST_CASE("resmon_track_acquire: a C call site, the caller's return address and live figures") {
+  capture c;
+  REQUIRE(resmon_install(nullptr) == RESMON_OK);
+  std::uint64_t before = resmon_live_count(RESMON_KIND_FD);
+  c_acquire(RESMON_KIND_FD, 0x71, 0);
+  c_acquire(RESMON_KIND_FD, 0x72, 0);
+  CHECK(resmon_live_count(RESMON_KIND_FD) == before + 2);
+  resmon_log_all();
+  INFO(c.text);
+  std::string site = "c_caller.c:" + std::to_string(c_acquire_line);
+  CHECK(c.text.find("held: fd 0x71, acquired at ") != std::string::npos);
+  CHECK(c.text.find(site) != std::string::npos);
+  // The return address lies inside the C function that called the facade.
+  std::uintptr_t ret = held_return_address(c.text, "0x71");
+  CHECK(ret > c_acquire_address());
+  CHECK(ret < c_acquire_address() + 256);
+  CHECK(held_return_address(c.text, "0x72") == ret);  // same call site, same address
+  // Both records point at one interned site: one group of 2.
+  CHECK(c.text.find("2 held, at ") != std::string::npos);
+  c_release(RESMON_KIND_FD, 0x71);
+  c_release(RESMON_KIND_FD, 0x72);
+  CHECK(resmon_live_count(RESMON_KIND_FD) == before);
+  resmon_uninstall();
+}
+
+TEST_CASE("resmon_uninstall: reports what is still held, unless the check is off") {
+  capture c;
+  resmon_limits l;
+  resmon_limits_init(&l);
+  REQUIRE(resmon_install(&l) == RESMON_OK);
+  c_acquire(RESMON_KIND_SOCKET, 0x5150, 0);
+  resmon_uninstall();
+  CHECK(c.text.find("resmon: still held at uninstall: 1 resource held in 1 kind") != std::string::npos);
+  CHECK(c.text.find("held: socket 0x5150, acquired at ") != std::string::npos);
+  CHECK(c.text.find("memory") == std::string::npos);
+  c.text.clear();
+  l.checks = RESMON_CHECK_LIMITS_ON_ACQUIRE;
+  REQUIRE(resmon_install(&l) == RESMON_OK);
+  resmon_uninstall();
+  CHECK(c.text.empty());
+  c_release(RESMON_KIND_SOCKET, 0x5150);
+  CHECK(resmon_live_count(RESMON_KIND_SOCKET) == 0);
+}
+
+TEST_CASE("resmon_limits: a count limit is reported once per crossing; resmon_limits_check counts") {
+  capture c;
+  resmon_limits l;
+  resmon_limits_init(&l);
+  l.count[RESMON_KIND_DIR] = 2;
+  l.memory_bytes = 1000;
+  REQUIRE(resmon_install(&l) == RESMON_OK);
+  for (std::uintptr_t k = 1; k <= 4; ++k) c_acquire(RESMON_KIND_DIR, k, 0);
+  CHECK(c.lines() == 1);
+  CHECK(c.text.find("resmon: limit exceeded: dir held 3, limit 2 (acquired at ") != std::string::npos);
+  c_acquire(RESMON_KIND_MEMORY, 0x1000, 1500);
+  CHECK(c.text.find("resmon: limit exceeded: memory bytes held 1500, limit 1000") != std::string::npos);
+  c.text.clear();
+  CHECK(resmon_limits_check() == 2);
+  CHECK(c.lines() == 2);
+  for (std::uintptr_t k = 1; k <= 4; ++k) c_release(RESMON_KIND_DIR, k);
+  c_release(RESMON_KIND_MEMORY, 0x1000);
+  CHECK(resmon_limits_check() == 0);
+  c.text.clear();
+  resmon_uninstall();
+  CHECK(c.text.find("0 resources held") != std::string::npos);
+}
+
+TEST_CASE("resmon_track_release: a double release is one line with both sites, never fatal") {
+  capture c;
+  REQUIRE(resmon_install(nullptr) == RESMON_OK);
+  std::uint64_t misuse = resmon_misuse_count();
+  c_acquire(RESMON_KIND_FD, 0x99, 0);
+  int release_line = c_release(RESMON_KIND_FD, 0x99);
+  c.text.clear();
+  c_release(RESMON_KIND_FD, 0x99);
+  CHECK(resmon_misuse_count() == misuse + 1);
+  CHECK(c.lines() == 1);
+  INFO(c.text);
+  CHECK(c.text.find("resmon: double release (fd 0x99) at ") != std::string::npos);
+  CHECK(c.text.find("; acquired at ") != std::string::npos);
+  CHECK(c.text.find("c_caller.c:" + std::to_string(c_acquire_line)) != std::string::npos);
+  CHECK(c.text.find("; first released at ") != std::string::npos);
+  CHECK(c.text.find("c_caller.c:" + std::to_string(release_line)) != std::string::npos);
+  resmon_uninstall();
+}
+
+TEST_CASE("resmon_track_acquire: an unknown kind is one line naming it, and is not recorded") {
+  capture c;
+  std::uint64_t misuse = resmon_misuse_count();
+  c_acquire(resmon_kind(63), 1, 0);
+  c_acquire(resmon_kind(500), 1, 0);
+  CHECK(resmon_misuse_count() == misuse + 2);
+  CHECK(c.lines() == 2);
+  CHECK(c.text.find(": kind 63 is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()") !=
+        std::string::npos);
+  CHECK(c.text.find(": kind 500 is unknown") != std::string::npos);
+  CHECK(resmon_live_count(resmon_kind(63)) == 0);
+  CHECK(resmon_live_count(resmon_kind(500)) == 0);
+}
+
+TEST_CASE("resmon_register_kind: names, the same name twice, and bad names") {
+  capture c;
+  resmon_kind gpu = resmon_register_kind("facade_gpu_buffer");
+  CHECK(gpu >= 7);
+  CHECK(gpu < RESMON_KIND_MAX);
+  CHECK(resmon_register_kind("facade_gpu_buffer") == gpu);
+  CHECK(resmon_register_kind("fd") == RESMON_KIND_FD);
+  CHECK(c.text.empty());
+  CHECK(resmon_register_kind("") == RESMON_KIND_INVALID);
+  CHECK(resmon_register_kind(nullptr) == RESMON_KIND_INVALID);
+  CHECK(resmon_register_kind("a_name_that_is_far_too_long_for_resmon") == RESMON_KIND_INVALID);
+  CHECK(c.lines() == 3);
+  CHECK(c.text.find("resmon_register_kind(NULL): expected a name of 1 to 31 characters") != std::string::npos);
+  c_acquire(gpu, 0xabc, 64);
+  CHECK(resmon_live_count(gpu) == 1);
+  CHECK(resmon_live_bytes(gpu) == 64);
+  c_release(gpu, 0xabc);
+  CHECK(resmon_live_count(gpu) == 0);
+}
+
+TEST_CASE("site_table: one stable site per (file, line, function), also across threads") {
+  static const char file[] = "interned.c";
+  static const char other[] = "interned.c";  // equal text, another object: another site
+  const resmon::site* a = resmon::core::intern_site(file, 10, nullptr);
+  REQUIRE(a != nullptr);
+  CHECK(a->file == file);
+  CHECK(a->line == 10);
+  CHECK(resmon::core::intern_site(file, 10, nullptr) == a);
+  CHECK(resmon::core::intern_site(file, 11, nullptr) != a);
+  CHECK(resmon::core::intern_site(file, 10, "f") != a);
+  if (static_cast<const void*>(other) != static_cast<const void*>(file))
+    CHECK(resmon::core::intern_site(other, 10, nullptr) != a);
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  static const resmon::site* firsts[200];
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (uint32_t line = 1000; line < 1200; ++line) {
+        const resmon::site* s = resmon::core::intern_site(file, line, nullptr);
+        if (s == nullptr || s->line != line) ++mismatches;
+        if (t == 0) firsts[line - 1000] = s;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == 0);
+  for (uint32_t line = 1000; line < 1200; ++line) CHECK(resmon::core::intern_site(file, line, nullptr) == firsts[line - 1000]);
+}
