@@ -6,15 +6,15 @@
 // Capture (`detail::capture_stack`) runs on the acquire path when the depth is
 // above 0. It never allocates through malloc and never recurses into tracking:
 //  1. Walk the frame-pointer chain (core/stack.hpp), bounded by the thread's
-//     stack. A walk that fills the depth, or ends in a null frame pointer, is
-//     the stack (14-19 ns at depth 16).
-//  2. A walk that ends early on a broken chain ends at some return address X.
-//     In the automatic method a small lock-free cache remembers, per X,
-//     whether the chain really ends there: the first time, the fallback
-//     unwinder also runs; if it agrees with the walk and finds at most
-//     `terminal_slack` frames past X (the C library's start-up frames, which
-//     have no frame pointers), X is a true end and later walks ending at X are
-//     trusted; otherwise every capture ending at X uses the fallback.
+//     stack (14-19 ns at depth 16).
+//  2. In the automatic method, a walk is trusted only once checked: a
+//     lock-free cache holds a verdict per (acquiring return address, last
+//     frame of the walk). The first time a pair is seen the fallback unwinder
+//     runs too; the walk is right when the fallback shows the same frames
+//     and, if the walk ended early, at most `chain_slack` frames more (the C
+//     library's start-up frames, which have no frame pointers). Code without
+//     frame pointers makes the walk skip frames or read garbage; the pair's
+//     verdict is then "broken" and its captures use the fallback.
 //  3. The fallback is libunwind's unw_backtrace, loaded with
 //     dlopen("libunwind.so.8", RTLD_LOCAL | RTLD_LAZY) on the first capture
 //     that needs it (that one capture may allocate inside the dynamic loader;
@@ -60,14 +60,19 @@ inline void set_stack_method(stack_method m) noexcept { core::set_stack_method(m
 
 /// Counts of the stack depot.
 struct stack_stats {
-  std::uint64_t stacks;   // distinct stacks stored
-  std::uint64_t unknown;  // captures not stored: the depot was full
-  std::uint64_t bytes;    // raw pages the depot holds
+  std::uint64_t stacks;    // distinct stacks stored
+  std::uint64_t unknown;   // captures not stored: the depot was full
+  std::uint64_t bytes;     // raw pages the depot holds
+  std::uint64_t fallback;  // captures that ran the fallback unwinder
 };
+
+namespace detail {
+inline std::uint64_t fallback_count() noexcept;
+}
 
 /// Returns: the stack depot's counts.
 inline stack_stats stack_statistics() noexcept {
-  return {core::depot_stack_count(), core::depot_unknown_count(), core::depot_bytes()};
+  return {core::depot_stack_count(), core::depot_unknown_count(), core::depot_bytes(), detail::fallback_count()};
 }
 
 /// Returns: the frames of stack `id` (return addresses, innermost first),
@@ -141,36 +146,38 @@ RESMON_DETAIL_NOINLINE inline int fallback_backtrace(std::uintptr_t* out, int ma
 }
 
 // ---------------------------------------------------------------------------
-// Where frame-pointer chains truly end (step 2 above)
+// Verdicts on frame-pointer walks (step 2 above)
 
-inline constexpr unsigned terminal_slots = 1024;
-inline constexpr unsigned terminal_probes = 16;
-inline constexpr int terminal_slack = 3;
-// Slot: address << 1 | 1 for "the chain ends here", address << 1 for
-// "broken here: use the fallback"; 0 empty. Written once by CAS.
-inline constinit std::uint64_t g_terminal[terminal_slots] = {};
+inline constexpr unsigned verdict_slots = 8192;  // 64 KiB
+inline constexpr unsigned verdict_probes = 16;
+inline constexpr int chain_slack = 3;
+// Slot: a 63-bit hash of (first, last) << 1 | 1 when walks are right, | 0
+// when broken; 0 empty. Written once by CAS; a full neighbourhood leaves a
+// pair unknown (its captures keep using the fallback: slower, still right).
+inline constinit std::uint64_t g_verdicts[verdict_slots] = {};
+inline constinit std::uint64_t g_fallback_captures = 0;
 
-enum class terminal : int { unknown, end, broken };
+enum class verdict : int { unknown, right, broken };
 
-inline terminal terminal_lookup(std::uintptr_t x) noexcept {
-  std::uint64_t h = core::mix64(x);
-  for (unsigned p = 0; p < terminal_probes; ++p) {
-    std::uint64_t v = core::load_relaxed(&g_terminal[(h + p) % terminal_slots]);
-    if (v == 0) return terminal::unknown;
-    if ((v >> 1) == std::uint64_t(x)) return (v & 1) ? terminal::end : terminal::broken;
-  }
-  return terminal::unknown;
+inline std::uint64_t verdict_key(std::uintptr_t first, std::uintptr_t last) noexcept {
+  return (core::mix64(std::uint64_t(first) * 0x9e3779b97f4a7c15ULL ^ std::uint64_t(last)) | 2) >> 1;
 }
 
-inline void terminal_store(std::uintptr_t x, bool end) noexcept {
-  std::uint64_t h = core::mix64(x);
-  std::uint64_t v = std::uint64_t(x) << 1 | (end ? 1 : 0);
-  for (unsigned p = 0; p < terminal_probes; ++p) {
-    std::uint64_t* slot = &g_terminal[(h + p) % terminal_slots];
-    std::uint64_t expected = 0;
-    if (core::cas_acq_rel(slot, expected, v) || (expected >> 1) == std::uint64_t(x)) return;
+inline verdict verdict_lookup(std::uint64_t key) noexcept {
+  for (unsigned p = 0; p < verdict_probes; ++p) {
+    std::uint64_t v = core::load_relaxed(&g_verdicts[(key + p) % verdict_slots]);
+    if (v == 0) return verdict::unknown;
+    if ((v >> 1) == key) return (v & 1) ? verdict::right : verdict::broken;
   }
-  // Full around here: this end stays unknown and keeps using the fallback.
+  return verdict::unknown;
+}
+
+inline void verdict_store(std::uint64_t key, bool right) noexcept {
+  std::uint64_t v = key << 1 | (right ? 1 : 0);
+  for (unsigned p = 0; p < verdict_probes; ++p) {
+    std::uint64_t expected = 0;
+    if (core::cas_acq_rel(&g_verdicts[(key + p) % verdict_slots], expected, v) || (expected >> 1) == key) return;
+  }
 }
 
 /// Returns: the index of `first` among a[0..min(n, 8)), or -1.
@@ -178,6 +185,18 @@ inline int find_first(const std::uintptr_t* a, int n, std::uintptr_t first) noex
   for (int i = 0; i < n && i < 8; ++i)
     if (a[i] == first) return i;
   return -1;
+}
+
+/// Runs the fallback into frames[]; returns the number of frames from
+/// `first` on (at most depth) and their start in *start.
+inline int fallback_from(std::uintptr_t* frames, std::uint32_t depth, std::uintptr_t first, int* start) noexcept {
+  constexpr int lead = 8;  // our own frames an unwinder reports before `first`
+  core::fetch_add_relaxed(&g_fallback_captures, std::uint64_t(1));
+  int m = fallback_backtrace(frames, int(depth) + lead);
+  int s = find_first(frames, m, first);
+  if (s < 0) s = 0;
+  *start = s;
+  return m - s > int(depth) ? int(depth) : m - s;
 }
 
 /// Captures the calling thread's stack into the depot.
@@ -189,8 +208,7 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
                                                          std::uint32_t depth) noexcept {
   if (tls_in_capture) return 0;  // tracking from inside the unwinder or the depot's first mapping
   tls_in_capture = true;
-  constexpr int lead = 8;  // our own frames an unwinder may report before `first`
-  std::uintptr_t frames[core::max_stack_depth + lead];
+  std::uintptr_t frames[core::max_stack_depth + 8];
   if (depth > core::max_stack_depth) depth = core::max_stack_depth;
   stack_method method = core::get_stack_method();
   std::uintptr_t lo = 0, hi = 0;
@@ -200,47 +218,45 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
   if (!use_fallback) {  // 1.
     core::walk_result w = core::walk_frames(fp, lo, hi, frames, depth + 4);
     int start = find_first(frames, int(w.frames), first);
-    if (start < 0) {
-      n = 0;
-      use_fallback = method == stack_method::automatic;
-    } else {
+    if (start >= 0) {
       stack = frames + start;
-      n = int(w.frames) - start;
-      if (n > int(depth)) n = int(depth);
-      if (n < int(depth) && w.end == core::walk_end::broken && method == stack_method::automatic) {  // 2.
-        terminal t = terminal_lookup(stack[n - 1]);
-        if (t != terminal::end) {
-          std::uintptr_t walked[core::max_stack_depth];
-          for (int i = 0; i < n; ++i) walked[i] = stack[i];
-          int m = fallback_backtrace(frames, int(depth) + lead);
-          int s = find_first(frames, m, first);
-          if (s >= 0) {
-            int fb = m - s;
-            if (t == terminal::unknown) {
-              bool agree = fb >= n && std::memcmp(walked, frames + s, sizeof(std::uintptr_t) * unsigned(n)) == 0;
-              terminal_store(walked[n - 1], agree && fb - n <= terminal_slack);
-            }
-            stack = frames + s;
-            n = fb > int(depth) ? int(depth) : fb;
-          } else {
-            for (int i = 0; i < n; ++i) frames[i] = walked[i];
-            stack = frames;
-          }
+      n = int(w.frames) - start > int(depth) ? int(depth) : int(w.frames) - start;
+    }
+    if (method == stack_method::automatic) {  // 2.
+      std::uint64_t key = verdict_key(first, n > 0 ? stack[n - 1] : 0);
+      verdict v = n > 0 ? verdict_lookup(key) : verdict::broken;
+      if (v == verdict::broken) {
+        use_fallback = true;
+      } else if (v == verdict::unknown) {
+        std::uintptr_t walked[core::max_stack_depth];
+        for (int i = 0; i < n; ++i) walked[i] = stack[i];
+        int s = 0;
+        int fb = fallback_from(frames, depth, first, &s);
+        bool right = fb >= n && frames[s] == first &&
+                     std::memcmp(walked, frames + s, sizeof(std::uintptr_t) * unsigned(n)) == 0 &&
+                     (n == int(depth) || fb - n <= chain_slack);
+        verdict_store(key, right);
+        if (right) {  // the walk's stack, as later walks of this pair will give it
+          for (int i = 0; i < n; ++i) frames[i] = walked[i];
+          stack = frames;
+        } else {
+          stack = frames + s;
+          n = fb;
         }
       }
     }
   }
   if (use_fallback) {  // 3.
-    int m = fallback_backtrace(frames, int(depth) + lead);
-    int s = find_first(frames, m, first);
-    if (s < 0) s = 0;
+    int s = 0;
+    n = fallback_from(frames, depth, first, &s);
     stack = frames + s;
-    n = m - s > int(depth) ? int(depth) : m - s;
   }
   std::uint32_t id = n > 0 ? core::depot_insert(stack, std::uint32_t(n)) : 0;
   tls_in_capture = false;
   return id;
 }
+
+inline std::uint64_t fallback_count() noexcept { return core::load_relaxed(&g_fallback_captures); }
 
 /// Parses RESMON_STACK_DEPTH and RESMON_STACK_METHOD; bad values get one
 /// line on stderr and keep the default.
