@@ -187,15 +187,20 @@ inline int find_first(const std::uintptr_t* a, int n, std::uintptr_t first) noex
   return -1;
 }
 
-/// Runs the fallback into frames[]; returns the number of frames from
-/// `first` on (at most depth) and their start in *start.
-inline int fallback_from(std::uintptr_t* frames, std::uint32_t depth, std::uintptr_t first, int* start) noexcept {
-  constexpr int lead = 8;  // our own frames an unwinder reports before `first`
+inline constexpr int fallback_lead = 8;  // our own frames an unwinder reports before `first`
+inline constexpr int fallback_extra = fallback_lead + chain_slack + 1;
+
+/// Runs the fallback into frames[0..depth + fallback_extra); returns the
+/// number of frames from `first` on (at most depth), their start in *start,
+/// and in *total the frames it saw from `first` on, up to depth + chain_slack + 1.
+inline int fallback_from(std::uintptr_t* frames, std::uint32_t depth, std::uintptr_t first, int* start,
+                         int* total = nullptr) noexcept {
   core::fetch_add_relaxed(&g_fallback_captures, std::uint64_t(1));
-  int m = fallback_backtrace(frames, int(depth) + lead);
+  int m = fallback_backtrace(frames, int(depth) + fallback_extra);
   int s = find_first(frames, m, first);
   if (s < 0) s = 0;
   *start = s;
+  if (total != nullptr) *total = m - s;  // may exceed depth by up to chain_slack + 1
   return m - s > int(depth) ? int(depth) : m - s;
 }
 
@@ -208,7 +213,7 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
                                                          std::uint32_t depth) noexcept {
   if (tls_in_capture) return 0;  // tracking from inside the unwinder or the depot's first mapping
   tls_in_capture = true;
-  std::uintptr_t frames[core::max_stack_depth + 8];
+  std::uintptr_t frames[core::max_stack_depth + fallback_extra];
   if (depth > core::max_stack_depth) depth = core::max_stack_depth;
   stack_method method = core::get_stack_method();
   std::uintptr_t lo = 0, hi = 0;
@@ -230,11 +235,11 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
       } else if (v == verdict::unknown) {
         std::uintptr_t walked[core::max_stack_depth];
         for (int i = 0; i < n; ++i) walked[i] = stack[i];
-        int s = 0;
-        int fb = fallback_from(frames, depth, first, &s);
+        int s = 0, total = 0;
+        int fb = fallback_from(frames, depth, first, &s, &total);
         bool right = fb >= n && frames[s] == first &&
                      std::memcmp(walked, frames + s, sizeof(std::uintptr_t) * unsigned(n)) == 0 &&
-                     (n == int(depth) || fb - n <= chain_slack);
+                     (n == int(depth) || total - n <= chain_slack);
         verdict_store(key, right);
         if (right) {  // the walk's stack, as later walks of this pair will give it
           for (int i = 0; i < n; ++i) frames[i] = walked[i];

@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-#include <resmon/platform/posix.hpp>
+#include <resmon/tracker.hpp>  // the platform layer (posix.hpp) and what it needs
 
 namespace {
 
