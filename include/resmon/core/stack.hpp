@@ -74,26 +74,37 @@ __attribute__((no_sanitize("address", "thread"))) inline walk_result walk_frames
                                                                                uintptr_t hi, uintptr_t* out,
                                                                                uint32_t max) noexcept {
   constexpr uintptr_t word = sizeof(uintptr_t);
+  if (hi < lo || hi - lo < 2 * word) return {0, walk_end::broken};
+  // One compare checks both bounds: fp - lo wraps around when fp < lo.
+  uintptr_t span = hi - lo - 2 * word;
   uint32_t n = 0;
   while (n < max) {
-    if (fp < lo || hi < 2 * word || fp > hi - 2 * word || (fp & (word - 1)) != 0) return {n, walk_end::broken};
+    if (fp - lo > span || (fp & (word - 1)) != 0) return {n, walk_end::broken};
     const uintptr_t* frame = reinterpret_cast<const uintptr_t*>(fp);
     uintptr_t next = frame[0];
     uintptr_t ret = frame[1];
     if (ret == 0) return {n, walk_end::chain};
     out[n++] = ret;
-    if (next == 0) return {n, walk_end::chain};
-    if (next <= fp) return {n, walk_end::broken};
+    if (next <= fp) return {n, next == 0 ? walk_end::chain : walk_end::broken};
     fp = next;
   }
   return {n, walk_end::full};
 }
 
 /// Hashes a stack of `n` frames into 64 bits that are never 0.
-/// Does not allocate.
+/// Frames are taken in pairs, each pair folded by one 64x64->128-bit
+/// multiply (as wyhash does); the pairs do not depend on each other, so the
+/// multiplies overlap in the pipeline. Does not allocate.
 inline uint64_t hash_frames(const uintptr_t* frames, uint32_t n) noexcept {
-  uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
-  for (uint32_t i = 0; i < n; ++i) h = (h ^ uint64_t(frames[i])) * 0xff51afd7ed558ccdULL + (h >> 29);
+  __extension__ typedef unsigned __int128 u128;
+  constexpr uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL, k2 = 0x8ebc6af09c88c6e3ULL;
+  uint64_t h = k2 ^ n;
+  uint32_t i = 0;
+  for (; i + 1 < n; i += 2) {
+    u128 m = u128(uint64_t(frames[i]) ^ (k0 + i)) * (uint64_t(frames[i + 1]) ^ (k1 + i));
+    h += uint64_t(m) ^ uint64_t(m >> 64);
+  }
+  if (i < n) h += uint64_t(frames[i]) * k1;
   h = mix64(h);
   return h == 0 ? 1 : h;
 }
