@@ -402,7 +402,8 @@ inline void write_misuse_text(writer& w) noexcept {
 }
 
 /// Writes ", at <site>, oldest <age> old, thread <t>[, called from <ret>][, stack <id>]\n".
-inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const report_options& opt) noexcept {
+inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const report_options& opt,
+                             bool frames_follow = false) noexcept {
   w.put(", at ");
   put_site(w, s.where);
   uint64_t age = now > s.oldest_ns ? now - s.oldest_ns : 0;
@@ -410,7 +411,7 @@ inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const
   if (age < 1000000) w.put("under 1 ms");  // the record clock is coarse
   else w.put_duration(age);
   w.put(" old, thread ").put_uint(s.thread);
-  if (s.ret != 0) {
+  if (s.ret != 0 && !frames_follow) {  // frame #0 would repeat it
     w.put(", called from ").put_hex(s.ret);
     if (opt.describe_address != nullptr) {
       w.put(" (");
@@ -419,7 +420,7 @@ inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const
     }
   }
   if (s.stack_id == unknown_stack_id) w.put(", stack unknown (depot full)");
-  else if (s.stack_id != 0) w.put(", stack ").put_uint(s.stack_id);
+  else if (s.stack_id != 0) w.put(", stack ").put_uint(s.stack_id).put(frames_follow ? ":" : "");
   w.put_char('\n');
 }
 
@@ -427,7 +428,9 @@ inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const
 inline void write_group_line(writer& w, const site_group& s, uint64_t now, const report_options& opt) noexcept {
   w.put("    ").put_uint(s.count).put(" held");
   if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
-  write_group_tail(w, s, now, opt);
+  bool frames = s.stack_id != 0 && s.stack_id != unknown_stack_id && opt.describe_stack != nullptr;
+  write_group_tail(w, s, now, opt, frames);
+  if (frames) opt.describe_stack(w, s.stack_id, "      ", opt.describe_context);
 }
 
 /// Writes the "top culprits" section: the groups of every kind that hold
@@ -546,8 +549,6 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
       }
       ++shown;
       write_group_line(w, g[i], now, opt);
-      if (g[i].stack_id != 0 && g[i].stack_id != unknown_stack_id && opt.describe_stack != nullptr)
-        opt.describe_stack(w, g[i].stack_id, "      ", opt.describe_context);
     }
   }
   if (opt.scope_only) return;
