@@ -276,13 +276,32 @@ class symbolizer {
       dwfl_failed_ = dwfl_ == nullptr;
     }
     if (dwfl_ == nullptr) return;
-    Dwfl_Line* line = dwfl_getsrc(dwfl_, Dwarf_Addr(address));
-    if (line == nullptr) return;
-    int lineno = 0;
-    const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
-    if (file == nullptr) return;
-    f->file = file;
-    f->line = unsigned(lineno);
+    if (Dwfl_Line* line = dwfl_getsrc(dwfl_, Dwarf_Addr(address))) {
+      int lineno = 0;
+      if (const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr)) {
+        f->file = file;
+        f->line = unsigned(lineno);
+        return;
+      }
+    }
+    // No .debug_aranges (clang does not emit them): find the compile unit
+    // by its address ranges instead.
+    Dwfl_Module* mod = dwfl_addrmodule(dwfl_, Dwarf_Addr(address));
+    if (mod == nullptr) return;
+    Dwarf_Addr bias = 0;
+    for (Dwarf_Die* cu = nullptr; (cu = dwfl_module_nextcu(mod, cu, &bias)) != nullptr;) {
+      Dwarf_Addr rel = Dwarf_Addr(address) - bias, base = 0, start = 0, end = 0;
+      for (ptrdiff_t off = 0; (off = dwarf_ranges(cu, off, &base, &start, &end)) > 0;) {
+        if (rel < start || rel >= end) continue;
+        Dwarf_Line* line = dwarf_getsrc_die(cu, rel);
+        int lineno = 0;
+        const char* file = line != nullptr ? dwarf_linesrc(line, nullptr, nullptr) : nullptr;
+        if (file == nullptr || dwarf_lineno(line, &lineno) != 0) return;
+        f->file = file;
+        f->line = unsigned(lineno);
+        return;
+      }
+    }
   }
   Dwfl* dwfl_ = nullptr;
   bool dwfl_failed_ = false;
