@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <resmon/macros.hpp>
@@ -196,4 +197,27 @@ TEST_CASE("report: without stacks, groups by call site and names the caller") {
   CHECK(text.find(", stack ", group) > eol);
   CHECK(text.compare(eol + 1, 7, "      #") != 0);  // no frames
   release_all(held);
+}
+
+TEST_CASE("stacks: threads capture at once; the same path gives every record the same stack") {
+  depth_guard depth(4);
+  constexpr int threads = 4, per_thread = 200;
+  std::vector<std::vector<void*>> held(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&held, t] {
+      for (int i = 0; i < per_thread; ++i) held[std::size_t(t)].push_back(leak_small());
+    });
+  for (auto& th : pool) th.join();
+  resmon::leak_scope none;  // records acquired before it are not its business
+  CHECK(none.leaks().empty());
+  std::vector<std::uint32_t> ids;
+  resmon::core::for_each_live([&ids](const resmon::core::record_view& v) {
+    if (v.size == 10) ids.push_back(v.stack_id);
+  });
+  REQUIRE(ids.size() == std::size_t(threads * per_thread));
+  for (std::uint32_t id : ids) CHECK(id == ids[0]);
+  std::uintptr_t frames[8];
+  CHECK(resmon::stack_frames(ids[0], frames, 8) == 4);
+  for (auto& v : held) release_all(v);
 }
