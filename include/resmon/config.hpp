@@ -27,6 +27,20 @@
 #define RESMON_CONFIG_READ_ENVIRONMENT 1
 #endif
 
+/// RESMON_CONFIG_LIBUNWIND: 1 lets stack capture load libunwind.so.8 at run
+/// time (dlopen, RTLD_LOCAL) as the unwinder for code without frame
+/// pointers; 0 uses the C++ runtime's _Unwind_Backtrace (about 20x slower).
+#ifndef RESMON_CONFIG_LIBUNWIND
+#define RESMON_CONFIG_LIBUNWIND 1
+#endif
+
+/// RESMON_CONFIG_LIBDW: 1 when the program links libdw (elfutils): reports
+/// then name file:line of each frame from debug information. Meson's
+/// `libdw` feature option sets it in resmon_dep together with the library.
+#ifndef RESMON_CONFIG_LIBDW
+#define RESMON_CONFIG_LIBDW 0
+#endif
+
 #ifdef RESMON_HAS_TRACKING
 #error "RESMON_HAS_TRACKING is derived; define RESMON_ENABLE instead"
 #endif

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
-// Reports on demand: human text and JSON, to a FILE* or any sink. Layer: hosted.
+// Reports on demand: human text and JSON, to a FILE* or any sink, with call
+// stacks symbolized in-process. Layer: hosted.
 #pragma once
 
 #include <cstdio>
 #include <string>
 
 #include "core/report.hpp"
+#include "symbolize.hpp"
 #include "tracker.hpp"
 
 namespace resmon {
@@ -20,37 +22,111 @@ inline void write_file(void* context, const char* text, std::size_t length) {
 inline void write_string(void* context, const char* text, std::size_t length) {
   static_cast<std::string*>(context)->append(text, length);
 }
+
+/// The report hooks backed by a symbolizer made on first use, after the
+/// snapshot was taken (its allocations never show up in the report).
+struct report_symbols {
+  std::unique_ptr<symbolizer> sym;
+  symbolizer& get() {
+    if (!sym) sym = std::make_unique<symbolizer>();
+    return *sym;
+  }
+  static void address(core::writer& w, std::uintptr_t a, void* self) noexcept {
+    try {
+      w.put(symbolizer::format(static_cast<report_symbols*>(self)->get().describe(a)).c_str());
+    } catch (...) {
+      w.put("?");
+    }
+  }
+  static void stack(core::writer& w, std::uint32_t id, const char* indent, void* self) noexcept {
+    const std::uintptr_t* frames = nullptr;
+    std::uint32_t n = core::depot_frames(id, &frames);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      w.put(indent).put_char('#').put_uint(i).put_char(' ');
+      try {
+        w.put(symbolizer::format(static_cast<report_symbols*>(self)->get().describe(frames[i])).c_str());
+      } catch (...) {
+        w.put_hex(frames[i]);
+      }
+      w.put_char('\n');
+    }
+  }
+  static void modules(core::writer& w, void* self) noexcept {
+    w.put_char('[');
+    try {
+      bool first = true;
+      for (const module_info& m : static_cast<report_symbols*>(self)->get().modules()) {
+        if (!first) w.put_char(',');
+        first = false;
+        w.put("{\"path\":").put_json_string(m.path.c_str()).put(",\"base\":\"").put_hex(m.base);
+        w.put("\",\"start\":\"").put_hex(m.lo).put("\",\"end\":\"").put_hex(m.hi);
+        w.put("\",\"build_id\":").put_json_string(m.build_id.c_str()).put("}");
+      }
+    } catch (...) {
+    }
+    w.put_char(']');
+  }
+};
+
+/// Returns: `options` with the symbolizer's hooks where the caller set none.
+inline report_options with_symbols(const report_options& options, report_symbols& symbols) {
+  report_options o = options;
+  if (o.describe_address == nullptr && o.describe_stack == nullptr && o.describe_modules == nullptr) {
+    o.describe_address = &report_symbols::address;
+    o.describe_stack = &report_symbols::stack;
+    o.describe_modules = &report_symbols::modules;
+    o.describe_context = &symbols;
+  }
+  return o;
+}
 }  // namespace detail
 
 /// Effects: writes a readable report of everything held now to `out`: per
 /// kind the held count and bytes, peak and total, then held resources grouped
-/// by call site (or stack), largest first, with the oldest age and its thread;
+/// by call site and stack, largest first, with the oldest age, its thread and
+/// the acquiring call's function; each stack's frames as
+/// `#0 function (file:line) in module+0xoffset` (file:line with libdw); then
+/// the top culprits by held bytes and by growth since take_checkpoint();
 /// then misuse events and capacity notes.
-/// Allocates: raw pages for the snapshot, and nothing through malloc.
+/// Allocates: raw pages for the snapshot; the symbolizer allocates through
+/// malloc after the snapshot was taken.
 inline void report(std::FILE* out = stderr, const report_options& options = {}) {
-  core::write_text_report({detail::write_file, out}, options);
+  detail::report_symbols symbols;
+  core::write_text_report({detail::write_file, out}, detail::with_symbols(options, symbols));
   std::fflush(out);
 }
 
 /// Effects: writes the same data as report() as one JSON document (schema
-/// "resmon.report", version 1, described in README.md) followed by a newline.
+/// "resmon.report", version 1, described in README.md) followed by a newline;
+/// stacks as raw frames with the module map (path, load address, build id),
+/// so that another tool can symbolize them later.
 inline void report_json(std::FILE* out, const report_options& options = {}) {
-  core::write_json_report({detail::write_file, out}, options);
+  detail::report_symbols symbols;
+  core::write_json_report({detail::write_file, out}, detail::with_symbols(options, symbols));
   std::fflush(out);
 }
 
 /// Returns: the text report as a string.
 inline std::string report_string(const report_options& options = {}) {
   std::string text;
-  core::write_text_report({detail::write_string, &text}, options);
+  detail::report_symbols symbols;
+  core::write_text_report({detail::write_string, &text}, detail::with_symbols(options, symbols));
   return text;
 }
 
 /// Returns: the JSON report as a string.
 inline std::string report_json_string(const report_options& options = {}) {
   std::string text;
-  core::write_json_report({detail::write_string, &text}, options);
+  detail::report_symbols symbols;
+  core::write_json_report({detail::write_string, &text}, detail::with_symbols(options, symbols));
   return text;
 }
+
+/// Effects: remembers what every group (kind, site, stack) holds now; later
+/// reports rank the groups that grew the most since ("top culprits by
+/// growth"), and JSON gives each site's growth. Replaces the previous one.
+/// Thread-safety: safe to call from any thread; it waits only for a report
+/// or checkpoint under way. Allocates: raw pages.
+inline void take_checkpoint() noexcept { core::take_checkpoint(); }
 
 }  // namespace resmon

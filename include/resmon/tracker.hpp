@@ -11,6 +11,7 @@
 #include "config.hpp"
 #include "core/tracker.hpp"
 #include "platform/posix.hpp"
+#include "stack.hpp"
 
 namespace resmon {
 
@@ -93,19 +94,26 @@ constexpr std::uint64_t key_of(std::nullptr_t) noexcept { return 0; }
 
 inline void read_environment() noexcept;
 
-/// Records an acquisition (the macros' target). Does not throw or allocate
-/// (but for a thread's first table). Returns: false when dropped.
+/// Records an acquisition (the macros' target). When the stack depth is above
+/// 0 and no `stack_id` is given, captures the call stack that starts at `ret`
+/// (see stack.hpp); with the depth at 0 this costs one relaxed load.
+/// Does not throw or allocate (but for a thread's first table and the stack
+/// depot's first use). Returns: false when dropped.
 inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
                     std::uint32_t stack_id = 0) noexcept {
   if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
     core::report_misuse(misuse_type::unknown_release, std::uint16_t(k), key, where, nullptr, nullptr, 0);
     return false;
   }
+  if (std::uint32_t depth = core::stack_depth(); RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
+    stack_id = capture_stack(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)),
+                             reinterpret_cast<std::uintptr_t>(ret), depth);
   return core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret)});
 }
 
 /// Records an acquisition with the return address of this call: the address
-/// in the caller just past the acquiring site (what the macros record).
+/// in the caller just past the acquiring site (what the macros record), and
+/// the call stack from there when the stack depth is above 0.
 /// Not inlined, so that the return address is the caller's own.
 RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, std::uint64_t key, std::uint64_t size,
                                                 const site* where) noexcept {
@@ -140,6 +148,7 @@ inline bool parse_count(const char* text, std::uint64_t* out) noexcept {
 
 inline void read_environment() noexcept {
 #if RESMON_CONFIG_READ_ENVIRONMENT
+  read_stack_environment();
   if (const char* text = std::getenv("RESMON_CAPACITY")) {
     std::uint64_t n = 0;
     if (parse_count(text, &n) && n >= 1024 && n <= (std::uint64_t(1) << 32)) {

@@ -4,10 +4,12 @@
 //
 // A report takes a snapshot of the live records, groups them by kind and
 // acquisition site (and stack, when one was captured), and writes the groups
-// largest first. The same code serves resmon::report(FILE*), the C facade's
+// largest first, then the top culprits: the groups that hold the most bytes
+// and those that grew the most since the last checkpoint (take_checkpoint). The same code serves resmon::report(FILE*), the C facade's
 // resmon_log_all() and a kernel module's unload report.
 #pragma once
 
+#include "stack_depot.hpp"
 #include "tracker.hpp"
 
 namespace resmon::core {
@@ -46,6 +48,10 @@ class writer {
     } while (v != 0);
     while (n > 0) put_char(digits[--n]);
     return *this;
+  }
+  writer& put_int(int64_t v) noexcept {
+    if (v < 0) return put_char('-').put_uint(uint64_t(0) - uint64_t(v));
+    return put_uint(uint64_t(v));
   }
   writer& put_hex(uint64_t v) noexcept {
     put("0x");
@@ -175,7 +181,11 @@ struct report_options {
   void (*describe_address)(writer& w, uintptr_t address, void* context) = nullptr;
   /// Optional: appends the frames of stack `id`, one per line, indented.
   void (*describe_stack)(writer& w, uint32_t id, const char* indent, void* context) = nullptr;
+  /// Optional (JSON): appends the module map as a JSON array of objects
+  /// {"path", "base", "build_id"}; without it JSON carries "modules":[].
+  void (*describe_modules)(writer& w, void* context) = nullptr;
   void* describe_context = nullptr;
+  uint32_t max_culprits = 5;    // per ranking in the "top culprits" section; 0: no section
 };
 
 /// A snapshot of held records, grouped. Scratch memory from raw pages.
@@ -236,6 +246,105 @@ class grouped_snapshot {
   uint64_t missed_ = 0;
 };
 
+// ---------------------------------------------------------------------------
+// Checkpoints: held figures per group at one moment, to rank growth against.
+//
+// One checkpoint is kept. take_checkpoint() builds a new one from a snapshot
+// and swaps it in under `xlock`, a spin lock taken only by checkpoints and
+// reports (never by acquire or release), held while entries are copied or
+// read.
+
+struct checkpoint_entry {
+  uint16_t kind;
+  uint32_t stack_id;
+  const site* where;
+  uint64_t count;
+  uint64_t bytes;
+};
+
+struct checkpoint_store {
+  uint32_t xlock;
+  checkpoint_entry* entries;  // sorted by (kind, where, stack_id)
+  size_t count;
+  size_t bytes;               // of the pages holding entries
+  uint64_t time_ns;           // 0: no checkpoint taken
+};
+inline constinit checkpoint_store g_checkpoint{};
+
+class checkpoint_lock {
+ public:
+  checkpoint_lock() noexcept {
+    uint32_t expected = 0;
+    while (!cas_acq_rel(&g_checkpoint.xlock, expected, uint32_t(1))) expected = 0;  // pairs with the release below
+  }
+  ~checkpoint_lock() { store_release(&g_checkpoint.xlock, uint32_t(0)); }
+  checkpoint_lock(const checkpoint_lock&) = delete;
+  checkpoint_lock& operator=(const checkpoint_lock&) = delete;
+};
+
+inline bool group_key_less(uint16_t ak, const site* aw, uint32_t as, uint16_t bk, const site* bw, uint32_t bs) noexcept {
+  if (ak != bk) return ak < bk;
+  if (aw != bw) return uintptr_t(aw) < uintptr_t(bw);
+  return as < bs;
+}
+
+/// Effects: remembers the held count and bytes of every group (kind, site,
+/// stack) now; later reports rank growth against it. Replaces the previous
+/// checkpoint. Allocates: raw pages. Blocks: only other checkpoints and reports.
+inline void take_checkpoint() noexcept {
+  grouped_snapshot snap(0);
+  size_t n = snap.group_count();
+  size_t bytes = n * sizeof(checkpoint_entry);
+  auto* e = n ? static_cast<checkpoint_entry*>(platform::pages_alloc(bytes)) : nullptr;
+  if (e == nullptr) n = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const site_group& g = snap.groups()[i];
+    e[i] = checkpoint_entry{g.kind, g.stack_id, g.where, g.count, g.bytes};
+  }
+  heap_sort(e, n, [](const checkpoint_entry& a, const checkpoint_entry& b) {
+    return group_key_less(a.kind, a.where, a.stack_id, b.kind, b.where, b.stack_id);
+  });
+  checkpoint_entry* old;
+  size_t old_bytes;
+  {
+    checkpoint_lock lock;
+    old = g_checkpoint.entries;
+    old_bytes = g_checkpoint.bytes;
+    g_checkpoint.entries = e;
+    g_checkpoint.count = n;
+    g_checkpoint.bytes = e ? bytes : 0;
+    g_checkpoint.time_ns = platform::clock_ns();
+  }
+  if (old != nullptr) platform::pages_free(old, old_bytes);
+}
+
+/// Returns: the entry of group g in the checkpoint, or nullptr. Requires: the
+/// checkpoint lock.
+inline const checkpoint_entry* checkpoint_find(const site_group& g) noexcept {
+  size_t lo = 0, hi = g_checkpoint.count;
+  const checkpoint_entry* e = g_checkpoint.entries;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (group_key_less(e[mid].kind, e[mid].where, e[mid].stack_id, g.kind, g.where, g.stack_id)) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo < g_checkpoint.count && e[lo].kind == g.kind && e[lo].where == g.where && e[lo].stack_id == g.stack_id)
+    return &e[lo];
+  return nullptr;
+}
+
+/// Growth of a group since the checkpoint (the whole group when it is new).
+struct group_growth {
+  int64_t count;
+  int64_t bytes;
+};
+
+inline group_growth growth_of(const site_group& g) noexcept {
+  const checkpoint_entry* e = checkpoint_find(g);
+  if (e == nullptr) return {int64_t(g.count), int64_t(g.bytes)};
+  return {int64_t(g.count) - int64_t(e->count), int64_t(g.bytes) - int64_t(e->bytes)};
+}
+
 inline const char* misuse_name(uint64_t type) noexcept {
   static const char* const names[misuse_types] = {"release of an unknown key", "double release",
                                                   "acquire of a key still held", "release through the wrong kind",
@@ -289,6 +398,97 @@ inline void write_misuse_text(writer& w) noexcept {
       w.put(", thread ").put_uint(e.other_thread);
     }
     w.put_char('\n');
+  }
+}
+
+/// Writes ", at <site>, oldest <age> old, thread <t>[, called from <ret>][, stack <id>]\n".
+inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const report_options& opt,
+                             bool frames_follow = false) noexcept {
+  w.put(", at ");
+  put_site(w, s.where);
+  uint64_t age = now > s.oldest_ns ? now - s.oldest_ns : 0;
+  w.put(", oldest ");
+  if (age < 1000000) w.put("under 1 ms");  // the record clock is coarse
+  else w.put_duration(age);
+  w.put(" old, thread ").put_uint(s.thread);
+  if (s.ret != 0 && !frames_follow) {  // frame #0 would repeat it
+    w.put(", called from ").put_hex(s.ret);
+    if (opt.describe_address != nullptr) {
+      w.put(" (");
+      opt.describe_address(w, s.ret, opt.describe_context);
+      w.put(")");
+    }
+  }
+  if (s.stack_id == unknown_stack_id) w.put(", stack unknown (depot full)");
+  else if (s.stack_id != 0) w.put(", stack ").put_uint(s.stack_id).put(frames_follow ? ":" : "");
+  w.put_char('\n');
+}
+
+/// Writes one group: "    <count> held[, <bytes>], at <site>, ...".
+inline void write_group_line(writer& w, const site_group& s, uint64_t now, const report_options& opt) noexcept {
+  w.put("    ").put_uint(s.count).put(" held");
+  if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+  bool frames = s.stack_id != 0 && s.stack_id != unknown_stack_id && opt.describe_stack != nullptr;
+  write_group_tail(w, s, now, opt, frames);
+  if (frames) opt.describe_stack(w, s.stack_id, "      ", opt.describe_context);
+}
+
+/// Writes the "top culprits" section: the groups of every kind that hold
+/// the most bytes (then count), and, when a checkpoint was taken, those that
+/// grew the most since (bytes, then count).
+inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_t now,
+                                const report_options& opt) noexcept {
+  size_t n = snap.group_count();
+  if (n == 0 || opt.max_culprits == 0) return;
+  const site_group* g = snap.groups();
+  scratch<size_t> order(n);
+  size_t* o = order.get();
+  if (o == nullptr) return;
+  for (size_t i = 0; i < n; ++i) o[i] = i;
+  heap_sort(o, n, [g](size_t a, size_t b) {  // largest first
+    if (g[a].bytes != g[b].bytes) return g[a].bytes > g[b].bytes;
+    return g[a].count > g[b].count;
+  });
+  w.put("  top culprits by held bytes:\n");
+  for (size_t i = 0; i < n && i < opt.max_culprits; ++i) {
+    const site_group& s = g[o[i]];
+    w.put("    ").put_uint(i + 1).put(". ");
+    put_kind(w, s.kind);
+    w.put(": ").put_uint(s.count).put(" held");
+    if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+    write_group_tail(w, s, now, opt);
+  }
+  checkpoint_lock lock;
+  if (g_checkpoint.time_ns == 0) return;
+  scratch<group_growth> growth(n);
+  group_growth* gr = growth.get();
+  if (gr == nullptr) return;
+  size_t grown = 0;
+  for (size_t i = 0; i < n; ++i) {
+    group_growth d = growth_of(g[i]);
+    if (d.bytes > 0 || (d.bytes == 0 && d.count > 0)) {
+      gr[i] = d;
+      o[grown++] = i;
+    }
+  }
+  heap_sort(o, grown, [gr](size_t a, size_t b) {
+    if (gr[a].bytes != gr[b].bytes) return gr[a].bytes > gr[b].bytes;
+    return gr[a].count > gr[b].count;
+  });
+  uint64_t t = platform::clock_ns(), at = g_checkpoint.time_ns;
+  w.put("  top culprits by growth since the checkpoint ").put_duration(t > at ? t - at : 0).put(" ago:");
+  if (grown == 0) w.put(" none");
+  w.put_char('\n');
+  for (size_t i = 0; i < grown && i < opt.max_culprits; ++i) {
+    const site_group& s = g[o[i]];
+    w.put("    ").put_uint(i + 1).put(". ");
+    put_kind(w, s.kind);
+    w.put(": +").put_int(gr[o[i]].count).put(" held");
+    if (gr[o[i]].bytes != 0) w.put(", +").put_bytes(uint64_t(gr[o[i]].bytes));
+    w.put(" (now ").put_uint(s.count).put(" held");
+    if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+    w.put(")");
+    write_group_tail(w, s, now, opt);
   }
 }
 
@@ -348,36 +548,57 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
         break;
       }
       ++shown;
-      const site_group& s = g[i];
-      w.put("    ").put_uint(s.count).put(" held");
-      if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
-      w.put(", at ");
-      put_site(w, s.where);
-      uint64_t age = now > s.oldest_ns ? now - s.oldest_ns : 0;
-      w.put(", oldest ");
-      if (age < 1000000) w.put("under 1 ms");  // the record clock is coarse
-      else w.put_duration(age);
-      w.put(" old, thread ").put_uint(s.thread);
-      if (s.ret != 0) {
-        w.put(", called from ").put_hex(s.ret);
-        if (opt.describe_address != nullptr) {
-          w.put(" (");
-          opt.describe_address(w, s.ret, opt.describe_context);
-          w.put(")");
-        }
-      }
-      w.put_char('\n');
-      if (s.stack_id != 0 && opt.describe_stack != nullptr) opt.describe_stack(w, s.stack_id, "      ", opt.describe_context);
+      write_group_line(w, g[i], now, opt);
     }
   }
   if (opt.scope_only) return;
+  write_culprits_text(w, snap, now, opt);
   if (snap.missed() != 0)
     w.put("  note: ").put_uint(snap.missed()).put(" records were acquired during the report and are not shown\n");
   uint64_t dropped = dropped_total();
   if (dropped != 0)
     w.put("  note: ").put_uint(dropped).put(" acquisitions were not recorded (capacity ").put_uint(capacity())
         .put(" records); counts above exclude them\n");
+  uint64_t unknown = depot_unknown_count();
+  if (unknown != 0)
+    w.put("  note: ").put_uint(unknown).put(" stacks were not stored: the stack depot is full (")
+        .put_uint(depot_stack_count()).put(" stacks)\n");
   write_misuse_text(w);
+}
+
+/// Writes ,"stack_depot":{...},"stacks":[{"id","frames"}...],"modules":[...]
+/// for the stacks of the snapshot's groups, each once, by id.
+inline void write_json_stacks(writer& w, const grouped_snapshot& snap, const report_options& opt) noexcept {
+  w.put(",\"stack_depot\":{\"stacks\":").put_uint(depot_stack_count());
+  w.put(",\"unknown\":").put_uint(depot_unknown_count()).put(",\"bytes\":").put_uint(depot_bytes()).put("}");
+  w.put(",\"stacks\":[");
+  size_t n = snap.group_count();
+  scratch<uint32_t> ids(n);
+  size_t m = 0;
+  if (uint32_t* id = ids.get()) {
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t s = snap.groups()[i].stack_id;
+      if (s != 0 && s != unknown_stack_id) id[m++] = s;
+    }
+    heap_sort(id, m, [](uint32_t a, uint32_t b) { return a < b; });
+    bool first = true;
+    for (size_t i = 0; i < m; ++i) {
+      if (i > 0 && id[i] == id[i - 1]) continue;
+      const uintptr_t* frames = nullptr;
+      uint32_t depth = depot_frames(id[i], &frames);
+      if (!first) w.put_char(',');
+      first = false;
+      w.put("{\"id\":").put_uint(id[i]).put(",\"frames\":[");
+      for (uint32_t f = 0; f < depth; ++f) {
+        if (f != 0) w.put_char(',');
+        w.put_char('"').put_hex(frames[f]).put_char('"');
+      }
+      w.put("]}");
+    }
+  }
+  w.put("],\"modules\":");
+  if (opt.describe_modules != nullptr) opt.describe_modules(w, opt.describe_context);
+  else w.put("[]");
 }
 
 /// Writes the report as JSON (schema "resmon.report", version 1; see
@@ -393,7 +614,15 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   uint64_t start = load_relaxed(&g_registry.start_ns);
   w.put(",\"uptime_ns\":").put_uint(start != 0 ? platform::clock_ns() - start : 0);
   w.put(",\"capacity\":").put_uint(capacity()).put(",\"dropped\":").put_uint(dropped_total());
-  w.put(",\"min_epoch\":").put_uint(opt.min_epoch).put(",\"kinds\":[");
+  w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
+  {
+    checkpoint_lock lock;
+    uint64_t t = platform::clock_ns(), at = g_checkpoint.time_ns;
+    w.put(",\"checkpoint_age_ns\":");
+    if (at == 0) w.put("null");
+    else w.put_uint(t > at ? t - at : 0);
+  }
+  w.put(",\"kinds\":[");
   size_t gi = 0;
   bool first_kind = true;
   for (uint16_t k = 0; k < kinds; ++k) {
@@ -423,6 +652,13 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
       w.put(",\"stack_id\":").put_uint(s.stack_id);
       w.put(",\"count\":").put_uint(s.count).put(",\"bytes\":").put_uint(s.bytes);
       w.put(",\"oldest_age_ns\":").put_uint(now > s.oldest_ns ? now - s.oldest_ns : 0);
+      {
+        checkpoint_lock lock;
+        if (g_checkpoint.time_ns != 0) {
+          group_growth d = growth_of(s);
+          w.put(",\"growth\":{\"count\":").put_int(d.count).put(",\"bytes\":").put_int(d.bytes).put("}");
+        }
+      }
       w.put(",\"resources\":[");
       for (size_t j = s.first; j < s.first + s.count; ++j) {
         const record_view& v = r[j];
@@ -435,7 +671,9 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
     }
     w.put("]}");
   }
-  w.put("],\"misuse\":{\"counts\":{");
+  w.put("]");
+  write_json_stacks(w, snap, opt);
+  w.put(",\"misuse\":{\"counts\":{");
   for (uint32_t t = 0; t < misuse_types; ++t) {
     if (t != 0) w.put_char(',');
     w.put_char('"').put(misuse_id(t)).put("\":").put_uint(load_relaxed(&g_registry.xmisuse[t]));
