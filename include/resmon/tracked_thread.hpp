@@ -35,15 +35,15 @@ inline std::uint64_t new_thread_key() noexcept { return core::new_owner_tag(); }
 
 inline void report_unjoined(const site* started) noexcept {
   core::fetch_add_relaxed(&unjoined_threads, std::uint64_t(1));
+  bool abort = misuse_action(core::load_relaxed(&core::g_registry.xmisuse_action)) == misuse_action::abort;
   char line[512];
   int n = std::snprintf(line, sizeof line,
                         "resmon: a tracked_thread started at %s:%u in %s was destroyed while joinable (neither "
-                        "joined nor detached); joining it\n",
+                        "joined nor detached); %s\n",
                         started ? started->file : "?", started ? unsigned(started->line) : 0u,
-                        started ? started->function : "?");
+                        started ? started->function : "?", abort ? "aborting (misuse action: abort)" : "joining it");
   if (n > 0) platform::default_output(line, std::size_t(n) < sizeof line ? std::size_t(n) : sizeof line - 1);
-  if (misuse_action(core::load_relaxed(&core::g_registry.xmisuse_action)) == misuse_action::abort)
-    platform::panic("resmon: joinable tracked_thread destroyed (misuse action: abort)");
+  if (abort) platform::panic("resmon: joinable tracked_thread destroyed");
 }
 }  // namespace detail
 
