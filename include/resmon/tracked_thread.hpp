@@ -169,10 +169,13 @@ using tracked_thread = basic_tracked_thread<>;
 static_assert(sizeof(basic_tracked_thread<no_tracker>) == sizeof(std::jthread),
               "untracked tracked_thread is a std::jthread");
 
+RESMON_DETAIL_MODE_BEGIN
+
 /// Effects: starts a tracked_thread running f(args...), recorded as started
 /// at the caller's site. Throws: std::system_error as std::jthread's constructor.
 template <class F> tracked_thread start_thread(F&& f, call_site where = call_site::current()) {
   return tracked_thread(where, std::forward<F>(f));
 }
 
+RESMON_DETAIL_MODE_END
 }  // namespace resmon

@@ -25,6 +25,8 @@ using unique_dir = unique_handle<dir_traits>;
 
 static_assert(sizeof(unique_handle<dir_traits, no_tracker>) == sizeof(DIR*), "untracked unique_dir is a DIR*");
 
+RESMON_DETAIL_MODE_BEGIN
+
 /// Effects: ::opendir(path).
 /// Returns: the stream, or an empty handle and the error (errno).
 inline result<unique_dir> opendir(const char* path, call_site where = call_site::current()) noexcept {
@@ -34,4 +36,5 @@ inline result<unique_dir> opendir(const char* path, call_site where = call_site:
   return {unique_dir(d, where), {}};
 }
 
+RESMON_DETAIL_MODE_END
 }  // namespace resmon

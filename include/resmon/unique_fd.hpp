@@ -48,6 +48,8 @@ template <class Handle> result<Handle> from_descriptor(int fd, call_site where) 
 }
 }  // namespace detail
 
+RESMON_DETAIL_MODE_BEGIN
+
 /// Effects: ::open(path, flags, mode); O_CLOEXEC is added.
 /// Returns: the descriptor, or an empty handle and the error (errno).
 inline result<unique_fd> open(const char* path, int flags, mode_t mode = 0,
@@ -93,4 +95,5 @@ inline result<unique_fd> timerfd_create(int clock = CLOCK_MONOTONIC, int flags =
   return detail::from_descriptor<unique_fd>(::timerfd_create(clock, flags | TFD_CLOEXEC), where);
 }
 
+RESMON_DETAIL_MODE_END
 }  // namespace resmon

@@ -23,6 +23,8 @@ using unique_file = unique_handle<file_traits>;
 
 static_assert(sizeof(unique_handle<file_traits, no_tracker>) == sizeof(std::FILE*), "untracked unique_file is a FILE*");
 
+RESMON_DETAIL_MODE_BEGIN
+
 /// Effects: std::fopen(path, mode).
 /// Returns: the stream, or an empty handle and the error (errno; EINVAL for
 /// a null path or mode).
@@ -34,4 +36,5 @@ inline result<unique_file> fopen(const char* path, const char* mode,
   return {unique_file(f, where), {}};
 }
 
+RESMON_DETAIL_MODE_END
 }  // namespace resmon

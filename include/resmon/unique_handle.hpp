@@ -105,6 +105,18 @@ using default_tracker = handle_tracker;
 using default_tracker = no_tracker;
 #endif
 
+// Factories return the default wrappers, whose type depends on RESMON_ENABLE;
+// a function's return type is not part of its mangled name, so they live in
+// an inline namespace named after the mode: an untracked and a tracking
+// translation unit then define different functions instead of violating the
+// one-definition rule.
+#if RESMON_HAS_TRACKING
+#define RESMON_DETAIL_MODE_BEGIN inline namespace tracked {
+#else
+#define RESMON_DETAIL_MODE_BEGIN inline namespace untracked {
+#endif
+#define RESMON_DETAIL_MODE_END }
+
 /// A move-only owner of one handle. Closing is tracked as described at the
 /// top of this header; without tracking it is exactly Traits::close.
 template <handle_traits Traits, class Tracker = default_tracker>

@@ -42,6 +42,8 @@ using unique_mapping = unique_handle<mapping_traits>;
 static_assert(sizeof(unique_handle<mapping_traits, no_tracker>) == sizeof(mapping),
               "untracked unique_mapping is an address and a length");
 
+RESMON_DETAIL_MODE_BEGIN
+
 /// Effects: maps the whole of the file at `path` (read-only, private unless
 /// `prot` / `flags` say otherwise); the descriptor used is closed again.
 /// Returns: the mapping, or an empty handle and the error: errno of open,
@@ -80,4 +82,5 @@ inline result<unique_mapping> map_anonymous(std::size_t length, call_site where 
   return {unique_mapping(mapping{p, length}, where), {}};
 }
 
+RESMON_DETAIL_MODE_END
 }  // namespace resmon
