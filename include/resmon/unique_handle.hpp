@@ -119,6 +119,10 @@ using default_tracker = no_tracker;
 
 /// A move-only owner of one handle. Closing is tracked as described at the
 /// top of this header; without tracking it is exactly Traits::close.
+/// Thread-safety: as the raw handle: one wrapper is used by one thread at a
+/// time; different wrappers, on any threads, may be used at once (their
+/// records and owner tags are lock-free). Allocates: no (raw pages on the
+/// first use of the site and owner tables).
 template <handle_traits Traits, class Tracker = default_tracker>
 class unique_handle {
  public:
@@ -167,13 +171,17 @@ class unique_handle {
   /// and its record stays held until a tracked close (RESMON_TRACK_RELEASE, or
   /// a new unique_handle that adopts it). A descriptor's owner tag is cleared,
   /// so that close is not reported as a close by a non-owner.
-  /// Returns: the handle. Thread-safety: as for the handle itself.
-  [[nodiscard]] handle_type release() noexcept {
+  /// If the descriptor number has another owner by now (this one was closed
+  /// behind the wrapper's back), that is reported as wrong_owner at `where`.
+  /// Returns: the handle.
+  [[nodiscard]] handle_type release(call_site where = call_site::current()) noexcept {
     handle_type h = h_;
     if constexpr (Tracker::enabled && detail::uses_owner_tags<Traits>()) {
       std::uint64_t actual = 0;
       if (valid() && !core::owner_clear(detail::handle_key<Traits>(h), tracker_.tag, &actual))
-        detail::report_wrong_owner(Traits::resource_kind(), detail::handle_key<Traits>(h), tracker_.where);
+        detail::report_wrong_owner(Traits::resource_kind(), detail::handle_key<Traits>(h), where.intern());
+    } else {
+      (void)where;
     }
     h_ = Traits::invalid();
     return h;

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <thread>
 
@@ -202,4 +203,33 @@ TEST_CASE("unique_fd: two threads opening and closing at once raise no misuse") 
   CHECK(resmon::misuse_count() == misuse0);
   CHECK(live_fds() == live0);
   CHECK(resmon::total(resmon::kind::fd).count >= std::uint64_t(rounds) * 6);
+}
+
+TEST_CASE("unique_fd: two wrappers adopting one descriptor: the second is reported, and it is closed once") {
+  std::uint64_t reused0 = resmon::misuse_count(resmon::misuse_type::reused_key);
+  std::uint64_t owner0 = resmon::misuse_count(resmon::misuse_type::wrong_owner);
+  std::uint64_t live0 = live_fds();
+  auto first = resmon::open("/dev/null", O_RDONLY);
+  REQUIRE(first);
+  int fd = first.handle.get();
+  const unsigned adopt_line = __LINE__ + 1;
+  auto second = std::make_unique<resmon::unique_fd>(fd);  // a bug: two owners
+  CHECK(resmon::misuse_count(resmon::misuse_type::reused_key) == reused0 + 1);
+  CHECK(handles_test::site_is(last_misuse().at, "unique_fd_test.cpp", adopt_line));
+  second.reset();  // closes the descriptor
+  CHECK_FALSE(is_open(fd));
+  auto third = resmon::open("/dev/null", O_RDONLY);  // gets the number again
+  REQUIRE(third.handle.get() == fd);
+  SUBCASE("the first owner's close is refused") { first.handle.reset(); }
+  SUBCASE("the first owner's release is reported") {
+    const unsigned release_line = __LINE__ + 1;
+    int raw = first.handle.release();
+    CHECK(raw == fd);
+    CHECK(handles_test::site_is(last_misuse().at, "unique_fd_test.cpp", release_line));
+  }
+  CHECK(resmon::misuse_count(resmon::misuse_type::wrong_owner) == owner0 + 1);
+  CHECK(last_misuse().type == std::uint64_t(resmon::misuse_type::wrong_owner));
+  CHECK(is_open(fd));  // the third owner's descriptor survived
+  third.handle.reset();
+  CHECK(live_fds() == live0);
 }
