@@ -135,6 +135,8 @@ class unique_handle {
 
   /// Effects: takes ownership of `h` (unless invalid) and records it as
   /// acquired at `where`. Requires: `h` is open and owned by no one else.
+  /// Note: built through std::make_unique or emplace, the default site is
+  /// inside the standard library; pass `call_site::current()` there.
   explicit unique_handle(handle_type h, call_site where = call_site::current()) noexcept : h_(h) {
     if (valid()) on_acquire(where);
   }

@@ -213,7 +213,7 @@ TEST_CASE("unique_fd: two wrappers adopting one descriptor: the second is report
   REQUIRE(first);
   int fd = first.handle.get();
   const unsigned adopt_line = __LINE__ + 1;
-  auto second = std::make_unique<resmon::unique_fd>(fd);  // a bug: two owners
+  auto second = std::unique_ptr<resmon::unique_fd>(new resmon::unique_fd(fd));  // a bug: two owners
   CHECK(resmon::misuse_count(resmon::misuse_type::reused_key) == reused0 + 1);
   CHECK(handles_test::site_is(last_misuse().at, "unique_fd_test.cpp", adopt_line));
   second.reset();  // closes the descriptor
