@@ -13,13 +13,17 @@
 //
 // Close protocol (tracked)
 // ------------------------
-//  1. Descriptor kinds: give up the owner tag with one CAS (tag -> 0). If the
-//     descriptor number has another owner now, this handle's descriptor was
-//     closed behind its back and the number reused: report wrong_owner and do
-//     not close (that would close the other owner's descriptor).
+//  1. Descriptor kinds: check the owner tag. If the descriptor number has
+//     another owner now, this handle's descriptor was closed behind its back
+//     and the number reused: report wrong_owner and do not close (that would
+//     close the other owner's descriptor).
 //  2. Record the release (before the close: once closed, another thread may
 //     be handed the same number at once).
-//  3. Call Traits::close.
+//  3. Descriptor kinds: give up the owner tag with one CAS (tag -> 0). The
+//     tag outlives the record, so a raw RESMON_TRACK_RELEASE racing with this
+//     close is blamed (wrong_owner before step 3, double_release after it),
+//     never the owner.
+//  4. Call Traits::close.
 #pragma once
 
 #include <concepts>
@@ -230,16 +234,23 @@ class unique_handle {
     if constexpr (Tracker::enabled) {
       const std::uint64_t key = detail::handle_key<Traits>(h_);
       if constexpr (detail::uses_owner_tags<Traits>()) {
-        std::uint64_t actual = 0;
-        if (!core::owner_clear(key, tracker_.tag, &actual)) {  // 1.
+        if (!core::owner_is(key, tracker_.tag)) {  // 1.
           detail::report_wrong_owner(Traits::resource_kind(), key, at);
           h_ = Traits::invalid();
           return;
         }
       }
       core::release(std::uint16_t(Traits::resource_kind()), key, at, nullptr);  // 2.
+      if constexpr (detail::uses_owner_tags<Traits>()) {
+        std::uint64_t actual = 0;
+        if (!core::owner_clear(key, tracker_.tag, &actual)) {  // 3. (a second owner adopted it meanwhile)
+          detail::report_wrong_owner(Traits::resource_kind(), key, at);
+          h_ = Traits::invalid();
+          return;
+        }
+      }
     }
-    Traits::close(h_);  // 3.
+    Traits::close(h_);  // 4.
     h_ = Traits::invalid();
   }
 

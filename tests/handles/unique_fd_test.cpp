@@ -233,3 +233,33 @@ TEST_CASE("unique_fd: two wrappers adopting one descriptor: the second is report
   third.handle.reset();
   CHECK(live_fds() == live0);
 }
+
+TEST_CASE("unique_fd: a raw release racing with the owner's close is blamed, never the owner, and counts stay exact") {
+  constexpr int rounds = 300;
+  std::uint64_t live0 = live_fds();
+  auto misuse = [] {
+    return resmon::misuse_count(resmon::misuse_type::wrong_owner) +
+           resmon::misuse_count(resmon::misuse_type::double_release) +
+           resmon::misuse_count(resmon::misuse_type::unknown_release);
+  };
+  std::uint64_t misuse0 = misuse();
+  for (int i = 0; i < rounds; ++i) {
+    auto r = resmon::open("/dev/null", O_RDONLY);
+    REQUIRE(r);
+    int fd = r.handle.get();
+    std::atomic<int> go{0};
+    std::thread raw([&] {
+      go.fetch_add(1);
+      while (go.load() < 2) {
+      }
+      RESMON_TRACK_RELEASE(resmon::kind::fd, fd);  // a bug: not the owner
+    });
+    go.fetch_add(1);
+    while (go.load() < 2) {
+    }
+    r.handle.reset();
+    raw.join();
+  }
+  CHECK(misuse() == misuse0 + rounds);  // each raw release reported once, the owner's closes never
+  CHECK(live_fds() == live0);
+}

@@ -83,6 +83,12 @@ inline bool owner_clear(uint64_t fd, uint64_t tag, uint64_t* actual) noexcept {
   return false;
 }
 
+/// Returns: true when `tag` owns descriptor fd, or fd has no tag word.
+inline bool owner_is(uint64_t fd, uint64_t tag) noexcept {
+  uint64_t* slot = owner_slot(fd, false);
+  return slot == nullptr || __atomic_load_n(slot, __ATOMIC_ACQUIRE) == tag;  // pairs with owner_set's exchange
+}
+
 /// Returns: the tag of the owner of descriptor fd (0: none or untracked).
 inline uint64_t owner_of(uint64_t fd) noexcept {
   uint64_t* slot = owner_slot(fd, false);
