@@ -2,7 +2,9 @@
 // Cost of the handle wrappers against the raw handle, measured in the same
 // run: open+close of a real descriptor (raw, untracked wrapper, tracked
 // wrapper), and the wrapper alone around a close function that does no system
-// call (raw, untracked, tracked). scripts/bench-handles prints the ratios.
+// call (raw, untracked, tracked as a user kind, tracked as a descriptor with
+// owner tags and the reused-number check). scripts/bench-handles prints the
+// ratios.
 #include <resmon/unique_fd.hpp>
 
 #include <benchmark/benchmark.h>
@@ -28,7 +30,14 @@ struct noop_traits {
   [[gnu::noinline]] static void close(int h) noexcept { closed_sum = closed_sum + std::uint64_t(h); }
 };
 
+// As a descriptor (kind fd, owner tags, reuse check) but closed without a
+// system call, at numbers no real descriptor has here.
+struct fake_fd_traits : resmon::fd_traits {
+  [[gnu::noinline]] static void close(int h) noexcept { closed_sum = closed_sum + std::uint64_t(h); }
+};
+
 using untracked_fd = resmon::unique_handle<resmon::fd_traits, resmon::no_tracker>;
+using tracked_fake_fd = resmon::unique_handle<fake_fd_traits, resmon::handle_tracker>;
 using tracked_fd = resmon::unique_handle<resmon::fd_traits, resmon::handle_tracker>;
 using untracked_noop = resmon::unique_handle<noop_traits, resmon::no_tracker>;
 using tracked_noop = resmon::unique_handle<noop_traits, resmon::handle_tracker>;
@@ -86,6 +95,14 @@ void tracked_noop_handle(benchmark::State& state) {
   }
 }
 
+void tracked_fake_fd_handle(benchmark::State& state) {
+  int h = 0;
+  for (auto _ : state) {
+    tracked_fake_fd held = pass(tracked_fake_fd(100000 + (h++ & 0xffff)));
+    benchmark::DoNotOptimize(held);
+  }
+}
+
 }  // namespace
 
 BENCHMARK(raw_fd);
@@ -94,5 +111,6 @@ BENCHMARK(tracked_unique_fd);
 BENCHMARK(raw_noop);
 BENCHMARK(untracked_noop_handle);
 BENCHMARK(tracked_noop_handle);
+BENCHMARK(tracked_fake_fd_handle);
 
 BENCHMARK_MAIN();
