@@ -39,7 +39,8 @@ struct owner_table {
 
 inline constinit owner_table g_owners{};
 
-/// Returns: a tag no other owner has (never 0). Lock-free; does not allocate.
+/// Returns: a tag no other owner has (never 0). Wait-free; does not allocate;
+/// does not block. Safe in interrupt context: yes.
 inline uint64_t new_owner_tag() noexcept { return fetch_add_relaxed(&g_owners.xnext, uint64_t(1)) + 1; }
 
 /// Returns: the tag word of descriptor `fd`, mapping the table on first use
@@ -65,7 +66,8 @@ inline uint64_t* owner_slot(uint64_t fd, bool create) noexcept {
 }
 
 /// Effects: makes `tag` the owner of descriptor fd.
-/// Returns: the previous owner's tag (0: none).
+/// Returns: the previous owner's tag (0: none). Wait-free; does not block;
+/// allocates raw pages on the first call only.
 inline uint64_t owner_set(uint64_t fd, uint64_t tag) noexcept {
   uint64_t* slot = owner_slot(fd, true);
   return slot == nullptr ? 0 : __atomic_exchange_n(slot, tag, __ATOMIC_ACQ_REL);
@@ -73,7 +75,8 @@ inline uint64_t owner_set(uint64_t fd, uint64_t tag) noexcept {
 
 /// Effects: gives up descriptor fd if `tag` owns it (one CAS: tag -> 0).
 /// Returns: true when `tag` owned it or fd has no tag word; otherwise false
-/// and the actual owner's tag (0: none) in *actual.
+/// and the actual owner's tag (0: none) in *actual. Wait-free; does not
+/// allocate; does not block.
 inline bool owner_clear(uint64_t fd, uint64_t tag, uint64_t* actual) noexcept {
   uint64_t* slot = owner_slot(fd, false);
   if (slot == nullptr) return true;
@@ -84,12 +87,14 @@ inline bool owner_clear(uint64_t fd, uint64_t tag, uint64_t* actual) noexcept {
 }
 
 /// Returns: true when `tag` owns descriptor fd, or fd has no tag word.
+/// Wait-free; does not allocate; does not block.
 inline bool owner_is(uint64_t fd, uint64_t tag) noexcept {
   uint64_t* slot = owner_slot(fd, false);
   return slot == nullptr || __atomic_load_n(slot, __ATOMIC_ACQUIRE) == tag;  // pairs with owner_set's exchange
 }
 
 /// Returns: the tag of the owner of descriptor fd (0: none or untracked).
+/// Wait-free; does not allocate; does not block.
 inline uint64_t owner_of(uint64_t fd) noexcept {
   uint64_t* slot = owner_slot(fd, false);
   return slot == nullptr ? 0 : load_relaxed(slot);
