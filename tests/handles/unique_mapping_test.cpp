@@ -16,10 +16,8 @@
 #include "misuse_helpers.hpp"
 
 namespace {
-std::string temp_path(const char* name) {
-  const char* dir = std::getenv("TMPDIR");
-  return std::string(dir != nullptr ? dir : "/tmp") + "/resmon_" + name + "_" + std::to_string(::getpid());
-}
+// A scratch file in the working directory (the build directory under meson test).
+std::string temp_path(const char* name) { return std::string("resmon_") + name + "_" + std::to_string(::getpid()); }
 }  // namespace
 
 static_assert(sizeof(resmon::unique_handle<resmon::mapping_traits, resmon::no_tracker>) == sizeof(resmon::mapping));
