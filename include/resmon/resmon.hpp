@@ -4,6 +4,7 @@
 #pragma once
 
 #include "config.hpp"
+#include "handles.hpp"
 #include "leak_scope.hpp"
 #include "macros.hpp"
 #include "report.hpp"

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "config.hpp"
+#include "core/owner_table.hpp"
 #include "core/tracker.hpp"
 #include "platform/posix.hpp"
 #include "stack.hpp"
@@ -94,9 +95,41 @@ constexpr std::uint64_t key_of(std::nullptr_t) noexcept { return 0; }
 
 inline void read_environment() noexcept;
 
-/// Records an acquisition (the macros' target). When the stack depth is above
-/// 0 and no `stack_id` is given, captures the call stack that starts at `ret`
-/// (see stack.hpp); with the depth at 0 this costs one relaxed load.
+/// Returns: true for the kinds whose keys the system hands out again once
+/// they are closed (descriptors, FILE*, DIR*, mapping addresses).
+constexpr bool reusable_key_kind(kind k) noexcept {
+  return std::uint16_t(k) >= std::uint16_t(kind::fd) && std::uint16_t(k) <= std::uint16_t(kind::mmap);
+}
+
+/// Returns: true for the kinds that share the descriptor number space.
+constexpr bool descriptor_kind(kind k) noexcept { return k == kind::fd || k == kind::socket; }
+
+/// Effects: before an acquisition of (k, key), finds a record of the same
+/// key still held (for descriptors: of fd or socket): the resource it names
+/// was closed behind resmon's back and the system handed the key out again.
+/// Reports each as misuse_type::reused_key with both acquisition sites,
+/// releases the stale record and clears a stale descriptor owner tag.
+/// Lock-free; does not allocate.
+RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, const site* where) noexcept {
+  const kind candidates[2] = {k, k == kind::fd ? kind::socket : kind::fd};
+  const int n = descriptor_kind(k) ? 2 : 1;
+  for (int i = 0; i < n; ++i) {
+    core::record_view stale;
+    if (!core::find_live(std::uint16_t(candidates[i]), key, &stale)) continue;
+    core::report_misuse(misuse_type::reused_key, std::uint16_t(candidates[i]), key, where, stale.where, nullptr,
+                        stale.thread);
+    core::release(std::uint16_t(candidates[i]), key, where, nullptr);
+    if (descriptor_kind(k)) {
+      if (std::uint64_t* slot = core::owner_slot(key, false)) core::store_release(slot, std::uint64_t(0));
+    }
+  }
+}
+
+/// Records an acquisition (the macros' target). For descriptors, FILE*, DIR*
+/// and mappings it first reports a key still held as reused (see
+/// release_reused). When the stack depth is above 0 and no `stack_id` is
+/// given, captures the call stack that starts at `ret` (see stack.hpp); with
+/// the depth at 0 this costs one relaxed load.
 /// Does not throw or allocate (but for a thread's first table and the stack
 /// depot's first use). Returns: false when dropped.
 inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
@@ -105,6 +138,7 @@ inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* w
     core::report_misuse(misuse_type::unknown_release, std::uint16_t(k), key, where, nullptr, nullptr, 0);
     return false;
   }
+  if (reusable_key_kind(k)) release_reused(k, key, where);
   if (std::uint32_t depth = core::stack_depth(); RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
     stack_id = capture_stack(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)),
                              reinterpret_cast<std::uintptr_t>(ret), depth);
@@ -120,10 +154,31 @@ RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, std::uint64_t key, std::
   return acquire(k, key, size, where, __builtin_extract_return_addr(__builtin_return_address(0)));
 }
 
-/// Records a release (the macros' target). Returns: true when the record was
-/// found; false after reporting the misuse.
+/// Effects: reports a close of descriptor `key` by someone who does not own
+/// it (misuse_type::wrong_owner), naming `where` and the site where the
+/// current owner acquired it.
+RESMON_DETAIL_NOINLINE inline void report_wrong_owner(kind k, std::uint64_t key, const site* where) noexcept {
+  core::record_view held{};
+  kind held_kind = k;
+  bool found = core::find_live(std::uint16_t(k), key, &held);
+  if (!found && descriptor_kind(k)) {
+    held_kind = k == kind::fd ? kind::socket : kind::fd;
+    found = core::find_live(std::uint16_t(held_kind), key, &held);
+  }
+  core::report_misuse(misuse_type::wrong_owner, std::uint16_t(held_kind), key, where, found ? held.where : nullptr,
+                      nullptr, found ? held.thread : 0);
+}
+
+/// Records a release (the macros' target). A descriptor that a tagged owner
+/// (unique_fd, unique_socket) holds is not released: that is reported as
+/// misuse_type::wrong_owner and the record stays with its owner.
+/// Returns: true when the record was found; false after reporting the misuse.
 inline bool release(kind k, std::uint64_t key, const site* where, core::record_view* out = nullptr) noexcept {
   if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) return false;
+  if (descriptor_kind(k) && RESMON_DETAIL_UNLIKELY(core::owner_of(key) != 0)) {
+    report_wrong_owner(k, key, where);
+    return false;
+  }
   return core::release(std::uint16_t(k), key, where, out);
 }
 

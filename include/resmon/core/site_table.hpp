@@ -1,28 +1,39 @@
 // SPDX-License-Identifier: MIT
-// Interned call sites for callers without static site objects (the C facade).
-// Layer: core (freestanding, kernel-safe, raw pages only).
+// A bounded, lock-free table that interns call sites so records can point at
+// them. Layer: core (freestanding, kernel-safe, no allocation but raw pages).
 //
-// C code passes (file, line) to every call; records point at `site` objects
-// that must outlive them. intern_site() turns each distinct (file, line,
-// function) triple into one stable `site` in a bounded open-addressing table.
+// Why
+// ---
+// Records keep a `const site*` (one pointer, so a record stays one cache
+// line) and that site must outlive every record. The macros use static sites;
+// handle factories and constructors receive their call site by value (from
+// __builtin_FILE/LINE/FUNCTION in a defaulted argument), so they intern it
+// here and record the interned pointer.
 //
 // Who writes what
 // ---------------
-// - `g_sites.xslots` is published once (CAS from null) by the first caller;
-//   the loser of that race returns its pages.
-// - An entry's `xstate` goes EMPTY -> WRITING (CAS, by one inserter) ->
-//   READY (store_release, after the site fields). READY entries never change
-//   again, so a site pointer stays valid for the life of the program.
-// - Readers that meet WRITING wait for a few stores (as register_kind does).
+// - The entry array comes from platform::pages_alloc on first use and is
+//   published with one CAS of `xentries`; a thread that loses the race frees
+//   its pages. Entries are never freed: an interned site lives for ever.
+// - `entry::xstate` goes 0 (empty) -> 1 (being written, by the thread whose CAS
+//   won) -> 2 (ready, store_release). Only the winner writes the payload, and
+//   only between those two transitions; readers read it after a load_acquire
+//   of 2.
 //
-// Invariants: READY entries are never moved or freed; at most one entry holds
-// a given (file, line, function) triple (the CAS on EMPTY serialises inserts
-// into each slot and a key has one probe sequence).
+// Invariants
+// ----------
+//   a slot in state 2 never changes again;
+//   interned sites <= site_table_capacity (full: the overflow site is returned
+//   and `xoverflow` counts it).
 //
-// Progress: lookup of an interned site is wait-free (it probes at most the
-// table's size); an insert is lock-free but for the short WRITING window.
-// Strings are compared by address: `__FILE__` of one translation unit is one
-// object, so a hit costs one hash and one or two compares.
+// Progress: intern() is lock-free and bounded (at most site_table_capacity
+// probes). A reader that meets a slot being written skips it rather than
+// waiting, so two threads interning the same new site at the same moment may
+// create two equal entries: harmless (both are valid, equal sites).
+//
+// Identity: sites are compared by the addresses of their strings and their
+// line, not by contents: __builtin_FILE() and __builtin_FUNCTION() yield
+// string literals with static storage duration, merged by the linker.
 #pragma once
 
 #include "base.hpp"
@@ -31,75 +42,90 @@
 
 namespace resmon::core {
 
-inline constexpr uint32_t site_table_log2 = 12;  // 4096 distinct sites, 128 KiB
-inline constexpr uint32_t site_table_size = uint32_t(1) << site_table_log2;
-
-enum : uint32_t { site_empty = 0, site_writing = 1, site_ready = 2 };
+inline constexpr uint32_t site_table_log2 = 14;
+inline constexpr uint32_t site_table_capacity = uint32_t(1) << site_table_log2;  // 16384 sites, 512 KiB
 
 struct site_entry {
-  uint32_t xstate;
+  uint32_t xstate;  // 0 empty, 1 being written, 2 ready
   uint32_t pad;
-  site where;  // file, line, function: written once, before READY
+  site value;
 };
+static_assert(sizeof(site_entry) == 32, "four entries per cache line");
 
 struct site_table {
-  site_entry* xslots;  // site_table_size entries from raw pages, or null
-  uint64_t xoverflow;  // interns that found the table full
+  site_entry* xentries;  // null until first use
+  uint64_t xcount;       // entries ready or being written
+  uint64_t xoverflow;    // interns refused because the table was full
 };
 
 inline constinit site_table g_sites{};
 
-/// Returns: the site table's slots, mapping them on first use; nullptr when
-/// no pages are available. Allocates: raw pages, once.
-RESMON_DETAIL_NOINLINE inline site_entry* site_slots_slow() noexcept {
-  size_t bytes = sizeof(site_entry) * site_table_size;
+/// The site returned when the table is full or its pages cannot be mapped.
+inline constexpr site overflow_site{"(site table full)", 0, "?"};
+
+/// Returns: the entry array, mapping it on first use; nullptr if no pages.
+/// Allocates: raw pages, once per process. Does not block.
+RESMON_DETAIL_NOINLINE inline site_entry* site_entries_slow() noexcept {
+  const size_t bytes = sizeof(site_entry) * site_table_capacity;
   auto* fresh = static_cast<site_entry*>(platform::pages_alloc(bytes));
   if (fresh == nullptr) return nullptr;
   site_entry* expected = nullptr;
-  // Pairs with the load_acquire in intern_site: the zeroed pages are visible.
-  if (!cas_acq_rel(&g_sites.xslots, expected, fresh)) {
+  // Pairs with the load_acquire in intern(): the zeroed pages are visible.
+  if (!cas_acq_rel(&g_sites.xentries, expected, fresh)) {
     platform::pages_free(fresh, bytes);
     return expected;
   }
   return fresh;
 }
 
-/// Returns: a stable site for (file, line, function), the same pointer for
-/// the same triple every time; nullptr when the table is full (counted in
-/// g_sites.xoverflow) or no pages exist. `file` and `function` must outlive
-/// the program's reports (string literals do).
-/// Does not block but for another thread's three-store insert. Allocates:
-/// raw pages on the first call only. Safe in interrupt context: no.
+/// Returns: a pointer to a site equal to {file, line, function} that stays
+/// valid for the life of the process; &overflow_site when the table is full.
+/// Requires: `file` and `function` have static storage duration.
+/// Lock-free; does not block. Allocates: raw pages on the first call only.
+/// Safe in interrupt context: no (first call maps pages).
 inline const site* intern_site(const char* file, uint32_t line, const char* function) noexcept {
-  site_entry* slots = load_acquire(&g_sites.xslots);  // pairs with the CAS in site_slots_slow
-  if (RESMON_DETAIL_UNLIKELY(slots == nullptr)) {
-    slots = site_slots_slow();
-    if (slots == nullptr) return nullptr;
+  site_entry* entries = load_acquire(&g_sites.xentries);  // pairs with the CAS in site_entries_slow
+  if (RESMON_DETAIL_UNLIKELY(entries == nullptr)) {
+    entries = site_entries_slow();
+    if (entries == nullptr) return &overflow_site;
   }
-  // Fibonacci hashing, one multiply: the hot path of every C call. String
-  // literals sit a few bytes apart, lines differ by small steps: both move
-  // the high bits of the product.
+  // Fibonacci hashing, one multiply: this is on the path of every C facade
+  // call. String literals sit a few bytes apart and lines differ by small
+  // steps: both move the high bits of the product.
   uint64_t x = uint64_t(uintptr_t(file)) + (uint64_t(line) << 20) + (uint64_t(uintptr_t(function)) << 7);
+  uint32_t mask = site_table_capacity - 1;
   uint32_t i = uint32_t((x * 0x9e3779b97f4a7c15ULL) >> (64 - site_table_log2));
-  for (uint32_t probes = 0; probes < site_table_size; ++probes, i = (i + 1) & (site_table_size - 1)) {
-    site_entry* e = &slots[i];
-    uint32_t st = load_acquire(&e->xstate);  // pairs with store_release below
-    if (st == site_empty) {
-      uint32_t expected = site_empty;
-      if (cas_acq_rel(&e->xstate, expected, uint32_t(site_writing))) {
-        e->where.file = file;
-        e->where.line = line;
-        e->where.function = function;
-        store_release(&e->xstate, uint32_t(site_ready));  // pairs with the load_acquire above
-        return &e->where;
-      }
-      st = expected;
+  for (uint32_t probes = 0; probes < site_table_capacity; ++probes, i = (i + 1) & mask) {
+    site_entry& e = entries[i];
+    uint32_t st = load_acquire(&e.xstate);  // pairs with store_release below
+    if (st == 2) {
+      if (e.value.file == file && e.value.line == line && e.value.function == function) return &e.value;
+      continue;
     }
-    while (st == site_writing) st = load_acquire(&e->xstate);  // a few stores away
-    if (e->where.file == file && e->where.line == line && e->where.function == function) return &e->where;
+    if (st == 1) continue;  // being written: skip rather than wait (see Progress)
+    // Keep a quarter free so that probe chains stay short.
+    if (load_relaxed(&g_sites.xcount) >= site_table_capacity - site_table_capacity / 4) break;
+    uint32_t empty = 0;
+    if (!cas_acq_rel(&e.xstate, empty, uint32_t(1))) {
+      if (empty == 2 && e.value.file == file && e.value.line == line && e.value.function == function)
+        return &e.value;
+      continue;
+    }
+    fetch_add_relaxed(&g_sites.xcount, uint64_t(1));
+    e.value.file = file;
+    e.value.line = line;
+    e.value.function = function;
+    store_release(&e.xstate, uint32_t(2));  // pairs with the load_acquire above
+    return &e.value;
   }
   fetch_add_relaxed(&g_sites.xoverflow, uint64_t(1));
-  return nullptr;
+  return &overflow_site;
 }
+
+/// Returns: the number of sites interned so far (entries, counting duplicates).
+inline uint64_t interned_sites() noexcept { return load_relaxed(&g_sites.xcount); }
+
+/// Returns: the number of interns refused because the table was full.
+inline uint64_t site_overflows() noexcept { return load_relaxed(&g_sites.xoverflow); }
 
 }  // namespace resmon::core
