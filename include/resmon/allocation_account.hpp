@@ -20,6 +20,9 @@
 //     block releases nothing (the record is gone already).
 // Blocks an inner layer allocates for itself (a pool's chunks) keep the inner
 // layer's record. Invariant: every live block is recorded exactly once.
+// Limit: a block carved at offset 0 of an inner chunk has the chunk's key;
+// until one of the two is freed, a release may find the other's record
+// (counts stay exact; bytes by kind are exact again once both are freed).
 #pragma once
 
 #include <cstddef>
