@@ -94,9 +94,11 @@ inline const site* intern_site(const char* name, const char* file, std::uint32_t
 
 /// A named account that allocators and resources charge: the site their
 /// allocations are recorded under, a budget, its own figures, and failures
-/// injected on demand. Thread-safety: every member is safe to call from any
-/// thread. Requires: outlives the allocators that refer to it (the records
-/// it made stay valid after it ends: its site is interned).
+/// injected on demand. An account without a budget keeps no counters (no
+/// atomic operation per allocation): live() then sums its records in the
+/// tracker. Thread-safety: every member is safe to call from any thread.
+/// Requires: outlives the allocators that refer to it (the records it made
+/// stay valid after it ends: its site is interned).
 class allocation_account {
  public:
   /// Effects: opens an account named `name` (copied; at most 47 characters)
@@ -104,7 +106,7 @@ class allocation_account {
   explicit allocation_account(const char* name, alloc_budget budget = {},
                               std::source_location where = std::source_location::current()) noexcept
       : site_(detail::intern_site(name, where.file_name(), where.line())), budget_bytes_(budget.bytes),
-        budget_count_(budget.count) {}
+        budget_count_(budget.count), counted_(budget.bytes != 0 || budget.count != 0) {}
   allocation_account(const allocation_account&) = delete;
   allocation_account& operator=(const allocation_account&) = delete;
 
@@ -113,22 +115,39 @@ class allocation_account {
   const site& where() const noexcept { return *site_; }
   const char* name() const noexcept { return site_->function; }
 
-  /// Effects: sets the budget; allocations already made are kept.
+  /// Effects: sets the budget ({} : unlimited); allocations already made are
+  /// kept. The first budget switches counting on, starting from the live
+  /// figures: call it while no other thread allocates through the account.
   void set_budget(alloc_budget b) noexcept {
+    if (!__atomic_load_n(&counted_, __ATOMIC_ACQUIRE)) {
+      usage now = live();
+      __atomic_store_n(&live_count_, now.count, __ATOMIC_RELAXED);
+      __atomic_store_n(&live_bytes_, now.bytes, __ATOMIC_RELAXED);
+    }
     __atomic_store_n(&budget_bytes_, b.bytes, __ATOMIC_RELAXED);
     __atomic_store_n(&budget_count_, b.count, __ATOMIC_RELAXED);
+    __atomic_store_n(&counted_, true, __ATOMIC_RELEASE);  // pairs with the load above and in try_charge
   }
-  alloc_budget budget() const noexcept {
-    return {__atomic_load_n(&budget_bytes_, __ATOMIC_RELAXED), __atomic_load_n(&budget_count_, __ATOMIC_RELAXED)};
-  }
+  alloc_budget budget() const noexcept { return {load(budget_bytes_), load(budget_count_)}; }
 
   /// Effects: the `n`-th allocation charged to this account from now on
   /// fails (1: the next one); 0 cancels. One failure per call.
   void fail_at(std::uint64_t n) noexcept { __atomic_store_n(&countdown_, n, __ATOMIC_RELAXED); }
 
-  /// Returns: what the account holds now, and has held since it opened.
-  usage live() const noexcept { return {load(live_count_), load(live_bytes_)}; }
-  usage total() const noexcept { return {load(total_count_), load(total_bytes_)}; }
+  /// Returns: what the account holds now (recorded blocks; with a budget,
+  /// its counters). Without tracking (RESMON_ENABLE) and budget: {0, 0}.
+  usage live() const noexcept {
+    if (__atomic_load_n(&counted_, __ATOMIC_ACQUIRE)) return {load(live_count_), load(live_bytes_)};
+    usage u{0, 0};
+    const site* mine = site_;
+    core::for_each_live([&](const core::record_view& v) {
+      if (v.where == mine && v.kind == kind::memory) {
+        ++u.count;
+        u.bytes += v.size;
+      }
+    });
+    return u;
+  }
   /// Returns: allocations refused (over budget or failed on purpose).
   std::uint64_t refused() const noexcept { return load(refused_); }
 
@@ -138,21 +157,20 @@ class allocation_account {
     if (RESMON_DETAIL_UNLIKELY(load(countdown_) != 0) && __atomic_sub_fetch(&countdown_, 1, __ATOMIC_RELAXED) == 0) {
       return refuse();
     }
+    if (RESMON_DETAIL_LIKELY(!__atomic_load_n(&counted_, __ATOMIC_RELAXED))) return true;
     std::uint64_t count = __atomic_add_fetch(&live_count_, 1, __ATOMIC_RELAXED);
     std::uint64_t sum = __atomic_add_fetch(&live_bytes_, bytes, __ATOMIC_RELAXED);
     std::uint64_t max_count = load(budget_count_), max_bytes = load(budget_bytes_);
     if ((max_count != 0 && count > max_count) || (max_bytes != 0 && sum > max_bytes)) {
-      __atomic_sub_fetch(&live_count_, 1, __ATOMIC_RELAXED);
-      __atomic_sub_fetch(&live_bytes_, bytes, __ATOMIC_RELAXED);
+      credit(bytes);
       return refuse();
     }
-    __atomic_add_fetch(&total_count_, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&total_bytes_, bytes, __ATOMIC_RELAXED);
     return true;
   }
 
   /// Effects: returns an allocation of `bytes` charged before.
   void credit(std::uint64_t bytes) noexcept {
+    if (RESMON_DETAIL_LIKELY(!__atomic_load_n(&counted_, __ATOMIC_RELAXED))) return;
     __atomic_sub_fetch(&live_count_, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&live_bytes_, bytes, __ATOMIC_RELAXED);
   }
@@ -166,9 +184,9 @@ class allocation_account {
 
   const site* site_;
   std::uint64_t budget_bytes_, budget_count_;
+  bool counted_;  // counters kept: set once, by a budget
   std::uint64_t countdown_ = 0;
   std::uint64_t live_count_ = 0, live_bytes_ = 0;
-  std::uint64_t total_count_ = 0, total_bytes_ = 0;
   std::uint64_t refused_ = 0;
 };
 

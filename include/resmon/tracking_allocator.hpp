@@ -32,11 +32,14 @@ template <class T> const site* alloc_site() noexcept {
 }
 
 /// The allocate/deallocate both allocators share. `account` may be null.
-template <class T, class Upstream>
-RESMON_DETAIL_INLINE T* tracked_allocate(Upstream& upstream, std::size_t n, allocation_account* account,
-                                         const site* where, const void* ret) {
-  using traits = std::allocator_traits<Upstream>;
-#if RESMON_HAS_TRACKING
+/// Out of line, and given no pointer into the container (an empty upstream
+/// comes by value): the container's fields then stay in registers in its own
+/// loops. The return address is the container code that called allocate.
+template <class T, class UpstreamRef>
+RESMON_DETAIL_NOINLINE T* tracked_allocate(UpstreamRef upstream, std::size_t n, allocation_account* account,
+                                           const site* where) {
+  using traits = std::allocator_traits<std::remove_reference_t<UpstreamRef>>;
+  const void* ret = __builtin_extract_return_addr(__builtin_return_address(0));
   std::uint64_t bytes = std::uint64_t(n) * sizeof(T);
   alloc_frame frame;
   if (RESMON_DETAIL_UNLIKELY(!frame.admit(account, bytes))) throw_bad_alloc();
@@ -56,17 +59,12 @@ RESMON_DETAIL_INLINE T* tracked_allocate(Upstream& upstream, std::size_t n, allo
   frame.leave();
   frame.recorded(p, bytes, where, ret);
   return p;
-#else
-  (void)account, (void)where, (void)ret;
-  return std::to_address(traits::allocate(upstream, n));
-#endif
 }
 
-template <class T, class Upstream>
-RESMON_DETAIL_INLINE void tracked_deallocate(Upstream& upstream, T* p, std::size_t n, allocation_account* account,
-                                             const site* where) noexcept {
-  using traits = std::allocator_traits<Upstream>;
-#if RESMON_HAS_TRACKING
+template <class T, class UpstreamRef>
+RESMON_DETAIL_NOINLINE void tracked_deallocate(UpstreamRef upstream, T* p, std::size_t n, allocation_account* account,
+                                               const site* where) noexcept {
+  using traits = std::allocator_traits<std::remove_reference_t<UpstreamRef>>;
   alloc_frame frame;
   frame.forget(p, where);
   if (account != nullptr) account->credit(std::uint64_t(n) * sizeof(T));
@@ -74,9 +72,37 @@ RESMON_DETAIL_INLINE void tracked_deallocate(Upstream& upstream, T* p, std::size
   traits::deallocate(upstream, p, n);
   frame.leave();
   frame.forgotten();
+}
+
+/// Dispatches to the above (by value for an empty upstream), or forwards
+/// only without RESMON_ENABLE.
+template <class T, class Upstream>
+RESMON_DETAIL_INLINE T* allocate_block(Upstream& upstream, std::size_t n, allocation_account* account,
+                                       const site* where) {
+#if RESMON_HAS_TRACKING
+  if constexpr (std::is_empty_v<Upstream>) {
+    return tracked_allocate<T, Upstream>(upstream, n, account, where);
+  } else {
+    return tracked_allocate<T, Upstream&>(upstream, n, account, where);
+  }
 #else
   (void)account, (void)where;
-  traits::deallocate(upstream, p, n);
+  return std::to_address(std::allocator_traits<Upstream>::allocate(upstream, n));
+#endif
+}
+
+template <class T, class Upstream>
+RESMON_DETAIL_INLINE void deallocate_block(Upstream& upstream, T* p, std::size_t n, allocation_account* account,
+                                           const site* where) noexcept {
+#if RESMON_HAS_TRACKING
+  if constexpr (std::is_empty_v<Upstream>) {
+    tracked_deallocate<T, Upstream>(upstream, p, n, account, where);
+  } else {
+    tracked_deallocate<T, Upstream&>(upstream, p, n, account, where);
+  }
+#else
+  (void)account, (void)where;
+  std::allocator_traits<Upstream>::deallocate(upstream, p, n);
 #endif
 }
 
@@ -120,13 +146,12 @@ template <class T, class Upstream = std::allocator<T>> class tracking_allocator 
   /// Returns: storage for n objects of T from the upstream.
   /// Effects: records it. Throws: std::bad_alloc when the upstream throws it
   /// or test_alloc_failures makes this allocation fail.
-  [[nodiscard]] RESMON_DETAIL_NOINLINE T* allocate(std::size_t n) {
-    return detail::tracked_allocate<T>(upstream_, n, nullptr, detail::alloc_site<T>(),
-                                       __builtin_extract_return_addr(__builtin_return_address(0)));
+  [[nodiscard]] RESMON_DETAIL_INLINE T* allocate(std::size_t n) {
+    return detail::allocate_block<T>(upstream_, n, nullptr, detail::alloc_site<T>());
   }
   /// Effects: releases the record of p, then returns p to the upstream.
-  void deallocate(T* p, std::size_t n) noexcept {
-    detail::tracked_deallocate<T>(upstream_, p, n, nullptr, detail::alloc_site<T>());
+  RESMON_DETAIL_INLINE void deallocate(T* p, std::size_t n) noexcept {
+    detail::deallocate_block<T>(upstream_, p, n, nullptr, detail::alloc_site<T>());
   }
 
   tracking_allocator select_on_container_copy_construction() const {
@@ -178,12 +203,11 @@ template <class T, class Upstream = std::allocator<T>> class accounted_allocator
 
   /// Returns: storage for n objects of T. Throws: std::bad_alloc when over
   /// the account's budget, failed on purpose, or thrown by the upstream.
-  [[nodiscard]] RESMON_DETAIL_NOINLINE T* allocate(std::size_t n) {
-    return detail::tracked_allocate<T>(upstream_, n, account_, &account_->where(),
-                                       __builtin_extract_return_addr(__builtin_return_address(0)));
+  [[nodiscard]] RESMON_DETAIL_INLINE T* allocate(std::size_t n) {
+    return detail::allocate_block<T>(upstream_, n, account_, &account_->where());
   }
-  void deallocate(T* p, std::size_t n) noexcept {
-    detail::tracked_deallocate<T>(upstream_, p, n, account_, &account_->where());
+  RESMON_DETAIL_INLINE void deallocate(T* p, std::size_t n) noexcept {
+    detail::deallocate_block<T>(upstream_, p, n, account_, &account_->where());
   }
 
   accounted_allocator select_on_container_copy_construction() const {

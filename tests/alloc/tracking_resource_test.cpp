@@ -69,7 +69,6 @@ TEST_CASE("tracking_resource: pmr containers are recorded at the resource's site
   }
   CHECK(scope.leaks().empty());
   CHECK(r.account().live().bytes == 0);
-  CHECK(r.account().total().count == 3);
 }
 
 TEST_CASE("tracking_resource: a byte budget refuses with bad_alloc") {
@@ -96,10 +95,13 @@ TEST_CASE("tracking_resource: fail_at fails the N-th allocation, the vector stay
 
 TEST_CASE("tracking_resource: stacked resources record each block once, at the outer site") {
   resmon::usage before = resmon::live(resmon::kind::memory);
-  resmon::tracking_resource inner("inner");
+  // Budgets keep counters in the accounts: a pool's first block shares its
+  // chunk's address, so which of the two records a release finds is not
+  // fixed (counts stay exact; see allocation_account.hpp, "Limit").
+  resmon::tracking_resource inner("inner", std::pmr::get_default_resource(), {.bytes = 1 << 30});
   {
     std::pmr::unsynchronized_pool_resource pool(&inner);
-    resmon::tracking_resource outer("outer", &pool);
+    resmon::tracking_resource outer("outer", &pool, {.bytes = 1 << 30});
     resmon::leak_scope scope;
     void* p = outer.allocate(48);
     // The outer block is recorded once, at the outer site; the pool's chunks
@@ -125,6 +127,7 @@ TEST_CASE("tracking_resource: stacked resources record each block once, at the o
 
 TEST_CASE("tracking_resource: an outer tracking_allocator takes over the inner record of its block") {
   resmon::tracking_resource inner("inner_direct");
+  resmon::tracking_resource counted("inner_counted", std::pmr::new_delete_resource(), {.bytes = 1 << 20});
   resmon::usage before = resmon::live(resmon::kind::memory);
   resmon::leak_scope scope;
   using alloc = resmon::tracking_allocator<int, std::pmr::polymorphic_allocator<int>>;
@@ -134,8 +137,15 @@ TEST_CASE("tracking_resource: an outer tracking_allocator takes over the inner r
     auto leaks = scope.leaks(resmon::kind::memory);
     REQUIRE(leaks.size() == 1);  // one block, one record
     CHECK(std::strstr(leaks[0].site.function, "alloc_site") != nullptr);
-    CHECK(inner.account().live().count == 1);  // the inner account is still charged
+    // Without a budget, an account's live() sums the records at its site:
+    // the outer layer took this one over.
+    CHECK(inner.account().live().count == 0);
+    std::vector<int, alloc> w{alloc{std::pmr::polymorphic_allocator<int>(&counted)}};
+    w.assign(10, 1);
+    CHECK(counted.account().live().count == 1);  // a budget keeps counters: still charged
+    CHECK(counted.account().live().bytes == 10 * sizeof(int));
   }
+  CHECK(counted.account().live().count == 0);
   CHECK(resmon::live(resmon::kind::memory).count == before.count);
   CHECK(inner.account().live().count == 0);
   CHECK(resmon::misuse_count() == 0);
