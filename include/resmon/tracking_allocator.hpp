@@ -10,10 +10,12 @@
 // an unknown release, never as memory corruption.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <new>
+#include <string_view>
 #include <type_traits>
 
 #include "allocation_account.hpp"
@@ -24,10 +26,35 @@ namespace resmon {
 
 namespace detail {
 
-/// Returns: the site blocks of T are recorded at by tracking_allocator; its
-/// function names T (e.g. "... alloc_site() [with T = int]").
+/// Returns: the name of T as the compiler spells it (from __PRETTY_FUNCTION__).
+template <class T> constexpr std::string_view type_name() noexcept {
+  std::string_view full = __PRETTY_FUNCTION__;  // "... [with T = int; ...]" (g++) or "... [T = int]" (clang)
+  std::size_t start = full.find("T = ");
+  if (start == std::string_view::npos) return "?";
+  start += 4;
+  std::size_t end = full.find_first_of(";]", start);
+  return full.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+}
+
+/// "tracking_allocator<T>" as a static, NUL-terminated string.
+template <class T> struct alloc_site_name {
+  static constexpr std::string_view prefix = "tracking_allocator<";
+  static constexpr std::size_t size = prefix.size() + type_name<T>().size() + 1;
+  static constexpr std::array<char, size + 1> text = [] {
+    std::array<char, size + 1> out{};
+    std::size_t i = 0;
+    for (char c : prefix) out[i++] = c;
+    for (char c : type_name<T>()) out[i++] = c;
+    out[i++] = '>';
+    out[i] = '\0';
+    return out;
+  }();
+};
+
+/// Returns: the site blocks of T are recorded at by tracking_allocator: this
+/// header, and "tracking_allocator<T>" as its function.
 template <class T> const site* alloc_site() noexcept {
-  static constexpr site where{__FILE__, __LINE__, __PRETTY_FUNCTION__};
+  static constexpr site where{__FILE__, __LINE__, alloc_site_name<T>::text.data()};
   return &where;
 }
 
@@ -114,8 +141,9 @@ template <class A> using always_equal = typename std::allocator_traits<A>::is_al
 }  // namespace detail
 
 /// An allocator for any standard container that records each block it gets
-/// from `Upstream` (kind memory, key = address, size = bytes) at a site that
-/// names T, with the address in the container that called allocate.
+/// from `Upstream` (kind memory, key = address, size = bytes) at a site named
+/// "tracking_allocator<T>", with the address in the container that called
+/// allocate. (A name of your own: accounted_allocator.)
 /// Equality, propagation and is_always_equal are the upstream's; over a
 /// stateless upstream the allocator is an empty class, so a container's
 /// size does not change. Thread-safety: as the upstream's.
