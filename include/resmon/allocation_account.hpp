@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
-#include <source_location>
 
 #include "config.hpp"
 #include "tracker.hpp"
@@ -102,10 +101,12 @@ inline const site* intern_site(const char* name, const char* file, std::uint32_t
 class allocation_account {
  public:
   /// Effects: opens an account named `name` (copied; at most 47 characters)
-  /// whose allocations are recorded at the file and line of this construction.
+  /// whose allocations are recorded at the file and line of this construction
+  /// (`file` and `line` default to the caller's; std::source_location is not
+  /// available to clang 14 with libstdc++ 12).
   explicit allocation_account(const char* name, alloc_budget budget = {},
-                              std::source_location where = std::source_location::current()) noexcept
-      : site_(detail::intern_site(name, where.file_name(), where.line())), budget_bytes_(budget.bytes),
+                              const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
+      : site_(detail::intern_site(name, file, line)), budget_bytes_(budget.bytes),
         budget_count_(budget.count), counted_(budget.bytes != 0 || budget.count != 0) {}
   allocation_account(const allocation_account&) = delete;
   allocation_account& operator=(const allocation_account&) = delete;

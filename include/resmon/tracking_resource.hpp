@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <memory_resource>
 #include <new>
-#include <source_location>
 
 #include "allocation_account.hpp"
 #include "config.hpp"
@@ -28,8 +27,8 @@ class tracking_resource : public std::pmr::memory_resource {
   explicit tracking_resource(const char* name = "tracking_resource",
                              std::pmr::memory_resource* upstream = std::pmr::get_default_resource(),
                              alloc_budget budget = {},
-                             std::source_location where = std::source_location::current()) noexcept
-      : account_(name, budget, where), upstream_(upstream) {}
+                             const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
+      : account_(name, budget, file, line), upstream_(upstream) {}
   tracking_resource(const tracking_resource&) = delete;
   tracking_resource& operator=(const tracking_resource&) = delete;
 

@@ -24,6 +24,13 @@ struct alignas(256) overaligned {
   char bytes[256];
 };
 
+// Clang may elide a new/delete pair it can see whole ([expr.new]/10):
+// letting the pointer escape keeps the allocation.
+template <class T> T* kept(T* p) {
+  asm volatile("" : : "g"(p) : "memory");
+  return p;
+}
+
 int records_at_new_site(const resmon::leak_scope& scope, std::uintptr_t key, std::size_t* size = nullptr) {
   int n = 0;
   for (const resmon::leak& l : scope.leaks(resmon::kind::memory)) {
@@ -42,27 +49,27 @@ TEST_CASE("global_new: plain, array, aligned and nothrow forms are recorded, del
   resmon::leak_scope scope;
   std::size_t size = 0;
 
-  int* one = new int(5);
+  int* one = kept(new int(5));
   CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(one), &size) == 1);
   CHECK(size == sizeof(int));
   delete one;
   CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(one)) == 0);
 
-  char* many = new char[300];
+  char* many = kept(new char[300]);
   CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(many), &size) == 1);
   CHECK(size == 300);
   delete[] many;
 
-  auto* big = new overaligned;
+  auto* big = kept(new overaligned);
   CHECK(reinterpret_cast<std::uintptr_t>(big) % 256 == 0);
   CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(big)) == 1);
   delete big;  // sized + aligned delete
 
-  auto* arr = new overaligned[3];
+  auto* arr = kept(new overaligned[3]);
   CHECK(reinterpret_cast<std::uintptr_t>(arr) % 256 == 0);
   delete[] arr;
 
-  int* nt = new (std::nothrow) int[4];
+  int* nt = kept(new (std::nothrow) int[4]);
   REQUIRE(nt != nullptr);
   CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(nt)) == 1);
   operator delete[](nt, std::nothrow);
@@ -79,7 +86,7 @@ TEST_CASE("global_new: plain, array, aligned and nothrow forms are recorded, del
 
 TEST_CASE("global_new: a leaked new is reported with its size") {
   resmon::leak_scope scope;
-  auto* leaked = new std::uint64_t[8];
+  auto* leaked = kept(new std::uint64_t[8]);
   auto leaks = scope.leaks(resmon::kind::memory);
   REQUIRE(leaks.size() == 1);
   CHECK(leaks[0].size == 64);
@@ -90,14 +97,14 @@ TEST_CASE("global_new: a leaked new is reported with its size") {
 TEST_CASE("global_new: an injected failure throws from new and returns nullptr from nothrow new") {
   {
     resmon::scoped_alloc_failure plan(2);
-    int* a = new int(1);
-    CHECK_THROWS_AS((void)new int(2), std::bad_alloc);
+    int* a = kept(new int(1));
+    CHECK_THROWS_AS((void)kept(new int(2)), std::bad_alloc);
     CHECK(plan.fired());
     delete a;
   }
   {
     resmon::scoped_alloc_failure plan(1);
-    CHECK(new (std::nothrow) int(3) == nullptr);
+    CHECK(kept(new (std::nothrow) int(3)) == nullptr);
     void* next = operator new(16, std::align_val_t(64), std::nothrow);  // the plan fails one allocation only
     CHECK(next != nullptr);
     operator delete(next, std::align_val_t(64));
@@ -124,7 +131,7 @@ TEST_CASE("global_new: with a tracking_allocator over std::allocator each block 
 TEST_CASE("global_new: blocks freed on another thread are released") {
   resmon::usage before = resmon::live(resmon::kind::memory);
   std::vector<std::string*> strings;
-  for (int i = 0; i < 100; ++i) strings.push_back(new std::string(64, 'x'));
+  for (int i = 0; i < 100; ++i) strings.push_back(kept(new std::string(64, 'x')));
   std::thread([&] {
     for (std::string* s : strings) delete s;
   }).join();

@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstring>
 #include <deque>
 #include <forward_list>
@@ -14,6 +15,7 @@
 #include <memory_resource>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -216,4 +218,40 @@ TEST_CASE("accounted_allocator: equality is the account's") {
   a.swap(b);
   CHECK(&a.get_allocator().account() == &y);
   CHECK(x.live().bytes == 3 * sizeof(int));
+}
+
+TEST_CASE("accounted_allocator: threads share an account; figures stay exact, the budget holds") {
+  resmon::allocation_account shared("shared", {.count = 64});
+  resmon::usage before = resmon::live(resmon::kind::memory);
+  std::atomic<int> refusals{0};
+  std::atomic<std::uint64_t> max_seen{0};
+  auto work = [&] {
+    resmon::accounted_allocator<long> a(shared);
+    std::vector<long*> held;
+    for (int round = 0; round < 2000; ++round) {
+      try {
+        held.push_back(a.allocate(1));
+      } catch (const std::bad_alloc&) {
+        ++refusals;
+      }
+      std::uint64_t now = shared.live().count;
+      std::uint64_t seen = max_seen.load();
+      while (now > seen && !max_seen.compare_exchange_weak(seen, now)) {
+      }
+      if (held.size() > 40 || (round % 7 == 0 && !held.empty())) {
+        a.deallocate(held.back(), 1);
+        held.pop_back();
+      }
+    }
+    for (long* p : held) a.deallocate(p, 1);
+  };
+  std::thread t1(work), t2(work);
+  t1.join();
+  t2.join();
+  CHECK(max_seen.load() <= 64);
+  CHECK(refusals.load() > 0);  // 2 threads x 41 blocks exceed 64
+  CHECK(shared.refused() == std::uint64_t(refusals.load()));
+  CHECK(shared.live().count == 0);
+  CHECK(shared.live().bytes == 0);
+  CHECK(resmon::live(resmon::kind::memory).count == before.count);
 }
