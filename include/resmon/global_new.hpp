@@ -22,6 +22,12 @@
 
 #if RESMON_HAS_TRACKING
 
+#if defined(__clang__) && defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#error "resmon/global_new.hpp: clang's static sanitizer runtime defines operator new itself; leave this header out of sanitizer builds (or link with -shared-libsan)"
+#endif
+#endif
+
 namespace resmon::detail {
 
 inline constexpr site global_new_site{"operator new", 0, "operator new"};
