@@ -53,7 +53,10 @@ struct alloc_thread_state {
   std::uint64_t seen;        // allocations counted by the plan
   bool fired;                // the plan made an allocation fail
 };
-[[gnu::tls_model("initial-exec")]] inline constinit thread_local alloc_thread_state t_alloc{};
+// No tls_model("initial-exec") here: g++ 12 with UBSan then reports a null
+// reference to it. Its first use in a thread may call malloc (dlopen), never
+// operator new.
+inline constinit thread_local alloc_thread_state t_alloc{};
 
 /// Interned sites of accounts: records point at them, so they outlive the
 /// accounts. Entries are written once, before `xcount` publishes them.
