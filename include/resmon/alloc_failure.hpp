@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -70,12 +71,21 @@ struct alloc_failure_options {
 /// Returns: the result; `passed` is false when a run leaked, `check`
 /// returned false, or an exception other than the injected bad_alloc left
 /// `operation` (its message names it).
-/// Requires: RESMON_ENABLE; no other thread allocates tracked memory meanwhile
-/// (its blocks would count as leaks). `check` returns bool.
+/// Requires: RESMON_ENABLE (otherwise: not passed, and the message says so);
+/// no other thread allocates tracked memory meanwhile (its blocks would count
+/// as leaks); exceptions enabled. `check` returns bool.
 template <class Setup, class Operation, class Check>
 alloc_failure_result test_alloc_failures(Setup&& setup, Operation&& operation, Check&& check,
                                          alloc_failure_options options = {}) {
   alloc_failure_result result;
+  if (!RESMON_HAS_TRACKING || options.max_runs == 0) {
+    result.passed = false;
+    result.message = RESMON_HAS_TRACKING
+                         ? "resmon: test_alloc_failures: max_runs=0 is not valid: expected at least 1"
+                         : "resmon: test_alloc_failures needs RESMON_ENABLE=1: tracking is disabled in this "
+                           "translation unit, so no allocation can be made to fail";
+    return result;
+  }
   for (std::uint64_t n = 1;; ++n) {
     if (n > options.max_runs) {
       result.passed = false;

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -173,4 +174,23 @@ TEST_CASE("test_alloc_failures: an unexpected exception fails the run") {
   auto result = resmon::test_alloc_failures([] { throw std::runtime_error("boom"); });
   CHECK(!result.passed);
   CHECK(result.message.find("exception 'boom'") != std::string::npos);
+}
+
+TEST_CASE("test_alloc_failures: max_runs=0 is refused with a clear message") {
+  auto result = resmon::test_alloc_failures([] {}, resmon::alloc_failure_options{0});
+  CHECK(!result.passed);
+  CHECK(result.runs == 0);
+  CHECK(result.message == "resmon: test_alloc_failures: max_runs=0 is not valid: expected at least 1");
+}
+
+TEST_CASE("test_alloc_failures: max_runs stops an operation that never completes") {
+  ta<int> a;
+  auto result = resmon::test_alloc_failures(
+      [&] {
+        for (int i = 0; i < 10; ++i) a.deallocate(a.allocate(1), 1);
+      },
+      resmon::alloc_failure_options{5});
+  CHECK(!result.passed);
+  CHECK(result.runs == 5);
+  CHECK(result.message.find("max_runs=5") != std::string::npos);
 }

@@ -57,3 +57,9 @@ TEST_CASE("tracking_allocator (disabled): same layout as in an enabled translati
   v.push_back(100);
   CHECK(enabled_sum_and_free(std::move(v)) == 145);
 }
+
+TEST_CASE("test_alloc_failures (disabled): says that it needs RESMON_ENABLE") {
+  auto result = resmon::test_alloc_failures([] { std::vector<int, resmon::tracking_allocator<int>> v(10); });
+  CHECK(!result.passed);
+  CHECK(result.message.find("needs RESMON_ENABLE=1") != std::string::npos);
+}
