@@ -261,5 +261,24 @@ class alloc_frame {
   const void* saved_skip_ = nullptr;
 };
 
+// The budget of <resmon/global_new.hpp>'s operator new ({0, 0}: none).
+inline std::uint64_t g_new_budget_bytes = 0;
+inline std::uint64_t g_new_budget_count = 0;
+
 }  // namespace detail
+
+/// Effects: makes the operator new of <resmon/global_new.hpp> refuse a block
+/// when the memory tracked in the process (resmon::live(kind::memory): every
+/// tracking layer and macro) would then exceed `budget`: the throwing forms
+/// throw std::bad_alloc, the nothrow forms return nullptr. {} removes it.
+/// With several threads allocating at once the limit may be passed by what
+/// they allocate at that moment. Costs a sum over the threads' tables per
+/// operator new while a budget is set; nothing otherwise.
+/// Returns: the previous budget. Thread-safety: atomic per field.
+inline alloc_budget set_global_new_budget(alloc_budget budget) noexcept {
+  alloc_budget old{__atomic_exchange_n(&detail::g_new_budget_bytes, budget.bytes, __ATOMIC_RELAXED),
+                   __atomic_exchange_n(&detail::g_new_budget_count, budget.count, __ATOMIC_RELAXED)};
+  return old;
+}
+
 }  // namespace resmon

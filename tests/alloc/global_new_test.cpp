@@ -140,3 +140,21 @@ TEST_CASE("global_new: blocks freed on another thread are released") {
   CHECK(resmon::live(resmon::kind::memory).count == before.count);
   CHECK(resmon::misuse_count() == 0);
 }
+
+TEST_CASE("global_new: a budget on tracked memory refuses: bad_alloc, or nullptr from nothrow") {
+  resmon::usage now = resmon::live(resmon::kind::memory);
+  resmon::alloc_budget old = resmon::set_global_new_budget({.bytes = now.bytes + 1000});
+  char* a = kept(new char[600]);
+  CHECK_THROWS_AS((void)kept(new char[600]), std::bad_alloc);
+  CHECK(kept(new (std::nothrow) char[600]) == nullptr);
+  CHECK(operator new(600, std::align_val_t(64), std::nothrow) == nullptr);
+  delete[] a;
+  char* b = kept(new char[600]);  // room again
+  delete[] b;
+  resmon::set_global_new_budget({.count = now.count + 1});
+  int* one = kept(new int(1));
+  CHECK(kept(new (std::nothrow) int(2)) == nullptr);
+  delete one;
+  CHECK(resmon::set_global_new_budget(old).count == now.count + 1);
+  delete kept(new int(3));  // no budget: allowed
+}
