@@ -214,6 +214,12 @@ inline bool plan_fails() noexcept {
   return true;
 }
 
+/// Makes the thread state written before a call to an upstream visible to
+/// that call and reread after it. Needed because compilers may assume that a
+/// replaceable operator new/delete (the upstream of std::allocator) touches
+/// no memory of the program ([expr.new]) while global_new.hpp's does.
+RESMON_DETAIL_INLINE void upstream_barrier() noexcept { __asm__ __volatile__("" ::: "memory"); }
+
 /// One tracked allocation, in the order every layer follows:
 ///   1. admit(): the failure plan and the account may refuse;
 ///   2. enter(); upstream allocates; leave() (also when it throws);
@@ -231,8 +237,12 @@ class alloc_frame {
   void enter() noexcept {
     t_alloc.last_inner = nullptr;
     ++t_alloc.depth;
+    upstream_barrier();
   }
-  void leave() noexcept { --t_alloc.depth; }
+  void leave() noexcept {
+    upstream_barrier();
+    --t_alloc.depth;
+  }
 
   /// Effects: records block `p` of `bytes`; takes over an inner layer's record of it.
   void recorded(const void* p, std::uint64_t bytes, const site* where, const void* ret) noexcept {
@@ -254,7 +264,10 @@ class alloc_frame {
     saved_skip_ = s.skip;
     s.skip = p;
   }
-  void forgotten() noexcept { t_alloc.skip = saved_skip_; }
+  void forgotten() noexcept {
+    upstream_barrier();
+    t_alloc.skip = saved_skip_;
+  }
 
  private:
   bool outer_;

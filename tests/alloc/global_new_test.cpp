@@ -115,6 +115,8 @@ TEST_CASE("global_new: an injected failure throws from new and returns nullptr f
   }
 }
 
+// Regression: clang assumed operator new touches no program memory and kept
+// stale thread state across the upstream call (fixed by upstream_barrier).
 TEST_CASE("global_new: with a tracking_allocator over std::allocator each block is recorded once") {
   resmon::usage before = resmon::live(resmon::kind::memory);
   resmon::leak_scope scope;
