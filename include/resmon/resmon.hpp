@@ -9,3 +9,9 @@
 #include "macros.hpp"
 #include "report.hpp"
 #include "tracker.hpp"
+
+// Tracking allocators (no cost unless used).
+#include "alloc_failure.hpp"
+#include "allocation_account.hpp"
+#include "tracking_allocator.hpp"
+#include "tracking_resource.hpp"

@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+// Allocation accounts (a name, a budget and injected failures shared by the
+// allocators and resources that charge them) and the bookkeeping every
+// tracking allocator, resource and global operator new goes through.
+// Layer: hosted.
+//
+// Nesting
+// -------
+// Tracking layers may stack: a tracking_allocator over std::allocator in a
+// program that includes <resmon/global_new.hpp>, or a tracking_resource over
+// another one. The block an outer layer hands out is recorded once, by the
+// outer layer (it knows the better site); per thread:
+//   - `depth` counts the tracking layers active on this thread's stack;
+//     the failure plan counts only allocations made at depth 0.
+//   - an inner layer (depth > 0) records its block and leaves its address in
+//     `last_inner`; the outer layer, given that same address back, takes the
+//     record over (releases the inner record, acquires its own).
+//   - an outer layer releases its record first, then names the block in
+//     `skip` while it deallocates upstream; an inner layer asked to free that
+//     block releases nothing (the record is gone already).
+// Blocks an inner layer allocates for itself (a pool's chunks) keep the inner
+// layer's record. Invariant: every live block is recorded exactly once.
+// Limit: a block carved at offset 0 of an inner chunk has the chunk's key;
+// until one of the two is freed, a release may find the other's record
+// (counts stay exact; bytes by kind are exact again once both are freed).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+#include "config.hpp"
+#include "tracker.hpp"
+
+namespace resmon {
+
+/// A limit on what an account may hold at once; 0 means unlimited.
+struct alloc_budget {
+  std::uint64_t bytes = 0;  ///< live bytes
+  std::uint64_t count = 0;  ///< live allocations
+};
+
+namespace detail {
+
+/// Per-thread state of the tracking layers (see "Nesting" above) and of the
+/// failure plan of test_alloc_failures.
+struct alloc_thread_state {
+  std::uint32_t depth;       // tracking layers active on this thread
+  const void* last_inner;    // block an inner layer just recorded
+  const void* skip;          // block whose record an outer layer released
+  std::uint64_t fail_at;     // 0: no plan; else the allocation number that fails
+  std::uint64_t seen;        // allocations counted by the plan
+  bool fired;                // the plan made an allocation fail
+};
+// No tls_model("initial-exec") here: g++ 12 with UBSan then reports a null
+// reference to it. Its first use in a thread may call malloc (dlopen), never
+// operator new.
+inline constinit thread_local alloc_thread_state t_alloc{};
+
+/// Interned sites of accounts: records point at them, so they outlive the
+/// accounts. Entries are written once, before `xcount` publishes them.
+struct site_entry {
+  site where;
+  char name[48];
+};
+inline constexpr std::uint32_t max_account_sites = 1024;
+inline site_entry g_account_sites[max_account_sites];
+inline std::uint32_t g_account_site_count = 0;  // claimed entries
+inline std::uint32_t g_account_site_ready[max_account_sites];  // 1 once published
+inline constexpr site overflow_site{"resmon", 0, "(more than 1024 allocation account sites)"};
+
+/// Returns: a site that lives as long as the program, with `name` copied
+/// (at most 47 characters) as its function. Lock-free; does not allocate.
+inline const site* intern_site(const char* name, const char* file, std::uint32_t line) noexcept {
+  if (name == nullptr) name = "";
+  std::uint32_t n = __atomic_load_n(&g_account_site_count, __ATOMIC_ACQUIRE);
+  for (std::uint32_t i = 0; i < n && i < max_account_sites; ++i) {
+    if (__atomic_load_n(&g_account_site_ready[i], __ATOMIC_ACQUIRE) == 0) continue;  // pairs with the store below
+    const site_entry& e = g_account_sites[i];
+    if (e.where.line == line && std::strcmp(e.where.file, file) == 0 && std::strncmp(e.name, name, 47) == 0) {
+      return &e.where;
+    }
+  }
+  std::uint32_t i = __atomic_fetch_add(&g_account_site_count, 1u, __ATOMIC_ACQ_REL);
+  if (i >= max_account_sites) return &overflow_site;
+  site_entry& e = g_account_sites[i];
+  std::strncpy(e.name, name, sizeof e.name - 1);
+  e.name[sizeof e.name - 1] = '\0';
+  e.where = site{file, line, e.name};
+  __atomic_store_n(&g_account_site_ready[i], 1u, __ATOMIC_RELEASE);
+  return &e.where;
+}
+
+}  // namespace detail
+
+/// A named account that allocators and resources charge: the site their
+/// allocations are recorded under, a budget, its own figures, and failures
+/// injected on demand. An account without a budget keeps no counters (no
+/// atomic operation per allocation): live() then sums its records in the
+/// tracker. Thread-safety: every member is safe to call from any thread.
+/// Requires: outlives the allocators that refer to it (the records it made
+/// stay valid after it ends: its site is interned).
+class allocation_account {
+ public:
+  /// Effects: opens an account named `name` (copied; at most 47 characters)
+  /// whose allocations are recorded at the file and line of this construction
+  /// (`file` and `line` default to the caller's; std::source_location is not
+  /// available to clang 14 with libstdc++ 12).
+  explicit allocation_account(const char* name, alloc_budget budget = {},
+                              const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
+      : site_(detail::intern_site(name, file, line)), budget_bytes_(budget.bytes),
+        budget_count_(budget.count), counted_(budget.bytes != 0 || budget.count != 0) {}
+  allocation_account(const allocation_account&) = delete;
+  allocation_account& operator=(const allocation_account&) = delete;
+
+  /// Returns: the site this account's allocations are recorded at; its
+  /// `function` is the account's name.
+  const site& where() const noexcept { return *site_; }
+  const char* name() const noexcept { return site_->function; }
+
+  /// Effects: sets the budget ({} : unlimited); allocations already made are
+  /// kept. The first budget switches counting on, starting from the live
+  /// figures: call it while no other thread allocates through the account.
+  void set_budget(alloc_budget b) noexcept {
+    if (!__atomic_load_n(&counted_, __ATOMIC_ACQUIRE)) {
+      usage now = live();
+      __atomic_store_n(&live_count_, now.count, __ATOMIC_RELAXED);
+      __atomic_store_n(&live_bytes_, now.bytes, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&budget_bytes_, b.bytes, __ATOMIC_RELAXED);
+    __atomic_store_n(&budget_count_, b.count, __ATOMIC_RELAXED);
+    __atomic_store_n(&counted_, true, __ATOMIC_RELEASE);  // pairs with the load above and in try_charge
+  }
+  alloc_budget budget() const noexcept { return {load(budget_bytes_), load(budget_count_)}; }
+
+  /// Effects: the `n`-th allocation charged to this account from now on
+  /// fails (1: the next one); 0 cancels. One failure per call.
+  void fail_at(std::uint64_t n) noexcept { __atomic_store_n(&countdown_, n, __ATOMIC_RELAXED); }
+
+  /// Returns: what the account holds now (recorded blocks; with a budget,
+  /// its counters). Without tracking (RESMON_ENABLE) and budget: {0, 0}.
+  usage live() const noexcept {
+    if (__atomic_load_n(&counted_, __ATOMIC_ACQUIRE)) return {load(live_count_), load(live_bytes_)};
+    usage u{0, 0};
+    const site* mine = site_;
+    core::for_each_live([&](const core::record_view& v) {
+      if (v.where == mine && v.kind == kind::memory) {
+        ++u.count;
+        u.bytes += v.size;
+      }
+    });
+    return u;
+  }
+  /// Returns: allocations refused (over budget or failed on purpose).
+  std::uint64_t refused() const noexcept { return load(refused_); }
+
+  /// Effects: charges an allocation of `bytes`. Returns: false, charging
+  /// nothing, when it is over budget or meant to fail.
+  bool try_charge(std::uint64_t bytes) noexcept {
+    if (RESMON_DETAIL_UNLIKELY(load(countdown_) != 0) && __atomic_sub_fetch(&countdown_, 1, __ATOMIC_RELAXED) == 0) {
+      return refuse();
+    }
+    if (RESMON_DETAIL_LIKELY(!__atomic_load_n(&counted_, __ATOMIC_RELAXED))) return true;
+    std::uint64_t count = __atomic_add_fetch(&live_count_, 1, __ATOMIC_RELAXED);
+    std::uint64_t sum = __atomic_add_fetch(&live_bytes_, bytes, __ATOMIC_RELAXED);
+    std::uint64_t max_count = load(budget_count_), max_bytes = load(budget_bytes_);
+    if ((max_count != 0 && count > max_count) || (max_bytes != 0 && sum > max_bytes)) {
+      credit(bytes);
+      return refuse();
+    }
+    return true;
+  }
+
+  /// Effects: returns an allocation of `bytes` charged before.
+  void credit(std::uint64_t bytes) noexcept {
+    if (RESMON_DETAIL_LIKELY(!__atomic_load_n(&counted_, __ATOMIC_RELAXED))) return;
+    __atomic_sub_fetch(&live_count_, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&live_bytes_, bytes, __ATOMIC_RELAXED);
+  }
+
+ private:
+  static std::uint64_t load(const std::uint64_t& v) noexcept { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+  bool refuse() noexcept {
+    __atomic_add_fetch(&refused_, 1, __ATOMIC_RELAXED);
+    return false;
+  }
+
+  const site* site_;
+  std::uint64_t budget_bytes_, budget_count_;
+  bool counted_;  // counters kept: set once, by a budget
+  std::uint64_t countdown_ = 0;
+  std::uint64_t live_count_ = 0, live_bytes_ = 0;
+  std::uint64_t refused_ = 0;
+};
+
+namespace detail {
+
+/// Throws std::bad_alloc where exceptions exist; else ends the program.
+[[noreturn]] inline void throw_bad_alloc() {
+#if RESMON_CONFIG_EXCEPTIONS
+  throw std::bad_alloc();
+#else
+  platform::panic("resmon: allocation refused (over budget or failed on purpose) and exceptions are disabled");
+#endif
+}
+
+/// Returns: true when the thread's failure plan makes this allocation fail.
+inline bool plan_fails() noexcept {
+  alloc_thread_state& s = t_alloc;
+  if (RESMON_DETAIL_LIKELY(s.fail_at == 0) || s.depth != 0) return false;
+  if (++s.seen != s.fail_at) return false;
+  s.fired = true;
+  return true;
+}
+
+/// Makes the thread state written before a call to an upstream visible to
+/// that call and reread after it. Needed because compilers may assume that a
+/// replaceable operator new/delete (the upstream of std::allocator) touches
+/// no memory of the program ([expr.new]) while global_new.hpp's does.
+RESMON_DETAIL_INLINE void upstream_barrier() noexcept { __asm__ __volatile__("" ::: "memory"); }
+
+/// One tracked allocation, in the order every layer follows:
+///   1. admit(): the failure plan and the account may refuse;
+///   2. enter(); upstream allocates; leave() (also when it throws);
+///   3. recorded() records the block (or refused() undoes the charge).
+/// and one tracked deallocation: forget(); enter(); upstream frees; leave().
+class alloc_frame {
+ public:
+  alloc_frame() noexcept : outer_(t_alloc.depth == 0) {}
+
+  /// Returns: false when the allocation must be refused.
+  bool admit(allocation_account* account, std::uint64_t bytes) noexcept {
+    if (plan_fails()) return false;
+    return account == nullptr || account->try_charge(bytes);
+  }
+  void enter() noexcept {
+    t_alloc.last_inner = nullptr;
+    ++t_alloc.depth;
+    upstream_barrier();
+  }
+  void leave() noexcept {
+    upstream_barrier();
+    --t_alloc.depth;
+  }
+
+  /// Effects: records block `p` of `bytes`; takes over an inner layer's record of it.
+  void recorded(const void* p, std::uint64_t bytes, const site* where, const void* ret) noexcept {
+    alloc_thread_state& s = t_alloc;
+    if (RESMON_DETAIL_UNLIKELY(s.last_inner == p && p != nullptr)) release(kind::memory, key_of(p), where);
+    detail::acquire(kind::memory, key_of(p), bytes, where, ret);
+    s.last_inner = outer_ ? nullptr : p;
+  }
+
+  /// Effects: releases the record of block `p` (unless an outer layer did)
+  /// and names it for the inner layers of the upstream deallocation.
+  void forget(const void* p, const site* where) noexcept {
+    alloc_thread_state& s = t_alloc;
+    if (RESMON_DETAIL_UNLIKELY(s.skip == p && p != nullptr)) {
+      s.skip = nullptr;
+    } else {
+      release(kind::memory, key_of(p), where);  // before the upstream frees: the address may be reused at once
+    }
+    saved_skip_ = s.skip;
+    s.skip = p;
+  }
+  void forgotten() noexcept {
+    upstream_barrier();
+    t_alloc.skip = saved_skip_;
+  }
+
+ private:
+  bool outer_;
+  const void* saved_skip_ = nullptr;
+};
+
+// The budget of <resmon/global_new.hpp>'s operator new ({0, 0}: none).
+inline std::uint64_t g_new_budget_bytes = 0;
+inline std::uint64_t g_new_budget_count = 0;
+
+}  // namespace detail
+
+/// Effects: makes the operator new of <resmon/global_new.hpp> refuse a block
+/// when the memory tracked in the process (resmon::live(kind::memory): every
+/// tracking layer and macro) would then exceed `budget`: the throwing forms
+/// throw std::bad_alloc, the nothrow forms return nullptr. {} removes it.
+/// With several threads allocating at once the limit may be passed by what
+/// they allocate at that moment. Costs a sum over the threads' tables per
+/// operator new while a budget is set; nothing otherwise.
+/// Returns: the previous budget. Thread-safety: atomic per field.
+inline alloc_budget set_global_new_budget(alloc_budget budget) noexcept {
+  alloc_budget old{__atomic_exchange_n(&detail::g_new_budget_bytes, budget.bytes, __ATOMIC_RELAXED),
+                   __atomic_exchange_n(&detail::g_new_budget_count, budget.count, __ATOMIC_RELAXED)};
+  return old;
+}
+
+}  // namespace resmon

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MIT
+// Opt-in replacement of the global operator new and delete family (plain,
+// array, sized, aligned, nothrow) that records every block. Include it in
+// exactly one translation unit of a program. Layer: hosted.
+//
+// Each block is recorded at the site "operator new" with the address of the
+// caller of operator new. The failure plan of test_alloc_failures and the
+// budget of set_global_new_budget() may refuse a block: the throwing forms
+// then throw std::bad_alloc (no new_handler), the nothrow forms return nullptr. Memory
+// comes from malloc / posix_memalign; the tracker itself never calls
+// operator new or malloc, so recording does not recurse.
+// Without RESMON_ENABLE this header defines nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+#include "allocation_account.hpp"
+#include "config.hpp"
+#include "tracker.hpp"
+
+#if RESMON_HAS_TRACKING
+
+#if defined(__clang__) && defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#error "resmon/global_new.hpp: clang's static sanitizer runtime defines operator new itself; leave this header out of sanitizer builds (or link with -shared-libsan)"
+#endif
+#endif
+
+namespace resmon::detail {
+
+inline constexpr site global_new_site{"operator new", 0, "operator new"};
+
+/// Returns: true when the budget of set_global_new_budget() refuses `bytes` more.
+RESMON_DETAIL_NOINLINE inline bool over_new_budget(std::uint64_t bytes) noexcept {
+  std::uint64_t max_bytes = __atomic_load_n(&g_new_budget_bytes, __ATOMIC_RELAXED);
+  std::uint64_t max_count = __atomic_load_n(&g_new_budget_count, __ATOMIC_RELAXED);
+  if (max_bytes == 0 && max_count == 0) return false;
+  core::kind_figures f = core::figures(std::uint16_t(kind::memory));
+  return (max_bytes != 0 && f.live_bytes + bytes > max_bytes) || (max_count != 0 && f.live + 1 > max_count);
+}
+
+/// Returns: a recorded block of `bytes` aligned to `alignment`, or nullptr,
+/// with *refused set when the failure plan or the budget said no (else the
+/// system has no memory; no new_handler is called here).
+inline void* global_new_try(std::size_t bytes, std::size_t alignment, const void* ret, bool* refused) noexcept {
+  alloc_frame frame;
+  if (bytes == 0) bytes = 1;
+  if (RESMON_DETAIL_UNLIKELY(!frame.admit(nullptr, bytes)) ||
+      RESMON_DETAIL_UNLIKELY((__atomic_load_n(&g_new_budget_bytes, __ATOMIC_RELAXED) |
+                              __atomic_load_n(&g_new_budget_count, __ATOMIC_RELAXED)) != 0 &&
+                             over_new_budget(bytes))) {
+    *refused = true;
+    return nullptr;
+  }
+  *refused = false;
+  void* p = nullptr;
+  if (alignment <= alignof(std::max_align_t)) {
+    p = std::malloc(bytes);
+  } else if (::posix_memalign(&p, alignment, bytes) != 0) {
+    p = nullptr;
+  }
+  if (RESMON_DETAIL_UNLIKELY(p == nullptr)) return nullptr;
+  frame.recorded(p, bytes, &global_new_site, ret);
+  return p;
+}
+
+inline void* global_new_nothrow(std::size_t bytes, std::size_t alignment, const void* ret) noexcept {
+  bool refused;
+  return global_new_try(bytes, alignment, ret, &refused);
+}
+
+/// The throwing forms: calls the new_handler while the system has no memory;
+/// a refusal (failure plan, budget) throws at once.
+inline void* global_new(std::size_t bytes, std::size_t alignment, const void* ret) {
+  for (;;) {
+    bool refused;
+    if (void* p = global_new_try(bytes, alignment, ret, &refused)) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (refused || handler == nullptr) throw_bad_alloc();
+    handler();
+  }
+}
+
+inline void global_delete(void* p) noexcept {
+  if (p == nullptr) return;
+  alloc_frame frame;
+  frame.forget(p, &global_new_site);
+  std::free(p);
+  frame.forgotten();
+}
+
+}  // namespace resmon::detail
+
+#define RESMON_DETAIL_CALLER __builtin_extract_return_addr(__builtin_return_address(0))
+
+void* operator new(std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }
+void* operator new[](std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return resmon::detail::global_new_nothrow(n, 0, RESMON_DETAIL_CALLER);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return resmon::detail::global_new_nothrow(n, 0, RESMON_DETAIL_CALLER);
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+  return resmon::detail::global_new(n, std::size_t(a), RESMON_DETAIL_CALLER);
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return resmon::detail::global_new(n, std::size_t(a), RESMON_DETAIL_CALLER);
+}
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return resmon::detail::global_new_nothrow(n, std::size_t(a), RESMON_DETAIL_CALLER);
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return resmon::detail::global_new_nothrow(n, std::size_t(a), RESMON_DETAIL_CALLER);
+}
+
+void operator delete(void* p) noexcept { resmon::detail::global_delete(p); }
+void operator delete[](void* p) noexcept { resmon::detail::global_delete(p); }
+void operator delete(void* p, std::size_t) noexcept { resmon::detail::global_delete(p); }
+void operator delete[](void* p, std::size_t) noexcept { resmon::detail::global_delete(p); }
+void operator delete(void* p, std::align_val_t) noexcept { resmon::detail::global_delete(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { resmon::detail::global_delete(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { resmon::detail::global_delete(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { resmon::detail::global_delete(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { resmon::detail::global_delete(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { resmon::detail::global_delete(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { resmon::detail::global_delete(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  resmon::detail::global_delete(p);
+}
+
+#undef RESMON_DETAIL_CALLER
+
+#endif  // RESMON_HAS_TRACKING

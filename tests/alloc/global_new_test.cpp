@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+// global_new.hpp: every form of operator new/delete is recorded and released;
+// failures injected by scoped_alloc_failure throw or return nullptr as each
+// form expects. This binary replaces operator new for itself.
+#include <resmon/global_new.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <resmon/alloc_failure.hpp>
+#include <resmon/leak_scope.hpp>
+#include <resmon/tracking_allocator.hpp>
+
+namespace {
+
+struct alignas(256) overaligned {
+  char bytes[256];
+};
+
+// Clang may elide a new/delete pair it can see whole ([expr.new]/10):
+// letting the pointer escape keeps the allocation.
+template <class T> T* kept(T* p) {
+  asm volatile("" : : "g"(p) : "memory");
+  return p;
+}
+
+int records_at_new_site(const resmon::leak_scope& scope, std::uintptr_t key, std::size_t* size = nullptr) {
+  int n = 0;
+  for (const resmon::leak& l : scope.leaks(resmon::kind::memory)) {
+    if (l.key == key && std::strcmp(l.site.function, "operator new") == 0) {
+      ++n;
+      if (size != nullptr) *size = l.size;
+    }
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("global_new: plain, array, aligned and nothrow forms are recorded, deletes release") {
+  resmon::usage before = resmon::live(resmon::kind::memory);
+  resmon::leak_scope scope;
+  std::size_t size = 0;
+
+  int* one = kept(new int(5));
+  CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(one), &size) == 1);
+  CHECK(size == sizeof(int));
+  delete one;
+  CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(one)) == 0);
+
+  char* many = kept(new char[300]);
+  CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(many), &size) == 1);
+  CHECK(size == 300);
+  delete[] many;
+
+  auto* big = kept(new overaligned);
+  CHECK(reinterpret_cast<std::uintptr_t>(big) % 256 == 0);
+  CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(big)) == 1);
+  delete big;  // sized + aligned delete
+
+  auto* arr = kept(new overaligned[3]);
+  CHECK(reinterpret_cast<std::uintptr_t>(arr) % 256 == 0);
+  delete[] arr;
+
+  int* nt = kept(new (std::nothrow) int[4]);
+  REQUIRE(nt != nullptr);
+  CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(nt)) == 1);
+  operator delete[](nt, std::nothrow);
+
+  void* al = operator new(64, std::align_val_t(128), std::nothrow);
+  REQUIRE(al != nullptr);
+  CHECK(reinterpret_cast<std::uintptr_t>(al) % 128 == 0);
+  operator delete(al, std::align_val_t(128), std::nothrow);
+
+  CHECK(scope.leaks(resmon::kind::memory).empty());
+  CHECK(resmon::live(resmon::kind::memory).count == before.count);
+  CHECK(resmon::misuse_count() == 0);
+}
+
+TEST_CASE("global_new: a leaked new is reported with its size") {
+  resmon::leak_scope scope;
+  auto* leaked = kept(new std::uint64_t[8]);
+  auto leaks = scope.leaks(resmon::kind::memory);
+  REQUIRE(leaks.size() == 1);
+  CHECK(leaks[0].size == 64);
+  CHECK(leaks[0].return_address != 0);
+  delete[] leaked;
+}
+
+TEST_CASE("global_new: an injected failure throws from new and returns nullptr from nothrow new") {
+  {
+    resmon::scoped_alloc_failure plan(2);
+    int* a = kept(new int(1));
+    CHECK_THROWS_AS((void)kept(new int(2)), std::bad_alloc);
+    CHECK(plan.fired());
+    delete a;
+  }
+  {
+    resmon::scoped_alloc_failure plan(1);
+    CHECK(kept(new (std::nothrow) int(3)) == nullptr);
+    void* next = operator new(16, std::align_val_t(64), std::nothrow);  // the plan fails one allocation only
+    CHECK(next != nullptr);
+    operator delete(next, std::align_val_t(64));
+  }
+  {
+    resmon::scoped_alloc_failure plan(1);
+    CHECK(operator new[](16, std::align_val_t(64), std::nothrow) == nullptr);
+  }
+}
+
+// Regression: clang assumed operator new touches no program memory and kept
+// stale thread state across the upstream call (fixed by upstream_barrier).
+TEST_CASE("global_new: with a tracking_allocator over std::allocator each block is recorded once") {
+  resmon::usage before = resmon::live(resmon::kind::memory);
+  resmon::leak_scope scope;
+  {
+    std::vector<int, resmon::tracking_allocator<int>> v(100, 1);
+    auto leaks = scope.leaks(resmon::kind::memory);
+    REQUIRE(leaks.size() == 1);
+    CHECK(std::strstr(leaks[0].site.function, "tracking_allocator<") != nullptr);  // the allocator's site won
+  }
+  CHECK(resmon::live(resmon::kind::memory).count == before.count);
+  CHECK(resmon::misuse_count() == 0);
+}
+
+TEST_CASE("global_new: blocks freed on another thread are released") {
+  resmon::usage before = resmon::live(resmon::kind::memory);
+  std::vector<std::string*> strings;
+  for (int i = 0; i < 100; ++i) strings.push_back(kept(new std::string(64, 'x')));
+  std::thread([&] {
+    for (std::string* s : strings) delete s;
+  }).join();
+  strings.clear();
+  strings.shrink_to_fit();
+  CHECK(resmon::live(resmon::kind::memory).count == before.count);
+  CHECK(resmon::misuse_count() == 0);
+}
+
+TEST_CASE("global_new: a budget on tracked memory refuses: bad_alloc, or nullptr from nothrow") {
+  resmon::usage now = resmon::live(resmon::kind::memory);
+  resmon::alloc_budget old = resmon::set_global_new_budget({.bytes = now.bytes + 1000});
+  char* a = kept(new char[600]);
+  CHECK_THROWS_AS((void)kept(new char[600]), std::bad_alloc);
+  CHECK(kept(new (std::nothrow) char[600]) == nullptr);
+  CHECK(operator new(600, std::align_val_t(64), std::nothrow) == nullptr);
+  delete[] a;
+  char* b = kept(new char[600]);  // room again
+  delete[] b;
+  resmon::set_global_new_budget({.count = now.count + 1});
+  int* one = kept(new int(1));
+  CHECK(kept(new (std::nothrow) int(2)) == nullptr);
+  delete one;
+  CHECK(resmon::set_global_new_budget(old).count == now.count + 1);
+  delete kept(new int(3));  // no budget: allowed
+}
