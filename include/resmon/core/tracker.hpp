@@ -124,8 +124,8 @@ inline constexpr uint32_t quarantine_size = 32;
 struct released_entry {
   uint64_t xseq;  // seqlock: odd while written
   uint64_t key;
-  uint64_t kind;
-  uint64_t thread;
+  uint64_t kind;    // in the ring: kind | thread << 16 (one store); copies unpack it
+  uint64_t thread;  // copies only
   const site* acquired_at;
   const site* released_at;
   uint64_t time_ns;
@@ -624,8 +624,7 @@ inline void quarantine_put(thread_table* t, uint64_t key, uint16_t k, const site
   store_relaxed(&e.xseq, seq + 1);  // odd: being written
   __atomic_thread_fence(__ATOMIC_RELEASE);
   store_relaxed(&e.key, key);
-  store_relaxed(&e.kind, uint64_t(k));
-  store_relaxed(&e.thread, load_relaxed(&t->xthread));
+  store_relaxed(&e.kind, uint64_t(k) | load_relaxed(&t->xthread) << 16);
   store_relaxed(&e.acquired_at, acquired_at);
   store_relaxed(&e.released_at, released_at);
   store_relaxed(&e.time_ns, time_ns);  // orders releases of one key: the newest acquisition wins
@@ -689,8 +688,9 @@ inline bool quarantine_find(uint64_t key, released_entry* found) noexcept {
       if (s1 == 0 || (s1 & 1) != 0 || load_relaxed(&e.key) != key) continue;
       released_entry copy;
       copy.key = load_relaxed(&e.key);
-      copy.kind = load_relaxed(&e.kind);
-      copy.thread = load_relaxed(&e.thread);
+      uint64_t who = load_relaxed(&e.kind);
+      copy.kind = uint16_t(who);
+      copy.thread = who >> 16;
       copy.acquired_at = load_relaxed(&e.acquired_at);
       copy.released_at = load_relaxed(&e.released_at);
       copy.time_ns = load_relaxed(&e.time_ns);
