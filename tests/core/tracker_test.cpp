@@ -63,16 +63,18 @@ TEST_CASE("tracker: release from another thread finds the record without the own
   resmon::kind k = resmon::register_kind("test_remote");
   std::uint64_t base = fresh_keys(1000);
   std::uint64_t live0 = resmon::live(k).count;
+  std::uint64_t bytes0 = resmon::live(k).bytes;
   std::thread owner([&] {
     for (std::uint64_t i = 0; i < 1000; ++i) resmon::detail::acquire(k, base + i, 8, &here, nullptr);
   });
   owner.join();  // the owner is gone: its table is orphaned, its records stay
   CHECK(resmon::live(k).count == live0 + 1000);
+  CHECK(resmon::live(k).bytes == bytes0 + 8000);
   std::uint64_t released = 0;
   for (std::uint64_t i = 0; i < 1000; ++i) released += resmon::detail::release(k, base + i, &here);
   CHECK(released == 1000);
   CHECK(resmon::live(k).count == live0);
-  CHECK(resmon::live(k).bytes == resmon::live(k).bytes);
+  CHECK(resmon::live(k).bytes == bytes0);
 }
 
 TEST_CASE("tracker: a thread that exits leaves its records visible to reports") {
@@ -83,10 +85,13 @@ TEST_CASE("tracker: a thread that exits leaves its records visible to reports") 
   REQUIRE(resmon::core::find_live(std::uint16_t(k), key, &v));
   CHECK(v.size == 77);
   CHECK(v.thread != 0);
-  // A new thread adopts the orphaned table; the record is still there.
-  std::thread([&] { resmon::detail::acquire(k, key + 0, 0, &here, nullptr); }).join();
-  CHECK(resmon::detail::release(k, key, &here));
-  CHECK(resmon::detail::release(k, key, &here));
+  // The next thread adopts the orphaned table (no new table); the record is
+  // still there and that thread releases it as its owner.
+  std::uint32_t tables = resmon::core::load_acquire(&resmon::core::g_registry.xtable_count);
+  bool released = false;
+  std::thread([&] { released = resmon::detail::release(k, key, &here); }).join();
+  CHECK(released);
+  CHECK(resmon::core::load_acquire(&resmon::core::g_registry.xtable_count) == tables);
   CHECK_FALSE(resmon::core::find_live(std::uint16_t(k), key, &v));
 }
 
@@ -219,3 +224,4 @@ TEST_CASE("tracker: tables of ended threads are adopted, so memory follows live 
   for (std::uint64_t i = 0; i < 100; ++i) CHECK(resmon::detail::release(k, base + i, &here));
   CHECK(resmon::live(k).count == 0);
 }
+

@@ -559,6 +559,8 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
   if (dropped != 0)
     w.put("  note: ").put_uint(dropped).put(" acquisitions were not recorded (capacity ").put_uint(capacity())
         .put(" records); counts above exclude them\n");
+  if (uint64_t unmatched = load_relaxed(&g_registry.xunmatched_after_drop))
+    w.put("  note: ").put_uint(unmatched).put(" releases found no record; they may be of acquisitions not recorded\n");
   uint64_t unknown = depot_unknown_count();
   if (unknown != 0)
     w.put("  note: ").put_uint(unknown).put(" stacks were not stored: the stack depot is full (")
@@ -614,6 +616,7 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   uint64_t start = load_relaxed(&g_registry.start_ns);
   w.put(",\"uptime_ns\":").put_uint(start != 0 ? platform::clock_ns() - start : 0);
   w.put(",\"capacity\":").put_uint(capacity()).put(",\"dropped\":").put_uint(dropped_total());
+  w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
   {
     checkpoint_lock lock;

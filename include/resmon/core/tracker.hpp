@@ -192,8 +192,11 @@ struct registry {
   uint64_t xmisuse_next;
   misuse_event misuse_log[misuse_log_size];
   uint32_t xmisuse_action;
+  uint32_t xhandler_seq;              // seqlock of the pair below: odd while it changes
   misuse_callback xmisuse_callback;
   void* xmisuse_context;
+  uint32_t xreaders;                  // walks of every record in progress (for_each_live)
+  uint64_t xunmatched_after_drop;     // releases that found no record while some were dropped
   uint64_t start_ns;
 };
 
@@ -400,7 +403,14 @@ inline record* insert_copy(segment* s, const record* from) noexcept {
 RESMON_DETAIL_NOINLINE inline void migrate(thread_table* t, segment* from, segment* to) noexcept {
   uint32_t m = t->xmigrations;
   store_relaxed(&t->xmigrations, m + 1);
+  // Dekker with for_each_live: it raises xreaders, fences, then waits while
+  // our count is odd. Either it sees the odd count, or we see its reader
+  // and leave the records where they are (a walk never sees a move).
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  if (load_relaxed(&g_registry.xreaders) != 0) {
+    store_release(&t->xmigrations, m + 2);
+    return;
+  }
   uint64_t cap = from->capacity();
   for (uint64_t i = 0; i < cap; ++i) {
     record* r = &from->slots[i];
@@ -712,31 +722,48 @@ RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, u
   fetch_add_relaxed(&g.xmisuse[uint32_t(type)], uint64_t(1));
   uint64_t n = fetch_add_relaxed(&g.xmisuse_next, uint64_t(1));
   misuse_event& e = g.misuse_log[n % misuse_log_size];
-  store_relaxed(&e.xseq, 2 * n + 1);
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-  store_relaxed(&e.type, uint64_t(type));
-  store_relaxed(&e.kind, uint64_t(k));
-  store_relaxed(&e.key, key);
-  store_relaxed(&e.thread, platform::thread_id());
-  store_relaxed(&e.at, at);
-  store_relaxed(&e.acquired_at, acquired_at);
-  store_relaxed(&e.released_at, released_at);
-  store_relaxed(&e.other_thread, other_thread);
-  store_release(&e.xseq, 2 * n + 2);
+  // Take the slot only from the event it held before (n - size, finished):
+  // a writer still busy with it keeps it, and this event is counted, not
+  // logged. Two writers never interleave their fields in one slot.
+  uint64_t previous = n >= misuse_log_size ? 2 * (n - misuse_log_size) + 2 : 0;
+  bool logged = __atomic_compare_exchange_n(&e.xseq, &previous, 2 * n + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+  uint64_t self = platform::thread_id();
+  if (logged) {
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    store_relaxed(&e.type, uint64_t(type));
+    store_relaxed(&e.kind, uint64_t(k));
+    store_relaxed(&e.key, key);
+    store_relaxed(&e.thread, self);
+    store_relaxed(&e.at, at);
+    store_relaxed(&e.acquired_at, acquired_at);
+    store_relaxed(&e.released_at, released_at);
+    store_relaxed(&e.other_thread, other_thread);
+    store_release(&e.xseq, 2 * n + 2);  // pairs with load_acquire in misuse_at
+  }
   auto action = misuse_action(load_relaxed(&g.xmisuse_action));
   if (action == misuse_action::callback) {
-    misuse_callback cb = load_acquire(&g.xmisuse_callback);
+    // The callback and its context are read as one pair (a seqlock), so a
+    // callback never receives another callback's context.
+    misuse_callback cb;
+    void* context;
+    for (;;) {
+      uint32_t s1 = load_acquire(&g.xhandler_seq);  // pairs with store_release in set_misuse_action
+      cb = load_relaxed(&g.xmisuse_callback);
+      context = load_relaxed(&g.xmisuse_context);
+      fence_acquire();
+      if ((s1 & 1) == 0 && load_relaxed(&g.xhandler_seq) == s1) break;
+    }
     if (cb != nullptr) {
       misuse_event copy{};
       copy.type = uint64_t(type);
       copy.kind = k;
       copy.key = key;
-      copy.thread = e.thread;
+      copy.thread = self;
       copy.at = at;
       copy.acquired_at = acquired_at;
       copy.released_at = released_at;
       copy.other_thread = other_thread;
-      cb(copy, load_relaxed(&g.xmisuse_context));
+      cb(copy, context);
     }
   } else if (action == misuse_action::abort) {
     platform::panic("resmon: resource misuse (see the misuse log)");
@@ -768,6 +795,10 @@ inline uint64_t misuse_total() noexcept {
 
 inline uint64_t dropped_total() noexcept;
 
+/// Returns: true and a copy of the LIVE record of (k, key) if one is held.
+/// Lock-free; does not allocate. For checks on acquire (a reused descriptor).
+inline bool find_live(uint16_t k, uint64_t key, record_view* out, bool any_kind = false) noexcept;
+
 /// Releases the record of (k, key), wherever it is held.
 /// Steps:
 ///  1. Probe the caller's own table (the common case: no shared cache line).
@@ -795,6 +826,8 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
       }
     }
   }
+  int attempt = 0;
+search:
   uint32_t n = load_acquire(&g_registry.xtable_count);
   if (n > max_tables) n = max_tables;
   // Producer/consumer code releases what one other thread acquired: start
@@ -822,33 +855,27 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
       if (m1 == m2 && (m1 & 1) == 0) break;  // no move overlapped the search
     }
   }
-  // 3. Diagnose.
-  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
-    thread_table* t = load_acquire(&g_registry.xtables[i]);
-    if (t == nullptr) continue;
-    if (record* r = find_and_claim(t, k, key, &s, claim::any_kind, &st)) {
-      // Held under another kind: report, and put it back untouched (unless
-      // its owner released it meanwhile).
-      const site* acquired_at = load_relaxed(&r->where);
-      uint16_t held_kind = meta_kind(load_relaxed(&r->meta));
-      if (held_kind == k) {
-        // Not another kind after all: the record moved while the search above
-        // ran. Release it.
-        record_view v;
-        return finish_removal(t, s, r, claim::remote, st, out != nullptr ? out : &v, own, at);
-      }
-      uint32_t thread = load_relaxed(&r->thread);
-      uint32_t busy = (st & ~uint32_t(3)) | slot_busy;
-      cas_acq_rel(&r->xstate, busy, st);
-      report_misuse(misuse_type::wrong_kind, held_kind, key, at, acquired_at, nullptr, thread);
+  // 3. Diagnose, reading records without claiming them: a claim here could
+  // make a correct release of the same record by its owner fail.
+  record_view held;
+  if (find_live(k, key, &held, true)) {
+    if (uint16_t(held.kind) == k && attempt < 2) {
+      ++attempt;  // it moved under the search above (a thread adopted its table)
+      goto search;
+    }
+    if (uint16_t(held.kind) != k) {
+      report_misuse(misuse_type::wrong_kind, uint16_t(held.kind), key, at, held.where, nullptr, held.thread);
       return false;
     }
   }
   released_entry prior;
   if (quarantine_find(key, &prior) && prior.kind == k) {
     report_misuse(misuse_type::double_release, k, key, at, prior.acquired_at, prior.released_at, prior.thread);
-  } else if (dropped_total() == 0) {
+  } else if (figures(k).dropped == 0 && load_relaxed(&g_registry.xdropped_untabled) == 0) {
     report_misuse(misuse_type::unknown_release, k, key, at, nullptr, nullptr, 0);
+  } else {
+    // Records of this kind were dropped at capacity: this may be one of them.
+    fetch_add_relaxed(&g_registry.xunmatched_after_drop, uint64_t(1));
   }
   return false;
 }
@@ -867,9 +894,6 @@ inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) 
   return release_elsewhere(own, k, key, at, out);
 }
 
-/// Returns: true and a copy of the LIVE record of (k, key) if one is held.
-/// Lock-free; does not allocate. For checks on acquire (a reused descriptor).
-inline bool find_live(uint16_t k, uint64_t key, record_view* out) noexcept;
 
 // ---------------------------------------------------------------------------
 // Reading: counters and records
@@ -910,13 +934,23 @@ inline bool copy_live(const record* r, record_view* v) noexcept {
 }
 
 /// Calls fn(const record_view&) for every record held now. Records acquired or
-/// released during the walk may or may not be seen; none is seen twice.
-/// Does not allocate. Does not block.
+/// released during the walk may or may not be seen; none is seen twice and
+/// none held throughout is missed: owners do not move records while a walk
+/// runs (see migrate), and a move already under way is waited for.
+/// Does not allocate. Blocks: only while an owner finishes a move (a bounded
+/// loop over one segment), and never longer than a bounded spin.
 template <class Fn> void for_each_live(Fn&& fn) noexcept {
+  fetch_add_acq_rel(&g_registry.xreaders, uint32_t(1));
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // Dekker with migrate()
   uint32_t n = load_acquire(&g_registry.xtable_count);
   for (uint32_t i = 0; i < n && i < max_tables; ++i) {
     thread_table* t = load_acquire(&g_registry.xtables[i]);
     if (t == nullptr) continue;
+    // A move that began before our reader was visible: let it finish. The
+    // spin is bounded so that an owner stopped mid-move (a debugger, a
+    // signal) costs this walk its exactness, not its progress.
+    for (uint32_t spin = 0; (load_acquire(&t->xmigrations) & 1) != 0 && spin < (1u << 24); ++spin) {
+    }
     uint32_t count = load_acquire(&t->xsegment_count);
     for (uint32_t j = 0; j < count; ++j) {
       segment* s = load_acquire(&t->xsegments[j]);
@@ -927,9 +961,10 @@ template <class Fn> void for_each_live(Fn&& fn) noexcept {
       }
     }
   }
+  fetch_add_acq_rel(&g_registry.xreaders, uint32_t(-1));
 }
 
-inline bool find_live(uint16_t k, uint64_t key, record_view* out) noexcept {
+inline bool find_live(uint16_t k, uint64_t key, record_view* out, bool any_kind) noexcept {
   uint32_t n = load_acquire(&g_registry.xtable_count);
   for (uint32_t i = 0; i < n && i < max_tables; ++i) {
     thread_table* t = load_acquire(&g_registry.xtables[i]);
@@ -943,7 +978,7 @@ inline bool find_live(uint16_t k, uint64_t key, record_view* out) noexcept {
         const record* r = &s->slots[i2];
         uint32_t st = load_acquire(&r->xstate);
         if ((st & 3) == slot_empty) break;
-        if (copy_live(r, out) && out->key == key && uint16_t(out->kind) == k) return true;
+        if (copy_live(r, out) && out->key == key && (any_kind || uint16_t(out->kind) == k)) return true;
       }
     }
   }
@@ -953,9 +988,18 @@ inline bool find_live(uint16_t k, uint64_t key, record_view* out) noexcept {
 /// Sets what happens on misuse besides counting and logging.
 /// Returns: the previous callback. Thread-safety: atomic.
 inline misuse_callback set_misuse_action(misuse_action action, misuse_callback cb, void* context) noexcept {
-  store_relaxed(&g_registry.xmisuse_context, context);
-  misuse_callback old = __atomic_exchange_n(&g_registry.xmisuse_callback, cb, __ATOMIC_ACQ_REL);
-  store_release(&g_registry.xmisuse_action, uint32_t(action));
+  registry& g = g_registry;
+  uint32_t seq = load_relaxed(&g.xhandler_seq);
+  for (;;) {  // setters take turns: odd while one writes the pair
+    if ((seq & 1) == 0 && cas_acq_rel(&g.xhandler_seq, seq, seq + 1)) break;
+    seq = load_relaxed(&g.xhandler_seq);
+  }
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+  misuse_callback old = load_relaxed(&g.xmisuse_callback);
+  store_relaxed(&g.xmisuse_callback, cb);
+  store_relaxed(&g.xmisuse_context, context);
+  store_release(&g.xhandler_seq, seq + 2);  // pairs with load_acquire in report_misuse
+  store_release(&g.xmisuse_action, uint32_t(action));
   return old;
 }
 
