@@ -35,6 +35,13 @@ template <class T> RESMON_DETAIL_INLINE bool cas_acq_rel(T* p, T& expected, T de
 }
 RESMON_DETAIL_INLINE void fence_acquire() noexcept { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 
+/// Tells the processor that the caller spins (x86: pause; elsewhere nothing).
+RESMON_DETAIL_INLINE void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 /// Raises *p to at least v. Lock-free; does not allocate.
 template <class T> inline void store_max_relaxed(T* p, T v) noexcept {
   T cur = load_relaxed(p);

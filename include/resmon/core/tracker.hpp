@@ -949,8 +949,7 @@ template <class Fn> void for_each_live(Fn&& fn) noexcept {
     // A move that began before our reader was visible: let it finish. The
     // spin is bounded so that an owner stopped mid-move (a debugger, a
     // signal) costs this walk its exactness, not its progress.
-    for (uint32_t spin = 0; (load_acquire(&t->xmigrations) & 1) != 0 && spin < (1u << 24); ++spin) {
-    }
+    for (uint32_t spin = 0; (load_acquire(&t->xmigrations) & 1) != 0 && spin < (1u << 24); ++spin) cpu_relax();
     uint32_t count = load_acquire(&t->xsegment_count);
     for (uint32_t j = 0; j < count; ++j) {
       segment* s = load_acquire(&t->xsegments[j]);
