@@ -113,13 +113,7 @@ using default_tracker = no_tracker;
 // a function's return type is not part of its mangled name, so they live in
 // an inline namespace named after the mode: an untracked and a tracking
 // translation unit then define different functions instead of violating the
-// one-definition rule.
-#if RESMON_HAS_TRACKING
-#define RESMON_DETAIL_MODE_BEGIN inline namespace tracked {
-#else
-#define RESMON_DETAIL_MODE_BEGIN inline namespace untracked {
-#endif
-#define RESMON_DETAIL_MODE_END }
+// one-definition rule (RESMON_DETAIL_MODE_BEGIN, config.hpp).
 
 /// A move-only owner of one handle. Closing is tracked as described at the
 /// top of this header; without tracking it is exactly Traits::close.
