@@ -155,7 +155,10 @@ RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, con
 
 /// Records an acquisition (the macros' target). For descriptors, FILE*, DIR*
 /// and mappings it first reports a key still held as reused (see
-/// release_reused). When the stack depth is above 0 and no `stack_id` is
+/// release_reused). An invalid kind (kind{max_kinds} from register_kind, or
+/// any value not below max_kinds) is not recorded: it is reported as
+/// misuse_type::wrong_kind with no acquisition site (acquired_at is null).
+/// When the stack depth is above 0 and no `stack_id` is
 /// given, captures the call stack that starts at `ret` (see stack.hpp); with
 /// the depth at 0 this costs one relaxed load.
 /// Does not throw or allocate (but for a thread's first table and the stack
@@ -163,7 +166,7 @@ RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, con
 inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
                     std::uint32_t stack_id = 0) noexcept {
   if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
-    core::report_misuse(misuse_type::unknown_release, std::uint16_t(k), key, where, nullptr, nullptr, 0);
+    core::report_misuse(misuse_type::wrong_kind, std::uint16_t(k), key, where, nullptr, nullptr, 0);
     return false;
   }
   if (reusable_key_kind(k)) release_reused(k, key, where);
