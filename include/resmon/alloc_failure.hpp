@@ -62,6 +62,9 @@ struct alloc_failure_options {
   std::uint64_t max_runs = 100000;  ///< stop (and fail) after this many runs
 };
 
+// In the mode's inline namespace (config.hpp): the body depends on the mode.
+RESMON_DETAIL_MODE_BEGIN
+
 /// Effects: for n = 1, 2, ...: makes a fresh object with `setup()` (nothing
 /// fails there), runs `operation(object)` while the n-th allocation fails
 /// with std::bad_alloc (caught), calls `check(object)`, destroys the object,
@@ -151,4 +154,5 @@ template <class Block> alloc_failure_result test_alloc_failures(Block&& block, a
                              options);
 }
 
+RESMON_DETAIL_MODE_END
 }  // namespace resmon

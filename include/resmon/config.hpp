@@ -49,3 +49,17 @@
 #else
 #define RESMON_HAS_TRACKING 0
 #endif
+
+/// Every entity whose inline definition depends on RESMON_HAS_TRACKING (the
+/// handle factories, the allocators, the memory resource, ...) is declared in
+/// an inline namespace named after the mode. The public spelling stays
+/// `resmon::tracking_allocator<T>`, but the two modes mangle to different
+/// names, so a tracking and an untracked translation unit define different
+/// functions instead of two bodies for one name, of which the linker would
+/// keep whichever it met first (an ODR violation that -O0 and -Os expose).
+#if RESMON_HAS_TRACKING
+#define RESMON_DETAIL_MODE_BEGIN inline namespace tracked {
+#else
+#define RESMON_DETAIL_MODE_BEGIN inline namespace untracked {
+#endif
+#define RESMON_DETAIL_MODE_END }

@@ -104,11 +104,36 @@ constexpr bool reusable_key_kind(kind k) noexcept {
 /// Returns: true for the kinds that share the descriptor number space.
 constexpr bool descriptor_kind(kind k) noexcept { return k == kind::fd || k == kind::socket; }
 
+/// A bit of a record's `flags`: its owner gave the handle up
+/// (unique_handle::release) without closing it. The record stays held until
+/// a tracked close, or until a new owner adopts the handle: an acquisition of
+/// the same key then replaces the record silently (see release_reused).
+inline constexpr std::uint16_t record_unowned = 1;
+
+/// Effects: marks the held record of (k, key) unowned (record_unowned): it is
+/// released and recorded again with the flag, keeping its site, size, stack
+/// and return address. The record then carries the thread, time and
+/// leak-scope epoch of this call, and total(k) counts it once more.
+/// Nothing happens when no record of (k, key) is held.
+/// Lock-free; does not allocate (but for a thread's first table).
+RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, std::uint64_t key, const site* where) noexcept {
+  core::record_view held;
+  if (!core::find_live(std::uint16_t(k), key, &held)) return;
+  if ((held.flags & record_unowned) != 0) return;
+  if (!core::release(std::uint16_t(k), key, where, &held)) return;
+  core::acquire({std::uint16_t(k), std::uint16_t(held.flags | record_unowned), held.stack_id, key, held.size,
+                 held.where, held.ret});
+}
+
 /// Effects: before an acquisition of (k, key), finds a record of the same
-/// key still held (for descriptors: of fd or socket): the resource it names
-/// was closed behind resmon's back and the system handed the key out again.
-/// Reports each as misuse_type::reused_key with both acquisition sites,
-/// releases the stale record and clears a stale descriptor owner tag.
+/// key still held (for descriptors: of fd or socket).
+///  - If it is unowned (record_unowned; for descriptors also no owner tag),
+///    its owner gave the handle up and the new acquisition adopts it: the
+///    record is released silently.
+///  - Otherwise the resource it names was closed behind resmon's back and the
+///    system handed the key out again: reported as misuse_type::reused_key
+///    with both acquisition sites; the stale record is released and a stale
+///    descriptor owner tag cleared.
 /// Lock-free; does not allocate.
 RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, const site* where) noexcept {
   const kind candidates[2] = {k, k == kind::fd ? kind::socket : kind::fd};
@@ -116,10 +141,13 @@ RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, con
   for (int i = 0; i < n; ++i) {
     core::record_view stale;
     if (!core::find_live(std::uint16_t(candidates[i]), key, &stale)) continue;
-    core::report_misuse(misuse_type::reused_key, std::uint16_t(candidates[i]), key, where, stale.where, nullptr,
-                        stale.thread);
+    const bool adopted = (stale.flags & record_unowned) != 0 && (!descriptor_kind(k) || core::owner_of(key) == 0);
+    if (!adopted) {
+      core::report_misuse(misuse_type::reused_key, std::uint16_t(candidates[i]), key, where, stale.where, nullptr,
+                          stale.thread);
+    }
     core::release(std::uint16_t(candidates[i]), key, where, nullptr);
-    if (descriptor_kind(k)) {
+    if (descriptor_kind(k) && !adopted) {
       if (std::uint64_t* slot = core::owner_slot(key, false)) core::store_release(slot, std::uint64_t(0));
     }
   }
@@ -127,7 +155,10 @@ RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, con
 
 /// Records an acquisition (the macros' target). For descriptors, FILE*, DIR*
 /// and mappings it first reports a key still held as reused (see
-/// release_reused). When the stack depth is above 0 and no `stack_id` is
+/// release_reused). An invalid kind (kind{max_kinds} from register_kind, or
+/// any value not below max_kinds) is not recorded: it is reported as
+/// misuse_type::wrong_kind with no acquisition site (acquired_at is null).
+/// When the stack depth is above 0 and no `stack_id` is
 /// given, captures the call stack that starts at `ret` (see stack.hpp); with
 /// the depth at 0 this costs one relaxed load.
 /// Does not throw or allocate (but for a thread's first table and the stack
@@ -135,7 +166,7 @@ RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, con
 inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
                     std::uint32_t stack_id = 0) noexcept {
   if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
-    core::report_misuse(misuse_type::unknown_release, std::uint16_t(k), key, where, nullptr, nullptr, 0);
+    core::report_misuse(misuse_type::wrong_kind, std::uint16_t(k), key, where, nullptr, nullptr, 0);
     return false;
   }
   if (reusable_key_kind(k)) release_reused(k, key, where);

@@ -5,9 +5,12 @@
 //
 // Both exist whatever RESMON_ENABLE says, with the same layout; without it
 // they forward to the upstream only (no record, no budget, no injected
-// failure). Translation units of both modes therefore link together safely;
-// a block allocated in one mode and freed in the other shows up as a leak or
-// an unknown release, never as memory corruption.
+// failure). The mode-dependent definitions live in the mode's inline
+// namespace (RESMON_DETAIL_MODE_BEGIN): `resmon::tracking_allocator<T>` names
+// resmon::tracked::tracking_allocator<T> in a tracking translation unit and
+// resmon::untracked::tracking_allocator<T> in an untracked one, so each keeps
+// its own member functions when both are linked into one program. (The two
+// are distinct types: a container cannot be passed across the boundary.)
 #pragma once
 
 #include <array>
@@ -101,6 +104,7 @@ RESMON_DETAIL_NOINLINE void tracked_deallocate(UpstreamRef upstream, T* p, std::
   frame.forgotten();
 }
 
+RESMON_DETAIL_MODE_BEGIN
 /// Dispatches to the above (by value for an empty upstream), or forwards
 /// only without RESMON_ENABLE.
 template <class T, class Upstream>
@@ -132,6 +136,7 @@ RESMON_DETAIL_INLINE void deallocate_block(Upstream& upstream, T* p, std::size_t
   std::allocator_traits<Upstream>::deallocate(upstream, p, n);
 #endif
 }
+RESMON_DETAIL_MODE_END
 
 template <class A> using propagate_copy = typename std::allocator_traits<A>::propagate_on_container_copy_assignment;
 template <class A> using propagate_move = typename std::allocator_traits<A>::propagate_on_container_move_assignment;
@@ -139,6 +144,8 @@ template <class A> using propagate_swap = typename std::allocator_traits<A>::pro
 template <class A> using always_equal = typename std::allocator_traits<A>::is_always_equal;
 
 }  // namespace detail
+
+RESMON_DETAIL_MODE_BEGIN
 
 /// An allocator for any standard container that records each block it gets
 /// from `Upstream` (kind memory, key = address, size = bytes) at a site named
@@ -253,6 +260,8 @@ template <class T, class Upstream = std::allocator<T>> class accounted_allocator
   allocation_account* account_;
   [[no_unique_address]] upstream_type upstream_;
 };
+
+RESMON_DETAIL_MODE_END
 
 static_assert(std::is_empty_v<tracking_allocator<int>>, "over std::allocator, tracking_allocator is empty");
 static_assert(sizeof(accounted_allocator<int>) == sizeof(void*), "accounted_allocator holds one pointer");

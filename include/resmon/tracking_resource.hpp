@@ -14,6 +14,8 @@
 #include "tracker.hpp"
 
 namespace resmon {
+// In the mode's inline namespace (config.hpp): its virtual functions differ by mode.
+RESMON_DETAIL_MODE_BEGIN
 
 /// A memory resource that forwards (bytes, alignment) to its upstream
 /// resource unchanged and records each block at the site of its
@@ -86,4 +88,5 @@ class tracking_resource : public std::pmr::memory_resource {
   std::pmr::memory_resource* upstream_;
 };
 
+RESMON_DETAIL_MODE_END
 }  // namespace resmon

@@ -113,13 +113,7 @@ using default_tracker = no_tracker;
 // a function's return type is not part of its mangled name, so they live in
 // an inline namespace named after the mode: an untracked and a tracking
 // translation unit then define different functions instead of violating the
-// one-definition rule.
-#if RESMON_HAS_TRACKING
-#define RESMON_DETAIL_MODE_BEGIN inline namespace tracked {
-#else
-#define RESMON_DETAIL_MODE_BEGIN inline namespace untracked {
-#endif
-#define RESMON_DETAIL_MODE_END }
+// one-definition rule (RESMON_DETAIL_MODE_BEGIN, config.hpp).
 
 /// A move-only owner of one handle. Closing is tracked as described at the
 /// top of this header; without tracking it is exactly Traits::close.
@@ -175,17 +169,29 @@ class unique_handle {
 
   /// Effects: gives up ownership, not the resource: the handle is not closed
   /// and its record stays held until a tracked close (RESMON_TRACK_RELEASE, or
-  /// a new unique_handle that adopts it). A descriptor's owner tag is cleared,
-  /// so that close is not reported as a close by a non-owner.
+  /// a new unique_handle or RESMON_TRACK_ACQUIRE that adopts it). The record
+  /// is marked unowned (detail::mark_unowned), so an adoption is not reported
+  /// as a reused key. A descriptor's owner tag is cleared, so that close is
+  /// not reported as a close by a non-owner.
   /// If the descriptor number has another owner by now (this one was closed
-  /// behind the wrapper's back), that is reported as wrong_owner at `where`.
+  /// behind the wrapper's back), that is reported as wrong_owner at `where`
+  /// and the record (the other owner's) is left alone.
   /// Returns: the handle.
   [[nodiscard]] handle_type release(call_site where = call_site::current()) noexcept {
     handle_type h = h_;
-    if constexpr (Tracker::enabled && detail::uses_owner_tags<Traits>()) {
-      std::uint64_t actual = 0;
-      if (valid() && !core::owner_clear(detail::handle_key<Traits>(h), tracker_.tag, &actual))
-        detail::report_wrong_owner(Traits::resource_kind(), detail::handle_key<Traits>(h), where.intern());
+    if constexpr (Tracker::enabled) {
+      if (valid()) {
+        const std::uint64_t key = detail::handle_key<Traits>(h);
+        bool owned = true;
+        if constexpr (detail::uses_owner_tags<Traits>()) {
+          std::uint64_t actual = 0;
+          if (!core::owner_clear(key, tracker_.tag, &actual)) {
+            detail::report_wrong_owner(Traits::resource_kind(), key, where.intern());
+            owned = false;
+          }
+        }
+        if (owned) detail::mark_unowned(Traits::resource_kind(), key, where.intern());
+      }
     } else {
       (void)where;
     }

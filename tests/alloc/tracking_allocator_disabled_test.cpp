@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
 // tracking_allocator without RESMON_ENABLE: same layout, forwards only (no
 // record, no budget, no injected failure); links with an enabled translation
-// unit (tracking_allocator_enabled_part.cpp) that shares containers with it.
+// unit (tracking_allocator_enabled_part.cpp) that instantiates the same
+// containers, allocators and resource. Built at -O0 with this object linked
+// first: were the two modes' inline member functions one name (an ODR
+// violation), the linker would keep this file's untracked copies and the
+// enabled part would hold blocks that live() does not count.
 #undef RESMON_ENABLE
 #define RESMON_ENABLE 0
 #include <resmon/tracking_allocator.hpp>
@@ -22,8 +26,9 @@ static_assert(sizeof(std::vector<int, resmon::tracking_allocator<int>>) == sizeo
 // Defined in the enabled translation unit.
 std::size_t enabled_vector_size();
 std::size_t enabled_accounted_size();
-std::vector<int, resmon::tracking_allocator<int>> enabled_make(int n);
-int enabled_sum_and_free(std::vector<int, resmon::tracking_allocator<int>>&& v);
+bool enabled_vector_counted_while_held();
+bool enabled_accounted_counted_while_held();
+bool enabled_resource_counted_while_held();
 
 TEST_CASE("tracking_allocator (disabled): forwards only, records nothing") {
   resmon::usage before = resmon::total(resmon::kind::memory);
@@ -52,10 +57,24 @@ TEST_CASE("accounted_allocator (disabled): no budget, no injected failure") {
 TEST_CASE("tracking_allocator (disabled): same layout as in an enabled translation unit") {
   CHECK(enabled_vector_size() == sizeof(std::vector<int, resmon::tracking_allocator<int>>));
   CHECK(enabled_accounted_size() == sizeof(resmon::accounted_allocator<int>));
-  // Containers cross the boundary both ways and stay memory-safe (ASan checks).
-  auto v = enabled_make(10);
-  v.push_back(100);
-  CHECK(enabled_sum_and_free(std::move(v)) == 145);
+}
+
+TEST_CASE("tracking_allocator (disabled): the enabled translation unit still tracks what it holds") {
+  // The same instantiations as the enabled part, emitted here first.
+  {
+    std::vector<int, resmon::tracking_allocator<int>> v(16, 0);
+    v.push_back(1);
+    resmon::allocation_account acct("mixed", {});
+    std::vector<int, resmon::accounted_allocator<int>> w(16, 0, resmon::accounted_allocator<int>(acct));
+    w.push_back(1);
+    resmon::tracking_resource r("mixed", std::pmr::new_delete_resource());
+    void* p = r.allocate(64);
+    r.deallocate(p, 64);
+    CHECK(acct.live().count == 0);
+  }
+  CHECK(enabled_vector_counted_while_held());
+  CHECK(enabled_accounted_counted_while_held());
+  CHECK(enabled_resource_counted_while_held());
 }
 
 TEST_CASE("test_alloc_failures (disabled): says that it needs RESMON_ENABLE") {

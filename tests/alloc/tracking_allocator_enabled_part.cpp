@@ -1,25 +1,50 @@
 // SPDX-License-Identifier: MIT
-// The enabled translation unit linked into the disabled allocator test.
+// The enabled translation unit linked into the disabled allocator test: it
+// checks that its containers are recorded while they hold a block, although
+// the untracked translation unit instantiated the same templates first.
 #include <resmon/tracking_allocator.hpp>
 
-#include <numeric>
+#include <memory_resource>
 #include <vector>
+
+#include <resmon/tracking_resource.hpp>
 
 std::size_t enabled_vector_size();
 std::size_t enabled_accounted_size();
-std::vector<int, resmon::tracking_allocator<int>> enabled_make(int n);
-int enabled_sum_and_free(std::vector<int, resmon::tracking_allocator<int>>&& v);
+bool enabled_vector_counted_while_held();
+bool enabled_accounted_counted_while_held();
+bool enabled_resource_counted_while_held();
 
 static_assert(RESMON_HAS_TRACKING);
 
 std::size_t enabled_vector_size() { return sizeof(std::vector<int, resmon::tracking_allocator<int>>); }
 std::size_t enabled_accounted_size() { return sizeof(resmon::accounted_allocator<int>); }
-std::vector<int, resmon::tracking_allocator<int>> enabled_make(int n) {
-  std::vector<int, resmon::tracking_allocator<int>> v(std::size_t(n), 0);
-  std::iota(v.begin(), v.end(), 0);
-  return v;
+
+bool enabled_vector_counted_while_held() {
+  resmon::usage before = resmon::live(resmon::kind::memory);
+  bool held = false;
+  {
+    std::vector<int, resmon::tracking_allocator<int>> v(16, 0);
+    v.push_back(1);
+    resmon::usage during = resmon::live(resmon::kind::memory);
+    held = during.count == before.count + 1 && during.bytes == before.bytes + v.capacity() * sizeof(int);
+  }
+  resmon::usage after = resmon::live(resmon::kind::memory);
+  return held && after.count == before.count && after.bytes == before.bytes;
 }
-int enabled_sum_and_free(std::vector<int, resmon::tracking_allocator<int>>&& v) {
-  std::vector<int, resmon::tracking_allocator<int>> owned(std::move(v));
-  return std::accumulate(owned.begin(), owned.end(), 0);
+
+bool enabled_accounted_counted_while_held() {
+  resmon::allocation_account acct("mixed", {});
+  std::vector<int, resmon::accounted_allocator<int>> w(16, 0, resmon::accounted_allocator<int>(acct));
+  w.push_back(1);
+  return acct.live().count == 1 && acct.live().bytes == w.capacity() * sizeof(int);
+}
+
+bool enabled_resource_counted_while_held() {
+  resmon::tracking_resource r("mixed", std::pmr::new_delete_resource());
+  resmon::usage before = resmon::live(resmon::kind::memory);
+  void* p = r.allocate(64);
+  bool held = resmon::live(resmon::kind::memory).count == before.count + 1 && r.account().live().count == 1;
+  r.deallocate(p, 64);
+  return held && resmon::live(resmon::kind::memory).count == before.count;
 }

@@ -170,16 +170,92 @@ TEST_CASE("unique_fd: a number closed behind resmon's back and reused is reporte
 
 TEST_CASE("unique_socket: sockets and files share the descriptor numbers") {
   std::uint64_t reused0 = resmon::misuse_count(resmon::misuse_type::reused_key);
+  std::uint64_t owner0 = resmon::misuse_count(resmon::misuse_type::wrong_owner);
   std::uint64_t socket0 = resmon::live(resmon::kind::socket).count;
   auto s = resmon::socket(AF_UNIX, SOCK_DGRAM);
   REQUIRE(s);
-  int fd = s.handle.release();  // gives up ownership; the record stays
-  ::close(fd);                  // untracked close
+  int fd = s.handle.get();
+  ::close(fd);  // behind the owner's back: the socket record is still owned
   auto f = resmon::open("/dev/null", O_RDONLY);
   REQUIRE(f.handle.get() == fd);
   CHECK(resmon::misuse_count(resmon::misuse_type::reused_key) == reused0 + 1);
   CHECK(last_misuse().kind == std::uint64_t(resmon::kind::socket));
   CHECK(resmon::live(resmon::kind::socket).count == socket0);
+  s.handle.reset();  // the stale owner's close is refused: the file's descriptor stays open
+  CHECK(resmon::misuse_count(resmon::misuse_type::wrong_owner) == owner0 + 1);
+  CHECK(is_open(fd));
+}
+
+TEST_CASE("unique_fd: a new owner adopting a released descriptor is no misuse") {
+  std::uint64_t misuse0 = resmon::misuse_count();
+  std::uint64_t live0 = live_fds();
+  std::uint64_t total0 = resmon::total(resmon::kind::fd).count;
+  const unsigned open_line = __LINE__ + 1;
+  auto a = resmon::open("/dev/null", O_RDONLY);
+  REQUIRE(a);
+  int fd = a.handle.get();
+  resmon::unique_fd b(a.handle.release());
+  CHECK(b.get() == fd);
+  CHECK_FALSE(a.handle);
+  CHECK(resmon::misuse_count() == misuse0);
+  CHECK(live_fds() == live0 + 1);  // one record: the new owner's
+  resmon::core::record_view held{};
+  REQUIRE(resmon::core::find_live(std::uint16_t(resmon::kind::fd), std::uint64_t(fd), &held));
+  CHECK((held.flags & resmon::detail::record_unowned) == 0);
+  CHECK_FALSE(site_is(held.where, "unique_fd_test.cpp", open_line));  // acquired at b's site now
+  CHECK(resmon::total(resmon::kind::fd).count > total0);
+  b.reset();
+  CHECK_FALSE(is_open(fd));
+  CHECK(live_fds() == live0);
+  CHECK(resmon::misuse_count() == misuse0);
+}
+
+TEST_CASE("unique_fd: release marks the record unowned and keeps its acquisition site") {
+  std::uint64_t live0 = live_fds();
+  const unsigned open_line = __LINE__ + 1;
+  auto a = resmon::open("/dev/null", O_RDONLY);
+  REQUIRE(a);
+  int fd = a.handle.release();
+  resmon::core::record_view held{};
+  REQUIRE(resmon::core::find_live(std::uint16_t(resmon::kind::fd), std::uint64_t(fd), &held));
+  CHECK((held.flags & resmon::detail::record_unowned) != 0);
+  CHECK(site_is(held.where, "unique_fd_test.cpp", open_line));
+  CHECK(live_fds() == live0 + 1);
+  RESMON_TRACK_RELEASE(resmon::kind::fd, fd);
+  ::close(fd);
+  CHECK(live_fds() == live0);
+}
+
+TEST_CASE("unique_fd: a raw RESMON_TRACK_ACQUIRE adopting a released descriptor is no misuse") {
+  std::uint64_t misuse0 = resmon::misuse_count();
+  std::uint64_t live0 = live_fds();
+  auto a = resmon::open("/dev/null", O_RDONLY);
+  REQUIRE(a);
+  int fd = a.handle.release();
+  RESMON_TRACK_ACQUIRE(resmon::kind::fd, fd, 0);
+  CHECK(resmon::misuse_count() == misuse0);
+  CHECK(live_fds() == live0 + 1);
+  RESMON_TRACK_RELEASE(resmon::kind::fd, fd);
+  ::close(fd);
+  CHECK(live_fds() == live0);
+  CHECK(resmon::misuse_count() == misuse0);
+}
+
+TEST_CASE("unique_fd: adopting a released descriptor does not abort under misuse_action::abort") {
+  int sig = handles_test::signal_of_child([] {
+    resmon::set_misuse_action(resmon::misuse_action::abort);
+    auto a = resmon::open("/dev/null", O_RDONLY);
+    resmon::unique_fd b(a.handle.release());
+    if (!b) ::_exit(3);
+  });
+  CHECK(sig == 0);
+  // The check itself aborts where it should: a descriptor still owned, acquired again.
+  sig = handles_test::signal_of_child([] {
+    resmon::set_misuse_action(resmon::misuse_action::abort);
+    auto a = resmon::open("/dev/null", O_RDONLY);
+    resmon::unique_fd b(a.handle.get());
+  });
+  CHECK(sig == SIGABRT);
 }
 
 TEST_CASE("unique_fd: two threads opening and closing at once raise no misuse") {

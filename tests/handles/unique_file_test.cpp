@@ -64,20 +64,51 @@ TEST_CASE("unique_file: a stream is recorded at the caller's site, written, and 
 TEST_CASE("unique_file: a stream pointer acquired again while still held is reported as reused") {
   // A FILE* closed with a plain fclose is freed; the next fopen may get the
   // same pointer. The check does not depend on the allocator doing so: the
-  // acquisition of a key still held is what it reports.
+  // acquisition of a key still held (and owned) is what it reports.
   std::uint64_t reused0 = resmon::misuse_count(resmon::misuse_type::reused_key);
   std::uint64_t live0 = live_files();
+  const unsigned first_line = __LINE__ + 1;
   auto first = resmon::fopen("/dev/null", "r");
   REQUIRE(first);
-  std::FILE* f = first.handle.release();
+  std::FILE* f = first.handle.get();  // still owned by `first`
   const unsigned again_line = __LINE__ + 1;
   RESMON_TRACK_ACQUIRE(resmon::kind::file, f, 0);
   CHECK(resmon::misuse_count(resmon::misuse_type::reused_key) == reused0 + 1);
   resmon::misuse_event e = handles_test::last_misuse();
   CHECK(handles_test::site_is(e.at, "unique_file_test.cpp", again_line));
-  CHECK(e.acquired_at != nullptr);
+  CHECK(handles_test::site_is(e.acquired_at, "unique_file_test.cpp", first_line));
   CHECK(live_files() == live0 + 1);  // one record, the newer
+  first.handle.reset();              // releases that record and closes
+  CHECK(live_files() == live0);
+}
+
+TEST_CASE("unique_file: a new owner adopting a released stream is no misuse") {
+  std::uint64_t misuse0 = resmon::misuse_count();
+  std::uint64_t live0 = live_files();
+  auto a = resmon::fopen("/dev/null", "r");
+  REQUIRE(a);
+  std::FILE* f = a.handle.get();
+  resmon::unique_file b(a.handle.release());
+  CHECK(b.get() == f);
+  CHECK(resmon::misuse_count() == misuse0);
+  CHECK(live_files() == live0 + 1);
+  b.reset();
+  CHECK(live_files() == live0);
+  CHECK(resmon::misuse_count() == misuse0);
+}
+
+TEST_CASE("unique_file: a raw RESMON_TRACK_ACQUIRE adopting a released stream is no misuse") {
+  std::uint64_t misuse0 = resmon::misuse_count();
+  std::uint64_t live0 = live_files();
+  auto a = resmon::fopen("/dev/null", "r");
+  REQUIRE(a);
+  std::FILE* f = a.handle.release();
+  CHECK(live_files() == live0 + 1);  // the record stays held
+  RESMON_TRACK_ACQUIRE(resmon::kind::file, f, 0);
+  CHECK(resmon::misuse_count() == misuse0);
+  CHECK(live_files() == live0 + 1);
   RESMON_TRACK_RELEASE(resmon::kind::file, f);
   std::fclose(f);
   CHECK(live_files() == live0);
+  CHECK(resmon::misuse_count() == misuse0);
 }

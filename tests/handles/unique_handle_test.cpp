@@ -191,6 +191,24 @@ TEST_CASE("unique_handle: a release through the wrong kind is reported and the r
   CHECK(live_widgets() == live0);
 }
 
+TEST_CASE("tracker: an acquisition of an invalid kind is a wrong_kind misuse without an acquisition site") {
+  const resmon::kind invalid = resmon::register_kind("");  // kind{max_kinds}
+  REQUIRE(std::uint16_t(invalid) == resmon::max_kinds);
+  std::uint64_t kind0 = resmon::misuse_count(resmon::misuse_type::wrong_kind);
+  std::uint64_t unknown0 = resmon::misuse_count(resmon::misuse_type::unknown_release);
+  const unsigned acquire_line = __LINE__ + 1;
+  RESMON_TRACK_ACQUIRE(invalid, 42, 8);
+  CHECK(resmon::misuse_count(resmon::misuse_type::wrong_kind) == kind0 + 1);
+  CHECK(resmon::misuse_count(resmon::misuse_type::unknown_release) == unknown0);
+  resmon::misuse_event e = last_misuse();
+  CHECK(e.type == std::uint64_t(resmon::misuse_type::wrong_kind));
+  CHECK(e.kind == std::uint64_t(resmon::max_kinds));
+  CHECK(e.key == 42);
+  CHECK(site_is(e.at, "unique_handle_test.cpp", acquire_line));
+  CHECK(e.acquired_at == nullptr);
+  CHECK(e.released_at == nullptr);
+}
+
 TEST_CASE("unique_handle: an untracked wrapper closes but records nothing") {
   int id = fresh_id();
   std::uint64_t total0 = resmon::total(widget_traits::resource_kind()).count;

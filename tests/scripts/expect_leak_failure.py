@@ -2,7 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Runs a test binary of the doctest or GoogleTest integration and checks both
 directions: clean cases pass silently; leaking cases fail naming the file:line
-of each leak and its count."""
+of each leak and its count. Every run must run exactly one test case: a filter
+that matches nothing (a renamed case) exits 0 and would pass vacuously.
+
+Usage: expect_leak_failure.py doctest|gtest BINARY SOURCE [clean=FILTER] [leaky=FILTER]
+(the optional filters replace the default case names; the self-test uses them
+to prove that a filter matching nothing fails)."""
 import re
 import subprocess
 import sys
@@ -27,8 +32,22 @@ def expect(cond, what, output):
         sys.exit(1)
 
 
+def ran_one(framework, out, passed):
+    """Returns: true when the output says that exactly one test case ran, and
+    that it passed (passed=True) or failed (passed=False)."""
+    if framework == "doctest":
+        result = r"1 passed\s*\|\s*0 failed" if passed else r"0 passed\s*\|\s*1 failed"
+        return re.search(r"\[doctest\] test cases:\s*1\s*\|\s*" + result + r"\s*\|", out) is not None
+    ran = re.search(r"^\[==========\] 1 test from \d+ test suites? ran\.", out, re.M) is not None
+    if passed:
+        return ran and re.search(r"^\[  PASSED  \] 1 test\.$", out, re.M) is not None
+    return (ran and re.search(r"^\[  PASSED  \] 0 tests\.$", out, re.M) is not None
+            and re.search(r"^\[  FAILED  \] 1 test, listed below:$", out, re.M) is not None)
+
+
 def main():
     framework, binary, source = sys.argv[1:4]
+    overrides = dict(arg.split("=", 1) for arg in sys.argv[4:])
     mem_line = line_of(source, "leak-site: memory")
     fd_line = line_of(source, "leak-site: fd")
     check_line = line_of(source, "leak-check")
@@ -40,12 +59,20 @@ def main():
         clean = [binary, "--gtest_filter=Clean.*"]
         leaky = [binary, "--gtest_filter=Leaks.*"]
 
+    flag = "-tc=" if framework == "doctest" else "--gtest_filter="
+    if "clean" in overrides:
+        clean = [binary, flag + overrides["clean"]]
+    if "leaky" in overrides:
+        leaky = [binary, flag + overrides["leaky"]]
+
     rc, out = run(clean)
     expect(rc == 0, "the clean case passes", out)
+    expect(ran_one(framework, out, True), "exactly one clean case ran, and passed", out)
     expect("resmon" not in out, "the clean case prints nothing of resmon", out)
 
     rc, out = run(leaky)
     expect(rc != 0, "the leaking case fails", out)
+    expect(ran_one(framework, out, False), "exactly one leaking case ran, and failed", out)
     sep = r"\)?:(?: Failure\nFailed\n| [^\n]*?)"  # gtest: "file:N: Failure\nFailed\n"; doctest: "file:N: ERROR: "
     mem = re.compile(file_re + r"[:(]" + str(mem_line) + sep + r"resmon: 2 memory resources \(48 bytes\) acquired at "
                      + file_re + ":" + str(mem_line) + r" in grab are still held at the end of the leak check at "
@@ -58,14 +85,17 @@ def main():
     if framework == "gtest":
         rc, out = run([binary, "--gtest_filter=Listener.CleanWithoutMacroPasses", "--resmon-listener"])
         expect(rc == 0, "a clean test passes under the listener", out)
+        expect(ran_one(framework, out, True), "exactly one clean test ran under the listener, and passed", out)
         rc, out = run([binary, "--gtest_filter=Listener.LeakWithoutMacroFails", "--resmon-listener"])
         expect(rc != 0, "a leaking test fails under the listener", out)
+        expect(ran_one(framework, out, False), "exactly one leaking test ran under the listener, and failed", out)
         expect(re.search(r"resmon: 1 memory resource \(64 bytes\) acquired at " + file_re + ":" + str(mem_line)
                          + r" in grab is still held at the end of the leak check at Listener.LeakWithoutMacroFails", out),
                "the listener names the leak", out)
         expect(re.search(r"\[  FAILED  \] Listener.LeakWithoutMacroFails", out), "the test itself is marked failed", out)
         rc, out = run([binary, "--gtest_filter=Listener.LeakWithoutMacroFails"])
         expect(rc == 0, "without the listener, a test without the macro is not checked", out)
+        expect(ran_one(framework, out, True), "exactly one test ran without the listener, and passed", out)
     print("ok")
 
 
