@@ -345,6 +345,16 @@ inline group_growth growth_of(const site_group& g) noexcept {
   return {int64_t(g.count) - int64_t(e->count), int64_t(g.bytes) - int64_t(e->bytes)};
 }
 
+/// Returns: the records and bytes held by the groups [first, last).
+inline usage sum_groups(const site_group* first, const site_group* last) noexcept {
+  usage u{0, 0};
+  for (; first != last; ++first) {
+    u.count += first->count;
+    u.bytes += first->bytes;
+  }
+  return u;
+}
+
 inline const char* misuse_name(uint64_t type) noexcept {
   static const char* const names[misuse_types] = {"release of an unknown key", "double release",
                                                   "acquire of a key still held", "release through the wrong kind",
@@ -518,11 +528,7 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     kind_figures f = figures(k);
     size_t begin = gi;
     while (gi < snap.group_count() && g[gi].kind == k) ++gi;
-    uint64_t count = 0, bytes = 0;
-    for (size_t i = begin; i < gi; ++i) {
-      count += g[i].count;
-      bytes += g[i].bytes;
-    }
+    auto [count, bytes] = sum_groups(g + begin, g + gi);
     if (count == 0 && !opt.all_kinds && f.dropped == 0) continue;
     w.put("  ").put(kind_name(k)).put(": ").put_uint(count).put(" held");
     if (k == uint16_t(kind::memory) || bytes != 0) w.put(", ").put_bytes(bytes);
@@ -635,11 +641,7 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
     if (begin == gi && f.total == 0 && !opt.all_kinds) continue;
     if (!first_kind) w.put_char(',');
     first_kind = false;
-    uint64_t count = 0, bytes = 0;
-    for (size_t i = begin; i < gi; ++i) {
-      count += g[i].count;
-      bytes += g[i].bytes;
-    }
+    auto [count, bytes] = sum_groups(g + begin, g + gi);
     w.put("{\"kind\":").put_json_string(kind_name(k)).put(",\"id\":").put_uint(k);
     w.put(",\"held\":{\"count\":").put_uint(count).put(",\"bytes\":").put_uint(bytes).put("}");
     w.put(",\"live\":{\"count\":").put_uint(f.live).put(",\"bytes\":").put_uint(f.live_bytes).put("}");

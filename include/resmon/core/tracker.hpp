@@ -273,6 +273,17 @@ inline uint64_t current_epoch() noexcept { return load_relaxed(&g_registry.xepoc
 // ---------------------------------------------------------------------------
 // Tables
 
+/// Calls fn(thread_table*) for each published table until it returns true.
+/// Returns: whether fn stopped the walk. Does not allocate. Does not block.
+template <class Fn> inline bool for_each_table(Fn&& fn) noexcept {
+  uint32_t n = load_acquire(&g_registry.xtable_count);
+  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
+    thread_table* t = load_acquire(&g_registry.xtables[i]);  // pairs with store_release in attach_table
+    if (t != nullptr && fn(t)) return true;
+  }
+  return false;
+}
+
 /// Binds a table to the calling thread: adopts one whose thread ended, or maps
 /// a new one. Returns nullptr when neither is possible (the caller drops).
 /// Allocates: raw pages, on a thread's first use only. Does not block.
@@ -480,10 +491,7 @@ struct kind_figures {
 inline kind_figures figures(uint16_t k) noexcept {
   kind_figures f{};
   if (k >= max_kinds) return f;
-  uint32_t n = load_acquire(&g_registry.xtable_count);
-  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
-    thread_table* t = load_acquire(&g_registry.xtables[i]);
-    if (t == nullptr) continue;
+  for_each_table([&](thread_table* t) {
     const own_counters& c = t->own[k];
     // Remote counters first: a release counted there was an acquire counted
     // before, so the difference never goes below zero.
@@ -496,7 +504,8 @@ inline kind_figures figures(uint16_t k) noexcept {
     f.total += acq;
     f.total_bytes += acqb;
     f.dropped += load_relaxed(&c.dropped);
-  }
+    return false;
+  });
   store_max_relaxed(&g_registry.xpeak[k], f.live);
   store_max_relaxed(&g_registry.xpeak_bytes[k], f.live_bytes);
   f.peak = load_relaxed(&g_registry.xpeak[k]);
@@ -689,10 +698,7 @@ inline bool finish_removal(thread_table* t, segment* s, record* r, claim how, ui
 /// Returns: true and a copy of the newest such entry.
 inline bool quarantine_find(uint64_t key, released_entry* found) noexcept {
   bool any = false;
-  uint32_t n = load_acquire(&g_registry.xtable_count);
-  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
-    thread_table* t = load_acquire(&g_registry.xtables[i]);
-    if (t == nullptr) continue;
+  for_each_table([&](thread_table* t) {
     for (auto& e : t->quarantine) {
       uint64_t s1 = load_acquire(&e.xseq);
       if (s1 == 0 || (s1 & 1) != 0 || load_relaxed(&e.key) != key) continue;
@@ -709,7 +715,8 @@ inline bool quarantine_find(uint64_t key, released_entry* found) noexcept {
       if (!any || copy.time_ns >= found->time_ns) *found = copy;
       any = true;
     }
-  }
+    return false;
+  });
   return any;
 }
 
@@ -902,12 +909,10 @@ inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) 
 
 inline uint64_t dropped_total() noexcept {
   uint64_t n = load_relaxed(&g_registry.xdropped_untabled);
-  uint32_t tables = load_acquire(&g_registry.xtable_count);
-  for (uint32_t i = 0; i < tables && i < max_tables; ++i) {
-    thread_table* t = load_acquire(&g_registry.xtables[i]);
-    if (t == nullptr) continue;
+  for_each_table([&](thread_table* t) {
     for (auto& c : t->own) n += load_relaxed(&c.dropped);
-  }
+    return false;
+  });
   return n;
 }
 
@@ -942,10 +947,7 @@ inline bool copy_live(const record* r, record_view* v) noexcept {
 template <class Fn> void for_each_live(Fn&& fn) noexcept {
   fetch_add_acq_rel(&g_registry.xreaders, uint32_t(1));
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // Dekker with migrate()
-  uint32_t n = load_acquire(&g_registry.xtable_count);
-  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
-    thread_table* t = load_acquire(&g_registry.xtables[i]);
-    if (t == nullptr) continue;
+  for_each_table([&](thread_table* t) {
     // A move that began before our reader was visible: let it finish. The
     // spin is bounded so that an owner stopped mid-move (a debugger, a
     // signal) costs this walk its exactness, not its progress.
@@ -959,29 +961,26 @@ template <class Fn> void for_each_live(Fn&& fn) noexcept {
         if (copy_live(&s->slots[k], &v)) fn(v);
       }
     }
-  }
+    return false;
+  });
   fetch_add_acq_rel(&g_registry.xreaders, uint32_t(-1));
 }
 
 inline bool find_live(uint16_t k, uint64_t key, record_view* out, bool any_kind) noexcept {
-  uint32_t n = load_acquire(&g_registry.xtable_count);
-  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
-    thread_table* t = load_acquire(&g_registry.xtables[i]);
-    if (t == nullptr) continue;
+  return for_each_table([&](thread_table* t) {
     uint32_t count = load_acquire(&t->xsegment_count);
     for (uint32_t j = count; j-- > 0;) {
       segment* s = load_acquire(&t->xsegments[j]);
       uint64_t cap = s->capacity();
-      uint64_t i2 = slot_of(k, key, s->log2_capacity);
-      for (uint64_t probes = 0; probes < cap; ++probes, i2 = (i2 + 1) & (cap - 1)) {
-        const record* r = &s->slots[i2];
-        uint32_t st = load_acquire(&r->xstate);
-        if ((st & 3) == slot_empty) break;
+      uint64_t i = slot_of(k, key, s->log2_capacity);
+      for (uint64_t probes = 0; probes < cap; ++probes, i = (i + 1) & (cap - 1)) {
+        const record* r = &s->slots[i];
+        if ((load_acquire(&r->xstate) & 3) == slot_empty) break;
         if (copy_live(r, out) && out->key == key && (any_kind || uint16_t(out->kind) == k)) return true;
       }
     }
-  }
-  return false;
+    return false;
+  });
 }
 
 /// Sets what happens on misuse besides counting and logging.
