@@ -132,10 +132,15 @@ struct released_entry {
 };
 
 struct thread_table {
-  uint32_t xowned;  // 1 while a thread owns the table
-  uint32_t index;   // position in the registry
-  uint64_t xthread; // platform::thread_id of the current owner
-  uint32_t active;  // segment that takes inserts (owner-only)
+  // The first line holds all the owner's acquire and release read before
+  // they reach a slot: the active segment is cached here (owner-only), so a
+  // slot is two dependent loads from the table pointer, not five.
+  segment* hot;        // xsegments[active], or nullptr before the first segment
+  uint32_t hot_shift;  // 64 - hot->log2_capacity: slot_of's shift
+  uint32_t xowned;     // 1 while a thread owns the table
+  uint64_t xthread;    // platform::thread_id of the current owner
+  uint32_t index;      // position in the registry
+  uint32_t active;     // segment that takes inserts (owner-only)
   uint32_t xsegment_count;
   uint32_t xmigrations;  // odd while migrate() moves records
   segment* xsegments[max_segments];
@@ -329,8 +334,9 @@ inline void detach_table(thread_table* t) noexcept {
 /// through the wrong kind must find the record to say so.
 /// Fibonacci hashing: one multiply spreads aligned pointers and small
 /// descriptor numbers alike over the high bits.
+inline uint64_t slot_at(uint64_t key, uint32_t shift) noexcept { return (key * 0x9e3779b97f4a7c15ULL) >> shift; }
 inline uint64_t slot_of(uint16_t, uint64_t key, uint32_t log2_capacity) noexcept {
-  return (key * 0x9e3779b97f4a7c15ULL) >> (64 - log2_capacity);
+  return slot_at(key, 64 - log2_capacity);
 }
 
 /// Resets a segment whose records were all released: DEAD slots become EMPTY
@@ -453,7 +459,7 @@ RESMON_DETAIL_NOINLINE inline void migrate(thread_table* t, segment* from, segme
 /// Allocates: raw pages.
 RESMON_DETAIL_NOINLINE inline segment* make_room(thread_table* t) noexcept {
   uint32_t count = t->xsegment_count;
-  segment* active = count ? t->xsegments[t->active] : nullptr;
+  segment* active = t->hot;
   if (active != nullptr && active->live() == 0) {  // 1.
     reset_segment(active);
     return active;
@@ -479,6 +485,8 @@ RESMON_DETAIL_NOINLINE inline segment* make_room(thread_table* t) noexcept {
   }
   if (active != nullptr && !grow && active->live() * 4 <= target->capacity()) migrate(t, active, target);  // 3.
   store_relaxed(&t->active, target_index);
+  t->hot = target;
+  t->hot_shift = 64 - target->log2_capacity;
   return target;
 }
 
@@ -541,7 +549,7 @@ inline bool acquire(const acquire_args& a) noexcept {
     }
   }
   own_counters& c = t->own[a.kind];
-  segment* s = t->xsegment_count ? t->xsegments[t->active] : nullptr;
+  segment* s = t->hot;
   if (RESMON_DETAIL_UNLIKELY(s == nullptr || s->used >= s->limit)) {
     s = make_room(t);
     if (s == nullptr) {
@@ -550,8 +558,9 @@ inline bool acquire(const acquire_args& a) noexcept {
     }
   }
   // Probe for an EMPTY or DEAD slot; there is one because used < 3/4.
-  uint64_t mask = s->capacity() - 1;
-  uint64_t i = slot_of(a.kind, a.key, s->log2_capacity);
+  uint32_t shift = t->hot_shift;
+  uint64_t mask = ~uint64_t(0) >> shift;
+  uint64_t i = slot_at(a.key, shift);
   uint32_t st;
   for (;; i = (i + 1) & mask) {
     // Acquire: a remote claimer's reads of the payload happen before our writes.
@@ -592,44 +601,65 @@ enum class claim : uint32_t {
   any_kind,  // as remote, and a record of another kind matches too
 };
 
+/// Probes segment s (slot_of's shift: `shift`) for a LIVE record of (k, key)
+/// and claims it (see find_and_claim). Returns: the record, or nullptr when
+/// the probe reached an EMPTY slot or went round the whole segment.
+inline record* probe_and_claim(segment* s, uint32_t shift, uint16_t k, uint64_t key, claim how,
+                               uint32_t* state) noexcept {
+  uint64_t mask = ~uint64_t(0) >> shift;
+  uint64_t i = slot_at(key, shift);
+  for (uint64_t probes = 0; probes <= mask; ++probes, i = (i + 1) & mask) {
+    record* r = &s->slots[i];
+    uint32_t st = load_acquire(&r->xstate);  // pairs with store_release in acquire
+    for (;;) {
+      uint32_t st_kind = st & 3;
+      if (st_kind == slot_empty) return nullptr;
+      if (st_kind != slot_live || load_relaxed(&r->key) != key) break;
+      if (how != claim::any_kind && meta_kind(load_relaxed(&r->meta)) != k) break;
+      if (how == claim::owner || cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
+        *state = st;
+        return r;
+      }
+      // The CAS failed and reloaded st: the slot was claimed or reused by
+      // its owner (perhaps for this very key). Look at it again.
+    }
+  }
+  return nullptr;
+}
+
 /// Probes table t for a LIVE record of (k, key) and claims it.
 /// The owner claims without a CAS: only a racing double release by another
 /// thread could claim the same record, and that thread's second CAS (BUSY ->
 /// DEAD, in finish_removal) then fails and reports it. This keeps the owner's
 /// release free of locked instructions, which would drain the store buffer.
+/// The active segment is searched first: most records live there. The owner
+/// finds it in the table's first line (thread_table::hot).
 /// Returns: the claimed record and its segment, or nullptr; *state the state
 /// word it was claimed at.
 /// Lock-free. Does not allocate.
 inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment** where, claim how,
                               uint32_t* state) noexcept {
+  segment* first = nullptr;  // the owner's active segment, searched first
+  if (how == claim::owner) {
+    first = t->hot;
+    if (first == nullptr) return nullptr;
+    if (record* r = probe_and_claim(first, t->hot_shift, k, key, how, state)) {
+      *where = first;
+      return r;
+    }
+  }
   uint32_t count = load_acquire(&t->xsegment_count);
-  uint32_t first = load_relaxed(&t->active);  // most records live in the active segment
-  if (first >= count) first = 0;              // a newer active than the count we read
+  uint32_t active = load_relaxed(&t->active);
+  if (active >= count) active = 0;  // a newer active than the count we read
   for (uint32_t n = 0; n < count; ++n) {
-    uint32_t j = first + n;  // the active segment first, then the others in turn
+    uint32_t j = active + n;  // the active segment first, then the others in turn
     if (j >= count) j -= count;
     segment* s = load_acquire(&t->xsegments[j]);
-    uint64_t cap = s->capacity();
-    uint64_t mask = cap - 1;
-    uint64_t i = slot_of(k, key, s->log2_capacity);
-    for (uint64_t probes = 0; probes < cap; ++probes, i = (i + 1) & mask) {
-      record* r = &s->slots[i];
-      uint32_t st = load_acquire(&r->xstate);  // pairs with store_release in acquire
-      for (;;) {
-        uint32_t st_kind = st & 3;
-        if (st_kind == slot_empty) goto next_segment;
-        if (st_kind != slot_live || load_relaxed(&r->key) != key) break;
-        if (how != claim::any_kind && meta_kind(load_relaxed(&r->meta)) != k) break;
-        if (how == claim::owner || cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
-          *where = s;
-          *state = st;
-          return r;
-        }
-        // The CAS failed and reloaded st: the slot was claimed or reused by
-        // its owner (perhaps for this very key). Look at it again.
-      }
+    if (how == claim::owner && s == first) continue;  // searched above
+    if (record* r = probe_and_claim(s, 64 - s->log2_capacity, k, key, how, state)) {
+      *where = s;
+      return r;
     }
-  next_segment:;
   }
   return nullptr;
 }
