@@ -20,6 +20,11 @@
 //     block releases nothing (the record is gone already).
 // Blocks an inner layer allocates for itself (a pool's chunks) keep the inner
 // layer's record. Invariant: every live block is recorded exactly once.
+// Shortcut: an allocator over std::allocator in a program that does not
+// link <resmon/global_new.hpp> has no tracking layer below it; at depth 0 it
+// records and releases without the protocol (see no_layer_below).
+// Whether that header is linked is known at link time: it defines the symbol
+// resmon_detail_global_new, which this header declares weak.
 // Limit: a block carved at offset 0 of an inner chunk has the chunk's key;
 // until one of the two is freed, a release may find the other's record
 // (counts stay exact; bytes by kind are exact again once both are freed).
@@ -28,10 +33,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "config.hpp"
 #include "tracker.hpp"
+
+/// Defined by <resmon/global_new.hpp> in the one translation unit that
+/// includes it; a null address otherwise (a weak reference).
+extern "C" __attribute__((weak)) const int resmon_detail_global_new;
 
 namespace resmon {
 
@@ -57,6 +67,29 @@ struct alloc_thread_state {
 // reference to it. Its first use in a thread may call malloc (dlopen), never
 // operator new.
 inline constinit thread_local alloc_thread_state t_alloc{};
+
+/// Makes the thread state written before a call to an upstream visible to
+/// that call and reread after it. Needed because compilers may assume that a
+/// replaceable operator new/delete (the upstream of std::allocator) touches
+/// no memory of the program ([expr.new]) while global_new.hpp's does.
+RESMON_DETAIL_INLINE void upstream_barrier() noexcept { __asm__ __volatile__("" ::: "memory"); }
+
+template <class A> inline constexpr bool is_std_allocator = false;
+template <class U> inline constexpr bool is_std_allocator<std::allocator<U>> = true;
+
+/// Returns: true when no tracking layer can be below an upstream of type
+/// Upstream on this thread now: it is std::allocator, the program does not
+/// link <resmon/global_new.hpp>, and no tracking layer is active above
+/// (depth 0). Allocators then skip the nesting protocol (alloc_frame).
+template <class Upstream> RESMON_DETAIL_INLINE bool no_layer_below() noexcept {
+  if constexpr (is_std_allocator<Upstream>) {
+    const int* linked = &resmon_detail_global_new;
+    __asm__("" : "+r"(linked));  // it may be defined in this very translation unit: no -Waddress
+    return linked == nullptr && t_alloc.depth == 0;
+  } else {
+    return false;
+  }
+}
 
 /// Interned sites of accounts: records point at them, so they outlive the
 /// accounts. Entries are written once, before `xcount` publishes them.
@@ -214,32 +247,30 @@ inline bool plan_fails() noexcept {
   return true;
 }
 
-/// Makes the thread state written before a call to an upstream visible to
-/// that call and reread after it. Needed because compilers may assume that a
-/// replaceable operator new/delete (the upstream of std::allocator) touches
-/// no memory of the program ([expr.new]) while global_new.hpp's does.
-RESMON_DETAIL_INLINE void upstream_barrier() noexcept { __asm__ __volatile__("" ::: "memory"); }
-
 /// One tracked allocation, in the order every layer follows:
 ///   1. admit(): the failure plan and the account may refuse;
 ///   2. enter(); upstream allocates; leave() (also when it throws);
-///   3. recorded() records the block (or refused() undoes the charge).
-/// and one tracked deallocation: forget(); enter(); upstream frees; leave().
+///   3. recorded() records the block (or the caller undoes the charge).
+/// and one tracked deallocation: forget(); enter(); upstream frees; leave();
+/// forgotten(). A frame made with `layered` false (no_layer_below) skips
+/// the nesting steps and only records and releases.
 class alloc_frame {
  public:
-  alloc_frame() noexcept : outer_(t_alloc.depth == 0) {}
+  explicit alloc_frame(bool layered = true) noexcept : layered_(layered), outer_(t_alloc.depth == 0) {}
 
   /// Returns: false when the allocation must be refused.
   bool admit(allocation_account* account, std::uint64_t bytes) noexcept {
-    if (plan_fails()) return false;
+    if (RESMON_DETAIL_UNLIKELY(t_alloc.fail_at != 0) && plan_fails()) return false;
     return account == nullptr || account->try_charge(bytes);
   }
   void enter() noexcept {
+    if (!layered_) return;
     t_alloc.last_inner = nullptr;
     ++t_alloc.depth;
     upstream_barrier();
   }
   void leave() noexcept {
+    if (!layered_) return;
     upstream_barrier();
     --t_alloc.depth;
   }
@@ -247,32 +278,76 @@ class alloc_frame {
   /// Effects: records block `p` of `bytes`; takes over an inner layer's record of it.
   void recorded(const void* p, std::uint64_t bytes, const site* where, const void* ret) noexcept {
     alloc_thread_state& s = t_alloc;
-    if (RESMON_DETAIL_UNLIKELY(s.last_inner == p && p != nullptr)) release(kind::memory, key_of(p), where);
+    if (layered_ && RESMON_DETAIL_UNLIKELY(s.last_inner == p && p != nullptr)) release(kind::memory, key_of(p), where);
     detail::acquire(kind::memory, key_of(p), bytes, where, ret);
-    s.last_inner = outer_ ? nullptr : p;
+    if (layered_) s.last_inner = outer_ ? nullptr : p;
   }
 
   /// Effects: releases the record of block `p` (unless an outer layer did)
   /// and names it for the inner layers of the upstream deallocation.
   void forget(const void* p, const site* where) noexcept {
     alloc_thread_state& s = t_alloc;
-    if (RESMON_DETAIL_UNLIKELY(s.skip == p && p != nullptr)) {
+    if (layered_ && RESMON_DETAIL_UNLIKELY(s.skip == p && p != nullptr)) {
       s.skip = nullptr;
     } else {
       release(kind::memory, key_of(p), where);  // before the upstream frees: the address may be reused at once
     }
+    if (!layered_) return;
     saved_skip_ = s.skip;
     s.skip = p;
   }
   void forgotten() noexcept {
+    if (!layered_) return;
     upstream_barrier();
     t_alloc.skip = saved_skip_;
   }
 
  private:
+  bool layered_;
   bool outer_;
   const void* saved_skip_ = nullptr;
 };
+
+/// Returns: `upstream()` (a block of `bytes`), charged to `account` (may be
+/// null) and recorded at `where` with return address `ret`, in alloc_frame's
+/// order (`layered` false: see no_layer_below). Throws: std::bad_alloc when
+/// refused; what upstream() throws, after crediting the account.
+template <class Upstream>
+RESMON_DETAIL_INLINE void* allocate_tracked(bool layered, allocation_account* account, std::uint64_t bytes,
+                                            const site* where, const void* ret, Upstream&& upstream) {
+  alloc_frame frame(layered);
+  if (RESMON_DETAIL_UNLIKELY(!frame.admit(account, bytes))) throw_bad_alloc();
+  void* p;
+  frame.enter();
+#if RESMON_CONFIG_EXCEPTIONS
+  try {
+    p = upstream();
+  } catch (...) {
+    frame.leave();
+    if (account != nullptr) account->credit(bytes);
+    throw;
+  }
+#else
+  p = upstream();
+#endif
+  frame.leave();
+  frame.recorded(p, bytes, where, ret);
+  return p;
+}
+
+/// Effects: releases the record of `p` (made by allocate_tracked), credits
+/// `account` (may be null) with `bytes`, and calls `upstream()` to free it.
+template <class Upstream>
+RESMON_DETAIL_INLINE void deallocate_tracked(bool layered, const void* p, allocation_account* account,
+                                             std::uint64_t bytes, const site* where, Upstream&& upstream) noexcept {
+  alloc_frame frame(layered);
+  frame.forget(p, where);
+  if (account != nullptr) account->credit(bytes);
+  frame.enter();
+  upstream();
+  frame.leave();
+  frame.forgotten();
+}
 
 // The budget of <resmon/global_new.hpp>'s operator new ({0, 0}: none).
 inline std::uint64_t g_new_budget_bytes = 0;

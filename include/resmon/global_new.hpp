@@ -93,6 +93,10 @@ inline void global_delete(void* p) noexcept {
 
 }  // namespace resmon::detail
 
+/// Tells the allocators that a tracking layer is below std::allocator (see
+/// no_layer_below): they must follow the nesting protocol.
+extern "C" const int resmon_detail_global_new = 1;
+
 #define RESMON_DETAIL_CALLER __builtin_extract_return_addr(__builtin_return_address(0))
 
 void* operator new(std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }

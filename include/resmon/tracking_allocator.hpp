@@ -68,40 +68,21 @@ template <class T> const site* alloc_site() noexcept {
 template <class T, class UpstreamRef>
 RESMON_DETAIL_NOINLINE T* tracked_allocate(UpstreamRef upstream, std::size_t n, allocation_account* account,
                                            const site* where) {
-  using traits = std::allocator_traits<std::remove_reference_t<UpstreamRef>>;
+  using upstream_type = std::remove_reference_t<UpstreamRef>;
   const void* ret = __builtin_extract_return_addr(__builtin_return_address(0));
-  std::uint64_t bytes = std::uint64_t(n) * sizeof(T);
-  alloc_frame frame;
-  if (RESMON_DETAIL_UNLIKELY(!frame.admit(account, bytes))) throw_bad_alloc();
-  T* p;
-  frame.enter();
-#if RESMON_CONFIG_EXCEPTIONS
-  try {
-    p = std::to_address(traits::allocate(upstream, n));
-  } catch (...) {
-    frame.leave();
-    if (account != nullptr) account->credit(bytes);
-    throw;
-  }
-#else
-  p = std::to_address(traits::allocate(upstream, n));
-#endif
-  frame.leave();
-  frame.recorded(p, bytes, where, ret);
-  return p;
+  return static_cast<T*>(allocate_tracked(!no_layer_below<upstream_type>(), account, std::uint64_t(n) * sizeof(T),
+                                          where, ret, [&]() -> void* {
+                                            return std::to_address(
+                                                std::allocator_traits<upstream_type>::allocate(upstream, n));
+                                          }));
 }
 
 template <class T, class UpstreamRef>
 RESMON_DETAIL_NOINLINE void tracked_deallocate(UpstreamRef upstream, T* p, std::size_t n, allocation_account* account,
                                                const site* where) noexcept {
-  using traits = std::allocator_traits<std::remove_reference_t<UpstreamRef>>;
-  alloc_frame frame;
-  frame.forget(p, where);
-  if (account != nullptr) account->credit(std::uint64_t(n) * sizeof(T));
-  frame.enter();
-  traits::deallocate(upstream, p, n);
-  frame.leave();
-  frame.forgotten();
+  using upstream_type = std::remove_reference_t<UpstreamRef>;
+  deallocate_tracked(!no_layer_below<upstream_type>(), p, account, std::uint64_t(n) * sizeof(T), where,
+                     [&] { std::allocator_traits<upstream_type>::deallocate(upstream, p, n); });
 }
 
 RESMON_DETAIL_MODE_BEGIN

@@ -44,24 +44,9 @@ class tracking_resource : public std::pmr::memory_resource {
   /// the upstream throws.
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
 #if RESMON_HAS_TRACKING
-    detail::alloc_frame frame;
-    if (RESMON_DETAIL_UNLIKELY(!frame.admit(&account_, bytes))) detail::throw_bad_alloc();
-    void* p;
-    frame.enter();
-#if RESMON_CONFIG_EXCEPTIONS
-    try {
-      p = upstream_->allocate(bytes, alignment);
-    } catch (...) {
-      frame.leave();
-      account_.credit(bytes);
-      throw;
-    }
-#else
-    p = upstream_->allocate(bytes, alignment);
-#endif
-    frame.leave();
-    frame.recorded(p, bytes, &account_.where(), __builtin_extract_return_addr(__builtin_return_address(0)));
-    return p;
+    return detail::allocate_tracked(!nothing_below(), &account_, bytes, &account_.where(),
+                                    __builtin_extract_return_addr(__builtin_return_address(0)),
+                                    [&] { return upstream_->allocate(bytes, alignment); });
 #else
     return upstream_->allocate(bytes, alignment);
 #endif
@@ -69,13 +54,8 @@ class tracking_resource : public std::pmr::memory_resource {
 
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
 #if RESMON_HAS_TRACKING
-    detail::alloc_frame frame;
-    frame.forget(p, &account_.where());
-    account_.credit(bytes);
-    frame.enter();
-    upstream_->deallocate(p, bytes, alignment);
-    frame.leave();
-    frame.forgotten();
+    detail::deallocate_tracked(!nothing_below(), p, &account_, bytes, &account_.where(),
+                               [&] { upstream_->deallocate(p, bytes, alignment); });
 #else
     upstream_->deallocate(p, bytes, alignment);
 #endif
@@ -84,6 +64,12 @@ class tracking_resource : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
 
  private:
+  /// Returns: true when no tracking layer can be below: the upstream is
+  /// new_delete_resource() (operator new) and that is std::allocator's case.
+  bool nothing_below() const noexcept {
+    return upstream_ == std::pmr::new_delete_resource() && detail::no_layer_below<std::allocator<char>>();
+  }
+
   allocation_account account_;
   std::pmr::memory_resource* upstream_;
 };

@@ -173,6 +173,18 @@ TEST_CASE("tracker: misuse is counted and logged with both sites, never fatal") 
     std::thread([&] { CHECK(resmon::detail::release(resmon::kind::fd, key, &first_release)); }).join();
     CHECK_FALSE(resmon::detail::release(resmon::kind::fd, key, &second_release));
     CHECK(resmon::misuse_count(resmon::misuse_type::double_release) == double0 + 1);
+    resmon::core::misuse_event e{};
+    REQUIRE(resmon::core::misuse_at(resmon::core::g_registry.xmisuse_next - 1, &e));
+    CHECK(e.acquired_at == &acquired_at);
+    CHECK(e.released_at == &first_release);
+  }
+  SUBCASE("a key acquired again after its release is released once without misuse") {
+    std::uint64_t all0 = resmon::misuse_count();
+    resmon::detail::acquire(resmon::kind::fd, key, 0, &acquired_at, nullptr);
+    CHECK(resmon::detail::release(resmon::kind::fd, key, &first_release));
+    resmon::detail::acquire(resmon::kind::fd, key, 0, &acquired_at, nullptr);
+    CHECK(resmon::detail::release(resmon::kind::fd, key, &second_release));
+    CHECK(resmon::misuse_count() == all0);
   }
   SUBCASE("release through the wrong kind leaves the record held") {
     resmon::detail::acquire(resmon::kind::file, key, 0, &acquired_at, nullptr);
