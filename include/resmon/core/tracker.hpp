@@ -540,6 +540,8 @@ struct acquire_args {
 /// Does not block. Allocates: raw pages on the slow path only.
 /// Safe in interrupt context: no (a context must not interrupt its own table).
 inline bool acquire(const acquire_args& a) noexcept {
+  // First: the call to the clock then keeps only the arguments alive.
+  uint64_t now = platform::clock_coarse_ns();
   thread_table* t = platform::current_table();
   if (RESMON_DETAIL_UNLIKELY(t == nullptr)) {
     t = attach_table();
@@ -576,21 +578,26 @@ inline bool acquire(const acquire_args& a) noexcept {
   store_relaxed(&r->key, a.key);
   store_relaxed(&r->size, a.size);
   store_relaxed(&r->where, a.where);
-  store_relaxed(&r->time_ns, platform::clock_coarse_ns());
+  store_relaxed(&r->time_ns, now);
   store_relaxed(&r->epoch, current_epoch());
   store_relaxed(&r->ret, a.ret);
   // Pairs with load_acquire in find_and_claim and in the snapshot readers.
   store_release(&r->xstate, ((st >> 2) + 1) << 2 | slot_live);
   s->used += (st & 3) == slot_empty;
   owner_add(&s->inserted, uint64_t(1));
-  owner_add(&c.acquired, uint64_t(1));
-  owner_add(&c.acquired_bytes, a.size);
-  uint64_t live = c.acquired - c.released - load_relaxed(&t->remote[a.kind].released);
-  uint64_t live_bytes = c.acquired_bytes - c.released_bytes - load_relaxed(&t->remote[a.kind].released_bytes);
-  if (RESMON_DETAIL_UNLIKELY(live > c.peak || live_bytes > c.peak_bytes)) {
-    if (live > c.peak) store_relaxed(&c.peak, live);
-    if (live_bytes > c.peak_bytes) store_relaxed(&c.peak_bytes, live_bytes);
-    sample_peak(a.kind);
+  uint64_t acquired = c.acquired + 1, acquired_bytes = c.acquired_bytes + a.size;
+  store_relaxed(&c.acquired, acquired);
+  store_relaxed(&c.acquired_bytes, acquired_bytes);
+  // What the owner released leaves an upper bound of the live figures; only
+  // above the peak are other threads' releases (another cache line) read.
+  if (RESMON_DETAIL_UNLIKELY(acquired - c.released > c.peak || acquired_bytes - c.released_bytes > c.peak_bytes)) {
+    uint64_t live = acquired - c.released - load_relaxed(&t->remote[a.kind].released);
+    uint64_t live_bytes = acquired_bytes - c.released_bytes - load_relaxed(&t->remote[a.kind].released_bytes);
+    if (live > c.peak || live_bytes > c.peak_bytes) {
+      if (live > c.peak) store_relaxed(&c.peak, live);
+      if (live_bytes > c.peak_bytes) store_relaxed(&c.peak_bytes, live_bytes);
+      sample_peak(a.kind);
+    }
   }
   return true;
 }
