@@ -108,7 +108,6 @@ struct own_counters {  // written by the owner only
   uint64_t acquired, acquired_bytes;
   uint64_t released, released_bytes;
   uint64_t peak, peak_bytes;  // highs of this table's live figures
-  uint64_t dropped;           // acquisitions not recorded: capacity reached
 };
 
 struct remote_counters {  // fetch_add by other threads
@@ -132,24 +131,31 @@ struct released_entry {
 };
 
 struct thread_table {
-  // The first line holds all the owner's acquire and release read before
-  // they reach a slot: the active segment is cached here (owner-only), so a
-  // slot is two dependent loads from the table pointer, not five.
-  segment* hot;        // xsegments[active], or nullptr before the first segment
-  uint32_t hot_shift;  // 64 - hot->log2_capacity: slot_of's shift
-  uint32_t xowned;     // 1 while a thread owns the table
-  uint64_t xthread;    // platform::thread_id of the current owner
-  uint32_t index;      // position in the registry
-  uint32_t active;     // segment that takes inserts (owner-only)
+  // Line 0 holds all the owner's acquire and release of kind 0 (memory)
+  // touch in the table: the active segment (so a slot is two dependent
+  // loads from the table pointer, not five), the thread id records carry,
+  // the quarantine index and the counters of kind 0. Owner-only; others
+  // read the counters with relaxed loads.
+  segment* hot;              // xsegments[active], or nullptr before the first segment
+  uint32_t hot_thread;       // low 32 bits of xthread: what records store
+  uint16_t quarantine_next;  // next entry of `quarantine` (wraps: 65536 is a multiple of its size)
+  uint8_t hot_shift;         // 64 - hot->log2_capacity: slot_at's shift
+  uint8_t unused;
+  own_counters own[max_kinds];  // own[0] ends line 0
+  uint32_t xowned;    // 1 while a thread owns the table
+  uint32_t index;     // position in the registry
+  uint64_t xthread;   // platform::thread_id of the current owner
+  uint32_t active;    // segment that takes inserts (owner-only)
   uint32_t xsegment_count;
   uint32_t xmigrations;  // odd while migrate() moves records
+  uint32_t remote_hint;  // owner-only: the table of the last remote release
   segment* xsegments[max_segments];
-  uint64_t quarantine_next;  // owner-only
-  uint32_t remote_hint;      // owner-only: the table of the last remote release
-  alignas(cache_line) own_counters own[max_kinds];
+  uint64_t dropped[max_kinds];  // owner-only: acquisitions not recorded, capacity reached
   alignas(cache_line) remote_counters remote[max_kinds];
   alignas(cache_line) released_entry quarantine[quarantine_size];
 };
+static_assert(offsetof(thread_table, own) + sizeof(own_counters) == cache_line,
+              "the active segment and the counters of kind 0 share the table's first line");
 
 /// What went wrong in a misuse event.
 enum class misuse_type : uint32_t {
@@ -305,6 +311,7 @@ RESMON_DETAIL_NOINLINE inline thread_table* attach_table() noexcept {
     uint32_t free = 0;
     if (t != nullptr && load_relaxed(&t->xowned) == 0 && cas_acq_rel(&t->xowned, free, uint32_t(1))) {
       store_relaxed(&t->xthread, self);
+      t->hot_thread = uint32_t(self);
       platform::set_current_table(t);
       return t;
     }
@@ -319,6 +326,7 @@ RESMON_DETAIL_NOINLINE inline thread_table* attach_table() noexcept {
   t->xowned = 1;
   t->index = index;
   t->xthread = self;
+  t->hot_thread = uint32_t(self);
   store_release(&g.xtables[index], t);  // pairs with load_acquire in every table walk
   platform::set_current_table(t);
   return t;
@@ -486,7 +494,7 @@ RESMON_DETAIL_NOINLINE inline segment* make_room(thread_table* t) noexcept {
   if (active != nullptr && !grow && active->live() * 4 <= target->capacity()) migrate(t, active, target);  // 3.
   store_relaxed(&t->active, target_index);
   t->hot = target;
-  t->hot_shift = 64 - target->log2_capacity;
+  t->hot_shift = uint8_t(64 - target->log2_capacity);
   return target;
 }
 
@@ -511,7 +519,7 @@ inline kind_figures figures(uint16_t k) noexcept {
     f.live_bytes += acqb - relb - rb;
     f.total += acq;
     f.total_bytes += acqb;
-    f.dropped += load_relaxed(&c.dropped);
+    f.dropped += load_relaxed(&t->dropped[k]);
     return false;
   });
   store_max_relaxed(&g_registry.xpeak[k], f.live);
@@ -555,7 +563,7 @@ inline bool acquire(const acquire_args& a) noexcept {
   if (RESMON_DETAIL_UNLIKELY(s == nullptr || s->used >= s->limit)) {
     s = make_room(t);
     if (s == nullptr) {
-      owner_add(&c.dropped, uint64_t(1));
+      owner_add(&t->dropped[a.kind], uint64_t(1));
       return false;
     }
   }
@@ -574,7 +582,7 @@ inline bool acquire(const acquire_args& a) noexcept {
   // sees a state after LIVE|g (DEAD, or LIVE|g+1), so it drops its copy.
   __atomic_thread_fence(__ATOMIC_RELEASE);
   store_relaxed(&r->meta, make_meta(a.kind, a.flags, a.stack_id));
-  store_relaxed(&r->thread, uint32_t(load_relaxed(&t->xthread)));
+  store_relaxed(&r->thread, t->hot_thread);
   store_relaxed(&r->key, a.key);
   store_relaxed(&r->size, a.size);
   store_relaxed(&r->where, a.where);
@@ -680,7 +688,7 @@ inline void quarantine_put(thread_table* t, uint64_t key, uint16_t k, const site
   store_relaxed(&e.xseq, seq + 1);  // odd: being written
   __atomic_thread_fence(__ATOMIC_RELEASE);
   store_relaxed(&e.key, key);
-  store_relaxed(&e.kind, uint64_t(k) | load_relaxed(&t->xthread) << 16);
+  store_relaxed(&e.kind, uint64_t(k) | uint64_t(t->hot_thread) << 16);
   store_relaxed(&e.acquired_at, acquired_at);
   store_relaxed(&e.released_at, released_at);
   store_relaxed(&e.time_ns, time_ns);  // orders releases of one key: the newest acquisition wins
@@ -947,7 +955,7 @@ inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) 
 inline uint64_t dropped_total() noexcept {
   uint64_t n = load_relaxed(&g_registry.xdropped_untabled);
   for_each_table([&](thread_table* t) {
-    for (auto& c : t->own) n += load_relaxed(&c.dropped);
+    for (auto& d : t->dropped) n += load_relaxed(&d);
     return false;
   });
   return n;
