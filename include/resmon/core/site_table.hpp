@@ -27,9 +27,11 @@
 //   and `xoverflow` counts it).
 //
 // Progress: intern() is lock-free and bounded (at most site_table_capacity
-// probes). A reader that meets a slot being written skips it rather than
-// waiting, so two threads interning the same new site at the same moment may
-// create two equal entries: harmless (both are valid, equal sites).
+// probes). A reader that meets a slot being written polls it a bounded number
+// of times (site_claim_spin), then skips it rather than wait for ever: only
+// when the writer is stopped in the middle of its few stores may two threads
+// interning the same new site create two equal entries (both valid sites;
+// reports then show the site in two groups).
 //
 // Identity: sites are compared by the addresses of their strings and their
 // line, not by contents: __builtin_FILE() and __builtin_FUNCTION() yield
@@ -43,6 +45,7 @@
 namespace resmon::core {
 
 inline constexpr uint32_t site_table_log2 = 14;
+inline constexpr uint32_t site_claim_spin = 1u << 12;  // polls of a slot being written before it is skipped
 inline constexpr uint32_t site_table_capacity = uint32_t(1) << site_table_log2;  // 16384 sites, 512 KiB
 
 struct site_entry {
@@ -97,27 +100,34 @@ inline const site* intern_site(const char* file, uint32_t line, const char* func
   uint32_t i = uint32_t((x * 0x9e3779b97f4a7c15ULL) >> (64 - site_table_log2));
   for (uint32_t probes = 0; probes < site_table_capacity; ++probes, i = (i + 1) & mask) {
     site_entry& e = entries[i];
-    uint32_t st = load_acquire(&e.xstate);  // pairs with store_release below
-    if (st == 2) {
-      if (e.value.file == file && e.value.line == line && e.value.function == function) return &e.value;
-      continue;
+    for (;;) {  // until this slot is passed: a lost claim looks at it again
+      uint32_t st = load_acquire(&e.xstate);  // pairs with store_release below
+      // Being written: a few stores. Wait a bounded while, so that a thread
+      // interning the same site at the same moment finds it instead of
+      // adding an equal entry further on; a writer stopped longer (preempted,
+      // interrupted) is skipped (see Progress).
+      for (uint32_t spin = 0; st == 1 && spin < site_claim_spin; ++spin) {
+        cpu_relax();
+        st = load_acquire(&e.xstate);
+      }
+      if (st == 2) {
+        if (e.value.file == file && e.value.line == line && e.value.function == function) return &e.value;
+        break;
+      }
+      if (st == 1) break;
+      // Keep a quarter free so that probe chains stay short.
+      if (load_relaxed(&g_sites.xcount) >= site_table_capacity - site_table_capacity / 4) goto full;
+      uint32_t empty = 0;
+      if (!cas_acq_rel(&e.xstate, empty, uint32_t(1))) continue;  // another thread claimed it: look again
+      fetch_add_relaxed(&g_sites.xcount, uint64_t(1));
+      e.value.file = file;
+      e.value.line = line;
+      e.value.function = function;
+      store_release(&e.xstate, uint32_t(2));  // pairs with the load_acquire above
+      return &e.value;
     }
-    if (st == 1) continue;  // being written: skip rather than wait (see Progress)
-    // Keep a quarter free so that probe chains stay short.
-    if (load_relaxed(&g_sites.xcount) >= site_table_capacity - site_table_capacity / 4) break;
-    uint32_t empty = 0;
-    if (!cas_acq_rel(&e.xstate, empty, uint32_t(1))) {
-      if (empty == 2 && e.value.file == file && e.value.line == line && e.value.function == function)
-        return &e.value;
-      continue;
-    }
-    fetch_add_relaxed(&g_sites.xcount, uint64_t(1));
-    e.value.file = file;
-    e.value.line = line;
-    e.value.function = function;
-    store_release(&e.xstate, uint32_t(2));  // pairs with the load_acquire above
-    return &e.value;
   }
+full:
   fetch_add_relaxed(&g_sites.xoverflow, uint64_t(1));
   return &overflow_site;
 }
