@@ -20,10 +20,11 @@
 //     block releases nothing (the record is gone already).
 // Blocks an inner layer allocates for itself (a pool's chunks) keep the inner
 // layer's record. Invariant: every live block is recorded exactly once.
-// Shortcut: an allocator over std::allocator in a program that does not
-// link <resmon/global_new.hpp> has no tracking layer below it; at depth 0 it
-// records and releases without the protocol (see no_layer_below).
-// Whether that header is linked is known at link time: it defines the symbol
+// Shortcut: an allocator over std::allocator in a program whose operator new
+// records nothing has no tracking layer below it; at depth 0 it records and
+// releases without the protocol (see no_layer_below). Whether operator new
+// records is known at link time: <resmon/global_new.hpp> (or a program's own
+// operator new, through RESMON_OPERATOR_NEW_IS_TRACKED) defines the symbol
 // resmon_detail_global_new, which this header declares weak.
 // Limit: a block carved at offset 0 of an inner chunk has the chunk's key;
 // until one of the two is freed, a release may find the other's record
@@ -39,9 +40,17 @@
 #include "config.hpp"
 #include "tracker.hpp"
 
-/// Defined by <resmon/global_new.hpp> in the one translation unit that
-/// includes it; a null address otherwise (a weak reference).
+/// Defined by <resmon/global_new.hpp> (or RESMON_OPERATOR_NEW_IS_TRACKED) in
+/// one translation unit; a null address otherwise (a weak reference).
 extern "C" __attribute__((weak)) const int resmon_detail_global_new;
+
+/// Put once, at namespace scope, in a program whose own global operator new
+/// records its blocks through a resmon layer (a tracking_resource, an
+/// accounted_allocator, the macros): allocators over std::allocator then
+/// follow the nesting protocol below and each block is recorded once, by the
+/// outermost layer. Without it they record directly and such a block is
+/// recorded twice. <resmon/global_new.hpp> does this itself.
+#define RESMON_OPERATOR_NEW_IS_TRACKED() extern "C" const int resmon_detail_global_new = 1
 
 namespace resmon {
 

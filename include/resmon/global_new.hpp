@@ -93,9 +93,9 @@ inline void global_delete(void* p) noexcept {
 
 }  // namespace resmon::detail
 
-/// Tells the allocators that a tracking layer is below std::allocator (see
-/// no_layer_below): they must follow the nesting protocol.
-extern "C" const int resmon_detail_global_new = 1;
+// A tracking layer is below std::allocator: allocators follow the nesting
+// protocol (see no_layer_below).
+RESMON_OPERATOR_NEW_IS_TRACKED();
 
 #define RESMON_DETAIL_CALLER __builtin_extract_return_addr(__builtin_return_address(0))
 

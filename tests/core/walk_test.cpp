@@ -27,7 +27,7 @@ TEST_CASE("for_each_live: sees each held record exactly once while its owner mig
     core::thread_table* t = core::attach_table();
     core::segment* a = core::new_segment(t, 10);
     core::segment* b = core::new_segment(t, 10);
-    core::store_relaxed(&t->active, t->xsegment_count - 2);  // acquire into a
+    core::set_active(t, t->xsegment_count - 2);  // acquire into a
     for (std::uint64_t i = 0; i < 200; ++i) resmon::detail::acquire(held, 1000000 + i * 7919, 1, &here, nullptr);
     ready = true;
     core::segment* from = a;

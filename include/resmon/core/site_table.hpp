@@ -84,7 +84,8 @@ RESMON_DETAIL_NOINLINE inline site_entry* site_entries_slow() noexcept {
 /// Returns: a pointer to a site equal to {file, line, function} that stays
 /// valid for the life of the process; &overflow_site when the table is full.
 /// Requires: `file` and `function` have static storage duration.
-/// Lock-free; does not block. Allocates: raw pages on the first call only.
+/// Lock-free: polls a slot another thread is writing at most site_claim_spin
+/// times, then passes it. Allocates: raw pages on the first call only.
 /// Safe in interrupt context: no (first call maps pages).
 inline const site* intern_site(const char* file, uint32_t line, const char* function) noexcept {
   site_entry* entries = load_acquire(&g_sites.xentries);  // pairs with the CAS in site_entries_slow

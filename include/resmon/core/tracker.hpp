@@ -148,14 +148,23 @@ struct thread_table {
   uint32_t active;    // segment that takes inserts (owner-only)
   uint32_t xsegment_count;
   uint32_t xmigrations;  // odd while migrate() moves records
-  uint32_t remote_hint;  // owner-only: the table of the last remote release
   segment* xsegments[max_segments];
-  uint64_t dropped[max_kinds];  // owner-only: acquisitions not recorded, capacity reached
+  // Owner-only, away from the fields above that every remote release reads.
+  uint32_t remote_hint;         // the table of the last remote release
+  uint64_t dropped[max_kinds];  // acquisitions not recorded, capacity reached
   alignas(cache_line) remote_counters remote[max_kinds];
   alignas(cache_line) released_entry quarantine[quarantine_size];
 };
 static_assert(offsetof(thread_table, own) + sizeof(own_counters) == cache_line,
               "the active segment and the counters of kind 0 share the table's first line");
+static_assert(65536 % quarantine_size == 0, "quarantine_next (16 bits) wraps onto entry 0");
+
+/// Makes segment index `i` of table t the one that takes inserts. Owner only.
+inline void set_active(thread_table* t, uint32_t i) noexcept {
+  store_relaxed(&t->active, i);
+  t->hot = t->xsegments[i];
+  t->hot_shift = uint8_t(64 - t->hot->log2_capacity);
+}
 
 /// What went wrong in a misuse event.
 enum class misuse_type : uint32_t {
@@ -492,9 +501,7 @@ RESMON_DETAIL_NOINLINE inline segment* make_room(thread_table* t) noexcept {
     target_index = t->xsegment_count - 1;
   }
   if (active != nullptr && !grow && active->live() * 4 <= target->capacity()) migrate(t, active, target);  // 3.
-  store_relaxed(&t->active, target_index);
-  t->hot = target;
-  t->hot_shift = uint8_t(64 - target->log2_capacity);
+  set_active(t, target_index);
   return target;
 }
 
@@ -899,7 +906,7 @@ search:
           report_misuse(misuse_type::double_release, k, key, at, seen.where, nullptr, seen.thread);
           return false;
         }
-        if (own != nullptr) own->remote_hint = i;
+        if (own != nullptr && own->remote_hint != i) own->remote_hint = i;
         return true;
       }
       __atomic_thread_fence(__ATOMIC_SEQ_CST);
