@@ -43,6 +43,24 @@ TEST_CASE("report: groups held resources by site, largest first, with figures") 
   CHECK(text.find("report_kind") == std::string::npos);  // nothing held: not listed
 }
 
+TEST_CASE("report: equal sites that are distinct objects make one group") {
+  // What a header's site seen from two shared libraries looks like: the
+  // same file, line and function, in two objects with two string copies.
+  static const char file_a[] = "twice.h", file_b[] = "twice.h";
+  static const char function_a[] = "make", function_b[] = "make";
+  static const resmon::site a{file_a, 5, function_a}, b{file_b, 5, function_b};
+  static const resmon::site other_line{file_a, 6, function_a};
+  resmon::kind k = resmon::register_kind("twice_kind");
+  resmon::detail::acquire(k, 1, 10, &a, nullptr);
+  resmon::detail::acquire(k, 2, 20, &b, nullptr);
+  resmon::detail::acquire(k, 3, 40, &other_line, nullptr);
+  std::string text = resmon::report_string();
+  INFO(text);
+  CHECK(text.find("2 held, 30 B, at twice.h:5 in make, oldest ") != std::string::npos);
+  CHECK(text.find("1 held, 40 B, at twice.h:6 in make, oldest ") != std::string::npos);
+  for (std::uint64_t key = 1; key <= 3; ++key) resmon::detail::release(k, key, &rel_site);
+}
+
 TEST_CASE("report: writes to a FILE*, and JSON carries the same data with a version") {
   resmon::kind k = resmon::register_kind("json_kind");
   resmon::detail::acquire(k, 7, 123, &big_site, nullptr);

@@ -157,6 +157,28 @@ template <class T> class scratch {
   T* data_;
 };
 
+/// Returns: <0, 0 or >0 as text a sorts before, equals or after text b
+/// (nullptr first). Does not allocate.
+inline int text_order(const char* a, const char* b) noexcept {
+  if (a == b) return 0;
+  if (a == nullptr || b == nullptr) return a == nullptr ? -1 : 1;
+  for (;; ++a, ++b) {
+    if (*a != *b) return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+    if (*a == '\0') return 0;
+  }
+}
+
+/// Returns: <0, 0 or >0 ordering sites by line, file and function text:
+/// equal sites group together in reports even when they are distinct
+/// objects (a header's site seen from two libraries, a site interned twice).
+inline int site_order(const site* a, const site* b) noexcept {
+  if (a == b) return 0;
+  if (a == nullptr || b == nullptr) return a == nullptr ? -1 : 1;
+  if (a->line != b->line) return a->line < b->line ? -1 : 1;
+  if (int c = text_order(a->file, b->file)) return c;
+  return text_order(a->function, b->function);
+}
+
 /// One group of held records: same kind, same site (and stack).
 struct site_group {
   uint16_t kind;
@@ -202,7 +224,7 @@ class grouped_snapshot {
     });
     heap_sort(r, count_, [](const record_view& a, const record_view& b) {
       if (a.kind != b.kind) return a.kind < b.kind;
-      if (a.where != b.where) return uintptr_t(a.where) < uintptr_t(b.where);
+      if (int c = site_order(a.where, b.where)) return c < 0;
       if (a.stack_id != b.stack_id) return a.stack_id < b.stack_id;
       return a.time_ns < b.time_ns;
     });
@@ -210,7 +232,7 @@ class grouped_snapshot {
     for (size_t i = 0; i < count_; ++i) {
       const record_view& v = r[i];
       bool same = group_count_ > 0 && g[group_count_ - 1].kind == uint16_t(v.kind) &&
-                  g[group_count_ - 1].where == v.where && g[group_count_ - 1].stack_id == v.stack_id;
+                  site_order(g[group_count_ - 1].where, v.where) == 0 && g[group_count_ - 1].stack_id == v.stack_id;
       if (!same) g[group_count_++] = site_group{uint16_t(v.kind), v.stack_id, v.where, 0, 0, v.time_ns, v.thread, v.ret, i};
       site_group& cur = g[group_count_ - 1];
       ++cur.count;
@@ -284,7 +306,7 @@ class checkpoint_lock {
 
 inline bool group_key_less(uint16_t ak, const site* aw, uint32_t as, uint16_t bk, const site* bw, uint32_t bs) noexcept {
   if (ak != bk) return ak < bk;
-  if (aw != bw) return uintptr_t(aw) < uintptr_t(bw);
+  if (int c = site_order(aw, bw)) return c < 0;
   return as < bs;
 }
 
@@ -328,7 +350,8 @@ inline const checkpoint_entry* checkpoint_find(const site_group& g) noexcept {
     if (group_key_less(e[mid].kind, e[mid].where, e[mid].stack_id, g.kind, g.where, g.stack_id)) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < g_checkpoint.count && e[lo].kind == g.kind && e[lo].where == g.where && e[lo].stack_id == g.stack_id)
+  if (lo < g_checkpoint.count && e[lo].kind == g.kind && site_order(e[lo].where, g.where) == 0 &&
+      e[lo].stack_id == g.stack_id)
     return &e[lo];
   return nullptr;
 }

@@ -31,7 +31,7 @@
 // of times (site_claim_spin), then skips it rather than wait for ever: only
 // when the writer is stopped in the middle of its few stores may two threads
 // interning the same new site create two equal entries (both valid sites;
-// reports then show the site in two groups).
+// reports group sites by value, so they still show as one).
 //
 // Identity: sites are compared by the addresses of their strings and their
 // line, not by contents: __builtin_FILE() and __builtin_FUNCTION() yield
