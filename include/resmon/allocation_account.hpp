@@ -22,7 +22,7 @@
 // layer's record. Invariant: every live block is recorded exactly once.
 // Shortcut: an allocator over std::allocator in a program whose operator new
 // records nothing has no tracking layer below it; at depth 0 it records and
-// releases without the protocol (see no_layer_below). Whether operator new
+// releases without the protocol (see layers_may_nest). Whether operator new
 // records is known at link time: <resmon/global_new.hpp> (or a program's own
 // operator new, through RESMON_OPERATOR_NEW_IS_TRACKED) defines the symbol
 // resmon_detail_global_new, which this header declares weak.
@@ -86,18 +86,15 @@ RESMON_DETAIL_INLINE void upstream_barrier() noexcept { __asm__ __volatile__("" 
 template <class A> inline constexpr bool is_std_allocator = false;
 template <class U> inline constexpr bool is_std_allocator<std::allocator<U>> = true;
 
-/// Returns: true when no tracking layer can be below an upstream of type
-/// Upstream on this thread now: it is std::allocator, the program does not
-/// link <resmon/global_new.hpp>, and no tracking layer is active above
-/// (depth 0). Allocators then skip the nesting protocol (alloc_frame).
-template <class Upstream> RESMON_DETAIL_INLINE bool no_layer_below() noexcept {
-  if constexpr (is_std_allocator<Upstream>) {
-    const int* linked = &resmon_detail_global_new;
-    __asm__("" : "+r"(linked));  // it may be defined in this very translation unit: no -Waddress
-    return linked == nullptr && t_alloc.depth == 0;
-  } else {
-    return false;
-  }
+/// Returns: true when a tracking layer may be below this one on this thread
+/// now, so the layer must follow the nesting protocol (alloc_frame); false
+/// when its upstream is plain operator new (`upstream_is_operator_new`), the
+/// program's operator new records nothing (resmon_detail_global_new is not
+/// linked) and no tracking layer is active above (depth 0).
+RESMON_DETAIL_INLINE bool layers_may_nest(bool upstream_is_operator_new) noexcept {
+  const int* operator_new_tracked = &resmon_detail_global_new;
+  __asm__("" : "+r"(operator_new_tracked));  // it may be defined in this very translation unit: no -Waddress
+  return !upstream_is_operator_new || operator_new_tracked != nullptr || t_alloc.depth != 0;
 }
 
 /// Interned sites of accounts: records point at them, so they outlive the
@@ -261,8 +258,8 @@ inline bool plan_fails() noexcept {
 ///   2. enter(); upstream allocates; leave() (also when it throws);
 ///   3. recorded() records the block (or the caller undoes the charge).
 /// and one tracked deallocation: forget(); enter(); upstream frees; leave();
-/// forgotten(). A frame made with `layered` false (no_layer_below) skips
-/// the nesting steps and only records and releases.
+/// forgotten(). A frame made with `layered` false (see layers_may_nest)
+/// skips the nesting steps and only records and releases.
 class alloc_frame {
  public:
   explicit alloc_frame(bool layered = true) noexcept : layered_(layered), outer_(t_alloc.depth == 0) {}
@@ -319,7 +316,7 @@ class alloc_frame {
 
 /// Returns: `upstream()` (a block of `bytes`), charged to `account` (may be
 /// null) and recorded at `where` with return address `ret`, in alloc_frame's
-/// order (`layered` false: see no_layer_below). Throws: std::bad_alloc when
+/// order (`layered`: see layers_may_nest). Throws: std::bad_alloc when
 /// refused; what upstream() throws, after crediting the account.
 template <class Upstream>
 RESMON_DETAIL_INLINE void* allocate_tracked(bool layered, allocation_account* account, std::uint64_t bytes,

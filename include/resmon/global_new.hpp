@@ -94,7 +94,7 @@ inline void global_delete(void* p) noexcept {
 }  // namespace resmon::detail
 
 // A tracking layer is below std::allocator: allocators follow the nesting
-// protocol (see no_layer_below).
+// protocol (see layers_may_nest).
 RESMON_OPERATOR_NEW_IS_TRACKED();
 
 #define RESMON_DETAIL_CALLER __builtin_extract_return_addr(__builtin_return_address(0))

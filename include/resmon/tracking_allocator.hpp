@@ -70,7 +70,7 @@ RESMON_DETAIL_NOINLINE T* tracked_allocate(UpstreamRef upstream, std::size_t n, 
                                            const site* where) {
   using upstream_type = std::remove_reference_t<UpstreamRef>;
   const void* ret = __builtin_extract_return_addr(__builtin_return_address(0));
-  return static_cast<T*>(allocate_tracked(!no_layer_below<upstream_type>(), account, std::uint64_t(n) * sizeof(T),
+  return static_cast<T*>(allocate_tracked(layers_may_nest(is_std_allocator<upstream_type>), account, std::uint64_t(n) * sizeof(T),
                                           where, ret, [&]() -> void* {
                                             return std::to_address(
                                                 std::allocator_traits<upstream_type>::allocate(upstream, n));
@@ -81,7 +81,7 @@ template <class T, class UpstreamRef>
 RESMON_DETAIL_NOINLINE void tracked_deallocate(UpstreamRef upstream, T* p, std::size_t n, allocation_account* account,
                                                const site* where) noexcept {
   using upstream_type = std::remove_reference_t<UpstreamRef>;
-  deallocate_tracked(!no_layer_below<upstream_type>(), p, account, std::uint64_t(n) * sizeof(T), where,
+  deallocate_tracked(layers_may_nest(is_std_allocator<upstream_type>), p, account, std::uint64_t(n) * sizeof(T), where,
                      [&] { std::allocator_traits<upstream_type>::deallocate(upstream, p, n); });
 }
 

@@ -44,7 +44,7 @@ class tracking_resource : public std::pmr::memory_resource {
   /// the upstream throws.
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
 #if RESMON_HAS_TRACKING
-    return detail::allocate_tracked(!nothing_below(), &account_, bytes, &account_.where(),
+    return detail::allocate_tracked(layers_may_nest(), &account_, bytes, &account_.where(),
                                     __builtin_extract_return_addr(__builtin_return_address(0)),
                                     [&] { return upstream_->allocate(bytes, alignment); });
 #else
@@ -54,7 +54,7 @@ class tracking_resource : public std::pmr::memory_resource {
 
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override {
 #if RESMON_HAS_TRACKING
-    detail::deallocate_tracked(!nothing_below(), p, &account_, bytes, &account_.where(),
+    detail::deallocate_tracked(layers_may_nest(), p, &account_, bytes, &account_.where(),
                                [&] { upstream_->deallocate(p, bytes, alignment); });
 #else
     upstream_->deallocate(p, bytes, alignment);
@@ -64,10 +64,10 @@ class tracking_resource : public std::pmr::memory_resource {
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override { return this == &other; }
 
  private:
-  /// Returns: true when no tracking layer can be below: the upstream is
-  /// new_delete_resource() (operator new) and that is std::allocator's case.
-  bool nothing_below() const noexcept {
-    return upstream_ == std::pmr::new_delete_resource() && detail::no_layer_below<std::allocator<char>>();
+  /// Returns: whether this resource must follow the nesting protocol (see
+  /// detail::layers_may_nest); new_delete_resource() is plain operator new.
+  bool layers_may_nest() const noexcept {
+    return detail::layers_may_nest(upstream_ == std::pmr::new_delete_resource());
   }
 
   allocation_account account_;

@@ -59,13 +59,17 @@ inline size_t str_length(const char* s) noexcept {
   return n;
 }
 
-inline bool str_equal(const char* a, const char* b) noexcept {
-  while (*a != '\0' && *a == *b) {
-    ++a;
-    ++b;
+/// Returns: <0, 0 or >0 as text a sorts before, equals or after text b
+/// (byte order; nullptr first).
+inline int str_order(const char* a, const char* b) noexcept {
+  if (a == b) return 0;
+  if (a == nullptr || b == nullptr) return a == nullptr ? -1 : 1;
+  for (; *a != '\0' && *a == *b; ++a, ++b) {
   }
-  return *a == *b;
+  return *a == *b ? 0 : ((unsigned char)*a < (unsigned char)*b ? -1 : 1);
 }
+
+inline bool str_equal(const char* a, const char* b) noexcept { return str_order(a, b) == 0; }
 
 /// Mixes a key into 64 well-spread bits (the finaliser of SplitMix64).
 RESMON_DETAIL_INLINE uint64_t mix64(uint64_t x) noexcept {

@@ -157,17 +157,6 @@ template <class T> class scratch {
   T* data_;
 };
 
-/// Returns: <0, 0 or >0 as text a sorts before, equals or after text b
-/// (nullptr first). Does not allocate.
-inline int text_order(const char* a, const char* b) noexcept {
-  if (a == b) return 0;
-  if (a == nullptr || b == nullptr) return a == nullptr ? -1 : 1;
-  for (;; ++a, ++b) {
-    if (*a != *b) return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
-    if (*a == '\0') return 0;
-  }
-}
-
 /// Returns: <0, 0 or >0 ordering sites by line, file and function text:
 /// equal sites group together in reports even when they are distinct
 /// objects (a header's site seen from two libraries, a site interned twice).
@@ -175,8 +164,8 @@ inline int site_order(const site* a, const site* b) noexcept {
   if (a == b) return 0;
   if (a == nullptr || b == nullptr) return a == nullptr ? -1 : 1;
   if (a->line != b->line) return a->line < b->line ? -1 : 1;
-  if (int c = text_order(a->file, b->file)) return c;
-  return text_order(a->function, b->function);
+  if (int c = str_order(a->file, b->file)) return c;
+  return str_order(a->function, b->function);
 }
 
 /// One group of held records: same kind, same site (and stack).
