@@ -40,6 +40,8 @@ struct context_guard {
 
 inline void* pages_alloc(size_t bytes) noexcept { return resmon_kc_pages_alloc(bytes); }
 inline void pages_free(void* p, size_t bytes) noexcept { resmon_kc_pages_free(p, bytes); }
+// Pool memory cannot be given back in part: the core zeroes parked segments itself.
+inline bool pages_discard(void*, size_t) noexcept { return false; }
 inline uint64_t clock_ns() noexcept { return resmon_kc_now_ns(); }
 inline uint64_t clock_coarse_ns() noexcept { return resmon_kc_now_ns(); }
 inline uint64_t thread_id() noexcept { return resmon_kc_context_id(); }

@@ -55,10 +55,33 @@ inline usage total(kind k) noexcept {
 /// Returns: acquisitions of kind `k` not recorded because the capacity was reached.
 inline uint64_t dropped(kind k) noexcept { return core::figures(uint16_t(k)).dropped; }
 
-/// Effects: sets the capacity, in records, of all threads' tables together
-/// (default 4,194,304; 64 bytes per record). Past it, acquisitions are
-/// counted as dropped and every report says so. 0 restores the default.
+/// Effects: sets the capacity: how many records all threads together can
+/// hold (default 4,194,304). Any one thread can hold at least 90 % of it
+/// while others hold little; the tables take at most 96 bytes per record of
+/// capacity (64 per record, at most 3/4 of a table's slots used), and the
+/// memory of released records goes back to the system when another thread
+/// needs room. Past it, acquisitions are counted as dropped and every report
+/// says so. 0 restores the default.
 inline void set_capacity(std::uint64_t records) noexcept { core::set_capacity(records); }
+
+/// Effects: sets how many threads can track at the same time (default
+/// 4096; each has a table, and a thread that ends leaves its table to the
+/// next). Past it, a thread's acquisitions are counted as dropped, per kind,
+/// and every report names the limit. RESMON_MAX_THREADS sets it too.
+/// Returns: false, changing nothing, when `n` is not from 1 to 1,048,576 or
+/// a thread already tracks (the limit is fixed by then).
+inline bool set_max_threads(std::uint32_t n) noexcept { return core::set_max_threads(n); }
+
+/// Effects: gives the memory of the calling thread's released records back
+/// to the system, and their room to other threads (as malloc_trim does).
+/// Other threads' tables do it by themselves when room runs short and they
+/// next need room, and a thread that ends leaves its table to the others;
+/// call this in a thread that stays alive and idle after releasing many
+/// records. Lock-free; does not allocate.
+inline void trim() noexcept { core::trim_table(); }
+
+/// Returns: how many threads can track at the same time.
+inline std::uint32_t max_threads() noexcept { return core::max_threads(); }
 
 /// Returns: the number of misuse events of `type` so far.
 inline std::uint64_t misuse_count(misuse_type type) noexcept {
@@ -244,6 +267,16 @@ inline void read_environment() noexcept {
                    "resmon: RESMON_CAPACITY='%s' is not valid: expected a number of records from 1024 to "
                    "4294967296, optionally with k, M or G (e.g. 1M); keeping %llu\n",
                    text, static_cast<unsigned long long>(core::capacity()));
+    }
+  }
+  if (const char* text = std::getenv("RESMON_MAX_THREADS")) {
+    std::uint64_t n = 0;
+    if (!parse_count(text, &n) || n == 0 || n > core::max_tables_ceiling ||
+        !core::set_max_threads(std::uint32_t(n))) {
+      std::fprintf(stderr,
+                   "resmon: RESMON_MAX_THREADS='%s' is not valid: expected a number of threads from 1 to 1048576, "
+                   "optionally with k (e.g. 16k), set before the first thread tracks; keeping %u\n",
+                   text, core::max_threads());
     }
   }
 #endif

@@ -52,8 +52,9 @@ TEST_CASE("global_new: plain, array, aligned and nothrow forms are recorded, del
   int* one = kept(new int(5));
   CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(one), &size) == 1);
   CHECK(size == sizeof(int));
+  const auto one_key = reinterpret_cast<std::uintptr_t>(one);  // read before the delete (-Wuse-after-free)
   delete one;
-  CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(one)) == 0);
+  CHECK(records_at_new_site(scope, one_key) == 0);
 
   char* many = kept(new char[300]);
   CHECK(records_at_new_site(scope, reinterpret_cast<std::uintptr_t>(many), &size) == 1);

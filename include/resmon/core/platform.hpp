@@ -23,6 +23,13 @@ inline void* pages_alloc(size_t bytes) noexcept;
 /// Returns pages obtained from pages_alloc().
 inline void pages_free(void* p, size_t bytes) noexcept;
 
+/// Effects: [p, p + bytes), whole pages inside a pages_alloc() block, read as
+/// zeros from now on; the platform may take their memory back (and give fresh
+/// zeroed pages on the next write). Other threads may read or CAS words there
+/// meanwhile. Returns: false when the platform cannot do it (the core then
+/// zeroes the range itself and the memory stays).
+inline bool pages_discard(void* p, size_t bytes) noexcept;
+
 /// Returns: a monotonic clock in nanoseconds, as precise as the platform has.
 inline uint64_t clock_ns() noexcept;
 

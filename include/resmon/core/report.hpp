@@ -541,7 +541,7 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     size_t begin = gi;
     while (gi < snap.group_count() && g[gi].kind == k) ++gi;
     auto [count, bytes] = sum_groups(g + begin, g + gi);
-    if (count == 0 && !opt.all_kinds && f.dropped == 0) continue;
+    if (count == 0 && !opt.all_kinds && f.dropped == 0 && f.releases_reentrant == 0) continue;
     w.put("  ").put(kind_name(k)).put(": ").put_uint(count).put(" held");
     if (k == uint16_t(kind::memory) || bytes != 0) w.put(", ").put_bytes(bytes);
     if (!opt.scope_only) {
@@ -550,8 +550,14 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
       w.put(", total ").put_uint(f.total).put(")");
     }
     w.put_char('\n');
-    if (f.dropped != 0)
-      w.put("    ").put_uint(f.dropped).put(" acquisitions not recorded: the capacity was reached\n");
+    if (uint64_t full = f.dropped - f.dropped_threads - f.dropped_reentrant)
+      w.put("    ").put_uint(full).put(" acquisitions not recorded: the capacity was reached\n");
+    if (f.dropped_threads != 0)
+      w.put("    ").put_uint(f.dropped_threads).put(" acquisitions not recorded: more than ").put_uint(max_threads())
+          .put(" threads tracked at once (set_max_threads, RESMON_MAX_THREADS)\n");
+    if (f.dropped_reentrant != 0 || f.releases_reentrant != 0)
+      w.put("    ").put_uint(f.dropped_reentrant).put(" acquisitions and ").put_uint(f.releases_reentrant)
+          .put(" releases not recorded: made by a signal handler that interrupted resmon on the same thread\n");
     uint32_t shown = 0;
     for (size_t i = begin; i < gi; ++i) {
       if (shown == opt.max_groups) {
@@ -633,7 +639,8 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   w.put("{\"schema\":\"resmon.report\",\"version\":1");
   uint64_t start = load_relaxed(&g_registry.start_ns);
   w.put(",\"uptime_ns\":").put_uint(start != 0 ? platform::clock_ns() - start : 0);
-  w.put(",\"capacity\":").put_uint(capacity()).put(",\"dropped\":").put_uint(dropped_total());
+  w.put(",\"capacity\":").put_uint(capacity()).put(",\"max_threads\":").put_uint(max_threads());
+  w.put(",\"dropped\":").put_uint(dropped_total());
   w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
   {
@@ -650,7 +657,7 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
     kind_figures f = figures(k);
     size_t begin = gi;
     while (gi < snap.group_count() && g[gi].kind == k) ++gi;
-    if (begin == gi && f.total == 0 && !opt.all_kinds) continue;
+    if (begin == gi && f.total == 0 && f.dropped == 0 && f.releases_reentrant == 0 && !opt.all_kinds) continue;
     if (!first_kind) w.put_char(',');
     first_kind = false;
     auto [count, bytes] = sum_groups(g + begin, g + gi);
@@ -659,7 +666,9 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
     w.put(",\"live\":{\"count\":").put_uint(f.live).put(",\"bytes\":").put_uint(f.live_bytes).put("}");
     w.put(",\"peak\":{\"count\":").put_uint(f.peak).put(",\"bytes\":").put_uint(f.peak_bytes).put("}");
     w.put(",\"total\":{\"count\":").put_uint(f.total).put(",\"bytes\":").put_uint(f.total_bytes).put("}");
-    w.put(",\"dropped\":").put_uint(f.dropped).put(",\"sites\":[");
+    w.put(",\"dropped\":").put_uint(f.dropped).put(",\"dropped_threads\":").put_uint(f.dropped_threads);
+    w.put(",\"dropped_reentrant\":").put_uint(f.dropped_reentrant);
+    w.put(",\"releases_reentrant\":").put_uint(f.releases_reentrant).put(",\"sites\":[");
     for (size_t i = begin; i < gi; ++i) {
       const site_group& s = g[i];
       if (i != begin) w.put_char(',');

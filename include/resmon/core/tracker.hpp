@@ -90,13 +90,16 @@ struct segment {
   uint32_t log2_capacity;
   uint32_t used;           // slots not EMPTY (owner-only, never read by others)
   uint32_t limit;          // used may grow to 3/4 of the capacity
+  uint32_t parked;         // 1: its pages went back to the platform and its slots to the budget
   uint64_t inserted;
   uint64_t removed_local;  // removals by the owner
   size_t bytes;            // size of the mapping
   alignas(cache_line) uint64_t xremoved_remote;  // removals by other threads
   alignas(cache_line) record slots[1];           // really 1 << log2_capacity
 
-  uint64_t capacity() const noexcept { return uint64_t(1) << log2_capacity; }
+  // Others read log2_capacity while a parked segment is taken again (with a
+  // capacity no larger than its mapping): relaxed loads, never torn.
+  uint64_t capacity() const noexcept { return uint64_t(1) << load_relaxed(&log2_capacity); }
   uint64_t live() const noexcept {
     // Pairs with the fetch_add in finish_removal: a remote removal counted
     // here has already stored DEAD.
@@ -115,6 +118,9 @@ struct remote_counters {  // fetch_add by other threads
 };
 
 inline constexpr uint32_t max_segments = 24;
+/// Looks at a table whose owner is moving records before a search or walk
+/// goes on without waiting (see migrate).
+inline constexpr uint32_t migration_spin = uint32_t(1) << 20;
 inline constexpr uint32_t quarantine_size = 32;
 
 /// A recently released record (after the Linux kernel's ref_tracker): a
@@ -140,7 +146,7 @@ struct thread_table {
   uint32_t hot_thread;       // low 32 bits of xthread: what records store
   uint16_t quarantine_next;  // next entry of `quarantine` (wraps: 65536 is a multiple of its size)
   uint8_t hot_shift;         // 64 - hot->log2_capacity: slot_at's shift
-  uint8_t unused;
+  uint8_t xbusy;             // 1 while the owner is inside acquire or release (see busy_guard)
   own_counters own[max_kinds];  // own[0] ends line 0
   uint32_t xowned;    // 1 while a thread owns the table
   uint32_t index;     // position in the registry
@@ -158,6 +164,13 @@ struct thread_table {
 static_assert(offsetof(thread_table, own) + sizeof(own_counters) == cache_line,
               "the active segment and the counters of kind 0 share the table's first line");
 static_assert(65536 % quarantine_size == 0, "quarantine_next (16 bits) wraps onto entry 0");
+
+inline bool busy_guard_busy(const thread_table* t) noexcept { return load_relaxed(&t->xbusy) != 0; }
+inline void busy_guard_set(thread_table* t, uint8_t v) noexcept {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  store_relaxed(&t->xbusy, v);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
 
 /// Makes segment index `i` of table t the one that takes inserts. Owner only.
 inline void set_active(thread_table* t, uint32_t i) noexcept {
@@ -188,7 +201,10 @@ struct misuse_event {
   uint64_t other_thread;    // thread of that first release / acquisition
 };
 
-inline constexpr uint32_t max_tables = 4096;
+/// Default and ceiling of the number of tables, i.e. of threads that track
+/// at the same time (set_max_threads, RESMON_MAX_THREADS).
+inline constexpr uint32_t default_max_tables = 4096;
+inline constexpr uint32_t max_tables_ceiling = uint32_t(1) << 20;
 inline constexpr uint32_t misuse_log_size = 128;
 inline constexpr uint32_t kind_name_size = 32;
 
@@ -198,16 +214,20 @@ using misuse_callback = void (*)(const misuse_event& event, void* context);
 
 /// Process-wide state. Constant-initialised: kernels run no constructors.
 struct registry {
-  thread_table* xtables[max_tables];
+  thread_table** xtables;           // table_limit entries, mapped on the first attach
   uint32_t xtable_count;
+  uint32_t xtable_limit;            // 0: default_max_tables; fixed once xtables is mapped
   uint32_t xkind_state[max_kinds];  // 0 free, 1 being written, 2 ready
   char kind_names[max_kinds][kind_name_size];
   uint64_t max_slots;               // configured capacity, 0: default
-  uint64_t xslots_reserved;
+  uint64_t xslots_reserved;         // slots of segments that are not parked
+  uint32_t xpressure;               // 1 after a reservation failed: owners park drained segments
   uint64_t xepoch;                  // leak-scope epoch, starts at 1
   uint64_t xpeak[max_kinds];
   uint64_t xpeak_bytes[max_kinds];
-  uint64_t xdropped_untabled;       // acquisitions that found no table at all
+  uint64_t xdropped_untabled[max_kinds];  // acquisitions not recorded: no table (thread limit)
+  uint64_t xdropped_reentrant[max_kinds]; // acquisitions not recorded: re-entered on one thread
+  uint64_t xreleases_reentrant[max_kinds];// releases not recorded: re-entered on one thread
   uint64_t xmisuse[misuse_types];
   uint64_t xmisuse_next;
   misuse_event misuse_log[misuse_log_size];
@@ -275,13 +295,38 @@ inline uint16_t kind_count() noexcept {
 // ---------------------------------------------------------------------------
 // Configuration
 
-/// Effects: sets the capacity in record slots for all tables together. Takes
-/// effect for segments created afterwards. 0 restores the default.
-inline void set_capacity(uint64_t slots) noexcept { store_relaxed(&g_registry.max_slots, slots); }
+/// Effects: sets the capacity: the number of records that all threads
+/// together can hold. Takes effect for segments created afterwards. 0
+/// restores the default.
+inline void set_capacity(uint64_t records) noexcept { store_relaxed(&g_registry.max_slots, records); }
 
 inline uint64_t capacity() noexcept {
   uint64_t m = load_relaxed(&g_registry.max_slots);
   return m == 0 ? default_max_slots : m;
+}
+
+/// Returns: the slots that segments may reserve in all: the capacity and
+/// half as much again. A segment takes inserts up to 3/4 of its slots and
+/// grows by powers of two, so this lets any one thread hold at least 90 % of
+/// the capacity while other threads keep their small first segments.
+/// Invariant: xslots_reserved <= slot_budget() (a reservation past it is
+/// undone at once).
+inline uint64_t slot_budget() noexcept { return capacity() + capacity() / 2; }
+
+/// Effects: sets the number of threads that can track at the same time (one
+/// table each; a thread that ends leaves its table to the next). Takes
+/// effect only before the first thread tracks. Returns: false when `n` is
+/// out of range (1 to max_tables_ceiling) or the tables already exist.
+inline bool set_max_threads(uint32_t n) noexcept {
+  if (n == 0 || n > max_tables_ceiling || load_acquire(&g_registry.xtables) != nullptr) return false;
+  store_relaxed(&g_registry.xtable_limit, n);
+  return load_acquire(&g_registry.xtables) == nullptr;
+}
+
+/// Returns: the number of threads that can track at the same time.
+inline uint32_t max_threads() noexcept {
+  uint32_t n = load_relaxed(&g_registry.xtable_limit);
+  return n == 0 ? default_max_tables : n;
 }
 
 /// Returns: the epoch that records acquired from now on carry; every record
@@ -296,16 +341,37 @@ inline uint64_t current_epoch() noexcept { return load_relaxed(&g_registry.xepoc
 /// Calls fn(thread_table*) for each published table until it returns true.
 /// Returns: whether fn stopped the walk. Does not allocate. Does not block.
 template <class Fn> inline bool for_each_table(Fn&& fn) noexcept {
-  uint32_t n = load_acquire(&g_registry.xtable_count);
-  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
-    thread_table* t = load_acquire(&g_registry.xtables[i]);  // pairs with store_release in attach_table
+  thread_table** tables = load_acquire(&g_registry.xtables);  // pairs with the CAS in table_array
+  if (tables == nullptr) return false;
+  uint32_t n = load_acquire(&g_registry.xtable_count), limit = max_threads();
+  for (uint32_t i = 0; i < n && i < limit; ++i) {
+    thread_table* t = load_acquire(&tables[i]);  // pairs with store_release in attach_table
     if (t != nullptr && fn(t)) return true;
   }
   return false;
 }
 
+inline void trim_adopted(thread_table* t) noexcept;
+
+/// Returns: the array of table pointers, mapping it on first use (its size,
+/// max_threads(), is fixed from then on); nullptr when no pages.
+/// Lock-free: the thread that loses the race frees its pages.
+RESMON_DETAIL_NOINLINE inline thread_table** table_array() noexcept {
+  thread_table** tables = load_acquire(&g_registry.xtables);
+  if (tables != nullptr) return tables;
+  size_t bytes = size_t(max_threads()) * sizeof(thread_table*);
+  auto* fresh = static_cast<thread_table**>(platform::pages_alloc(bytes));
+  if (fresh == nullptr) return nullptr;
+  // The limit the array was sized for: set_max_threads cannot change it now.
+  store_relaxed(&g_registry.xtable_limit, uint32_t(bytes / sizeof(thread_table*)));
+  if (cas_acq_rel(&g_registry.xtables, tables, fresh)) return fresh;  // pairs with load_acquire above
+  platform::pages_free(fresh, bytes);
+  return tables;
+}
+
 /// Binds a table to the calling thread: adopts one whose thread ended, or maps
-/// a new one. Returns nullptr when neither is possible (the caller drops).
+/// a new one. Returns nullptr when neither is possible (the caller drops: the
+/// thread limit, max_threads(), is reached or no pages).
 /// Allocates: raw pages, on a thread's first use only. Does not block.
 RESMON_DETAIL_NOINLINE inline thread_table* attach_table() noexcept {
   registry& g = g_registry;
@@ -313,20 +379,24 @@ RESMON_DETAIL_NOINLINE inline thread_table* attach_table() noexcept {
     uint64_t zero = 0;
     __atomic_compare_exchange_n(&g.start_ns, &zero, platform::clock_ns(), false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
   }
+  thread_table** tables = table_array();
+  if (tables == nullptr) return nullptr;
+  uint32_t limit = max_threads();
   uint64_t self = platform::thread_id();
   uint32_t n = load_acquire(&g.xtable_count);
-  for (uint32_t i = 0; i < n && i < max_tables; ++i) {
-    thread_table* t = load_acquire(&g.xtables[i]);
+  for (uint32_t i = 0; i < n && i < limit; ++i) {
+    thread_table* t = load_acquire(&tables[i]);
     uint32_t free = 0;
     if (t != nullptr && load_relaxed(&t->xowned) == 0 && cas_acq_rel(&t->xowned, free, uint32_t(1))) {
       store_relaxed(&t->xthread, self);
       t->hot_thread = uint32_t(self);
+      trim_adopted(t);
       platform::set_current_table(t);
       return t;
     }
   }
   uint32_t index = fetch_add_relaxed(&g.xtable_count, uint32_t(1));
-  if (index >= max_tables) {
+  if (index >= limit) {
     fetch_add_relaxed(&g.xtable_count, uint32_t(-1));
     return nullptr;
   }
@@ -336,7 +406,7 @@ RESMON_DETAIL_NOINLINE inline thread_table* attach_table() noexcept {
   t->index = index;
   t->xthread = self;
   t->hot_thread = uint32_t(self);
-  store_release(&g.xtables[index], t);  // pairs with load_acquire in every table walk
+  store_release(&tables[index], t);  // pairs with load_acquire in every table walk
   platform::set_current_table(t);
   return t;
 }
@@ -367,26 +437,152 @@ inline void reset_segment(segment* s) noexcept {
   s->used = 0;
 }
 
-/// Maps a new segment of 2^log2 slots within the slot budget (or the largest
-/// that still fits). Returns nullptr when the budget or the pages run out.
-inline segment* new_segment(thread_table* t, uint32_t log2) noexcept {
-  uint32_t count = t->xsegment_count;
-  if (count == max_segments) return nullptr;
-  uint64_t cap = uint64_t(1) << log2;
+/// Returns: the log2 of a thread's first segment: 1024 slots, fewer under a
+/// small capacity (at least 64), so that idle threads keep little of it.
+inline uint32_t first_log2() noexcept {
+  uint64_t c = capacity() / 64;
+  uint32_t log2 = c < 2 ? 0 : uint32_t(63 - __builtin_clzll(c));
+  return log2 < 6 ? 6 : (log2 > first_segment_log2 ? first_segment_log2 : log2);
+}
+
+/// Reserves 2^*log2 slots of the slot budget, or the largest power of two
+/// (at least 64) that still fits, and lowers *log2 to it.
+/// Returns: false when not even 64 slots fit. Lock-free.
+inline bool reserve_slots(uint32_t* log2) noexcept {
+  uint64_t budget = slot_budget(), cap = uint64_t(1) << *log2;
   uint64_t reserved = fetch_add_relaxed(&g_registry.xslots_reserved, cap);
-  if (reserved + cap > capacity()) {
+  if (reserved + cap <= budget) {
+    if (reserved + cap <= budget / 2 && load_relaxed(&g_registry.xpressure) != 0)
+      store_relaxed(&g_registry.xpressure, uint32_t(0));
+    return true;
+  }
+  fetch_add_relaxed(&g_registry.xslots_reserved, uint64_t(0) - cap);
+  if (reserved >= budget || budget - reserved < 64) return false;
+  uint32_t fit = uint32_t(63 - __builtin_clzll(budget - reserved));  // the largest that fits
+  cap = uint64_t(1) << fit;
+  if (fetch_add_relaxed(&g_registry.xslots_reserved, cap) + cap > budget) {
     fetch_add_relaxed(&g_registry.xslots_reserved, uint64_t(0) - cap);
-    if (reserved >= capacity() || capacity() - reserved < 64) return nullptr;
-    log2 = 63 - __builtin_clzll(capacity() - reserved);  // the largest that fits
-    cap = uint64_t(1) << log2;
-    if (fetch_add_relaxed(&g_registry.xslots_reserved, cap) + cap > capacity()) {
+    return false;
+  }
+  *log2 = fit;
+  return true;
+}
+
+/// Returns: the number of slots the mapping of s can hold (its capacity may
+/// be smaller after it was parked and taken again).
+inline uint64_t mapped_slots(const segment* s) noexcept {
+  return (s->bytes - offsetof(segment, slots)) / sizeof(record);
+}
+
+/// Gives a drained segment's memory back to the platform and its slots back
+/// to the budget. Its mapping stays (other threads may be probing it: they
+/// read zeros, i.e. EMPTY slots), so it can be taken again by new_segment.
+/// Requires: the caller owns t (its thread, or a claim of an unowned table);
+/// s->live() == 0; s is not the segment taking inserts.
+/// Does not block. Safe in interrupt context: no.
+inline void park_segment(segment* s) noexcept {
+  // Zero the slots on the header's page by hand, the whole pages after it by
+  // the platform (which may return them). No slot is LIVE: readers and
+  // claimers ignore every state these stores pass through.
+  uintptr_t first = uintptr_t(&s->slots[0]), end = uintptr_t(s) + s->bytes;
+  uintptr_t page = (first + 4095) & ~uintptr_t(4095);
+  uint64_t* w = reinterpret_cast<uint64_t*>(first);
+  auto zero = [](uint64_t* from, uint64_t* to) {
+    for (; from < to; ++from) store_relaxed(from, uint64_t(0));
+  };
+  zero(w, reinterpret_cast<uint64_t*>(page < end ? page : end));
+  if (page < end && !platform::pages_discard(reinterpret_cast<void*>(page), end - page))
+    zero(reinterpret_cast<uint64_t*>(page), reinterpret_cast<uint64_t*>(end));
+  s->used = 0;
+  store_relaxed(&s->parked, uint32_t(1));
+  fetch_add_relaxed(&g_registry.xslots_reserved, uint64_t(0) - s->capacity());
+}
+
+/// Parks every drained segment of t but `keep`. Requires: the caller owns t.
+inline void park_drained(thread_table* t, const segment* keep) noexcept {
+  uint32_t count = t->xsegment_count;
+  for (uint32_t i = 0; i < count; ++i) {
+    segment* s = t->xsegments[i];
+    if (s != keep && s->parked == 0 && s->live() == 0) park_segment(s);
+  }
+}
+
+/// Returns slots to the budget after a reservation failed: parks the drained
+/// segments of the caller's table t (but its active one) and of every table
+/// whose thread ended (claimed for the while, as attach_table adopts them).
+/// Tables of running threads park theirs on their next make_room
+/// (xpressure). Does not block.
+RESMON_DETAIL_NOINLINE inline void reclaim_slots(thread_table* t) noexcept {
+  store_relaxed(&g_registry.xpressure, uint32_t(1));
+  park_drained(t, t->hot);
+  for_each_table([&](thread_table* other) {
+    uint32_t free = 0;
+    if (other == t || load_relaxed(&other->xowned) != 0 || !cas_acq_rel(&other->xowned, free, uint32_t(1)))
+      return false;
+    park_drained(other, nullptr);
+    if (other->hot != nullptr && other->hot->parked != 0) other->hot = nullptr;  // the adopter makes room first
+    store_release(&other->xowned, uint32_t(0));  // pairs with the CAS in attach_table
+    return false;
+  });
+}
+
+/// Parks the drained segments larger than a first segment of a table that a
+/// new thread adopts: what its last thread held and released goes back to
+/// every thread, not only to the adopter. Requires: the caller owns t.
+inline void trim_adopted(thread_table* t) noexcept {
+  uint32_t count = t->xsegment_count, first = first_log2();
+  for (uint32_t i = 0; i < count; ++i) {
+    segment* s = t->xsegments[i];
+    if (s->parked == 0 && s->log2_capacity > first && s->live() == 0) park_segment(s);
+  }
+  if (t->hot != nullptr && t->hot->parked != 0) t->hot = nullptr;
+}
+
+/// Makes a segment of 2^log2 slots within the slot budget (or the largest
+/// that still fits): takes a parked one whose mapping is large enough, or
+/// maps a new one. Returns nullptr when the budget or the pages run out, or
+/// the table has max_segments mappings none of which fits.
+/// Requires: the caller owns t. Allocates: raw pages.
+inline segment* new_segment(thread_table* t, uint32_t log2) noexcept {
+  if (!reserve_slots(&log2)) {
+    reclaim_slots(t);
+    if (!reserve_slots(&log2)) return nullptr;
+  }
+  uint64_t cap = uint64_t(1) << log2;
+  uint32_t count = t->xsegment_count;
+  segment* s = nullptr;
+  for (uint32_t i = 0; i < count; ++i) {  // the smallest parked mapping that fits
+    segment* p = t->xsegments[i];
+    if (p->parked != 0 && mapped_slots(p) >= cap && (s == nullptr || p->bytes < s->bytes)) s = p;
+  }
+  if (s != nullptr) {
+    store_relaxed(&s->log2_capacity, log2);
+    s->limit = uint32_t(cap / 4 * 3);
+    s->used = 0;
+    store_release(&s->parked, uint32_t(0));
+    return s;
+  }
+  if (count == max_segments) {
+    // Every mapping is in use or too small: take the largest parked one at
+    // its own size, and give the rest of the reservation back.
+    for (uint32_t i = 0; i < count; ++i) {
+      segment* p = t->xsegments[i];
+      if (p->parked != 0 && (s == nullptr || p->bytes > s->bytes)) s = p;
+    }
+    if (s == nullptr || mapped_slots(s) < 64) {
       fetch_add_relaxed(&g_registry.xslots_reserved, uint64_t(0) - cap);
       return nullptr;
     }
+    uint32_t fit = uint32_t(63 - __builtin_clzll(mapped_slots(s)));
+    fetch_add_relaxed(&g_registry.xslots_reserved, (uint64_t(1) << fit) - cap);
+    store_relaxed(&s->log2_capacity, fit);
+    s->limit = uint32_t((uint64_t(1) << fit) / 4 * 3);
+    s->used = 0;
+    store_release(&s->parked, uint32_t(0));
+    return s;
   }
   size_t bytes = offsetof(segment, slots) + cap * sizeof(record);
-  auto* s = static_cast<segment*>(platform::pages_alloc(bytes));
-  if (s == nullptr) {
+  if ((s = static_cast<segment*>(platform::pages_alloc(bytes))) == nullptr) {
     fetch_add_relaxed(&g_registry.xslots_reserved, uint64_t(0) - cap);
     return nullptr;
   }
@@ -396,6 +592,13 @@ inline segment* new_segment(thread_table* t, uint32_t log2) noexcept {
   store_release(&t->xsegments[count], s);  // pairs with load_acquire in find_and_claim
   store_release(&t->xsegment_count, count + 1);
   return s;
+}
+
+/// Returns: the index of segment s in table t.
+inline uint32_t segment_index(const thread_table* t, const segment* s) noexcept {
+  uint32_t i = 0;
+  while (t->xsegments[i] != s) ++i;
+  return i;
 }
 
 /// Inserts a copy of a record into segment s (owner only; s has room).
@@ -467,46 +670,87 @@ RESMON_DETAIL_NOINLINE inline void migrate(thread_table* t, segment* from, segme
 
 /// Finds room for an insert when the active segment is 3/4 used. Owner only.
 /// Steps:
-///  1. The active segment drained: reset it in place.
-///  2. Pick a target: a drained segment at least as large as needed (reset
-///     it), else a new one. Needed: the active size, doubled while the active
-///     segment is more than 1/4 live.
-///  3. A mostly-dead active segment moves its few live records to the target.
+///  1. Under pressure (a reservation failed somewhere), park the drained
+///     segments but the active one, and a drained active segment larger than
+///     a first segment: their slots go back to the budget.
+///  2. The active segment drained: reset it in place.
+///  3. Pick a target: a drained segment at least as large as needed (reset
+///     it), else a new one (new_segment). Needed: the active size, doubled
+///     while the active segment is more than 1/4 live.
+///  4. A mostly-dead active segment moves its few live records to the target.
+///  5. Under pressure, other mostly-dead segments move theirs too, while the
+///     target has room, and are parked.
 /// Returns nullptr when the capacity is reached (the caller drops).
 /// Allocates: raw pages.
 RESMON_DETAIL_NOINLINE inline segment* make_room(thread_table* t) noexcept {
-  uint32_t count = t->xsegment_count;
   segment* active = t->hot;
-  if (active != nullptr && active->live() == 0) {  // 1.
+  if (load_relaxed(&g_registry.xpressure) != 0) {  // 1.
+    park_drained(t, active);
+    if (active != nullptr && active->live() == 0 && active->log2_capacity > first_log2()) {
+      park_segment(active);
+      active = t->hot = nullptr;
+    }
+  }
+  if (active != nullptr && active->live() == 0) {  // 2.
     reset_segment(active);
     return active;
   }
   bool grow = active != nullptr && active->live() * 4 > active->capacity();
-  uint32_t need = active == nullptr ? first_segment_log2 : active->log2_capacity + (grow ? 1 : 0);
-  segment* target = nullptr;  // 2.
-  uint32_t target_index = 0;
+  uint32_t need = active == nullptr ? first_log2() : active->log2_capacity + (grow ? 1 : 0);
+  segment* target = nullptr;  // 3.
+  uint32_t count = t->xsegment_count;
   for (uint32_t i = 0; i < count; ++i) {
     segment* s = t->xsegments[i];
-    if (s != active && s->log2_capacity >= need && s->live() == 0 &&
-        (target == nullptr || s->log2_capacity < target->log2_capacity)) {
+    if (s != active && s->parked == 0 && s->log2_capacity >= need && s->live() == 0 &&
+        (target == nullptr || s->log2_capacity < target->log2_capacity))
       target = s;
-      target_index = i;
-    }
   }
   if (target != nullptr) {
     reset_segment(target);
   } else {
     target = new_segment(t, need);
     if (target == nullptr) return nullptr;
-    target_index = t->xsegment_count - 1;
   }
-  if (active != nullptr && !grow && active->live() * 4 <= target->capacity()) migrate(t, active, target);  // 3.
-  set_active(t, target_index);
+  if (active != nullptr && !grow && active->live() * 4 <= target->capacity()) migrate(t, active, target);  // 4.
+  if (load_relaxed(&g_registry.xpressure) != 0) {  // 5.
+    for (uint32_t i = 0; i < t->xsegment_count; ++i) {
+      segment* s = t->xsegments[i];
+      uint64_t live = s->live();
+      if (s == active || s == target || s->parked != 0 || live * 4 > s->capacity() ||
+          target->used + live + live / 2 >= target->limit)
+        continue;
+      if (live != 0) migrate(t, s, target);
+      if (s->live() == 0) park_segment(s);
+    }
+  }
+  set_active(t, segment_index(t, target));
   return target;
 }
 
+/// Effects: gives the memory of the calling thread's drained segments back
+/// to the platform and their slots to the capacity, the active one too when
+/// it holds nothing. A thread does this by itself only when a reservation
+/// failed somewhere (make_room, step 1) and it needs room; a thread that
+/// ends leaves its table to others, who do it when they need room.
+/// Does not block. Safe in interrupt context: no.
+inline void trim_table() noexcept {
+  thread_table* t = platform::current_table();
+  if (t == nullptr || busy_guard_busy(t)) return;
+  busy_guard_set(t, 1);
+  park_drained(t, t->hot);
+  if (t->hot != nullptr && t->hot->live() == 0) {
+    park_segment(t->hot);
+    t->hot = nullptr;
+  }
+  busy_guard_set(t, 0);
+}
+
 struct kind_figures {
-  uint64_t live, live_bytes, total, total_bytes, peak, peak_bytes, dropped;
+  uint64_t live, live_bytes, total, total_bytes, peak, peak_bytes;
+  uint64_t dropped;             // acquisitions not recorded, for any reason below
+  uint64_t dropped_threads;     // of which: no table (more threads than max_threads())
+  uint64_t dropped_reentrant;   // of which: re-entered on one thread (signal handler)
+  uint64_t releases_reentrant;  // releases not recorded: re-entered on one thread
 };
 
 /// Returns: the figures of kind k summed over all tables. Exact when no thread
@@ -529,6 +773,10 @@ inline kind_figures figures(uint16_t k) noexcept {
     f.dropped += load_relaxed(&t->dropped[k]);
     return false;
   });
+  f.dropped += load_relaxed(&g_registry.xdropped_untabled[k]) + load_relaxed(&g_registry.xdropped_reentrant[k]);
+  f.dropped_threads = load_relaxed(&g_registry.xdropped_untabled[k]);
+  f.dropped_reentrant = load_relaxed(&g_registry.xdropped_reentrant[k]);
+  f.releases_reentrant = load_relaxed(&g_registry.xreleases_reentrant[k]);
   store_max_relaxed(&g_registry.xpeak[k], f.live);
   store_max_relaxed(&g_registry.xpeak_bytes[k], f.live_bytes);
   f.peak = load_relaxed(&g_registry.xpeak[k]);
@@ -538,6 +786,26 @@ inline kind_figures figures(uint16_t k) noexcept {
 
 /// Raises the process-wide peaks of kind k to the current sum over tables.
 RESMON_DETAIL_NOINLINE inline void sample_peak(uint16_t k) noexcept { (void)figures(k); }
+
+/// Marks the owner busy in its table for the length of an acquire or
+/// release. A signal handler (or, in a kernel, an interrupt) that tracks on
+/// the same thread meanwhile finds the flag set: its event is counted
+/// (xdropped_reentrant, xreleases_reentrant) and not recorded, instead of
+/// tearing the table the interrupted code is writing.
+/// The flag is read and written only by its thread (and its handlers): no
+/// atomic read-modify-write, only compiler fences (signal fences).
+class busy_guard {
+ public:
+  // The signal fences keep every table write between the two stores.
+  explicit busy_guard(thread_table* t) noexcept : t_(t) { busy_guard_set(t_, 1); }
+  ~busy_guard() { busy_guard_set(t_, 0); }
+  busy_guard(const busy_guard&) = delete;
+  busy_guard& operator=(const busy_guard&) = delete;
+  static bool busy(const thread_table* t) noexcept { return busy_guard_busy(t); }
+
+ private:
+  thread_table* t_;
+};
 
 struct acquire_args {
   uint16_t kind;
@@ -561,10 +829,15 @@ inline bool acquire(const acquire_args& a) noexcept {
   if (RESMON_DETAIL_UNLIKELY(t == nullptr)) {
     t = attach_table();
     if (t == nullptr) {
-      fetch_add_relaxed(&g_registry.xdropped_untabled, uint64_t(1));
+      fetch_add_relaxed(&g_registry.xdropped_untabled[a.kind], uint64_t(1));
       return false;
     }
   }
+  if (RESMON_DETAIL_UNLIKELY(busy_guard::busy(t))) {
+    fetch_add_relaxed(&g_registry.xdropped_reentrant[a.kind], uint64_t(1));
+    return false;
+  }
+  busy_guard busy(t);
   own_counters& c = t->own[a.kind];
   segment* s = t->hot;
   if (RESMON_DETAIL_UNLIKELY(s == nullptr || s->used >= s->limit)) {
@@ -638,9 +911,22 @@ inline record* probe_and_claim(segment* s, uint32_t shift, uint16_t k, uint64_t 
       if (st_kind == slot_empty) return nullptr;
       if (st_kind != slot_live || load_relaxed(&r->key) != key) break;
       if (how != claim::any_kind && meta_kind(load_relaxed(&r->meta)) != k) break;
-      if (how == claim::owner || cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
+      if (how == claim::owner) {
         *state = st;
         return r;
+      }
+      if (cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
+        // A parked segment restarts its generations at 0: the slot may hold
+        // another record by now with the generation we read. The payload is
+        // stable while we hold BUSY: check it again, give it back if changed.
+        if (load_relaxed(&r->key) == key && (how == claim::any_kind || meta_kind(load_relaxed(&r->meta)) == k)) {
+          *state = st;
+          return r;
+        }
+        uint32_t busy = (st & ~uint32_t(3)) | slot_busy;
+        cas_acq_rel(&r->xstate, busy, st);  // pairs with the owner's load_acquire before it writes
+        st = load_acquire(&r->xstate);
+        continue;
       }
       // The CAS failed and reloaded st: the slot was claimed or reused by
       // its owner (perhaps for this very key). Look at it again.
@@ -662,9 +948,7 @@ inline record* probe_and_claim(segment* s, uint32_t shift, uint16_t k, uint64_t 
 inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment** where, claim how,
                               uint32_t* state) noexcept {
   segment* first = nullptr;  // the owner's active segment, searched first
-  if (how == claim::owner) {
-    first = t->hot;
-    if (first == nullptr) return nullptr;
+  if (how == claim::owner && (first = t->hot) != nullptr) {
     if (record* r = probe_and_claim(first, t->hot_shift, k, key, how, state)) {
       *where = first;
       return r;
@@ -677,7 +961,7 @@ inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment
     uint32_t j = active + n;  // the active segment first, then the others in turn
     if (j >= count) j -= count;
     segment* s = load_acquire(&t->xsegments[j]);
-    if (how == claim::owner && s == first) continue;  // searched above
+    if (s == first) continue;  // the owner's active segment: searched above
     if (record* r = probe_and_claim(s, 64 - s->log2_capacity, k, key, how, state)) {
       *where = s;
       return r;
@@ -781,11 +1065,15 @@ RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, u
   fetch_add_relaxed(&g.xmisuse[uint32_t(type)], uint64_t(1));
   uint64_t n = fetch_add_relaxed(&g.xmisuse_next, uint64_t(1));
   misuse_event& e = g.misuse_log[n % misuse_log_size];
-  // Take the slot only from the event it held before (n - size, finished):
-  // a writer still busy with it keeps it, and this event is counted, not
-  // logged. Two writers never interleave their fields in one slot.
-  uint64_t previous = n >= misuse_log_size ? 2 * (n - misuse_log_size) + 2 : 0;
-  bool logged = __atomic_compare_exchange_n(&e.xseq, &previous, 2 * n + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+  // Take the slot from any older event that is finished (an even sequence
+  // below ours, or 0): a writer still busy with it (odd) keeps it, and a
+  // newer event already there wins; this event is then counted, not logged.
+  // Two writers never interleave their fields in one slot, and a skipped
+  // event leaves nothing behind that could make later writers fail.
+  uint64_t previous = load_relaxed(&e.xseq);
+  bool logged = false;
+  while ((previous & 1) == 0 && previous < 2 * n + 1 && !logged)
+    logged = __atomic_compare_exchange_n(&e.xseq, &previous, 2 * n + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
   uint64_t self = platform::thread_id();
   if (logged) {
     __atomic_thread_fence(__ATOMIC_RELEASE);
@@ -874,30 +1162,24 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
                                                      record_view* out) noexcept {
   segment* s = nullptr;
   uint32_t st = 0;
-  if (own == nullptr) {
-    // A thread's first act may be a release. Its new table may be an adopted
-    // one that holds records: search it as the owner now.
-    own = attach_table();
-    if (own != nullptr) {
-      if (record* r = find_and_claim(own, k, key, &s, claim::owner, &st)) {
-        finish_removal(own, s, r, claim::owner, st, out, own, at);
-        return true;
-      }
-    }
-  }
   int attempt = 0;
+  thread_table** tables = load_acquire(&g_registry.xtables);  // pairs with the CAS in table_array
+  if (tables == nullptr) return false;
 search:
   uint32_t n = load_acquire(&g_registry.xtable_count);
-  if (n > max_tables) n = max_tables;
+  if (n > max_threads()) n = max_threads();
   // Producer/consumer code releases what one other thread acquired: start
   // with the table that held the last remote release.
   uint32_t hint = own != nullptr && own->remote_hint < n ? own->remote_hint : 0;
   for (uint32_t probe = 0; probe < n; ++probe) {
     uint32_t i = hint + probe;
     if (i >= n) i -= n;
-    thread_table* t = load_acquire(&g_registry.xtables[i]);
+    thread_table* t = load_acquire(&tables[i]);
     if (t == nullptr || t == own) continue;
-    for (;;) {
+    // A move under way is a bounded loop over one segment; an owner stopped
+    // in the middle of one (a debugger, a signal handler) costs this search
+    // its exactness after migration_spin looks, not its progress.
+    for (uint32_t look = 0; look < migration_spin; ++look) {
       uint32_t m1 = load_acquire(&t->xmigrations);  // pairs with store_release in migrate
       if (record* r = find_and_claim(t, k, key, &s, claim::remote, &st)) {
         record_view v;
@@ -912,6 +1194,7 @@ search:
       __atomic_thread_fence(__ATOMIC_SEQ_CST);
       uint32_t m2 = load_relaxed(&t->xmigrations);
       if (m1 == m2 && (m1 & 1) == 0) break;  // no move overlapped the search
+      cpu_relax();
     }
   }
   // 3. Diagnose, reading records without claiming them: a claim here could
@@ -930,7 +1213,7 @@ search:
   released_entry prior;
   if (quarantine_find(key, &prior) && prior.kind == k) {
     report_misuse(misuse_type::double_release, k, key, at, prior.acquired_at, prior.released_at, prior.thread);
-  } else if (figures(k).dropped == 0 && load_relaxed(&g_registry.xdropped_untabled) == 0) {
+  } else if (figures(k).dropped == 0) {
     report_misuse(misuse_type::unknown_release, k, key, at, nullptr, nullptr, 0);
   } else {
     // Records of this kind were dropped at capacity: this may be one of them.
@@ -941,14 +1224,23 @@ search:
 
 inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
   thread_table* own = platform::current_table();
-  if (RESMON_DETAIL_LIKELY(own != nullptr)) {
-    segment* s = nullptr;
-    uint32_t st = 0;
-    // The owner never migrates while it releases: no retry needed here.
-    if (record* r = find_and_claim(own, k, key, &s, claim::owner, &st)) {
-      finish_removal(own, s, r, claim::owner, st, out, own, at);
-      return true;
-    }
+  if (RESMON_DETAIL_UNLIKELY(own == nullptr)) {
+    // A thread's first act may be a release. Its new table may be an adopted
+    // one that holds records: it is searched as the owner's below.
+    own = attach_table();
+    if (own == nullptr) return release_elsewhere(nullptr, k, key, at, out);
+  }
+  if (RESMON_DETAIL_UNLIKELY(busy_guard::busy(own))) {
+    fetch_add_relaxed(&g_registry.xreleases_reentrant[k], uint64_t(1));
+    return false;
+  }
+  busy_guard busy(own);
+  segment* s = nullptr;
+  uint32_t st = 0;
+  // The owner never migrates while it releases: no retry needed here.
+  if (record* r = find_and_claim(own, k, key, &s, claim::owner, &st)) {
+    finish_removal(own, s, r, claim::owner, st, out, own, at);
+    return true;
   }
   return release_elsewhere(own, k, key, at, out);
 }
@@ -960,7 +1252,9 @@ inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) 
 
 
 inline uint64_t dropped_total() noexcept {
-  uint64_t n = load_relaxed(&g_registry.xdropped_untabled);
+  uint64_t n = 0;
+  for (uint16_t k = 0; k < max_kinds; ++k)
+    n += load_relaxed(&g_registry.xdropped_untabled[k]) + load_relaxed(&g_registry.xdropped_reentrant[k]);
   for_each_table([&](thread_table* t) {
     for (auto& d : t->dropped) n += load_relaxed(&d);
     return false;
@@ -994,19 +1288,31 @@ inline bool copy_live(const record* r, record_view* v) noexcept {
 /// released during the walk may or may not be seen; none is seen twice and
 /// none held throughout is missed: owners do not move records while a walk
 /// runs (see migrate), and a move already under way is waited for.
+/// Returns: the number of tables walked while their owner was still moving
+/// records (a record there may be seen twice or missed; 0 almost always).
 /// Does not allocate. Blocks: only while an owner finishes a move (a bounded
 /// loop over one segment), and never longer than a bounded spin.
-template <class Fn> void for_each_live(Fn&& fn) noexcept {
+template <class Fn> uint32_t for_each_live(Fn&& fn) noexcept {
   fetch_add_acq_rel(&g_registry.xreaders, uint32_t(1));
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // Dekker with migrate()
+  thread_table* self = platform::current_table();
+  uint32_t inexact = 0;
   for_each_table([&](thread_table* t) {
     // A move that began before our reader was visible: let it finish. The
-    // spin is bounded so that an owner stopped mid-move (a debugger, a
-    // signal) costs this walk its exactness, not its progress.
-    for (uint32_t spin = 0; (load_acquire(&t->xmigrations) & 1) != 0 && spin < (1u << 24); ++spin) cpu_relax();
+    // wait is bounded so that an owner stopped mid-move (a debugger) costs
+    // this walk its exactness, not its progress; a move of the caller's own
+    // table (a report from a signal handler that interrupted it) is not
+    // waited for at all.
+    uint32_t spin = 0;
+    while ((load_acquire(&t->xmigrations) & 1) != 0 && t != self && spin < migration_spin) {
+      cpu_relax();
+      ++spin;
+    }
+    inexact += (load_acquire(&t->xmigrations) & 1) != 0;
     uint32_t count = load_acquire(&t->xsegment_count);
     for (uint32_t j = 0; j < count; ++j) {
       segment* s = load_acquire(&t->xsegments[j]);
+      if (load_relaxed(&s->parked) != 0) continue;  // zero pages: nothing held
       uint64_t cap = s->capacity();
       for (uint64_t k = 0; k < cap; ++k) {
         record_view v;
@@ -1016,6 +1322,7 @@ template <class Fn> void for_each_live(Fn&& fn) noexcept {
     return false;
   });
   fetch_add_acq_rel(&g_registry.xreaders, uint32_t(-1));
+  return inexact;
 }
 
 inline bool find_live(uint16_t k, uint64_t key, record_view* out, bool any_kind) noexcept {
@@ -1033,6 +1340,60 @@ inline bool find_live(uint16_t k, uint64_t key, record_view* out, bool any_kind)
     }
     return false;
   });
+}
+
+// ---------------------------------------------------------------------------
+// fork()
+//
+// A child of fork() has one thread: the one that called fork(). Whatever the
+// parent's other threads were doing inside the tracker stops mid-way in the
+// child for ever. The platform calls these three around fork() (POSIX:
+// pthread_atfork) so that the child starts from a consistent state:
+//  1. before: raise xreaders, so that no new move of records starts (see
+//     migrate), and wait, bounded, for moves under way to finish;
+//  2. parent: lower xreaders;
+//  3. child: reset every state that a thread of the parent may have left
+//     in progress (walk counts, odd move counters, kinds being named, the
+//     misuse handler seqlock, busy flags) and give every other thread's
+//     table up, so that the child's new threads adopt them.
+
+inline void before_fork() noexcept {
+  fetch_add_acq_rel(&g_registry.xreaders, uint32_t(1));
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // Dekker with migrate()
+  for_each_table([](thread_table* t) {
+    for (uint32_t spin = 0; (load_acquire(&t->xmigrations) & 1) != 0 && spin < migration_spin; ++spin) cpu_relax();
+    return false;
+  });
+}
+
+inline void after_fork_parent() noexcept { fetch_add_acq_rel(&g_registry.xreaders, uint32_t(-1)); }
+
+inline void after_fork_child() noexcept {
+  registry& g = g_registry;
+  store_relaxed(&g.xreaders, uint32_t(0));
+  thread_table* self = platform::current_table();
+  if (self != nullptr) {  // the child's one thread keeps its table, under its own id
+    uint64_t id = platform::thread_id();
+    self->hot_thread = uint32_t(id);
+    store_relaxed(&self->xthread, id);
+  }
+  for_each_table([self](thread_table* t) {
+    uint32_t m = load_relaxed(&t->xmigrations);
+    if ((m & 1) != 0) store_relaxed(&t->xmigrations, m + 1);  // a move its thread never ends here
+    if (t != self) {
+      store_relaxed(&t->xbusy, uint8_t(0));
+      store_release(&t->xowned, uint32_t(0));  // its thread is not in the child: adoptable
+    }
+    return false;
+  });
+  for (uint32_t& state : g.xkind_state) {
+    if (load_relaxed(&state) == 1) store_relaxed(&state, uint32_t(0));  // a name half written: free again
+  }
+  uint32_t seq = load_relaxed(&g.xhandler_seq);
+  if ((seq & 1) != 0) store_relaxed(&g.xhandler_seq, seq + 1);
+  for (misuse_event& e : g.misuse_log) {
+    if ((load_relaxed(&e.xseq) & 1) != 0) store_relaxed(&e.xseq, uint64_t(0));  // half written: never readable
+  }
 }
 
 /// Sets what happens on misuse besides counting and logging.

@@ -15,6 +15,9 @@
 
 namespace resmon::core {
 inline void detach_table(thread_table* t) noexcept;
+inline void before_fork() noexcept;
+inline void after_fork_parent() noexcept;
+inline void after_fork_child() noexcept;
 }
 
 namespace resmon::platform {
@@ -34,7 +37,20 @@ inline void on_thread_exit(void* table) noexcept {
   core::detach_table(static_cast<core::thread_table*>(table));
 }
 
-inline void make_exit_key() noexcept { (void)pthread_key_create(&exit_key, on_thread_exit); }
+inline void before_fork() noexcept { core::before_fork(); }
+inline void after_fork_parent() noexcept { core::after_fork_parent(); }
+inline void after_fork_child() noexcept {
+  // The child's one thread keeps its table; the id it records is new.
+  tls_thread_id = 0;
+  core::after_fork_child();
+}
+
+inline void make_exit_key() noexcept {
+  (void)pthread_key_create(&exit_key, on_thread_exit);
+  // Registered with the first table: a child of fork() then starts from a
+  // consistent tracker (core::after_fork_child).
+  (void)pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
 
 }  // namespace posix
 
@@ -44,6 +60,11 @@ inline void* pages_alloc(size_t bytes) noexcept {
 }
 
 inline void pages_free(void* p, size_t bytes) noexcept { ::munmap(p, bytes); }
+
+inline bool pages_discard(void* p, size_t bytes) noexcept {
+  // Private anonymous pages read as zeros after MADV_DONTNEED, at once.
+  return ::madvise(p, bytes, MADV_DONTNEED) == 0;
+}
 
 inline uint64_t clock_ns() noexcept {
   timespec ts;

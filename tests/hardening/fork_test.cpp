@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: MIT
+// fork() while another thread moves records between segments: the child must
+// not inherit a move that never ends (its searches and reports would spin).
+// A binary of its own: it forks.
+#include <resmon/report.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+constexpr resmon::site here{"fork_test.cpp", 1, "test"};
+
+void discard(void*, const char*, std::size_t) {}
+
+/// In the child: what hung before pthread_atfork handlers existed.
+[[noreturn]] void child_work(resmon::kind held) {
+  signal(SIGALRM, SIG_DFL);
+  alarm(10);  // a hang ends the child with SIGALRM: the parent sees it
+  namespace core = resmon::core;
+  // A release that is found nowhere searches every table, the mover's too.
+  bool found = core::release(std::uint16_t(held), 0xdead0000u, &here, nullptr);
+  // One that is held by the mover's table, released from the child's thread.
+  bool moved_found = core::release(std::uint16_t(held), 1000000, &here, nullptr);
+  core::write_text_report({discard, nullptr});
+  // A new thread in the child adopts a parent thread's table.
+  std::uint64_t tables_before = core::load_relaxed(&core::g_registry.xtable_count);
+  std::thread t([&] { resmon::detail::acquire(held, 77, 1, &here, nullptr); });
+  t.join();
+  bool adopted = core::load_relaxed(&core::g_registry.xtable_count) == tables_before;
+  _exit(!found && moved_found && adopted ? 0 : 3);
+}
+}  // namespace
+
+TEST_CASE("fork: a child never hangs on a move of records its parent's thread left half done") {
+  namespace core = resmon::core;
+  resmon::kind held = resmon::register_kind("fork_held");
+  resmon::detail::acquire(held, 1, 1, &here, nullptr);  // the main thread has a table
+  std::atomic<bool> ready{false}, stop{false};
+  std::thread mover([&] {
+    core::thread_table* t = core::attach_table();
+    core::segment* a = core::new_segment(t, 10);
+    core::segment* b = core::new_segment(t, 10);
+    core::set_active(t, t->xsegment_count - 2);
+    for (std::uint64_t i = 0; i < 200; ++i) resmon::detail::acquire(held, 1000000 + i * 7919, 1, &here, nullptr);
+    ready = true;
+    core::segment* from = a;
+    core::segment* to = b;
+    while (!stop.load(std::memory_order_relaxed)) {
+      core::migrate(t, from, to);
+      if (from->live() == 0) {
+        core::reset_segment(from);
+        std::swap(from, to);
+      }
+    }
+  });
+  while (!ready) std::this_thread::yield();
+  int hung = 0, wrong = 0, children = 0;
+  for (int i = 0; i < 40; ++i) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) child_work(held);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    ++children;
+    if (WIFSIGNALED(status)) ++hung;
+    else if (WEXITSTATUS(status) != 0) ++wrong;
+  }
+  stop = true;
+  mover.join();
+  CHECK(children == 40);
+  CHECK(hung == 0);
+  CHECK(wrong == 0);
+  CHECK(resmon::live(held).count == 201);  // the parent lost nothing
+}
