@@ -13,6 +13,7 @@
 #include <dlfcn.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -29,6 +30,11 @@ void expect(bool ok, const char* what, const std::string& text) {
   if (ok) return;
   ++failures;
   std::printf("FAILED: %s\n--- report ---\n%s\n--------------\n", what, text.c_str());
+}
+
+/// RESMON_TEST_SHOW=1 prints every report the host checks.
+void show(const std::string& text) {
+  if (std::getenv("RESMON_TEST_SHOW") != nullptr) std::printf("%s\n", text.c_str());
 }
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -65,6 +71,7 @@ int main(int argc, char** argv) {
     }
     const std::string file = "dlclose/plugin.cpp:";
     std::string text = resmon::report_string();
+    show(text);
     expect(has(text, "fd: 3 held"), "the host's and the plugin's fds are held", text);
     expect(has(text, "2 held, at ") && has(text, file + std::to_string(lines.acquire) + " in resmon_plugin_leak"),
            "the plugin's macro site reads file:line in function", text);
@@ -76,6 +83,7 @@ int main(int argc, char** argv) {
     expect(!has(text, "registry of its own"), "one registry: no note about another", text);
 
     std::string json = resmon::report_json_string();
+    show(json);
     expect(has(json, "\"line\":" + std::to_string(lines.acquire) + ",\"function\":\"resmon_plugin_leak\""),
            "JSON: the plugin's macro site", json);
     expect(has(json, "\"line\":" + std::to_string(lines.unknown_release) + ",\"function\":\"resmon_plugin_leak\""),
@@ -86,6 +94,7 @@ int main(int argc, char** argv) {
     // Without -rdynamic the plugin's records are in its own registry: the
     // host's report cannot list them, but must say where they are.
     std::string text = resmon::report_string();
+    show(text);
     expect(has(text, "fd: 1 held"), "the host holds its own fd only", text);
     const char* name = std::strrchr(path.c_str(), '/');
     name = name ? name + 1 : path.c_str();
@@ -93,6 +102,7 @@ int main(int argc, char** argv) {
                has(text, "-rdynamic"),
            "a note names the module with a registry of its own, its records and the fix", text);
     std::string json = resmon::report_json_string();
+    show(json);
     expect(has(json, "\"other_registries\":[{\"module\":") && has(json, name) && has(json, "\"records\":3"),
            "JSON: other_registries lists the plugin and its records", json);
     dlclose(plugin);
