@@ -56,8 +56,12 @@
 // line (cheap: __builtin_FILE() and __builtin_FUNCTION() yield string literals,
 // merged by the linker), then checks that the text at those addresses still
 // equals the copy: a library unloaded and another loaded at the same address
-// may put other text where the first one's was. intern_site_text() finds a
-// site by its text (for names that are not literals: allocation accounts).
+// may put other text where the first one's was. intern_site_by_address()
+// skips that check (the C facade interns on every call: reading the text
+// would cost more than the rest of the call; it trusts that a module loaded
+// where another was does not put a literal of other text at the very address
+// the other one's had, with the same line). intern_site_text() finds a site
+// by its text (for names that are not literals: allocation accounts).
 #pragma once
 
 #include "base.hpp"
@@ -180,14 +184,20 @@ inline uint64_t site_text_hash(const char* file, uint32_t line, const char* func
   return mix64(h);
 }
 
-/// The lookup behind intern_site() (by_text false) and intern_site_text().
-/// Numbered steps:
+/// How intern_site_as() finds a site: by the caller's pointers, checking the
+/// text (intern_site), by the pointers alone (intern_site_by_address), or by
+/// the text (intern_site_text).
+enum class site_key : uint32_t { address_checked, address, text };
+
+/// The lookup behind intern_site(), intern_site_by_address() and
+/// intern_site_text(). Numbered steps:
 ///   1. hash: the pointers (one multiply), or the text;
 ///   2. probe: a ready slot with the same key is the answer; a slot being
 ///      written is polled a bounded while, then passed;
 ///   3. at the first empty slot: copy the text into the arena (once), claim
 ///      the slot with a CAS, write key and copy, publish with store_release.
-inline const site* intern_site_as(const char* file, uint32_t line, const char* function, bool by_text) noexcept {
+inline const site* intern_site_as(const char* file, uint32_t line, const char* function, site_key how) noexcept {
+  const bool by_text = how == site_key::text;
   site_entry* entries = load_acquire(&g_sites.xentries);  // pairs with the CAS in site_entries_slow
   if (RESMON_DETAIL_UNLIKELY(entries == nullptr)) {
     entries = site_entries_slow();
@@ -219,7 +229,8 @@ inline const site* intern_site_as(const char* file, uint32_t line, const char* f
       }
       if (st == 2) {
         bool key = by_text || (e.key_file == file && e.key_function == function);
-        if (key && e.value.line == line && str_equal(e.value.file, file) && str_equal(e.value.function, function))
+        if (key && e.value.line == line &&
+            (how == site_key::address || (str_equal(e.value.file, file) && str_equal(e.value.function, function))))
           return &e.value;
         break;
       }
@@ -257,14 +268,21 @@ full:
 /// times, then passes it. Allocates: raw pages on the first call and when
 /// the text arena fills. Safe in interrupt context: no (may map pages).
 inline const site* intern_site(const char* file, uint32_t line, const char* function) noexcept {
-  return intern_site_as(file, line, function, false);
+  return intern_site_as(file, line, function, site_key::address_checked);
+}
+
+/// Returns: as intern_site(), but a site found by its pointers and line is
+/// not checked against the text at them (see Identity): for a caller that
+/// interns on every call and cannot cache (the C facade).
+inline const site* intern_site_by_address(const char* file, uint32_t line, const char* function) noexcept {
+  return intern_site_as(file, line, function, site_key::address);
 }
 
 /// Returns: as intern_site(), but finds the site by its text: for strings
 /// that are not literals (a name in a std::string), which would otherwise
 /// add an entry per address. Costs a pass over the text.
 inline const site* intern_site_text(const char* file, uint32_t line, const char* function) noexcept {
-  return intern_site_as(file, line, function, true);
+  return intern_site_as(file, line, function, site_key::text);
 }
 
 /// Effects: interns {file, line, function} and stores the result in *cache.
