@@ -38,6 +38,7 @@
 #include <new>
 
 #include "config.hpp"
+#include "core/site_table.hpp"
 #include "tracker.hpp"
 
 /// Defined by <resmon/global_new.hpp> (or RESMON_OPERATOR_NEW_IS_TRACKED) in
@@ -97,38 +98,15 @@ RESMON_DETAIL_INLINE bool layers_may_nest(bool upstream_is_operator_new) noexcep
   return !upstream_is_operator_new || operator_new_tracked != nullptr || t_alloc.depth != 0;
 }
 
-/// Interned sites of accounts: records point at them, so they outlive the
-/// accounts. Entries are written once, before `xcount` publishes them.
-struct site_entry {
-  site where;
-  char name[48];
-};
-inline constexpr std::uint32_t max_account_sites = 1024;
-inline site_entry g_account_sites[max_account_sites];
-inline std::uint32_t g_account_site_count = 0;  // claimed entries
-inline std::uint32_t g_account_site_ready[max_account_sites];  // 1 once published
-inline constexpr site overflow_site{"resmon", 0, "(more than 1024 allocation account sites)"};
-
-/// Returns: a site that lives as long as the program, with `name` copied
-/// (at most 47 characters) as its function. Lock-free; does not allocate.
+/// Returns: the site of an account: `name` (any string; its first 47
+/// characters copied) as its function, at `file`:`line`. Interned in the
+/// core's site table by its text, so it outlives the account and the module
+/// that opened it, and the same name at the same place is one site.
+/// Lock-free; does not allocate (but raw pages for the table).
 inline const site* intern_site(const char* name, const char* file, std::uint32_t line) noexcept {
-  if (name == nullptr) name = "";
-  std::uint32_t n = __atomic_load_n(&g_account_site_count, __ATOMIC_ACQUIRE);
-  for (std::uint32_t i = 0; i < n && i < max_account_sites; ++i) {
-    if (__atomic_load_n(&g_account_site_ready[i], __ATOMIC_ACQUIRE) == 0) continue;  // pairs with the store below
-    const site_entry& e = g_account_sites[i];
-    if (e.where.line == line && std::strcmp(e.where.file, file) == 0 && std::strncmp(e.name, name, 47) == 0) {
-      return &e.where;
-    }
-  }
-  std::uint32_t i = __atomic_fetch_add(&g_account_site_count, 1u, __ATOMIC_ACQ_REL);
-  if (i >= max_account_sites) return &overflow_site;
-  site_entry& e = g_account_sites[i];
-  std::strncpy(e.name, name, sizeof e.name - 1);
-  e.name[sizeof e.name - 1] = '\0';
-  e.where = site{file, line, e.name};
-  __atomic_store_n(&g_account_site_ready[i], 1u, __ATOMIC_RELEASE);
-  return &e.where;
+  char cut[48] = {};
+  if (name != nullptr) std::strncpy(cut, name, sizeof cut - 1);
+  return core::intern_site_text(file, line, cut);
 }
 
 }  // namespace detail

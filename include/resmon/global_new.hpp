@@ -18,6 +18,7 @@
 
 #include "allocation_account.hpp"
 #include "config.hpp"
+#include "core/site_table.hpp"
 #include "tracker.hpp"
 
 #if RESMON_HAS_TRACKING
@@ -30,7 +31,12 @@
 
 namespace resmon::detail {
 
-inline constexpr site global_new_site{"operator new", 0, "operator new"};
+/// The site of every block operator new records, interned (it outlives a
+/// shared library that replaced operator new and was unloaded).
+inline constinit const site* g_global_new_site = nullptr;
+RESMON_DETAIL_INLINE const site* global_new_site() noexcept {
+  return core::cached_site(&g_global_new_site, "operator new", 0, "operator new");
+}
 
 /// Returns: true when the budget of set_global_new_budget() refuses `bytes` more.
 RESMON_DETAIL_NOINLINE inline bool over_new_budget(std::uint64_t bytes) noexcept {
@@ -62,7 +68,7 @@ inline void* global_new_try(std::size_t bytes, std::size_t alignment, const void
     p = nullptr;
   }
   if (RESMON_DETAIL_UNLIKELY(p == nullptr)) return nullptr;
-  frame.recorded(p, bytes, &global_new_site, ret);
+  frame.recorded(p, bytes, global_new_site(), ret);
   return p;
 }
 
@@ -86,7 +92,7 @@ inline void* global_new(std::size_t bytes, std::size_t alignment, const void* re
 inline void global_delete(void* p) noexcept {
   if (p == nullptr) return;
   alloc_frame frame;
-  frame.forget(p, &global_new_site);
+  frame.forget(p, global_new_site());
   std::free(p);
   frame.forgotten();
 }

@@ -18,10 +18,18 @@ template <class... T> char swallow(const T&...) noexcept;
 
 #define RESMON_DETAIL_CAT2(a, b) a##b
 #define RESMON_DETAIL_CAT(a, b) RESMON_DETAIL_CAT2(a, b)
-/// A static site for the current line; __func__ names the enclosing function.
-#define RESMON_DETAIL_SITE(name) static constexpr ::resmon::site name{__FILE__, __LINE__, __func__}
+/// `name`: the interned site of the current line (__func__ names the
+/// enclosing function). Interned, not a static of this module: records keep
+/// it, and a shared library may be unloaded before they are reported. The
+/// call site's cache is constant-initialised (no guard) and read with one
+/// load after the first use (core::cached_site).
+#define RESMON_DETAIL_SITE(name)                                                                           \
+  static constinit const ::resmon::site* RESMON_DETAIL_CAT(name, cache) = nullptr;                         \
+  const ::resmon::site* const name =                                                                       \
+      ::resmon::core::cached_site(&RESMON_DETAIL_CAT(name, cache), __FILE__, __LINE__, __func__)
 
 #if RESMON_HAS_TRACKING
+#include "core/site_table.hpp"
 #include "leak_scope.hpp"
 #include "tracker.hpp"
 
@@ -29,18 +37,18 @@ template <class... T> char swallow(const T&...) noexcept;
 #define RESMON_TRACK_ACQUIRE(kind, key, size)                                                              \
   do {                                                                                                     \
     RESMON_DETAIL_SITE(resmon_site_);                                                                      \
-    ::resmon::detail::acquire_here((kind), ::resmon::detail::key_of(key), (size), &resmon_site_);          \
+    ::resmon::detail::acquire_here((kind), ::resmon::detail::key_of(key), (size), resmon_site_);          \
   } while (0)
 #define RESMON_TRACK_RELEASE(kind, key)                                                                    \
   do {                                                                                                     \
     RESMON_DETAIL_SITE(resmon_site_);                                                                      \
-    ::resmon::detail::release((kind), ::resmon::detail::key_of(key), &resmon_site_);                       \
+    ::resmon::detail::release((kind), ::resmon::detail::key_of(key), resmon_site_);                        \
   } while (0)
 #define RESMON_TRACK_ALLOC(ptr, size) RESMON_TRACK_ACQUIRE(::resmon::kind::memory, ptr, size)
 #define RESMON_TRACK_FREE(ptr) RESMON_TRACK_RELEASE(::resmon::kind::memory, ptr)
 #define RESMON_LEAK_CHECK()                                                                                \
   RESMON_DETAIL_SITE(RESMON_DETAIL_CAT(resmon_check_site_, __LINE__));                                     \
-  ::resmon::leak_check RESMON_DETAIL_CAT(resmon_check_, __LINE__) { &RESMON_DETAIL_CAT(resmon_check_site_, __LINE__) }
+  ::resmon::leak_check RESMON_DETAIL_CAT(resmon_check_, __LINE__) { RESMON_DETAIL_CAT(resmon_check_site_, __LINE__) }
 
 #else
 // --- disabled --------------------------------------------------------------

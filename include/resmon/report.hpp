@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/report.hpp"
+#include "registries.hpp"
 #include "symbolize.hpp"
 #include "tracker.hpp"
 
@@ -68,9 +69,12 @@ struct report_symbols {
   }
 };
 
-/// Returns: `options` with the symbolizer's hooks where the caller set none.
+/// Returns: `options` with the symbolizer's hooks where the caller set none,
+/// and the note about other registries (registries.hpp) unless the caller set
+/// its own.
 inline report_options with_symbols(const report_options& options, report_symbols& symbols) {
   report_options o = options;
+  if (o.describe_registries == nullptr) o.describe_registries = &detail::describe_registries;
   if (o.describe_address == nullptr && o.describe_stack == nullptr && o.describe_modules == nullptr) {
     o.describe_address = &report_symbols::address;
     o.describe_stack = &report_symbols::stack;
@@ -87,7 +91,9 @@ inline report_options with_symbols(const report_options& options, report_symbols
 /// the acquiring call's function; each stack's frames as
 /// `#0 function (file:line) in module+0xoffset` (file:line with libdw); then
 /// the top culprits by held bytes and by growth since take_checkpoint();
-/// then misuse events and capacity notes.
+/// then capacity notes, a note for each loaded module that keeps a registry
+/// of its own (its records are not in this report: link the program with
+/// -rdynamic), and misuse events.
 /// Allocates: raw pages for the snapshot; the symbolizer allocates through
 /// malloc after the snapshot was taken.
 inline void report(std::FILE* out = stderr, const report_options& options = {}) {
@@ -99,7 +105,9 @@ inline void report(std::FILE* out = stderr, const report_options& options = {}) 
 /// Effects: writes the same data as report() as one JSON document (schema
 /// "resmon.report", version 1, described in README.md) followed by a newline;
 /// stacks as raw frames with the module map (path, load address, build id),
-/// so that another tool can symbolize them later.
+/// so that another tool can symbolize them later; "other_registries" lists
+/// the modules that keep a registry of their own ({"module", "records",
+/// "bytes", "total"}).
 inline void report_json(std::FILE* out, const report_options& options = {}) {
   detail::report_symbols symbols;
   core::write_json_report({detail::write_file, out}, detail::with_symbols(options, symbols));

@@ -245,7 +245,7 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
         .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind(); not recorded\n");
     return;
   }
-  const site* where = core::intern_site(file, uint32_t(line), nullptr);
+  const site* where = core::intern_site_by_address(file, uint32_t(line), nullptr);
   {
     [[maybe_unused]] facade::context_guard pin;
     core::acquire({k, 0, 0, key, size, where, ret});
@@ -262,7 +262,7 @@ RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, c
         .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()\n");
     return;
   }
-  const site* where = core::intern_site(file, uint32_t(line), nullptr);
+  const site* where = core::intern_site_by_address(file, uint32_t(line), nullptr);
   [[maybe_unused]] facade::context_guard pin;
   core::release(k, key, where, nullptr);
 }

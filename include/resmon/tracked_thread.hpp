@@ -151,7 +151,7 @@ class basic_tracked_thread {
       detail::report_unjoined(state_.where);
       thread_.request_stop();
       thread_.join();
-      core::release(std::uint16_t(kind::thread), state_.key, &detail::destructor_site, nullptr);
+      core::release(std::uint16_t(kind::thread), state_.key, detail::destructor_site(), nullptr);
       state_.key = 0;
     } else {
       thread_.request_stop();

@@ -55,10 +55,12 @@ template <class T> struct alloc_site_name {
 };
 
 /// Returns: the site blocks of T are recorded at by tracking_allocator: this
-/// header, and "tracking_allocator<T>" as its function.
+/// header, and "tracking_allocator<T>" as its function. Interned (a copy that
+/// outlives the module instantiating it, see core/site_table.hpp), cached per
+/// instantiation: one load after the first call.
 template <class T> const site* alloc_site() noexcept {
-  static constexpr site where{__FILE__, __LINE__, alloc_site_name<T>::text.data()};
-  return &where;
+  static constinit const site* cache = nullptr;
+  return core::cached_site(&cache, __FILE__, __LINE__, alloc_site_name<T>::text.data());
 }
 
 /// The allocate/deallocate both allocators share. `account` may be null.

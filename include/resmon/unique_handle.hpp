@@ -87,8 +87,12 @@ template <class T> constexpr bool uses_owner_tags() noexcept {
   if constexpr (requires { T::owner_tags; }) return T::owner_tags;
   else return false;
 }
-/// The site a destructor reports as its release site (a destructor has no caller's site).
-inline constexpr site destructor_site{"(destructor)", 0, "~unique_handle"};
+/// The site a destructor reports as its release site (a destructor has no
+/// caller's site). Interned: quarantine entries and misuse events keep it.
+inline constinit const site* g_destructor_site = nullptr;
+inline const site* destructor_site() noexcept {
+  return core::cached_site(&g_destructor_site, "(destructor)", 0, "~unique_handle");
+}
 }  // namespace detail
 
 /// The empty tracker: the wrapper only closes. Selected where tracking is off.
@@ -150,7 +154,7 @@ class unique_handle {
   /// Effects: closes the handle held, then takes other's.
   unique_handle& operator=(unique_handle&& other) noexcept {
     if (this != &other) {
-      close_now(&detail::destructor_site);
+      close_now(detail::destructor_site());
       h_ = other.h_;
       tracker_ = other.tracker_;
       other.h_ = Traits::invalid();
@@ -159,7 +163,7 @@ class unique_handle {
   }
 
   /// Effects: closes the handle held, if any.
-  ~unique_handle() { close_now(&detail::destructor_site); }
+  ~unique_handle() { close_now(detail::destructor_site()); }
 
   /// Returns: the handle held (Traits::invalid() when none). Ownership stays.
   handle_type get() const noexcept { return h_; }

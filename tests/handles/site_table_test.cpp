@@ -7,6 +7,8 @@
 #include <resmon/tracker.hpp>  // the platform layer the core calls
 
 #include <atomic>
+#include <cstring>
+#include <string>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -26,11 +28,11 @@ TEST_CASE("site_table: the same site interns to the same pointer, another site t
   CHECK(s1 != s3);
   CHECK(s1 != s4);
   CHECK(s3 != s4);
-  CHECK(s1->file == file_a);
+  CHECK(std::string(s1->file) == file_a);
   CHECK(s1->line == 10);
-  CHECK(s1->function == fn);
+  CHECK(std::string(s1->function) == fn);
   CHECK(s3->line == 11);
-  CHECK(s4->file == file_b);
+  CHECK(std::string(s4->file) == file_b);
 }
 
 TEST_CASE("site_table: two threads interning the same sites agree on their contents") {
@@ -50,7 +52,7 @@ TEST_CASE("site_table: two threads interning the same sites agree on their conte
   for (std::uint32_t i = 0; i < sites; ++i) {
     CHECK(got[0][i]->line == 1000 + i);
     CHECK(got[1][i]->line == 1000 + i);
-    CHECK(got[0][i]->file == file_b);
+    CHECK(std::string(got[0][i]->file) == file_b);
   }
   std::uint64_t added = resmon::core::interned_sites() - before;
   CHECK(added >= sites);
@@ -60,12 +62,64 @@ TEST_CASE("site_table: two threads interning the same sites agree on their conte
     CHECK(resmon::core::intern_site(file_b, 1000 + i, fn) == resmon::core::intern_site(file_b, 1000 + i, fn));
 }
 
+TEST_CASE("site_table: an interned site is a copy: it outlives the caller's text") {
+  char file[] = "module.cpp";
+  char function[] = "module_function";
+  const resmon::site* s = resmon::core::intern_site(file, 42, function);
+  CHECK(s->file != file);  // the struct and the text live in the table's pages
+  CHECK(s->function != function);
+  CHECK(std::string(s->file) == "module.cpp");
+  CHECK(std::string(s->function) == "module_function");
+  CHECK(resmon::core::intern_site(file, 42, function) == s);  // found again by address
+  // The module is unloaded and its memory reused: the copy does not change.
+  std::memset(file, 'x', sizeof file - 1);
+  std::memset(function, 'y', sizeof function - 1);
+  CHECK(std::string(s->file) == "module.cpp");
+  CHECK(std::string(s->function) == "module_function");
+  // Another module at the same address, other text: another site, never the old one.
+  const resmon::site* t = resmon::core::intern_site(file, 42, function);
+  CHECK(t != s);
+  CHECK(std::string(t->file) == "xxxxxxxxxx");
+  CHECK(std::string(t->function) == "yyyyyyyyyyyyyyy");
+}
+
+TEST_CASE("site_table: a null function stays null (the C facade's sites)") {
+  const resmon::site* s = resmon::core::intern_site(file_a, 77, nullptr);
+  CHECK(s->function == nullptr);
+  CHECK(std::string(s->file) == file_a);
+  CHECK(resmon::core::intern_site(file_a, 77, nullptr) == s);
+}
+
+TEST_CASE("site_table: intern_site_text finds a site by its text, wherever the text is") {
+  std::string a = "account-name", b = "account-name";
+  const resmon::site* s = resmon::core::intern_site_text(file_a, 5, a.c_str());
+  CHECK(resmon::core::intern_site_text(file_a, 5, b.c_str()) == s);
+  CHECK(resmon::core::intern_site_text(file_a, 5, "other-name") != s);
+  CHECK(std::string(s->function) == "account-name");
+  CHECK(s->function != a.c_str());
+}
+
+TEST_CASE("site_table: cached_site interns once and then answers from the cache") {
+  static const resmon::site* cache = nullptr;
+  const resmon::site* s = resmon::core::cached_site(&cache, file_b, 9, fn);
+  CHECK(cache == s);
+  CHECK(s == resmon::core::intern_site(file_b, 9, fn));
+  CHECK(resmon::core::cached_site(&cache, file_b, 9, fn) == s);
+}
+
+TEST_CASE("site_table: long text gets pages of its own") {
+  std::string name(40000, 'n');
+  const resmon::site* s = resmon::core::intern_site_text(file_a, 6, name.c_str());
+  CHECK(std::string(s->function) == name);
+}
+
 TEST_CASE("site_table: a full table returns the overflow site and counts it, never fails") {
   std::uint64_t overflow0 = resmon::core::site_overflows();
   const resmon::site* last = nullptr;
   for (std::uint32_t i = 0; i < resmon::core::site_table_capacity; ++i)
     last = resmon::core::intern_site(file_a, 100000 + i, fn);
-  CHECK(last == &resmon::core::overflow_site);
+  CHECK(last == resmon::core::overflow_of(resmon::core::g_sites.xentries));
+  CHECK(std::string(last->file) == "(site table full)");
   CHECK(resmon::core::site_overflows() > overflow0);
   CHECK(resmon::core::interned_sites() <= resmon::core::site_table_capacity);
   // Sites interned before stay valid and found.

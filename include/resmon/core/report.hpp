@@ -197,6 +197,12 @@ struct report_options {
   void (*describe_modules)(writer& w, void* context) = nullptr;
   void* describe_context = nullptr;
   uint32_t max_culprits = 5;    // per ranking in the "top culprits" section; 0: no section
+  /// Optional: describes registries other than the one reported on (modules
+  /// that keep one of their own, whose records this report cannot see).
+  /// Text (json false): appends one "  note: ...\n" line per registry.
+  /// JSON: appends the array value of "other_registries" (without it: []).
+  /// Called with `describe_context`.
+  void (*describe_registries)(writer& w, bool json, void* context) = nullptr;
 };
 
 /// A snapshot of held records, grouped. Scratch memory from raw pages.
@@ -589,6 +595,7 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
   if (unknown != 0)
     w.put("  note: ").put_uint(unknown).put(" stacks were not stored: the stack depot is full (")
         .put_uint(depot_stack_count()).put(" stacks)\n");
+  if (opt.describe_registries != nullptr) opt.describe_registries(w, false, opt.describe_context);
   write_misuse_text(w);
 }
 
@@ -624,6 +631,9 @@ inline void write_json_stacks(writer& w, const grouped_snapshot& snap, const rep
   }
   w.put("],\"modules\":");
   if (opt.describe_modules != nullptr) opt.describe_modules(w, opt.describe_context);
+  else w.put("[]");
+  w.put(",\"other_registries\":");
+  if (opt.describe_registries != nullptr) opt.describe_registries(w, true, opt.describe_context);
   else w.put("[]");
 }
 
