@@ -54,10 +54,7 @@ inline constexpr char registry_symbol[] = "_ZN6resmon4core10g_registryE";
 /// as core::figures() reads this module's registry. Does not allocate.
 inline other_registry registry_figures(const core::registry* r) noexcept {
   other_registry out{};
-  std::uint32_t n = core::load_acquire(&r->xtable_count);
-  for (std::uint32_t i = 0; i < n && i < core::max_tables; ++i) {
-    core::thread_table* t = core::load_acquire(&r->xtables[i]);  // pairs with store_release in attach_table
-    if (t == nullptr) continue;
+  core::for_each_table_in(*r, [&](core::thread_table* t) {
     for (std::uint32_t k = 0; k < max_kinds; ++k) {
       const core::own_counters& c = t->own[k];
       // Remote counters first, as figures() does: the difference stays >= 0.
@@ -68,7 +65,8 @@ inline other_registry registry_figures(const core::registry* r) noexcept {
       out.bytes += acqb - core::load_relaxed(&c.released_bytes) - rb;
       out.total += acq;
     }
-  }
+    return false;
+  });
   return out;
 }
 

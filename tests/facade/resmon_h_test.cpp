@@ -233,6 +233,8 @@ TEST_CASE("site_table: one stable site per (file, line, function), also across t
     CHECK(resmon::core::intern_site(file, line, nullptr) == s);
     const resmon::site* first = firsts[line - 1000];
     REQUIRE(first != nullptr);
-    CHECK((first->file == s->file && first->line == s->line && first->function == s->function));
+    // Equal by value (reports group by value): an equal entry holds its own copy of the text.
+    CHECK((resmon::core::str_equal(first->file, s->file) && first->line == s->line &&
+           resmon::core::str_equal(first->function, s->function)));
   }
 }

@@ -340,16 +340,21 @@ inline uint64_t current_epoch() noexcept { return load_relaxed(&g_registry.xepoc
 
 /// Calls fn(thread_table*) for each published table until it returns true.
 /// Returns: whether fn stopped the walk. Does not allocate. Does not block.
-template <class Fn> inline bool for_each_table(Fn&& fn) noexcept {
-  thread_table** tables = load_acquire(&g_registry.xtables);  // pairs with the CAS in table_array
+/// for_each_table_in reads the tables of any registry (another module's too,
+/// see registries.hpp).
+template <class Fn> inline bool for_each_table_in(const registry& g, Fn&& fn) noexcept {
+  thread_table** tables = load_acquire(&g.xtables);  // pairs with the CAS in table_array
   if (tables == nullptr) return false;
-  uint32_t n = load_acquire(&g_registry.xtable_count), limit = max_threads();
+  uint32_t n = load_acquire(&g.xtable_count), limit = load_relaxed(&g.xtable_limit);
+  if (limit == 0) limit = default_max_tables;
   for (uint32_t i = 0; i < n && i < limit; ++i) {
     thread_table* t = load_acquire(&tables[i]);  // pairs with store_release in attach_table
     if (t != nullptr && fn(t)) return true;
   }
   return false;
 }
+
+template <class Fn> inline bool for_each_table(Fn&& fn) noexcept { return for_each_table_in(g_registry, fn); }
 
 inline void trim_adopted(thread_table* t) noexcept;
 
@@ -1295,7 +1300,6 @@ inline bool copy_live(const record* r, record_view* v) noexcept {
 template <class Fn> uint32_t for_each_live(Fn&& fn) noexcept {
   fetch_add_acq_rel(&g_registry.xreaders, uint32_t(1));
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // Dekker with migrate()
-  thread_table* self = platform::current_table();
   uint32_t inexact = 0;
   for_each_table([&](thread_table* t) {
     // A move that began before our reader was visible: let it finish. The
@@ -1304,7 +1308,11 @@ template <class Fn> uint32_t for_each_live(Fn&& fn) noexcept {
     // table (a report from a signal handler that interrupted it) is not
     // waited for at all.
     uint32_t spin = 0;
-    while ((load_acquire(&t->xmigrations) & 1) != 0 && t != self && spin < migration_spin) {
+    // Read only when a move is under way: a kernel's thread_id() is the
+    // context id, which it allows only inside a pinned context.
+    bool own = (load_acquire(&t->xmigrations) & 1) != 0 && load_relaxed(&t->xowned) != 0 &&
+               load_relaxed(&t->xthread) == platform::thread_id();
+    while ((load_acquire(&t->xmigrations) & 1) != 0 && !own && spin < migration_spin) {
       cpu_relax();
       ++spin;
     }
