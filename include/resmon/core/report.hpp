@@ -200,15 +200,24 @@ struct report_options {
 };
 
 /// A snapshot of held records, grouped. Scratch memory from raw pages.
+///
+/// The room for records is sized once, from the live count at construction
+/// plus a margin, and that one bound (`bound_`) sizes both arrays and stops
+/// the copy: records that other threads add past it during the walk are not
+/// copied but counted in missed(), and every report says how many. (Sizing
+/// each array and the copy from separate readings of the live count let the
+/// copy run past its mapping when records grew in between.)
 class grouped_snapshot {
  public:
-  explicit grouped_snapshot(uint64_t min_epoch) noexcept : records_(capacity_hint()), groups_(capacity_hint()) {
+  explicit grouped_snapshot(uint64_t min_epoch) noexcept
+      : bound_(capacity_hint()), records_(bound_), groups_(bound_) {
     record_view* r = records_.get();
-    if (r == nullptr) return;
-    size_t cap = capacity_hint();
+    site_group* g = groups_.get();
+    // No pages: nothing fits, every record is counted as missed.
+    size_t bound = r != nullptr && g != nullptr ? bound_ : 0;
     for_each_live([&](const record_view& v) {
       if (v.epoch < min_epoch) return;
-      if (count_ < cap) r[count_++] = v;
+      if (count_ < bound) r[count_++] = v;
       else ++missed_;
     });
     heap_sort(r, count_, [](const record_view& a, const record_view& b) {
@@ -217,7 +226,7 @@ class grouped_snapshot {
       if (a.stack_id != b.stack_id) return a.stack_id < b.stack_id;
       return a.time_ns < b.time_ns;
     });
-    site_group* g = groups_.get();
+    // Invariant: group_count_ <= count_ <= bound, so g has room for every group.
     for (size_t i = 0; i < count_; ++i) {
       const record_view& v = r[i];
       bool same = group_count_ > 0 && g[group_count_ - 1].kind == uint16_t(v.kind) &&
@@ -239,7 +248,8 @@ class grouped_snapshot {
   size_t record_count() const noexcept { return count_; }
   const site_group* groups() const noexcept { return groups_.get(); }
   size_t group_count() const noexcept { return group_count_; }
-  /// Records seen during the walk that did not fit the scratch memory.
+  /// Records seen during the walk that did not fit the scratch memory
+  /// (acquired while the snapshot was taken, past its bound).
   uint64_t missed() const noexcept { return missed_; }
 
  private:
@@ -250,12 +260,20 @@ class grouped_snapshot {
     for (uint16_t k = 0; k < kinds; ++k) live += figures(k).live;
     return size_t(live + live / 8 + 256);
   }
+  size_t bound_;  // records (and groups) the scratch arrays hold; declared before them
   scratch<record_view> records_;
   scratch<site_group> groups_;
   size_t count_ = 0;
   size_t group_count_ = 0;
   uint64_t missed_ = 0;
 };
+
+/// Writes the note on records a snapshot could not include, if any.
+inline void write_missed_note(writer& w, const grouped_snapshot& snap) noexcept {
+  if (snap.missed() != 0)
+    w.put("  note: ").put_uint(snap.missed())
+        .put(" records were acquired during the report and are not shown: figures above are incomplete\n");
+}
 
 // ---------------------------------------------------------------------------
 // Checkpoints: held figures per group at one moment, to rank growth against.
@@ -569,10 +587,9 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
       write_group_line(w, g[i], now, opt);
     }
   }
+  write_missed_note(w, snap);
   if (opt.scope_only) return;
   write_culprits_text(w, snap, now, opt);
-  if (snap.missed() != 0)
-    w.put("  note: ").put_uint(snap.missed()).put(" records were acquired during the report and are not shown\n");
   uint64_t dropped = dropped_total();
   if (dropped != 0)
     w.put("  note: ").put_uint(dropped).put(" acquisitions were not recorded (capacity ").put_uint(capacity())
@@ -636,6 +653,7 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   w.put(",\"capacity\":").put_uint(capacity()).put(",\"dropped\":").put_uint(dropped_total());
   w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
+  w.put(",\"missed\":").put_uint(snap.missed());
   {
     checkpoint_lock lock;
     uint64_t t = platform::clock_ns(), at = g_checkpoint.time_ns;
