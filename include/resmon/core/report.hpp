@@ -278,10 +278,36 @@ inline void write_missed_note(writer& w, const grouped_snapshot& snap) noexcept 
 // ---------------------------------------------------------------------------
 // Checkpoints: held figures per group at one moment, to rank growth against.
 //
-// One checkpoint is kept. take_checkpoint() builds a new one from a snapshot
-// and swaps it in under `xlock`, a spin lock taken only by checkpoints and
-// reports (never by acquire or release), held while entries are copied or
-// read.
+// Why not a lock: reports read the checkpoint, and a report may run in a
+// fork child (a thread of the parent may have been reading at fork), in a
+// signal handler that interrupted a report or take_checkpoint() on the same
+// thread, or from resmon_log_all(), which promises not to block. So readers
+// never wait for anything, and the writer waits only a bounded time.
+//
+// Who writes what
+// ---------------
+// - A checkpoint is an immutable `checkpoint_block` (header and entries in
+//   one mapping), written only by the take_checkpoint() that made it, before
+//   it publishes the block with exchange_seq_cst on `xcurrent`. No one writes
+//   a published block again; `next` is written only by the take_checkpoint()
+//   that removed the block from `xcurrent`, which readers no longer reach.
+// - Readers (checkpoint_reader): fetch_add_seq_cst(xreaders, 1), then
+//   load_seq_cst(xcurrent), read the block, fetch_sub_release(xreaders, 1).
+// - take_checkpoint(): exchanges `xcurrent`, takes the whole `xretired` list
+//   (exchange), then polls `xreaders` a bounded number of times. Seeing 0, it
+//   frees the old block and the taken list; otherwise it pushes them back on
+//   `xretired` (CAS) for a later take_checkpoint() to free.
+//
+// Invariant
+// ---------
+//   a block is unmapped only after a load of xreaders == 0 that comes after
+//   (in the single order of seq_cst operations) the exchange that removed it
+//   from xcurrent.
+// A reader that got the block incremented xreaders before loading xcurrent,
+// so before that exchange; reading 0 afterwards means it has decremented
+// again (pairs with: the reader's fetch_sub_release and the writer's
+// load_seq_cst). A reader stopped for ever (a thread that vanished at fork)
+// only keeps retired blocks mapped: memory, never a hang.
 
 struct checkpoint_entry {
   uint16_t kind;
@@ -291,25 +317,61 @@ struct checkpoint_entry {
   uint64_t bytes;
 };
 
-struct checkpoint_store {
-  uint32_t xlock;
-  checkpoint_entry* entries;  // sorted by (kind, where, stack_id)
+struct checkpoint_block {
+  checkpoint_block* next;  // on xretired only: the next retired block
+  size_t bytes;            // of the mapping
+  uint64_t time_ns;        // when it was taken
   size_t count;
-  size_t bytes;               // of the pages holding entries
-  uint64_t time_ns;           // 0: no checkpoint taken
+  checkpoint_entry entries[1];  // really `count`, sorted by (kind, where, stack_id)
+};
+
+struct checkpoint_store {
+  checkpoint_block* xcurrent;  // null: no checkpoint taken
+  checkpoint_block* xretired;  // replaced blocks a reader may still read
+  uint32_t xreaders;           // checkpoint_reader objects alive
 };
 inline constinit checkpoint_store g_checkpoint{};
 
-class checkpoint_lock {
+/// Polls of `xreaders` by take_checkpoint() before it retires the old block
+/// instead of freeing it (a few hundred microseconds).
+inline constexpr uint32_t checkpoint_drain_spin = 1u << 14;
+
+/// Read access to the current checkpoint for as long as it lives.
+/// Lock-free, wait-free: never waits. Async-signal-safe. Does not allocate.
+class checkpoint_reader {
  public:
-  checkpoint_lock() noexcept {
-    uint32_t expected = 0;
-    while (!cas_acq_rel(&g_checkpoint.xlock, expected, uint32_t(1))) expected = 0;  // pairs with the release below
+  checkpoint_reader() noexcept {
+    fetch_add_seq_cst(&g_checkpoint.xreaders, uint32_t(1));  // before the load: see the invariant
+    block_ = load_seq_cst(&g_checkpoint.xcurrent);           // pairs with exchange_seq_cst in take_checkpoint
   }
-  ~checkpoint_lock() { store_release(&g_checkpoint.xlock, uint32_t(0)); }
-  checkpoint_lock(const checkpoint_lock&) = delete;
-  checkpoint_lock& operator=(const checkpoint_lock&) = delete;
+  ~checkpoint_reader() { fetch_sub_release(&g_checkpoint.xreaders, uint32_t(1)); }  // pairs with load_seq_cst there
+  checkpoint_reader(const checkpoint_reader&) = delete;
+  checkpoint_reader& operator=(const checkpoint_reader&) = delete;
+  /// Returns: the checkpoint, or nullptr when none was taken.
+  const checkpoint_block* get() const noexcept { return block_; }
+
+ private:
+  const checkpoint_block* block_;
 };
+
+inline void free_checkpoint_list(checkpoint_block* b) noexcept {
+  while (b != nullptr) {
+    checkpoint_block* next = b->next;
+    platform::pages_free(b, b->bytes);
+    b = next;
+  }
+}
+
+/// Pushes the chain first..(->next)..null onto the retired list. Lock-free.
+inline void retire_checkpoint_list(checkpoint_block* first) noexcept {
+  if (first == nullptr) return;
+  checkpoint_block* last = first;
+  while (last->next != nullptr) last = last->next;
+  checkpoint_block* head = load_relaxed(&g_checkpoint.xretired);
+  do {
+    last->next = head;
+  } while (!cas_acq_rel(&g_checkpoint.xretired, head, first));  // pairs with the exchange in take_checkpoint
+}
 
 inline bool group_key_less(uint16_t ak, const site* aw, uint32_t as, uint16_t bk, const site* bw, uint32_t bs) noexcept {
   if (ak != bk) return ak < bk;
@@ -319,46 +381,56 @@ inline bool group_key_less(uint16_t ak, const site* aw, uint32_t as, uint16_t bk
 
 /// Effects: remembers the held count and bytes of every group (kind, site,
 /// stack) now; later reports rank growth against it. Replaces the previous
-/// checkpoint. Allocates: raw pages. Blocks: only other checkpoints and reports.
+/// checkpoint (kept when no pages can be mapped for the new one).
+/// Allocates: raw pages. Does not block: waits a bounded time for reports
+/// reading the old checkpoint, then leaves it to a later call to free.
+/// Async-signal-safe (where pages_alloc is: mmap on POSIX).
 inline void take_checkpoint() noexcept {
   grouped_snapshot snap(0);
   size_t n = snap.group_count();
-  size_t bytes = n * sizeof(checkpoint_entry);
-  auto* e = n ? static_cast<checkpoint_entry*>(platform::pages_alloc(bytes)) : nullptr;
-  if (e == nullptr) n = 0;
+  size_t bytes = offsetof(checkpoint_block, entries) + (n == 0 ? 1 : n) * sizeof(checkpoint_entry);
+  auto* b = static_cast<checkpoint_block*>(platform::pages_alloc(bytes));
+  if (b == nullptr) return;
+  b->next = nullptr;
+  b->bytes = bytes;
+  b->count = n;
+  checkpoint_entry* e = b->entries;
   for (size_t i = 0; i < n; ++i) {
     const site_group& g = snap.groups()[i];
     e[i] = checkpoint_entry{g.kind, g.stack_id, g.where, g.count, g.bytes};
   }
-  heap_sort(e, n, [](const checkpoint_entry& a, const checkpoint_entry& b) {
-    return group_key_less(a.kind, a.where, a.stack_id, b.kind, b.where, b.stack_id);
+  heap_sort(e, n, [](const checkpoint_entry& x, const checkpoint_entry& y) {
+    return group_key_less(x.kind, x.where, x.stack_id, y.kind, y.where, y.stack_id);
   });
-  checkpoint_entry* old;
-  size_t old_bytes;
-  {
-    checkpoint_lock lock;
-    old = g_checkpoint.entries;
-    old_bytes = g_checkpoint.bytes;
-    g_checkpoint.entries = e;
-    g_checkpoint.count = n;
-    g_checkpoint.bytes = e ? bytes : 0;
-    g_checkpoint.time_ns = platform::clock_ns();
+  b->time_ns = platform::clock_ns();
+  checkpoint_block* old = exchange_seq_cst(&g_checkpoint.xcurrent, b);  // publishes b; pairs with checkpoint_reader
+  checkpoint_block* retired = __atomic_exchange_n(&g_checkpoint.xretired, static_cast<checkpoint_block*>(nullptr),
+                                                  __ATOMIC_ACQ_REL);  // pairs with the CAS in retire_checkpoint_list
+  if (old != nullptr) {
+    old->next = retired;
+    retired = old;
   }
-  if (old != nullptr) platform::pages_free(old, old_bytes);
+  if (retired == nullptr) return;
+  for (uint32_t spin = 0; spin < checkpoint_drain_spin; ++spin) {
+    if (load_seq_cst(&g_checkpoint.xreaders) == 0) {  // see the invariant
+      free_checkpoint_list(retired);
+      return;
+    }
+    cpu_relax();
+  }
+  retire_checkpoint_list(retired);
 }
 
-/// Returns: the entry of group g in the checkpoint, or nullptr. Requires: the
-/// checkpoint lock.
-inline const checkpoint_entry* checkpoint_find(const site_group& g) noexcept {
-  size_t lo = 0, hi = g_checkpoint.count;
-  const checkpoint_entry* e = g_checkpoint.entries;
+/// Returns: the entry of group g in checkpoint c, or nullptr.
+inline const checkpoint_entry* checkpoint_find(const checkpoint_block* c, const site_group& g) noexcept {
+  size_t lo = 0, hi = c->count;
+  const checkpoint_entry* e = c->entries;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (group_key_less(e[mid].kind, e[mid].where, e[mid].stack_id, g.kind, g.where, g.stack_id)) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < g_checkpoint.count && e[lo].kind == g.kind && site_order(e[lo].where, g.where) == 0 &&
-      e[lo].stack_id == g.stack_id)
+  if (lo < c->count && e[lo].kind == g.kind && site_order(e[lo].where, g.where) == 0 && e[lo].stack_id == g.stack_id)
     return &e[lo];
   return nullptr;
 }
@@ -369,8 +441,8 @@ struct group_growth {
   int64_t bytes;
 };
 
-inline group_growth growth_of(const site_group& g) noexcept {
-  const checkpoint_entry* e = checkpoint_find(g);
+inline group_growth growth_of(const checkpoint_block* c, const site_group& g) noexcept {
+  const checkpoint_entry* e = checkpoint_find(c, g);
   if (e == nullptr) return {int64_t(g.count), int64_t(g.bytes)};
   return {int64_t(g.count) - int64_t(e->count), int64_t(g.bytes) - int64_t(e->bytes)};
 }
@@ -498,14 +570,15 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
     if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
     write_group_tail(w, s, now, opt);
   }
-  checkpoint_lock lock;
-  if (g_checkpoint.time_ns == 0) return;
+  checkpoint_reader reader;
+  const checkpoint_block* c = reader.get();
+  if (c == nullptr) return;
   scratch<group_growth> growth(n);
   group_growth* gr = growth.get();
   if (gr == nullptr) return;
   size_t grown = 0;
   for (size_t i = 0; i < n; ++i) {
-    group_growth d = growth_of(g[i]);
+    group_growth d = growth_of(c, g[i]);
     if (d.bytes > 0 || (d.bytes == 0 && d.count > 0)) {
       gr[i] = d;
       o[grown++] = i;
@@ -515,7 +588,7 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
     if (gr[a].bytes != gr[b].bytes) return gr[a].bytes > gr[b].bytes;
     return gr[a].count > gr[b].count;
   });
-  uint64_t t = platform::clock_ns(), at = g_checkpoint.time_ns;
+  uint64_t t = platform::clock_ns(), at = c->time_ns;
   w.put("  top culprits by growth since the checkpoint ").put_duration(t > at ? t - at : 0).put(" ago:");
   if (grown == 0) w.put(" none");
   w.put_char('\n');
@@ -537,6 +610,9 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
 /// resources grouped by site (or stack), largest first, with the oldest age
 /// and its thread; then misuse and capacity notes.
 /// Allocates: raw pages for the snapshot, freed before returning.
+/// Does not block (no lock; see Checkpoints). Async-signal-safe when the sink
+/// is (e.g. it calls write(2)) and no describe_* hook is set: a handler may
+/// report while the interrupted code was reporting or taking a checkpoint.
 inline void write_text_report(sink out, const report_options& opt = {}) noexcept {
   writer w(out);
   grouped_snapshot snap(opt.min_epoch);
@@ -654,12 +730,13 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
   w.put(",\"missed\":").put_uint(snap.missed());
+  checkpoint_reader reader;  // one checkpoint for the whole document
+  const checkpoint_block* c = reader.get();
   {
-    checkpoint_lock lock;
-    uint64_t t = platform::clock_ns(), at = g_checkpoint.time_ns;
+    uint64_t t = platform::clock_ns();
     w.put(",\"checkpoint_age_ns\":");
-    if (at == 0) w.put("null");
-    else w.put_uint(t > at ? t - at : 0);
+    if (c == nullptr) w.put("null");
+    else w.put_uint(t > c->time_ns ? t - c->time_ns : 0);
   }
   w.put(",\"kinds\":[");
   size_t gi = 0;
@@ -687,12 +764,9 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
       w.put(",\"stack_id\":").put_uint(s.stack_id);
       w.put(",\"count\":").put_uint(s.count).put(",\"bytes\":").put_uint(s.bytes);
       w.put(",\"oldest_age_ns\":").put_uint(now > s.oldest_ns ? now - s.oldest_ns : 0);
-      {
-        checkpoint_lock lock;
-        if (g_checkpoint.time_ns != 0) {
-          group_growth d = growth_of(s);
-          w.put(",\"growth\":{\"count\":").put_int(d.count).put(",\"bytes\":").put_int(d.bytes).put("}");
-        }
+      if (c != nullptr) {
+        group_growth d = growth_of(c, s);
+        w.put(",\"growth\":{\"count\":").put_int(d.count).put(",\"bytes\":").put_int(d.bytes).put("}");
       }
       w.put(",\"resources\":[");
       for (size_t j = s.first; j < s.first + s.count; ++j) {
