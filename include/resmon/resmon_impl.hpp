@@ -52,6 +52,17 @@ inline core::sink current_sink() noexcept {
   return {fn, core::load_relaxed(&g_state.xcontext)};
 }
 
+/// Returns: a C caller's line as a site's line: a negative line (no int
+/// from __LINE__ is) is unknown, 0, which reports print as "?" (JSON: 0).
+inline uint32_t line_of(int line) noexcept { return line > 0 ? uint32_t(line) : 0; }
+
+/// Writes "file:line" of a C caller, "?" for what is unknown.
+inline void put_c_site(core::writer& w, const char* file, int line) noexcept {
+  w.put(file).put_char(':');
+  if (line > 0) w.put_uint(uint64_t(line));
+  else w.put_char('?');
+}
+
 inline bool known_kind(resmon_kind k) noexcept { return k < builtin_kinds || core::kind_name(k) != nullptr; }
 
 inline void put_kind(core::writer& w, resmon_kind k) noexcept {
@@ -241,11 +252,13 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
   if (RESMON_DETAIL_UNLIKELY(!facade::known_kind(k))) {
     core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
     core::writer w(facade::current_sink());
-    w.put("resmon: resmon_track_acquire at ").put(file).put_char(':').put_uint(uint64_t(line)).put(": kind ")
+    w.put("resmon: resmon_track_acquire at ");
+    facade::put_c_site(w, file, line);
+    w.put(": kind ")
         .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind(); not recorded\n");
     return;
   }
-  const site* where = core::intern_site(file, uint32_t(line), nullptr);
+  const site* where = core::intern_site(file, facade::line_of(line), nullptr);
   {
     [[maybe_unused]] facade::context_guard pin;
     core::acquire({k, 0, 0, key, size, where, ret});
@@ -258,11 +271,13 @@ RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, c
   if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
     core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
     core::writer w(facade::current_sink());
-    w.put("resmon: resmon_track_release at ").put(file).put_char(':').put_uint(uint64_t(line)).put(": kind ")
+    w.put("resmon: resmon_track_release at ");
+    facade::put_c_site(w, file, line);
+    w.put(": kind ")
         .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()\n");
     return;
   }
-  const site* where = core::intern_site(file, uint32_t(line), nullptr);
+  const site* where = core::intern_site(file, facade::line_of(line), nullptr);
   [[maybe_unused]] facade::context_guard pin;
   core::release(k, key, where, nullptr);
 }

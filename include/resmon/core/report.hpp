@@ -77,18 +77,19 @@ class writer {
     }
     return put_uint(ns).put(" ns");
   }
-  /// Bytes with a binary unit past 10 KiB: 512 B, 12.5 KiB, 3.0 MiB.
+  /// Bytes with a binary unit past 10 KiB: 512 B, 12.5 KiB, 3.0 MiB, up to
+  /// EiB (every uint64_t value; tenths are truncated, never rounded up).
   writer& put_bytes(uint64_t b) noexcept {
     if (b < 10240) return put_uint(b).put(" B");
-    static const char* const units[] = {" KiB", " MiB", " GiB", " TiB"};
+    static const char* const units[] = {" KiB", " MiB", " GiB", " TiB", " PiB", " EiB"};
     uint64_t scale = 1024;
     int u = 0;
-    while (u < 3 && b >= scale * 1024) {
+    while (u < 5 && b / 1024 >= scale) {  // b >= scale * 1024, without overflow
       scale *= 1024;
       ++u;
     }
-    uint64_t tenths = b * 10 / scale;
-    return put_uint(tenths / 10).put_char('.').put_uint(tenths % 10).put(units[u]);
+    // (b % scale) * 10 < 10 * 2^60 < 2^64: no overflow.
+    return put_uint(b / scale).put_char('.').put_uint((b % scale) * 10 / scale).put(units[u]);
   }
   /// A JSON string literal, escaped.
   writer& put_json_string(const char* s) noexcept {
@@ -116,6 +117,22 @@ class writer {
   size_t length_ = 0;
   char buffer_[512];
 };
+
+/// A byte total that reached it stopped there: the true sum is at least
+/// 2^64 (16 EiB). Sums of sizes saturate instead of wrapping.
+inline constexpr uint64_t bytes_saturated = ~uint64_t(0);
+
+/// Returns: a + b, or bytes_saturated when the sum does not fit.
+inline uint64_t add_saturated(uint64_t a, uint64_t b) noexcept {
+  uint64_t sum;
+  return __builtin_add_overflow(a, b, &sum) ? bytes_saturated : sum;
+}
+
+/// Writes a byte total: "at least 16.0 EiB" when it saturated.
+inline writer& put_total_bytes(writer& w, uint64_t b) noexcept {
+  if (b == bytes_saturated) return w.put("at least 16.0 EiB");
+  return w.put_bytes(b);
+}
 
 /// Sorts a[0..n) by `less` with heapsort: no recursion, no allocation.
 template <class T, class Less> void heap_sort(T* a, size_t n, Less less) noexcept {
@@ -234,7 +251,8 @@ class grouped_snapshot {
       if (!same) g[group_count_++] = site_group{uint16_t(v.kind), v.stack_id, v.where, 0, 0, v.time_ns, v.thread, v.ret, i};
       site_group& cur = g[group_count_ - 1];
       ++cur.count;
-      cur.bytes += v.size;
+      cur.bytes = add_saturated(cur.bytes, v.size);
+      saturated_ = saturated_ || cur.bytes == bytes_saturated;
     }
     heap_sort(g, group_count_, [](const site_group& a, const site_group& b) {
       if (a.kind != b.kind) return a.kind < b.kind;
@@ -251,6 +269,8 @@ class grouped_snapshot {
   /// Records seen during the walk that did not fit the scratch memory
   /// (acquired while the snapshot was taken, past its bound).
   uint64_t missed() const noexcept { return missed_; }
+  /// Returns: true when some group's bytes saturated (bytes_saturated).
+  bool saturated() const noexcept { return saturated_; }
 
  private:
   static size_t capacity_hint() noexcept {
@@ -266,6 +286,7 @@ class grouped_snapshot {
   size_t count_ = 0;
   size_t group_count_ = 0;
   uint64_t missed_ = 0;
+  bool saturated_ = false;
 };
 
 /// Writes the note on records a snapshot could not include, if any.
@@ -441,10 +462,14 @@ struct group_growth {
   int64_t bytes;
 };
 
+/// Returns: v, or INT64_MAX when it does not fit (a saturated byte total).
+inline int64_t to_signed_saturated(uint64_t v) noexcept { return v > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(v); }
+
 inline group_growth growth_of(const checkpoint_block* c, const site_group& g) noexcept {
   const checkpoint_entry* e = checkpoint_find(c, g);
-  if (e == nullptr) return {int64_t(g.count), int64_t(g.bytes)};
-  return {int64_t(g.count) - int64_t(e->count), int64_t(g.bytes) - int64_t(e->bytes)};
+  int64_t count = to_signed_saturated(g.count), bytes = to_signed_saturated(g.bytes);
+  if (e == nullptr) return {count, bytes};
+  return {count - to_signed_saturated(e->count), bytes - to_signed_saturated(e->bytes)};
 }
 
 /// Returns: the records and bytes held by the groups [first, last).
@@ -452,7 +477,7 @@ inline usage sum_groups(const site_group* first, const site_group* last) noexcep
   usage u{0, 0};
   for (; first != last; ++first) {
     u.count += first->count;
-    u.bytes += first->bytes;
+    u.bytes = add_saturated(u.bytes, first->bytes);
   }
   return u;
 }
@@ -470,12 +495,15 @@ inline const char* misuse_id(uint64_t type) noexcept {
   return type < misuse_types ? ids[type] : "misuse";
 }
 
+/// Writes "file:line[ in function]"; an unknown file or line (null, 0) as "?".
 inline void put_site(writer& w, const site* s) noexcept {
   if (s == nullptr) {
     w.put("an unknown site");
     return;
   }
-  w.put(s->file).put_char(':').put_uint(s->line);
+  w.put(s->file).put_char(':');
+  if (s->line == 0) w.put_char('?');
+  else w.put_uint(s->line);
   if (s->function != nullptr && s->function[0] != '\0') w.put(" in ").put(s->function);
 }
 
@@ -539,7 +567,7 @@ inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const
 /// Writes one group: "    <count> held[, <bytes>], at <site>, ...".
 inline void write_group_line(writer& w, const site_group& s, uint64_t now, const report_options& opt) noexcept {
   w.put("    ").put_uint(s.count).put(" held");
-  if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+  if (s.bytes != 0) put_total_bytes(w.put(", "), s.bytes);
   bool frames = s.stack_id != 0 && s.stack_id != unknown_stack_id && opt.describe_stack != nullptr;
   write_group_tail(w, s, now, opt, frames);
   if (frames) opt.describe_stack(w, s.stack_id, "      ", opt.describe_context);
@@ -567,7 +595,7 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
     w.put("    ").put_uint(i + 1).put(". ");
     put_kind(w, s.kind);
     w.put(": ").put_uint(s.count).put(" held");
-    if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+    if (s.bytes != 0) put_total_bytes(w.put(", "), s.bytes);
     write_group_tail(w, s, now, opt);
   }
   checkpoint_reader reader;
@@ -599,7 +627,7 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
     w.put(": +").put_int(gr[o[i]].count).put(" held");
     if (gr[o[i]].bytes != 0) w.put(", +").put_bytes(uint64_t(gr[o[i]].bytes));
     w.put(" (now ").put_uint(s.count).put(" held");
-    if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+    if (s.bytes != 0) put_total_bytes(w.put(", "), s.bytes);
     w.put(")");
     write_group_tail(w, s, now, opt);
   }
@@ -637,10 +665,12 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     auto [count, bytes] = sum_groups(g + begin, g + gi);
     if (count == 0 && !opt.all_kinds && f.dropped == 0) continue;
     w.put("  ").put(kind_name(k)).put(": ").put_uint(count).put(" held");
-    if (k == uint16_t(kind::memory) || bytes != 0) w.put(", ").put_bytes(bytes);
+    if (k == uint16_t(kind::memory) || bytes != 0) put_total_bytes(w.put(", "), bytes);
     if (!opt.scope_only) {
       w.put(" (peak ").put_uint(f.peak);
-      if (f.peak_bytes != 0) w.put(" / ").put_bytes(f.peak_bytes);
+      // The tracker's byte counters wrap modulo 2^64: past a saturated sum
+      // they mean nothing, so they are left out.
+      if (f.peak_bytes != 0 && bytes != bytes_saturated) w.put(" / ").put_bytes(f.peak_bytes);
       w.put(", total ").put_uint(f.total).put(")");
     }
     w.put_char('\n');
@@ -652,10 +682,10 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
         uint64_t rest_count = 0, rest_bytes = 0;
         for (size_t j = i; j < gi; ++j) {
           rest_count += g[j].count;
-          rest_bytes += g[j].bytes;
+          rest_bytes = add_saturated(rest_bytes, g[j].bytes);
         }
         w.put("    ... ").put_uint(gi - i).put(" more sites hold ").put_uint(rest_count);
-        if (rest_bytes != 0) w.put(" (").put_bytes(rest_bytes).put(")");
+        if (rest_bytes != 0) put_total_bytes(w.put(" ("), rest_bytes).put(")");
         w.put_char('\n');
         break;
       }
@@ -664,6 +694,9 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     }
   }
   write_missed_note(w, snap);
+  if (snap.saturated())
+    w.put("  note: byte totals saturated: a sum shown as \"at least 16.0 EiB\" is 2^64 bytes or more (sizes near "
+          "SIZE_MAX); peak and total bytes are not shown for its kind\n");
   if (opt.scope_only) return;
   write_culprits_text(w, snap, now, opt);
   uint64_t dropped = dropped_total();
@@ -730,6 +763,7 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
   w.put(",\"missed\":").put_uint(snap.missed());
+  w.put(",\"bytes_saturated\":").put(snap.saturated() ? "true" : "false");
   checkpoint_reader reader;  // one checkpoint for the whole document
   const checkpoint_block* c = reader.get();
   {
