@@ -9,6 +9,7 @@
 // resmon_log_all() and a kernel module's unload report.
 #pragma once
 
+#include "site_table.hpp"
 #include "stack_depot.hpp"
 #include "tracker.hpp"
 
@@ -709,6 +710,10 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
   if (unknown != 0)
     w.put("  note: ").put_uint(unknown).put(" stacks were not stored: the stack depot is full (")
         .put_uint(depot_stack_count()).put(" stacks)\n");
+  if (uint64_t refused = site_overflows())
+    w.put("  note: ").put_uint(refused).put(refused == 1 ? " call site was" : " call sites were")
+        .put(" not interned: the site table is full (limit ").put_uint(site_table_limit)
+        .put(" sites); their records are grouped as \"").put(overflow_site.file).put("\"\n");
   write_misuse_text(w);
 }
 
@@ -816,6 +821,8 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   }
   w.put("]");
   write_json_stacks(w, snap, opt);
+  w.put(",\"site_table\":{\"sites\":").put_uint(interned_sites()).put(",\"limit\":").put_uint(site_table_limit);
+  w.put(",\"overflow\":").put_uint(site_overflows()).put("}");
   w.put(",\"misuse\":{\"counts\":{");
   for (uint32_t t = 0; t < misuse_types; ++t) {
     if (t != 0) w.put_char(',');
