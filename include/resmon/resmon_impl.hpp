@@ -33,7 +33,16 @@ struct state {
   uint32_t xlimited[max_kinds];    // 1: check this kind on acquire
   uint32_t xover[max_kinds];       // 1 while over a limit (reported once per crossing)
   uint64_t xbad_kind;              // acquisitions of unknown kinds
+  // Rate limit of per-event lines (misuse, unknown kinds); see may_write_line.
+  uint64_t xevent_lines;           // events that asked for a line since install
+  uint64_t xlast_line_ns;          // clock_coarse_ns of the last line written
+  uint64_t xsuppressed_pending;    // lines not written since the last one written
+  uint64_t xsuppressed_total;      // lines not written, ever
 };
+
+/// Per-event lines written freely after install; past them, one a second.
+inline constexpr uint64_t free_event_lines = 100;
+inline constexpr uint64_t event_line_interval_ns = 1000000000;
 
 inline constinit state g_state{};
 
@@ -70,8 +79,46 @@ inline void put_kind(core::writer& w, resmon_kind k) noexcept {
   else w.put("kind ").put_uint(k);
 }
 
-/// Writes one line on a misuse event, with both sites (core::misuse_callback).
+/// Decides whether an event (misuse, unknown kind) gets its line: the first
+/// free_event_lines after install do, then at most one a second, so a
+/// program that misuses in a loop does not flood its log. Counts stay exact
+/// (the core counts every event); lines not written are counted.
+/// Lock-free: one fetch_add, and past the free lines a clock read and a CAS.
+/// Who writes what: every event thread adds to the counters; the thread whose
+/// CAS moves `xlast_line_ns` forward writes the line of that second.
+/// Returns: true when the caller writes its line; *suppressed is then the
+/// number of lines left out since the last line written.
+inline bool may_write_line(uint64_t* suppressed) noexcept {
+  state& g = g_state;
+  uint64_t n = core::fetch_add_relaxed(&g.xevent_lines, uint64_t(1));
+  uint64_t now = platform::clock_coarse_ns();
+  if (n >= free_event_lines) {
+    uint64_t last = core::load_relaxed(&g.xlast_line_ns);
+    if (now < last || now - last < event_line_interval_ns || !core::cas_acq_rel(&g.xlast_line_ns, last, now)) {
+      core::fetch_add_relaxed(&g.xsuppressed_pending, uint64_t(1));
+      core::fetch_add_relaxed(&g.xsuppressed_total, uint64_t(1));
+      return false;
+    }
+  } else {
+    core::store_relaxed(&g.xlast_line_ns, now);
+  }
+  *suppressed = __atomic_exchange_n(&g.xsuppressed_pending, uint64_t(0), __ATOMIC_RELAXED);
+  return true;
+}
+
+/// Ends an event line: "; N lines like this left out (...)" when some were.
+inline void end_event_line(core::writer& w, uint64_t suppressed) noexcept {
+  if (suppressed != 0)
+    w.put(" [").put_uint(suppressed).put(suppressed == 1 ? " earlier line" : " earlier lines")
+        .put(" left out: after ").put_uint(free_event_lines).put(" lines, one a second; counts stay exact]");
+  w.put_char('\n');
+}
+
+/// Writes one line on a misuse event, with both sites (core::misuse_callback),
+/// within the rate limit of may_write_line.
 inline void on_misuse(const core::misuse_event& e, void*) noexcept {
+  uint64_t suppressed = 0;
+  if (!may_write_line(&suppressed)) return;
   core::writer w(current_sink());
   w.put("resmon: ").put(core::misuse_name(e.type)).put(" (");
   put_kind(w, resmon_kind(e.kind));
@@ -85,7 +132,7 @@ inline void on_misuse(const core::misuse_event& e, void*) noexcept {
     w.put("; first released at ");
     core::put_site(w, e.released_at);
   }
-  w.put_char('\n');
+  end_event_line(w, suppressed);
 }
 
 /// Compares kind k's live figures with its limits; writes one line when it
@@ -142,10 +189,12 @@ inline void report(const char* title) noexcept {
   core::write_text_report(out, opt);
   write_held_list(out, 1000);
   uint64_t bad = core::load_relaxed(&g_state.xbad_kind);
-  if (bad != 0) {
-    core::writer w(out);
-    w.put("  note: ").put_uint(bad).put(" acquisitions of unknown kinds were not recorded\n");
-  }
+  core::writer w(out);
+  if (bad != 0) w.put("  note: ").put_uint(bad).put(" acquisitions of unknown kinds were not recorded\n");
+  if (uint64_t left_out = core::load_relaxed(&g_state.xsuppressed_total))
+    w.put("  note: ").put_uint(left_out).put(left_out == 1 ? " misuse line was" : " misuse lines were")
+        .put(" left out (after ").put_uint(free_event_lines)
+        .put(" lines, one a second); the counts above are exact\n");
 }
 
 /// Writes "resmon: <function>: <field> = <value> is not valid: expected <what>".
@@ -206,6 +255,7 @@ int resmon_install(const resmon_limits* limits) noexcept {
     core::store_relaxed(&g.xlimited[k], uint32_t(on_acquire && limited));
   }
   if (limits->capacity != 0) core::set_capacity(limits->capacity);
+  core::store_relaxed(&g.xevent_lines, uint64_t(0));  // a new session: the free lines again
   core::set_misuse_action(core::misuse_action::callback, facade::on_misuse, nullptr);
   return RESMON_OK;
 }
@@ -251,11 +301,13 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
   auto ret = reinterpret_cast<uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)));
   if (RESMON_DETAIL_UNLIKELY(!facade::known_kind(k))) {
     core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
+    uint64_t suppressed = 0;
+    if (!facade::may_write_line(&suppressed)) return;
     core::writer w(facade::current_sink());
     w.put("resmon: resmon_track_acquire at ");
     facade::put_c_site(w, file, line);
-    w.put(": kind ")
-        .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind(); not recorded\n");
+    w.put(": kind ").put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind(); not recorded");
+    facade::end_event_line(w, suppressed);
     return;
   }
   const site* where = core::intern_site(file, facade::line_of(line), nullptr);
@@ -270,11 +322,13 @@ RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, c
   using namespace resmon;
   if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
     core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
+    uint64_t suppressed = 0;
+    if (!facade::may_write_line(&suppressed)) return;
     core::writer w(facade::current_sink());
     w.put("resmon: resmon_track_release at ");
     facade::put_c_site(w, file, line);
-    w.put(": kind ")
-        .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()\n");
+    w.put(": kind ").put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()");
+    facade::end_event_line(w, suppressed);
     return;
   }
   const site* where = core::intern_site(file, facade::line_of(line), nullptr);

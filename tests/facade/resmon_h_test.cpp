@@ -12,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -256,4 +257,32 @@ TEST_CASE("site_table: one stable site per (file, line, function), also across t
     REQUIRE(first != nullptr);
     CHECK((first->file == s->file && first->line == s->line && first->function == s->function));
   }
+}
+
+TEST_CASE("on_misuse: lines are rate-limited (the first 100, then one a second); counts stay exact") {
+  capture c;
+  REQUIRE(resmon_install(nullptr) == RESMON_OK);
+  std::uint64_t before = resmon_misuse_count();
+  constexpr std::uint64_t releases = 100000;
+  auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < releases; ++i) resmon_track_release(RESMON_KIND_DIR, 0x7700000 + i, "flood.c", 7);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(resmon_misuse_count() - before == releases);
+  std::size_t lines = c.lines();
+  INFO(lines << " lines in " << seconds << " s");
+  CHECK(lines >= 100);
+  CHECK(lines <= 100 + std::size_t(seconds) + 2);
+  // One more line a second later names how many were left out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  c.text.clear();
+  resmon_track_release(RESMON_KIND_DIR, 0x7800000, "flood.c", 8);
+  INFO(c.text);
+  CHECK(c.lines() == 1);
+  CHECK(c.text.find("earlier lines left out: after 100 lines, one a second; counts stay exact]") != std::string::npos);
+  c.text.clear();
+  resmon_log_all();
+  CHECK(c.text.find("misuse lines were left out (after 100 lines, one a second); the counts above are exact") !=
+        std::string::npos);
+  CHECK(c.text.find("misuse: " + std::to_string(resmon::core::misuse_total())) != std::string::npos);
+  resmon_uninstall();
 }
