@@ -32,7 +32,6 @@ struct state {
   uint64_t xcount_limit[max_kinds];
   uint32_t xlimited[max_kinds];    // 1: check this kind on acquire
   uint32_t xover[max_kinds];       // 1 while over a limit (reported once per crossing)
-  uint64_t xbad_kind;              // acquisitions of unknown kinds
   // Rate limit of per-event lines (misuse, unknown kinds); see may_write_line.
   uint64_t xevent_lines;           // events that asked for a line since install
   uint64_t xlast_line_ns;          // clock_coarse_ns of the last line written
@@ -188,9 +187,7 @@ inline void report(const char* title) noexcept {
   opt.title = title;
   core::write_text_report(out, opt);
   write_held_list(out, 1000);
-  uint64_t bad = core::load_relaxed(&g_state.xbad_kind);
   core::writer w(out);
-  if (bad != 0) w.put("  note: ").put_uint(bad).put(" acquisitions of unknown kinds were not recorded\n");
   if (uint64_t left_out = core::load_relaxed(&g_state.xsuppressed_total))
     w.put("  note: ").put_uint(left_out).put(left_out == 1 ? " misuse line was" : " misuse lines were")
         .put(" left out (after ").put_uint(free_event_lines)
@@ -289,7 +286,10 @@ resmon_kind resmon_register_kind(const char* name) noexcept {
     w.put("resmon: resmon_register_kind(");
     if (name == nullptr) w.put("NULL");
     else w.put_char('"').put(name).put_char('"');
-    w.put("): expected a name of 1 to 31 characters, and fewer than 64 kinds in all\n");
+    bool bad_name = name == nullptr || name[0] == '\0' || core::str_length(name) >= core::kind_name_size;
+    w.put(bad_name ? "): expected a name of 1 to 31 characters"
+                   : "): not registered: the limit of 64 kinds is reached (7 built in, 57 registered)");
+    w.put("; returns RESMON_KIND_INVALID\n");
   }
   return k;
 }
@@ -300,7 +300,9 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
   // The caller's address just past this call: what the seed's report names.
   auto ret = reinterpret_cast<uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)));
   if (RESMON_DETAIL_UNLIKELY(!facade::known_kind(k))) {
-    core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
+    // Counted with the C++ API's invalid kinds (reports list them); the line
+    // below is this event's, so the misuse callback is not called as well.
+    core::note_invalid_kind(k, key, core::intern_site(file, facade::line_of(line), nullptr), false, false);
     uint64_t suppressed = 0;
     if (!facade::may_write_line(&suppressed)) return;
     core::writer w(facade::current_sink());
@@ -321,7 +323,7 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
 RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, const char* file, int line) noexcept {
   using namespace resmon;
   if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
-    core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
+    core::note_invalid_kind(k, key, core::intern_site(file, facade::line_of(line), nullptr), true, false);
     uint64_t suppressed = 0;
     if (!facade::may_write_line(&suppressed)) return;
     core::writer w(facade::current_sink());
@@ -345,7 +347,7 @@ uint64_t resmon_live_bytes(resmon_kind k) noexcept {
 }
 
 uint64_t resmon_misuse_count(void) noexcept {
-  return resmon::core::misuse_total() + resmon::core::load_relaxed(&resmon::facade::g_state.xbad_kind);
+  return resmon::core::misuse_total() + resmon::core::invalid_kind_total();
 }
 
 }  // extern "C"
