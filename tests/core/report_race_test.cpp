@@ -63,6 +63,10 @@ TEST_CASE("report race: reports and leak scopes while three threads acquire burs
       }
     });
   }
+  // Attach this thread's table now, not in the handler (attaching registers
+  // a thread-exit key: not for a signal handler).
+  resmon::detail::acquire(resmon::kind::memory, 1, 1, &signal_site, nullptr);
+  resmon::detail::release(resmon::kind::memory, 1, &free_site);
   struct sigaction sa {};
   sa.sa_handler = on_burst;
   sigemptyset(&sa.sa_mask);
