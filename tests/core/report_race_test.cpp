@@ -33,6 +33,7 @@ void null_write(void*, const char*, std::size_t) {}
 // nothing itself, so its table is never in use when the handler runs.
 constexpr std::uint64_t signal_burst = 3000;
 volatile sig_atomic_t g_holding = 0;
+std::atomic<std::uint64_t> g_bursts{0};
 void on_burst(int) {
   const std::uint64_t base = std::uint64_t(7) << 40;
   if (g_holding == 0) {
@@ -41,6 +42,7 @@ void on_burst(int) {
     for (std::uint64_t i = 0; i < signal_burst; ++i) resmon::detail::release(resmon::kind::memory, base + i * 16, &free_site);
   }
   g_holding = !g_holding;
+  g_bursts.fetch_add(1, std::memory_order_release);
 }
 }  // namespace
 
@@ -75,10 +77,15 @@ TEST_CASE("report race: reports and leak scopes while three threads acquire burs
   REQUIRE(sigaction(SIGUSR2, &sa, &previous) == 0);
   std::atomic<bool> stop_signals{false};
   pthread_t reporter = pthread_self();
+  // One signal at a time, after the previous handler returned and a short
+  // pause: the reporting thread always makes progress (slow sanitizer builds
+  // too).
   std::thread signaller([&] {
-    while (!stop_signals.load()) {
+    for (long i = 0; !stop_signals.load(); ++i) {
+      std::uint64_t before = g_bursts.load(std::memory_order_acquire);
       pthread_kill(reporter, SIGUSR2);
-      timespec pause{0, 100000};
+      while (!stop_signals.load() && g_bursts.load(std::memory_order_acquire) == before) std::this_thread::yield();
+      timespec pause{0, 50000 + 10000 * (i % 11)};
       nanosleep(&pause, nullptr);
     }
   });
