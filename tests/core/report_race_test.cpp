@@ -90,7 +90,7 @@ TEST_CASE("report race: reports and leak scopes while three threads acquire burs
     }
   });
   std::uint64_t rounds = 0, missed = 0;
-  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(6);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   resmon::report_options opt;
   opt.describe_address = [](resmon::core::writer&, std::uintptr_t, void*) {};  // no symbolizer: fast
   // The deadline is checked before every report: a round under a sanitizer
