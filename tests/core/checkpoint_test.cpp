@@ -166,7 +166,7 @@ TEST_CASE("checkpoint: a signal handler reports while the thread it interrupted 
       }
     });
     resmon::core::report_options opt;
-    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    auto end = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     std::uint64_t rounds = 0;
     while (std::chrono::steady_clock::now() < end) {
       resmon::core::take_checkpoint();
