@@ -133,8 +133,10 @@ inline std::string report_json_string(const report_options& options = {}) {
 /// Effects: remembers what every group (kind, site, stack) holds now; later
 /// reports rank the groups that grew the most since ("top culprits by
 /// growth"), and JSON gives each site's growth. Replaces the previous one.
-/// Thread-safety: safe to call from any thread; it waits only for a report
-/// or checkpoint under way. Allocates: raw pages.
+/// Thread-safety: safe to call from any thread, also from a signal handler
+/// and in a fork child; it never blocks: it waits a bounded time for reports
+/// still reading the previous checkpoint, then leaves that to a later call
+/// to unmap. Allocates: raw pages.
 inline void take_checkpoint() noexcept { core::take_checkpoint(); }
 
 }  // namespace resmon

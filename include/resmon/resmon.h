@@ -41,7 +41,8 @@ typedef uint16_t resmon_kind;
 #define RESMON_KIND_SOCKET ((resmon_kind)4)
 #define RESMON_KIND_MMAP ((resmon_kind)5)
 #define RESMON_KIND_THREAD ((resmon_kind)6)
-/** Upper bound of kinds, built-in and registered together. */
+/** Upper bound of kinds, built-in and registered together: 64 (7 built in,
+    at most 57 registered). */
 #define RESMON_KIND_MAX 64
 /** What resmon_register_kind() returns when it cannot register the name. */
 #define RESMON_KIND_INVALID ((resmon_kind)RESMON_KIND_MAX)
@@ -140,7 +141,9 @@ uint64_t resmon_live_count(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
 uint64_t resmon_live_bytes(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
 
 /** Returns: how many misuse events (unknown, double or wrong-kind releases,
-    acquisitions of unknown kinds) happened so far. */
+    acquisitions and releases of unknown kinds) happened so far. Exact: the
+    per-event lines are rate-limited after the first 100 (one a second), the
+    counts are not. */
 uint64_t resmon_misuse_count(void) RESMON_DETAIL_C_NOEXCEPT;
 
 /* --- macros: the enabled table and the disabled table, side by side --------- */

@@ -32,8 +32,16 @@ struct state {
   uint64_t xcount_limit[max_kinds];
   uint32_t xlimited[max_kinds];    // 1: check this kind on acquire
   uint32_t xover[max_kinds];       // 1 while over a limit (reported once per crossing)
-  uint64_t xbad_kind;              // acquisitions of unknown kinds
+  // Rate limit of per-event lines (misuse, unknown kinds); see may_write_line.
+  uint64_t xevent_lines;           // events that asked for a line since install
+  uint64_t xlast_line_ns;          // clock_coarse_ns of the last line written
+  uint64_t xsuppressed_pending;    // lines not written since the last one written
+  uint64_t xsuppressed_total;      // lines not written, ever
 };
+
+/// Per-event lines written freely after install; past them, one a second.
+inline constexpr uint64_t free_event_lines = 100;
+inline constexpr uint64_t event_line_interval_ns = 1000000000;
 
 inline constinit state g_state{};
 
@@ -52,6 +60,17 @@ inline core::sink current_sink() noexcept {
   return {fn, core::load_relaxed(&g_state.xcontext)};
 }
 
+/// Returns: a C caller's line as a site's line: a negative line (no int
+/// from __LINE__ is) is unknown, 0, which reports print as "?" (JSON: 0).
+inline uint32_t line_of(int line) noexcept { return line > 0 ? uint32_t(line) : 0; }
+
+/// Writes "file:line" of a C caller, "?" for what is unknown.
+inline void put_c_site(core::writer& w, const char* file, int line) noexcept {
+  w.put(file).put_char(':');
+  if (line > 0) w.put_uint(uint64_t(line));
+  else w.put_char('?');
+}
+
 inline bool known_kind(resmon_kind k) noexcept { return k < builtin_kinds || core::kind_name(k) != nullptr; }
 
 inline void put_kind(core::writer& w, resmon_kind k) noexcept {
@@ -59,8 +78,46 @@ inline void put_kind(core::writer& w, resmon_kind k) noexcept {
   else w.put("kind ").put_uint(k);
 }
 
-/// Writes one line on a misuse event, with both sites (core::misuse_callback).
+/// Decides whether an event (misuse, unknown kind) gets its line: the first
+/// free_event_lines after install do, then at most one a second, so a
+/// program that misuses in a loop does not flood its log. Counts stay exact
+/// (the core counts every event); lines not written are counted.
+/// Lock-free: one fetch_add, and past the free lines a clock read and a CAS.
+/// Who writes what: every event thread adds to the counters; the thread whose
+/// CAS moves `xlast_line_ns` forward writes the line of that second.
+/// Returns: true when the caller writes its line; *suppressed is then the
+/// number of lines left out since the last line written.
+inline bool may_write_line(uint64_t* suppressed) noexcept {
+  state& g = g_state;
+  uint64_t n = core::fetch_add_relaxed(&g.xevent_lines, uint64_t(1));
+  uint64_t now = platform::clock_coarse_ns();
+  if (n >= free_event_lines) {
+    uint64_t last = core::load_relaxed(&g.xlast_line_ns);
+    if (now < last || now - last < event_line_interval_ns || !core::cas_acq_rel(&g.xlast_line_ns, last, now)) {
+      core::fetch_add_relaxed(&g.xsuppressed_pending, uint64_t(1));
+      core::fetch_add_relaxed(&g.xsuppressed_total, uint64_t(1));
+      return false;
+    }
+  } else {
+    core::store_relaxed(&g.xlast_line_ns, now);
+  }
+  *suppressed = __atomic_exchange_n(&g.xsuppressed_pending, uint64_t(0), __ATOMIC_RELAXED);
+  return true;
+}
+
+/// Ends an event line: "; N lines like this left out (...)" when some were.
+inline void end_event_line(core::writer& w, uint64_t suppressed) noexcept {
+  if (suppressed != 0)
+    w.put(" [").put_uint(suppressed).put(suppressed == 1 ? " earlier line" : " earlier lines")
+        .put(" left out: after ").put_uint(free_event_lines).put(" lines, one a second; counts stay exact]");
+  w.put_char('\n');
+}
+
+/// Writes one line on a misuse event, with both sites (core::misuse_callback),
+/// within the rate limit of may_write_line.
 inline void on_misuse(const core::misuse_event& e, void*) noexcept {
+  uint64_t suppressed = 0;
+  if (!may_write_line(&suppressed)) return;
   core::writer w(current_sink());
   w.put("resmon: ").put(core::misuse_name(e.type)).put(" (");
   put_kind(w, resmon_kind(e.kind));
@@ -74,7 +131,7 @@ inline void on_misuse(const core::misuse_event& e, void*) noexcept {
     w.put("; first released at ");
     core::put_site(w, e.released_at);
   }
-  w.put_char('\n');
+  end_event_line(w, suppressed);
 }
 
 /// Compares kind k's live figures with its limits; writes one line when it
@@ -130,11 +187,11 @@ inline void report(const char* title) noexcept {
   opt.title = title;
   core::write_text_report(out, opt);
   write_held_list(out, 1000);
-  uint64_t bad = core::load_relaxed(&g_state.xbad_kind);
-  if (bad != 0) {
-    core::writer w(out);
-    w.put("  note: ").put_uint(bad).put(" acquisitions of unknown kinds were not recorded\n");
-  }
+  core::writer w(out);
+  if (uint64_t left_out = core::load_relaxed(&g_state.xsuppressed_total))
+    w.put("  note: ").put_uint(left_out).put(left_out == 1 ? " misuse line was" : " misuse lines were")
+        .put(" left out (after ").put_uint(free_event_lines)
+        .put(" lines, one a second); the counts above are exact\n");
 }
 
 /// Writes "resmon: <function>: <field> = <value> is not valid: expected <what>".
@@ -195,6 +252,7 @@ int resmon_install(const resmon_limits* limits) noexcept {
     core::store_relaxed(&g.xlimited[k], uint32_t(on_acquire && limited));
   }
   if (limits->capacity != 0) core::set_capacity(limits->capacity);
+  core::store_relaxed(&g.xevent_lines, uint64_t(0));  // a new session: the free lines again
   core::set_misuse_action(core::misuse_action::callback, facade::on_misuse, nullptr);
   return RESMON_OK;
 }
@@ -228,7 +286,10 @@ resmon_kind resmon_register_kind(const char* name) noexcept {
     w.put("resmon: resmon_register_kind(");
     if (name == nullptr) w.put("NULL");
     else w.put_char('"').put(name).put_char('"');
-    w.put("): expected a name of 1 to 31 characters, and fewer than 64 kinds in all\n");
+    bool bad_name = name == nullptr || name[0] == '\0' || core::str_length(name) >= core::kind_name_size;
+    w.put(bad_name ? "): expected a name of 1 to 31 characters"
+                   : "): not registered: the limit of 64 kinds is reached (7 built in, 57 registered)");
+    w.put("; returns RESMON_KIND_INVALID\n");
   }
   return k;
 }
@@ -239,13 +300,19 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
   // The caller's address just past this call: what the seed's report names.
   auto ret = reinterpret_cast<uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)));
   if (RESMON_DETAIL_UNLIKELY(!facade::known_kind(k))) {
-    core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
+    // Counted with the C++ API's invalid kinds (reports list them); the line
+    // below is this event's, so the misuse callback is not called as well.
+    core::note_invalid_kind(k, key, core::intern_site(file, facade::line_of(line), nullptr), false, false);
+    uint64_t suppressed = 0;
+    if (!facade::may_write_line(&suppressed)) return;
     core::writer w(facade::current_sink());
-    w.put("resmon: resmon_track_acquire at ").put(file).put_char(':').put_uint(uint64_t(line)).put(": kind ")
-        .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind(); not recorded\n");
+    w.put("resmon: resmon_track_acquire at ");
+    facade::put_c_site(w, file, line);
+    w.put(": kind ").put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind(); not recorded");
+    facade::end_event_line(w, suppressed);
     return;
   }
-  const site* where = core::intern_site_by_address(file, uint32_t(line), nullptr);
+  const site* where = core::intern_site_by_address(file, facade::line_of(line), nullptr);
   {
     [[maybe_unused]] facade::context_guard pin;
     core::acquire({k, 0, 0, key, size, where, ret});
@@ -256,13 +323,17 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
 RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, const char* file, int line) noexcept {
   using namespace resmon;
   if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
-    core::fetch_add_relaxed(&facade::g_state.xbad_kind, uint64_t(1));
+    core::note_invalid_kind(k, key, core::intern_site(file, facade::line_of(line), nullptr), true, false);
+    uint64_t suppressed = 0;
+    if (!facade::may_write_line(&suppressed)) return;
     core::writer w(facade::current_sink());
-    w.put("resmon: resmon_track_release at ").put(file).put_char(':').put_uint(uint64_t(line)).put(": kind ")
-        .put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()\n");
+    w.put("resmon: resmon_track_release at ");
+    facade::put_c_site(w, file, line);
+    w.put(": kind ").put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()");
+    facade::end_event_line(w, suppressed);
     return;
   }
-  const site* where = core::intern_site_by_address(file, uint32_t(line), nullptr);
+  const site* where = core::intern_site_by_address(file, facade::line_of(line), nullptr);
   [[maybe_unused]] facade::context_guard pin;
   core::release(k, key, where, nullptr);
 }
@@ -276,7 +347,7 @@ uint64_t resmon_live_bytes(resmon_kind k) noexcept {
 }
 
 uint64_t resmon_misuse_count(void) noexcept {
-  return resmon::core::misuse_total() + resmon::core::load_relaxed(&resmon::facade::g_state.xbad_kind);
+  return resmon::core::misuse_total() + resmon::core::invalid_kind_total();
 }
 
 }  // extern "C"

@@ -10,6 +10,7 @@
 
 #include "config.hpp"
 #include "core/owner_table.hpp"
+#include "core/report.hpp"
 #include "core/tracker.hpp"
 #include "platform/posix.hpp"
 #include "stack.hpp"
@@ -22,10 +23,25 @@ using core::misuse_type;
 
 /// Returns: the kind named `name`, registered on first use; the same name
 /// always gives the same kind. Requires: a name of 1 to 31 characters.
-/// Returns kind{max_kinds} (invalid: acquisitions of it are ignored and
-/// counted as misuse) when the name is invalid or 64 kinds exist.
-/// Thread-safety: lock-free. Allocates: no (the name is copied).
-inline kind register_kind(const char* name) noexcept { return kind(core::register_kind(name)); }
+/// Limit: 64 kinds in all, 7 built in and at most 57 registered.
+/// Returns kind{max_kinds} (invalid) after writing one line on stderr that
+/// names `name` and what was wrong (a bad name, or the 57 registered kinds
+/// exist): acquisitions and releases of that kind are not recorded but
+/// counted as "invalid kind" misuse (misuse_count(), invalid_kind_count(),
+/// reports). Thread-safety: lock-free. Allocates: no (the name is copied).
+inline kind register_kind(const char* name) noexcept {
+  std::uint16_t k = core::register_kind(name);
+  if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
+    bool bad_name = name == nullptr || name[0] == '\0' || core::str_length(name) >= core::kind_name_size;
+    std::fprintf(stderr, "resmon: register_kind(%s%s%s): %s; returns kind{%u}: its acquisitions and releases are not "
+                         "recorded but counted as invalid-kind misuse\n",
+                 name == nullptr ? "" : "\"", name == nullptr ? "nullptr" : name, name == nullptr ? "" : "\"",
+                 bad_name ? "expected a name of 1 to 31 characters"
+                          : "not registered: the limit of 64 kinds is reached (7 built in, 57 registered)",
+                 unsigned(max_kinds));
+  }
+  return kind(k);
+}
 
 /// Returns: the name of kind `k` ("memory", "fd", ..., or a registered name),
 /// or nullptr when no such kind exists.
@@ -88,8 +104,14 @@ inline std::uint64_t misuse_count(misuse_type type) noexcept {
   return core::load_relaxed(&core::g_registry.xmisuse[uint32_t(type)]);
 }
 
-/// Returns: the number of misuse events of every type so far.
-inline std::uint64_t misuse_count() noexcept { return core::misuse_total(); }
+/// Returns: the number of misuse events of every type so far, invalid kinds
+/// (invalid_kind_count()) included.
+inline std::uint64_t misuse_count() noexcept { return core::misuse_total() + core::invalid_kind_total(); }
+
+/// Returns: acquisitions and releases through an invalid kind so far
+/// (kind{max_kinds} from a failed register_kind, or any value >= max_kinds):
+/// not recorded, reported as "use of an invalid kind" (JSON id "invalid_kind").
+inline std::uint64_t invalid_kind_count() noexcept { return core::invalid_kind_total(); }
 
 /// A misuse handler: called, on the thread that misused, for every event.
 using misuse_handler = core::misuse_callback;
@@ -179,8 +201,9 @@ RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, con
 /// Records an acquisition (the macros' target). For descriptors, FILE*, DIR*
 /// and mappings it first reports a key still held as reused (see
 /// release_reused). An invalid kind (kind{max_kinds} from register_kind, or
-/// any value not below max_kinds) is not recorded: it is reported as
-/// misuse_type::wrong_kind with no acquisition site (acquired_at is null).
+/// any value not below max_kinds) is not recorded: it is counted as an
+/// invalid-kind misuse (core::note_invalid_kind; a misuse callback receives
+/// type core::misuse_invalid_kind).
 /// When the stack depth is above 0 and no `stack_id` is
 /// given, captures the call stack that starts at `ret` (see stack.hpp); with
 /// the depth at 0 this costs one relaxed load.
@@ -189,7 +212,7 @@ RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, con
 inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
                     std::uint32_t stack_id = 0) noexcept {
   if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
-    core::report_misuse(misuse_type::wrong_kind, std::uint16_t(k), key, where, nullptr, nullptr, 0);
+    core::note_invalid_kind(std::uint16_t(k), key, where, false);
     return false;
   }
   if (reusable_key_kind(k)) release_reused(k, key, where);
@@ -226,9 +249,13 @@ RESMON_DETAIL_NOINLINE inline void report_wrong_owner(kind k, std::uint64_t key,
 /// Records a release (the macros' target). A descriptor that a tagged owner
 /// (unique_fd, unique_socket) holds is not released: that is reported as
 /// misuse_type::wrong_owner and the record stays with its owner.
+/// An invalid kind is counted as an invalid-kind misuse and nothing else happens.
 /// Returns: true when the record was found; false after reporting the misuse.
 inline bool release(kind k, std::uint64_t key, const site* where, core::record_view* out = nullptr) noexcept {
-  if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) return false;
+  if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
+    core::note_invalid_kind(std::uint16_t(k), key, where, true);
+    return false;
+  }
   if (descriptor_kind(k) && RESMON_DETAIL_UNLIKELY(core::owner_of(key) != 0)) {
     report_wrong_owner(k, key, where);
     return false;

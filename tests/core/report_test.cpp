@@ -117,3 +117,31 @@ TEST_CASE("report: writer formats durations and sizes for people") {
   }
   CHECK(out == "850 ns|12.3 ms|4.0 s|512 B|12.5 KiB|3.0 MiB|0xdeadbeef|0");
 }
+
+TEST_CASE("report: writer names sizes beyond TiB (PiB, EiB) up to UINT64_MAX") {
+  std::string out;
+  {
+    resmon::core::writer w({resmon::detail::write_string, &out});
+    w.put_bytes(3ULL << 40).put_char('|').put_bytes(1ULL << 50).put_char('|').put_bytes(5ULL << 60);
+    w.put_char('|').put_bytes(~0ULL);
+  }
+  CHECK(out == "3.0 TiB|1.0 PiB|5.0 EiB|15.9 EiB");
+}
+
+TEST_CASE("report: byte totals near SIZE_MAX saturate instead of wrapping, and reports say so") {
+  static constexpr resmon::site huge_site{"report_test.cpp", 44, "huge_maker"};
+  resmon::kind k = resmon::register_kind("huge_kind");
+  // Four records of 2^62 bytes: their sum, 2^64, wrapped to "4 held, 0 B".
+  for (std::uint64_t key = 1; key <= 4; ++key) resmon::detail::acquire(k, key, std::uint64_t(1) << 62, &huge_site, nullptr);
+  std::string text = resmon::report_string();
+  INFO(text);
+  CHECK(text.find("  huge_kind: 4 held, at least 16.0 EiB (peak 4, total 4)") != std::string::npos);
+  CHECK(text.find("    4 held, at least 16.0 EiB, at report_test.cpp:44 in huge_maker") != std::string::npos);
+  CHECK(text.find("note: byte totals saturated") != std::string::npos);
+  CHECK(text.find(", 0 B") == std::string::npos);
+  std::string json = resmon::report_json_string();
+  CHECK(json.find("\"held\":{\"count\":4,\"bytes\":18446744073709551615}") != std::string::npos);
+  CHECK(json.find("\"bytes_saturated\":true") != std::string::npos);
+  for (std::uint64_t key = 1; key <= 4; ++key) resmon::detail::release(k, key, &rel_site);
+  CHECK(resmon::report_json_string().find("\"bytes_saturated\":false") != std::string::npos);
+}

@@ -4,6 +4,7 @@
 #include <resmon/resmon.h>
 
 #include <resmon/platform/posix.hpp>  // the platform the facade of this test runs on
+#include <resmon/core/report.hpp>
 #include <resmon/core/site_table.hpp>
 #include <resmon/core/tracker.hpp>
 #include <resmon/core/types.hpp>
@@ -11,6 +12,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -36,6 +38,7 @@ struct capture {
   capture() noexcept : previous(resmon_set_report_callback(&capture::write, this)) {}
   ~capture() { resmon_set_report_callback(previous, nullptr); }
   static void write(void* self, const char* s, std::size_t n) { static_cast<capture*>(self)->text.append(s, n); }
+  static void write_to_string(void* out, const char* s, std::size_t n) { static_cast<std::string*>(out)->append(s, n); }
   std::size_t lines() const {
     std::size_t n = 0;
     for (char c : text) n += c == '\n';
@@ -100,6 +103,26 @@ TEST_CASE("resmon_track_acquire: a C call site, the caller's return address and 
   c_release(RESMON_KIND_FD, 0x71);
   c_release(RESMON_KIND_FD, 0x72);
   CHECK(resmon_live_count(RESMON_KIND_FD) == before);
+  resmon_uninstall();
+}
+
+TEST_CASE("resmon_track_acquire: a null file and a negative line are unknown: ?:? in text, line 0 in JSON") {
+  capture c;
+  REQUIRE(resmon_install(nullptr) == RESMON_OK);
+  resmon_track_acquire(RESMON_KIND_DIR, 0xbad1, 0, nullptr, -5);
+  resmon_log_all();
+  INFO(c.text);
+  CHECK(c.text.find("4294967291") == std::string::npos);
+  CHECK(c.text.find("held: dir 0xbad1, acquired at ?:?,") != std::string::npos);
+  CHECK(c.text.find("1 held, at ?:?, oldest ") != std::string::npos);
+  std::string json;
+  resmon::core::write_json_report({&capture::write_to_string, &json});
+  CHECK(json.find("{\"file\":null,\"line\":0,\"function\":null,") != std::string::npos);
+  c.text.clear();
+  resmon_track_acquire(std::uint16_t(60), 0xbad2, 0, nullptr, -5);  // an unknown kind names the call site
+  CHECK(c.text.find("resmon_track_acquire at ?:?: kind 60 is unknown") != std::string::npos);
+  resmon_track_release(RESMON_KIND_DIR, 0xbad1, nullptr, -1);
+  CHECK(resmon_live_count(RESMON_KIND_DIR) == 0);
   resmon_uninstall();
 }
 
@@ -237,4 +260,32 @@ TEST_CASE("site_table: one stable site per (file, line, function), also across t
     CHECK((resmon::core::str_equal(first->file, s->file) && first->line == s->line &&
            resmon::core::str_equal(first->function, s->function)));
   }
+}
+
+TEST_CASE("on_misuse: lines are rate-limited (the first 100, then one a second); counts stay exact") {
+  capture c;
+  REQUIRE(resmon_install(nullptr) == RESMON_OK);
+  std::uint64_t before = resmon_misuse_count();
+  constexpr std::uint64_t releases = 100000;
+  auto start = std::chrono::steady_clock::now();
+  for (std::uint64_t i = 0; i < releases; ++i) resmon_track_release(RESMON_KIND_DIR, 0x7700000 + i, "flood.c", 7);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(resmon_misuse_count() - before == releases);
+  std::size_t lines = c.lines();
+  INFO(lines << " lines in " << seconds << " s");
+  CHECK(lines >= 100);
+  CHECK(lines <= 100 + std::size_t(seconds) + 2);
+  // One more line a second later names how many were left out.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  c.text.clear();
+  resmon_track_release(RESMON_KIND_DIR, 0x7800000, "flood.c", 8);
+  INFO(c.text);
+  CHECK(c.lines() == 1);
+  CHECK(c.text.find("earlier lines left out: after 100 lines, one a second; counts stay exact]") != std::string::npos);
+  c.text.clear();
+  resmon_log_all();
+  CHECK(c.text.find("misuse lines were left out (after 100 lines, one a second); the counts above are exact") !=
+        std::string::npos);
+  CHECK(c.text.find("misuse: " + std::to_string(resmon_misuse_count()) + " events") != std::string::npos);
+  resmon_uninstall();
 }

@@ -191,22 +191,25 @@ TEST_CASE("unique_handle: a release through the wrong kind is reported and the r
   CHECK(live_widgets() == live0);
 }
 
-TEST_CASE("tracker: an acquisition of an invalid kind is a wrong_kind misuse without an acquisition site") {
+TEST_CASE("tracker: an acquisition of an invalid kind is an invalid-kind misuse, not a wrong-kind one") {
   const resmon::kind invalid = resmon::register_kind("");  // kind{max_kinds}
   REQUIRE(std::uint16_t(invalid) == resmon::max_kinds);
   std::uint64_t kind0 = resmon::misuse_count(resmon::misuse_type::wrong_kind);
   std::uint64_t unknown0 = resmon::misuse_count(resmon::misuse_type::unknown_release);
+  std::uint64_t invalid0 = resmon::invalid_kind_count();
   const unsigned acquire_line = __LINE__ + 1;
   RESMON_TRACK_ACQUIRE(invalid, 42, 8);
-  CHECK(resmon::misuse_count(resmon::misuse_type::wrong_kind) == kind0 + 1);
+  CHECK(resmon::misuse_count(resmon::misuse_type::wrong_kind) == kind0);
   CHECK(resmon::misuse_count(resmon::misuse_type::unknown_release) == unknown0);
-  resmon::misuse_event e = last_misuse();
-  CHECK(e.type == std::uint64_t(resmon::misuse_type::wrong_kind));
+  CHECK(resmon::invalid_kind_count() == invalid0 + 1);
+  resmon::misuse_event e;
+  bool release = true;
+  REQUIRE(resmon::core::last_invalid_kind(&e, &release));
+  CHECK_FALSE(release);
+  CHECK(e.type == resmon::core::misuse_invalid_kind);
   CHECK(e.kind == std::uint64_t(resmon::max_kinds));
   CHECK(e.key == 42);
   CHECK(site_is(e.at, "unique_handle_test.cpp", acquire_line));
-  CHECK(e.acquired_at == nullptr);
-  CHECK(e.released_at == nullptr);
 }
 
 TEST_CASE("unique_handle: an untracked wrapper closes but records nothing") {

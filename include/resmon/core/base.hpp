@@ -33,6 +33,12 @@ template <class T> RESMON_DETAIL_INLINE bool cas_acquire(T* p, T& expected, T de
 template <class T> RESMON_DETAIL_INLINE bool cas_acq_rel(T* p, T& expected, T desired) noexcept {
   return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
+// Sequentially consistent: for the few Dekker-style handshakes (a reader
+// count against a pointer swap) where acquire/release is not enough.
+template <class T> RESMON_DETAIL_INLINE T load_seq_cst(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+template <class T> RESMON_DETAIL_INLINE T exchange_seq_cst(T* p, T v) noexcept { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+template <class T> RESMON_DETAIL_INLINE T fetch_add_seq_cst(T* p, T v) noexcept { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+template <class T> RESMON_DETAIL_INLINE T fetch_sub_release(T* p, T v) noexcept { return __atomic_fetch_sub(p, v, __ATOMIC_RELEASE); }
 RESMON_DETAIL_INLINE void fence_acquire() noexcept { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 
 /// Tells the processor that the caller spins (x86: pause; elsewhere nothing).

@@ -9,6 +9,7 @@
 // resmon_log_all() and a kernel module's unload report.
 #pragma once
 
+#include "site_table.hpp"
 #include "stack_depot.hpp"
 #include "tracker.hpp"
 
@@ -77,18 +78,19 @@ class writer {
     }
     return put_uint(ns).put(" ns");
   }
-  /// Bytes with a binary unit past 10 KiB: 512 B, 12.5 KiB, 3.0 MiB.
+  /// Bytes with a binary unit past 10 KiB: 512 B, 12.5 KiB, 3.0 MiB, up to
+  /// EiB (every uint64_t value; tenths are truncated, never rounded up).
   writer& put_bytes(uint64_t b) noexcept {
     if (b < 10240) return put_uint(b).put(" B");
-    static const char* const units[] = {" KiB", " MiB", " GiB", " TiB"};
+    static const char* const units[] = {" KiB", " MiB", " GiB", " TiB", " PiB", " EiB"};
     uint64_t scale = 1024;
     int u = 0;
-    while (u < 3 && b >= scale * 1024) {
+    while (u < 5 && b / 1024 >= scale) {  // b >= scale * 1024, without overflow
       scale *= 1024;
       ++u;
     }
-    uint64_t tenths = b * 10 / scale;
-    return put_uint(tenths / 10).put_char('.').put_uint(tenths % 10).put(units[u]);
+    // (b % scale) * 10 < 10 * 2^60 < 2^64: no overflow.
+    return put_uint(b / scale).put_char('.').put_uint((b % scale) * 10 / scale).put(units[u]);
   }
   /// A JSON string literal, escaped.
   writer& put_json_string(const char* s) noexcept {
@@ -116,6 +118,22 @@ class writer {
   size_t length_ = 0;
   char buffer_[512];
 };
+
+/// A byte total that reached it stopped there: the true sum is at least
+/// 2^64 (16 EiB). Sums of sizes saturate instead of wrapping.
+inline constexpr uint64_t bytes_saturated = ~uint64_t(0);
+
+/// Returns: a + b, or bytes_saturated when the sum does not fit.
+inline uint64_t add_saturated(uint64_t a, uint64_t b) noexcept {
+  uint64_t sum;
+  return __builtin_add_overflow(a, b, &sum) ? bytes_saturated : sum;
+}
+
+/// Writes a byte total: "at least 16.0 EiB" when it saturated.
+inline writer& put_total_bytes(writer& w, uint64_t b) noexcept {
+  if (b == bytes_saturated) return w.put("at least 16.0 EiB");
+  return w.put_bytes(b);
+}
 
 /// Sorts a[0..n) by `less` with heapsort: no recursion, no allocation.
 template <class T, class Less> void heap_sort(T* a, size_t n, Less less) noexcept {
@@ -206,15 +224,24 @@ struct report_options {
 };
 
 /// A snapshot of held records, grouped. Scratch memory from raw pages.
+///
+/// The room for records is sized once, from the live count at construction
+/// plus a margin, and that one bound (`bound_`) sizes both arrays and stops
+/// the copy: records that other threads add past it during the walk are not
+/// copied but counted in missed(), and every report says how many. (Sizing
+/// each array and the copy from separate readings of the live count let the
+/// copy run past its mapping when records grew in between.)
 class grouped_snapshot {
  public:
-  explicit grouped_snapshot(uint64_t min_epoch) noexcept : records_(capacity_hint()), groups_(capacity_hint()) {
+  explicit grouped_snapshot(uint64_t min_epoch) noexcept
+      : bound_(capacity_hint()), records_(bound_), groups_(bound_) {
     record_view* r = records_.get();
-    if (r == nullptr) return;
-    size_t cap = capacity_hint();
+    site_group* g = groups_.get();
+    // No pages: nothing fits, every record is counted as missed.
+    size_t bound = r != nullptr && g != nullptr ? bound_ : 0;
     for_each_live([&](const record_view& v) {
       if (v.epoch < min_epoch) return;
-      if (count_ < cap) r[count_++] = v;
+      if (count_ < bound) r[count_++] = v;
       else ++missed_;
     });
     heap_sort(r, count_, [](const record_view& a, const record_view& b) {
@@ -223,7 +250,7 @@ class grouped_snapshot {
       if (a.stack_id != b.stack_id) return a.stack_id < b.stack_id;
       return a.time_ns < b.time_ns;
     });
-    site_group* g = groups_.get();
+    // Invariant: group_count_ <= count_ <= bound, so g has room for every group.
     for (size_t i = 0; i < count_; ++i) {
       const record_view& v = r[i];
       bool same = group_count_ > 0 && g[group_count_ - 1].kind == uint16_t(v.kind) &&
@@ -231,7 +258,8 @@ class grouped_snapshot {
       if (!same) g[group_count_++] = site_group{uint16_t(v.kind), v.stack_id, v.where, 0, 0, v.time_ns, v.thread, v.ret, i};
       site_group& cur = g[group_count_ - 1];
       ++cur.count;
-      cur.bytes += v.size;
+      cur.bytes = add_saturated(cur.bytes, v.size);
+      saturated_ = saturated_ || cur.bytes == bytes_saturated;
     }
     heap_sort(g, group_count_, [](const site_group& a, const site_group& b) {
       if (a.kind != b.kind) return a.kind < b.kind;
@@ -245,8 +273,11 @@ class grouped_snapshot {
   size_t record_count() const noexcept { return count_; }
   const site_group* groups() const noexcept { return groups_.get(); }
   size_t group_count() const noexcept { return group_count_; }
-  /// Records seen during the walk that did not fit the scratch memory.
+  /// Records seen during the walk that did not fit the scratch memory
+  /// (acquired while the snapshot was taken, past its bound).
   uint64_t missed() const noexcept { return missed_; }
+  /// Returns: true when some group's bytes saturated (bytes_saturated).
+  bool saturated() const noexcept { return saturated_; }
 
  private:
   static size_t capacity_hint() noexcept {
@@ -256,20 +287,55 @@ class grouped_snapshot {
     for (uint16_t k = 0; k < kinds; ++k) live += figures(k).live;
     return size_t(live + live / 8 + 256);
   }
+  size_t bound_;  // records (and groups) the scratch arrays hold; declared before them
   scratch<record_view> records_;
   scratch<site_group> groups_;
   size_t count_ = 0;
   size_t group_count_ = 0;
   uint64_t missed_ = 0;
+  bool saturated_ = false;
 };
+
+/// Writes the note on records a snapshot could not include, if any.
+inline void write_missed_note(writer& w, const grouped_snapshot& snap) noexcept {
+  if (snap.missed() != 0)
+    w.put("  note: ").put_uint(snap.missed())
+        .put(" records were acquired during the report and are not shown: figures above are incomplete\n");
+}
 
 // ---------------------------------------------------------------------------
 // Checkpoints: held figures per group at one moment, to rank growth against.
 //
-// One checkpoint is kept. take_checkpoint() builds a new one from a snapshot
-// and swaps it in under `xlock`, a spin lock taken only by checkpoints and
-// reports (never by acquire or release), held while entries are copied or
-// read.
+// Why not a lock: reports read the checkpoint, and a report may run in a
+// fork child (a thread of the parent may have been reading at fork), in a
+// signal handler that interrupted a report or take_checkpoint() on the same
+// thread, or from resmon_log_all(), which promises not to block. So readers
+// never wait for anything, and the writer waits only a bounded time.
+//
+// Who writes what
+// ---------------
+// - A checkpoint is an immutable `checkpoint_block` (header and entries in
+//   one mapping), written only by the take_checkpoint() that made it, before
+//   it publishes the block with exchange_seq_cst on `xcurrent`. No one writes
+//   a published block again; `next` is written only by the take_checkpoint()
+//   that removed the block from `xcurrent`, which readers no longer reach.
+// - Readers (checkpoint_reader): fetch_add_seq_cst(xreaders, 1), then
+//   load_seq_cst(xcurrent), read the block, fetch_sub_release(xreaders, 1).
+// - take_checkpoint(): exchanges `xcurrent`, takes the whole `xretired` list
+//   (exchange), then polls `xreaders` a bounded number of times. Seeing 0, it
+//   frees the old block and the taken list; otherwise it pushes them back on
+//   `xretired` (CAS) for a later take_checkpoint() to free.
+//
+// Invariant
+// ---------
+//   a block is unmapped only after a load of xreaders == 0 that comes after
+//   (in the single order of seq_cst operations) the exchange that removed it
+//   from xcurrent.
+// A reader that got the block incremented xreaders before loading xcurrent,
+// so before that exchange; reading 0 afterwards means it has decremented
+// again (pairs with: the reader's fetch_sub_release and the writer's
+// load_seq_cst). A reader stopped for ever (a thread that vanished at fork)
+// only keeps retired blocks mapped: memory, never a hang.
 
 struct checkpoint_entry {
   uint16_t kind;
@@ -279,25 +345,61 @@ struct checkpoint_entry {
   uint64_t bytes;
 };
 
-struct checkpoint_store {
-  uint32_t xlock;
-  checkpoint_entry* entries;  // sorted by (kind, where, stack_id)
+struct checkpoint_block {
+  checkpoint_block* next;  // on xretired only: the next retired block
+  size_t bytes;            // of the mapping
+  uint64_t time_ns;        // when it was taken
   size_t count;
-  size_t bytes;               // of the pages holding entries
-  uint64_t time_ns;           // 0: no checkpoint taken
+  checkpoint_entry entries[1];  // really `count`, sorted by (kind, where, stack_id)
+};
+
+struct checkpoint_store {
+  checkpoint_block* xcurrent;  // null: no checkpoint taken
+  checkpoint_block* xretired;  // replaced blocks a reader may still read
+  uint32_t xreaders;           // checkpoint_reader objects alive
 };
 inline constinit checkpoint_store g_checkpoint{};
 
-class checkpoint_lock {
+/// Polls of `xreaders` by take_checkpoint() before it retires the old block
+/// instead of freeing it (a few hundred microseconds).
+inline constexpr uint32_t checkpoint_drain_spin = 1u << 14;
+
+/// Read access to the current checkpoint for as long as it lives.
+/// Lock-free, wait-free: never waits. Async-signal-safe. Does not allocate.
+class checkpoint_reader {
  public:
-  checkpoint_lock() noexcept {
-    uint32_t expected = 0;
-    while (!cas_acq_rel(&g_checkpoint.xlock, expected, uint32_t(1))) expected = 0;  // pairs with the release below
+  checkpoint_reader() noexcept {
+    fetch_add_seq_cst(&g_checkpoint.xreaders, uint32_t(1));  // before the load: see the invariant
+    block_ = load_seq_cst(&g_checkpoint.xcurrent);           // pairs with exchange_seq_cst in take_checkpoint
   }
-  ~checkpoint_lock() { store_release(&g_checkpoint.xlock, uint32_t(0)); }
-  checkpoint_lock(const checkpoint_lock&) = delete;
-  checkpoint_lock& operator=(const checkpoint_lock&) = delete;
+  ~checkpoint_reader() { fetch_sub_release(&g_checkpoint.xreaders, uint32_t(1)); }  // pairs with load_seq_cst there
+  checkpoint_reader(const checkpoint_reader&) = delete;
+  checkpoint_reader& operator=(const checkpoint_reader&) = delete;
+  /// Returns: the checkpoint, or nullptr when none was taken.
+  const checkpoint_block* get() const noexcept { return block_; }
+
+ private:
+  const checkpoint_block* block_;
 };
+
+inline void free_checkpoint_list(checkpoint_block* b) noexcept {
+  while (b != nullptr) {
+    checkpoint_block* next = b->next;
+    platform::pages_free(b, b->bytes);
+    b = next;
+  }
+}
+
+/// Pushes the chain first..(->next)..null onto the retired list. Lock-free.
+inline void retire_checkpoint_list(checkpoint_block* first) noexcept {
+  if (first == nullptr) return;
+  checkpoint_block* last = first;
+  while (last->next != nullptr) last = last->next;
+  checkpoint_block* head = load_relaxed(&g_checkpoint.xretired);
+  do {
+    last->next = head;
+  } while (!cas_acq_rel(&g_checkpoint.xretired, head, first));  // pairs with the exchange in take_checkpoint
+}
 
 inline bool group_key_less(uint16_t ak, const site* aw, uint32_t as, uint16_t bk, const site* bw, uint32_t bs) noexcept {
   if (ak != bk) return ak < bk;
@@ -307,46 +409,56 @@ inline bool group_key_less(uint16_t ak, const site* aw, uint32_t as, uint16_t bk
 
 /// Effects: remembers the held count and bytes of every group (kind, site,
 /// stack) now; later reports rank growth against it. Replaces the previous
-/// checkpoint. Allocates: raw pages. Blocks: only other checkpoints and reports.
+/// checkpoint (kept when no pages can be mapped for the new one).
+/// Allocates: raw pages. Does not block: waits a bounded time for reports
+/// reading the old checkpoint, then leaves it to a later call to free.
+/// Async-signal-safe (where pages_alloc is: mmap on POSIX).
 inline void take_checkpoint() noexcept {
   grouped_snapshot snap(0);
   size_t n = snap.group_count();
-  size_t bytes = n * sizeof(checkpoint_entry);
-  auto* e = n ? static_cast<checkpoint_entry*>(platform::pages_alloc(bytes)) : nullptr;
-  if (e == nullptr) n = 0;
+  size_t bytes = offsetof(checkpoint_block, entries) + (n == 0 ? 1 : n) * sizeof(checkpoint_entry);
+  auto* b = static_cast<checkpoint_block*>(platform::pages_alloc(bytes));
+  if (b == nullptr) return;
+  b->next = nullptr;
+  b->bytes = bytes;
+  b->count = n;
+  checkpoint_entry* e = b->entries;
   for (size_t i = 0; i < n; ++i) {
     const site_group& g = snap.groups()[i];
     e[i] = checkpoint_entry{g.kind, g.stack_id, g.where, g.count, g.bytes};
   }
-  heap_sort(e, n, [](const checkpoint_entry& a, const checkpoint_entry& b) {
-    return group_key_less(a.kind, a.where, a.stack_id, b.kind, b.where, b.stack_id);
+  heap_sort(e, n, [](const checkpoint_entry& x, const checkpoint_entry& y) {
+    return group_key_less(x.kind, x.where, x.stack_id, y.kind, y.where, y.stack_id);
   });
-  checkpoint_entry* old;
-  size_t old_bytes;
-  {
-    checkpoint_lock lock;
-    old = g_checkpoint.entries;
-    old_bytes = g_checkpoint.bytes;
-    g_checkpoint.entries = e;
-    g_checkpoint.count = n;
-    g_checkpoint.bytes = e ? bytes : 0;
-    g_checkpoint.time_ns = platform::clock_ns();
+  b->time_ns = platform::clock_ns();
+  checkpoint_block* old = exchange_seq_cst(&g_checkpoint.xcurrent, b);  // publishes b; pairs with checkpoint_reader
+  checkpoint_block* retired = __atomic_exchange_n(&g_checkpoint.xretired, static_cast<checkpoint_block*>(nullptr),
+                                                  __ATOMIC_ACQ_REL);  // pairs with the CAS in retire_checkpoint_list
+  if (old != nullptr) {
+    old->next = retired;
+    retired = old;
   }
-  if (old != nullptr) platform::pages_free(old, old_bytes);
+  if (retired == nullptr) return;
+  for (uint32_t spin = 0; spin < checkpoint_drain_spin; ++spin) {
+    if (load_seq_cst(&g_checkpoint.xreaders) == 0) {  // see the invariant
+      free_checkpoint_list(retired);
+      return;
+    }
+    cpu_relax();
+  }
+  retire_checkpoint_list(retired);
 }
 
-/// Returns: the entry of group g in the checkpoint, or nullptr. Requires: the
-/// checkpoint lock.
-inline const checkpoint_entry* checkpoint_find(const site_group& g) noexcept {
-  size_t lo = 0, hi = g_checkpoint.count;
-  const checkpoint_entry* e = g_checkpoint.entries;
+/// Returns: the entry of group g in checkpoint c, or nullptr.
+inline const checkpoint_entry* checkpoint_find(const checkpoint_block* c, const site_group& g) noexcept {
+  size_t lo = 0, hi = c->count;
+  const checkpoint_entry* e = c->entries;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (group_key_less(e[mid].kind, e[mid].where, e[mid].stack_id, g.kind, g.where, g.stack_id)) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < g_checkpoint.count && e[lo].kind == g.kind && site_order(e[lo].where, g.where) == 0 &&
-      e[lo].stack_id == g.stack_id)
+  if (lo < c->count && e[lo].kind == g.kind && site_order(e[lo].where, g.where) == 0 && e[lo].stack_id == g.stack_id)
     return &e[lo];
   return nullptr;
 }
@@ -357,10 +469,14 @@ struct group_growth {
   int64_t bytes;
 };
 
-inline group_growth growth_of(const site_group& g) noexcept {
-  const checkpoint_entry* e = checkpoint_find(g);
-  if (e == nullptr) return {int64_t(g.count), int64_t(g.bytes)};
-  return {int64_t(g.count) - int64_t(e->count), int64_t(g.bytes) - int64_t(e->bytes)};
+/// Returns: v, or INT64_MAX when it does not fit (a saturated byte total).
+inline int64_t to_signed_saturated(uint64_t v) noexcept { return v > uint64_t(INT64_MAX) ? INT64_MAX : int64_t(v); }
+
+inline group_growth growth_of(const checkpoint_block* c, const site_group& g) noexcept {
+  const checkpoint_entry* e = checkpoint_find(c, g);
+  int64_t count = to_signed_saturated(g.count), bytes = to_signed_saturated(g.bytes);
+  if (e == nullptr) return {count, bytes};
+  return {count - to_signed_saturated(e->count), bytes - to_signed_saturated(e->bytes)};
 }
 
 /// Returns: the records and bytes held by the groups [first, last).
@@ -368,30 +484,133 @@ inline usage sum_groups(const site_group* first, const site_group* last) noexcep
   usage u{0, 0};
   for (; first != last; ++first) {
     u.count += first->count;
-    u.bytes += first->bytes;
+    u.bytes = add_saturated(u.bytes, first->bytes);
   }
   return u;
 }
 
+// ---------------------------------------------------------------------------
+// Invalid kinds: acquisitions and releases through a kind that does not
+// exist (kind{max_kinds} from a failed register_kind, any value >= max_kinds,
+// or for the C facade a kind never registered). They are not recorded; they
+// are counted here, as a misuse type of their own that core/tracker.hpp's
+// misuse_type does not list (its counters and event ring are sized for
+// misuse_types).
+//
+// Who writes what: any thread fetch_adds the two counters. The last event is
+// a seqlock: a writer CASes `xseq` from even s to s + 1 (a writer that finds
+// it odd only counts), stores the fields relaxed, then store_release(s + 2);
+// readers copy between two loads of `xseq` (pairs with that store_release).
+
+/// The misuse type of an invalid kind, after tracker.hpp's misuse_types.
+inline constexpr uint64_t misuse_invalid_kind = misuse_types;
+/// Misuse types that reports name: tracker.hpp's and misuse_invalid_kind.
+inline constexpr uint32_t report_misuse_types = misuse_types + 1;
+
+struct invalid_kind_log {
+  uint64_t xacquires;  // acquisitions through an invalid kind: not recorded
+  uint64_t xreleases;  // releases through an invalid kind: ignored
+  uint64_t xseq;       // seqlock of the last event: 0 none, odd while written
+  uint64_t kind;
+  uint64_t key;
+  const site* at;
+  uint64_t thread;
+  uint64_t release;    // 1: a release, 0: an acquisition
+};
+inline constinit invalid_kind_log g_invalid_kinds{};
+
+/// Returns: the invalid-kind events so far (acquisitions and releases).
+inline uint64_t invalid_kind_total() noexcept {
+  return load_relaxed(&g_invalid_kinds.xacquires) + load_relaxed(&g_invalid_kinds.xreleases);
+}
+
+/// Effects: counts an acquisition (release == false) or release through the
+/// invalid kind k, keeps it as the last such event, and, when `dispatch`,
+/// acts as set_misuse_action says: calls the callback with a misuse_event of
+/// type misuse_invalid_kind, or panics for misuse_action::abort.
+/// Lock-free; does not allocate. Async-signal-safe.
+RESMON_DETAIL_NOINLINE inline void note_invalid_kind(uint16_t k, uint64_t key, const site* at, bool release,
+                                                     bool dispatch = true) noexcept {
+  invalid_kind_log& g = g_invalid_kinds;
+  fetch_add_relaxed(release ? &g.xreleases : &g.xacquires, uint64_t(1));
+  uint64_t self = platform::thread_id();
+  uint64_t seq = load_relaxed(&g.xseq);
+  if ((seq & 1) == 0 && cas_acquire(&g.xseq, seq, seq + 1)) {
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    store_relaxed(&g.kind, uint64_t(k));
+    store_relaxed(&g.key, key);
+    store_relaxed(&g.at, at);
+    store_relaxed(&g.thread, self);
+    store_relaxed(&g.release, uint64_t(release));
+    store_release(&g.xseq, seq + 2);  // pairs with the load_acquire in last_invalid_kind
+  }
+  if (!dispatch) return;
+  registry& r = g_registry;
+  auto action = misuse_action(load_relaxed(&r.xmisuse_action));
+  if (action == misuse_action::callback) {
+    misuse_callback cb;
+    void* context;
+    for (;;) {  // the pair as one (the seqlock of set_misuse_action)
+      uint32_t s1 = load_acquire(&r.xhandler_seq);  // pairs with store_release in set_misuse_action
+      cb = load_relaxed(&r.xmisuse_callback);
+      context = load_relaxed(&r.xmisuse_context);
+      fence_acquire();
+      if ((s1 & 1) == 0 && load_relaxed(&r.xhandler_seq) == s1) break;
+    }
+    if (cb != nullptr) {
+      misuse_event e{};
+      e.type = misuse_invalid_kind;
+      e.kind = k;
+      e.key = key;
+      e.thread = self;
+      e.at = at;
+      cb(e, context);
+    }
+  } else if (action == misuse_action::abort) {
+    platform::panic(release ? "resmon: resource misuse: a release through an invalid kind"
+                            : "resmon: resource misuse: an acquisition through an invalid kind");
+  }
+}
+
+/// Copies the last invalid-kind event. Returns: false when there is none
+/// (or it is being rewritten).
+inline bool last_invalid_kind(misuse_event* out, bool* release) noexcept {
+  invalid_kind_log& g = g_invalid_kinds;
+  uint64_t s1 = load_acquire(&g.xseq);
+  if (s1 == 0 || (s1 & 1) != 0) return false;
+  *out = misuse_event{};
+  out->type = misuse_invalid_kind;
+  out->kind = load_relaxed(&g.kind);
+  out->key = load_relaxed(&g.key);
+  out->at = load_relaxed(&g.at);
+  out->thread = load_relaxed(&g.thread);
+  *release = load_relaxed(&g.release) != 0;
+  fence_acquire();
+  return load_relaxed(&g.xseq) == s1;
+}
+
 inline const char* misuse_name(uint64_t type) noexcept {
-  static const char* const names[misuse_types] = {"release of an unknown key", "double release",
-                                                  "acquire of a key still held", "release through the wrong kind",
-                                                  "release by a non-owner"};
-  return type < misuse_types ? names[type] : "misuse";
+  static const char* const names[report_misuse_types] = {"release of an unknown key", "double release",
+                                                         "acquire of a key still held", "release through the wrong kind",
+                                                         "release by a non-owner", "use of an invalid kind"};
+  return type < report_misuse_types ? names[type] : "misuse";
 }
 
 inline const char* misuse_id(uint64_t type) noexcept {
-  static const char* const ids[misuse_types] = {"unknown_release", "double_release", "reused_key", "wrong_kind",
-                                                "wrong_owner"};
-  return type < misuse_types ? ids[type] : "misuse";
+  static const char* const ids[report_misuse_types] = {"unknown_release", "double_release", "reused_key", "wrong_kind",
+                                                       "wrong_owner", "invalid_kind"};
+  return type < report_misuse_types ? ids[type] : "misuse";
 }
 
+/// Writes "file:line[ in function]"; an unknown file or line (null, 0) as "?".
 inline void put_site(writer& w, const site* s) noexcept {
   if (s == nullptr) {
     w.put("an unknown site");
     return;
   }
-  w.put(s->file).put_char(':').put_uint(s->line);
+  w.put(s->file).put_char(':');
+  if (s->line == 0) w.put_char('?');
+  else w.put_uint(s->line);
   if (s->function != nullptr && s->function[0] != '\0') w.put(" in ").put(s->function);
 }
 
@@ -403,9 +622,27 @@ inline void put_kind(writer& w, uint64_t k) noexcept {
 
 /// Writes the misuse section: counts per type and the newest events kept.
 inline void write_misuse_text(writer& w) noexcept {
-  uint64_t total = misuse_total();
+  uint64_t invalid = invalid_kind_total();
+  uint64_t total = misuse_total() + invalid;
   if (total == 0) return;
   w.put("misuse: ").put_uint(total).put(total == 1 ? " event\n" : " events\n");
+  if (invalid != 0) {
+    uint64_t acquires = load_relaxed(&g_invalid_kinds.xacquires), releases = load_relaxed(&g_invalid_kinds.xreleases);
+    w.put("  ").put(misuse_name(misuse_invalid_kind)).put(": ").put_uint(acquires)
+        .put(acquires == 1 ? " acquisition" : " acquisitions").put(" not recorded, ").put_uint(releases)
+        .put(releases == 1 ? " release" : " releases").put(" ignored (kinds are 0 to ").put_uint(max_kinds - 1)
+        .put(": ").put_uint(builtin_kinds).put(" built in, at most ").put_uint(max_kinds - builtin_kinds)
+        .put(" registered)");
+    misuse_event e;
+    bool release = false;
+    if (last_invalid_kind(&e, &release)) {
+      w.put("; last: ").put(release ? "release" : "acquisition").put(" through kind ").put_uint(e.kind).put(" (key ")
+          .put_hex(e.key).put(") at ");
+      put_site(w, e.at);
+      w.put(", thread ").put_uint(e.thread);
+    }
+    w.put_char('\n');
+  }
   uint64_t end = load_acquire(&g_registry.xmisuse_next);
   uint64_t begin = end > misuse_log_size ? end - misuse_log_size : 0;
   for (uint64_t n = begin; n < end; ++n) {
@@ -455,7 +692,7 @@ inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const
 /// Writes one group: "    <count> held[, <bytes>], at <site>, ...".
 inline void write_group_line(writer& w, const site_group& s, uint64_t now, const report_options& opt) noexcept {
   w.put("    ").put_uint(s.count).put(" held");
-  if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+  if (s.bytes != 0) put_total_bytes(w.put(", "), s.bytes);
   bool frames = s.stack_id != 0 && s.stack_id != unknown_stack_id && opt.describe_stack != nullptr;
   write_group_tail(w, s, now, opt, frames);
   if (frames) opt.describe_stack(w, s.stack_id, "      ", opt.describe_context);
@@ -483,17 +720,18 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
     w.put("    ").put_uint(i + 1).put(". ");
     put_kind(w, s.kind);
     w.put(": ").put_uint(s.count).put(" held");
-    if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+    if (s.bytes != 0) put_total_bytes(w.put(", "), s.bytes);
     write_group_tail(w, s, now, opt);
   }
-  checkpoint_lock lock;
-  if (g_checkpoint.time_ns == 0) return;
+  checkpoint_reader reader;
+  const checkpoint_block* c = reader.get();
+  if (c == nullptr) return;
   scratch<group_growth> growth(n);
   group_growth* gr = growth.get();
   if (gr == nullptr) return;
   size_t grown = 0;
   for (size_t i = 0; i < n; ++i) {
-    group_growth d = growth_of(g[i]);
+    group_growth d = growth_of(c, g[i]);
     if (d.bytes > 0 || (d.bytes == 0 && d.count > 0)) {
       gr[i] = d;
       o[grown++] = i;
@@ -503,7 +741,7 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
     if (gr[a].bytes != gr[b].bytes) return gr[a].bytes > gr[b].bytes;
     return gr[a].count > gr[b].count;
   });
-  uint64_t t = platform::clock_ns(), at = g_checkpoint.time_ns;
+  uint64_t t = platform::clock_ns(), at = c->time_ns;
   w.put("  top culprits by growth since the checkpoint ").put_duration(t > at ? t - at : 0).put(" ago:");
   if (grown == 0) w.put(" none");
   w.put_char('\n');
@@ -514,7 +752,7 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
     w.put(": +").put_int(gr[o[i]].count).put(" held");
     if (gr[o[i]].bytes != 0) w.put(", +").put_bytes(uint64_t(gr[o[i]].bytes));
     w.put(" (now ").put_uint(s.count).put(" held");
-    if (s.bytes != 0) w.put(", ").put_bytes(s.bytes);
+    if (s.bytes != 0) put_total_bytes(w.put(", "), s.bytes);
     w.put(")");
     write_group_tail(w, s, now, opt);
   }
@@ -525,6 +763,9 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
 /// resources grouped by site (or stack), largest first, with the oldest age
 /// and its thread; then misuse and capacity notes.
 /// Allocates: raw pages for the snapshot, freed before returning.
+/// Does not block (no lock; see Checkpoints). Async-signal-safe when the sink
+/// is (e.g. it calls write(2)) and no describe_* hook is set: a handler may
+/// report while the interrupted code was reporting or taking a checkpoint.
 inline void write_text_report(sink out, const report_options& opt = {}) noexcept {
   writer w(out);
   grouped_snapshot snap(opt.min_epoch);
@@ -549,10 +790,12 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     auto [count, bytes] = sum_groups(g + begin, g + gi);
     if (count == 0 && !opt.all_kinds && f.dropped == 0 && f.releases_reentrant == 0) continue;
     w.put("  ").put(kind_name(k)).put(": ").put_uint(count).put(" held");
-    if (k == uint16_t(kind::memory) || bytes != 0) w.put(", ").put_bytes(bytes);
+    if (k == uint16_t(kind::memory) || bytes != 0) put_total_bytes(w.put(", "), bytes);
     if (!opt.scope_only) {
       w.put(" (peak ").put_uint(f.peak);
-      if (f.peak_bytes != 0) w.put(" / ").put_bytes(f.peak_bytes);
+      // The tracker's byte counters wrap modulo 2^64: past a saturated sum
+      // they mean nothing, so they are left out.
+      if (f.peak_bytes != 0 && bytes != bytes_saturated) w.put(" / ").put_bytes(f.peak_bytes);
       w.put(", total ").put_uint(f.total).put(")");
     }
     w.put_char('\n');
@@ -570,10 +813,10 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
         uint64_t rest_count = 0, rest_bytes = 0;
         for (size_t j = i; j < gi; ++j) {
           rest_count += g[j].count;
-          rest_bytes += g[j].bytes;
+          rest_bytes = add_saturated(rest_bytes, g[j].bytes);
         }
         w.put("    ... ").put_uint(gi - i).put(" more sites hold ").put_uint(rest_count);
-        if (rest_bytes != 0) w.put(" (").put_bytes(rest_bytes).put(")");
+        if (rest_bytes != 0) put_total_bytes(w.put(" ("), rest_bytes).put(")");
         w.put_char('\n');
         break;
       }
@@ -581,10 +824,12 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
       write_group_line(w, g[i], now, opt);
     }
   }
+  write_missed_note(w, snap);
+  if (snap.saturated())
+    w.put("  note: byte totals saturated: a sum shown as \"at least 16.0 EiB\" is 2^64 bytes or more (sizes near "
+          "SIZE_MAX); peak and total bytes are not shown for its kind\n");
   if (opt.scope_only) return;
   write_culprits_text(w, snap, now, opt);
-  if (snap.missed() != 0)
-    w.put("  note: ").put_uint(snap.missed()).put(" records were acquired during the report and are not shown\n");
   uint64_t dropped = dropped_total();
   if (dropped != 0)
     w.put("  note: ").put_uint(dropped).put(" acquisitions were not recorded (capacity ").put_uint(capacity())
@@ -596,6 +841,10 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     w.put("  note: ").put_uint(unknown).put(" stacks were not stored: the stack depot is full (")
         .put_uint(depot_stack_count()).put(" stacks)\n");
   if (opt.describe_registries != nullptr) opt.describe_registries(w, false, opt.describe_context);
+  if (uint64_t refused = site_overflows())
+    w.put("  note: ").put_uint(refused).put(refused == 1 ? " call site was" : " call sites were")
+        .put(" not interned: the site table is full (limit ").put_uint(site_table_limit)
+        .put(" sites); their records are grouped as \"").put(overflow_file).put("\"\n");
   write_misuse_text(w);
 }
 
@@ -653,12 +902,15 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   w.put(",\"dropped\":").put_uint(dropped_total());
   w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
+  w.put(",\"missed\":").put_uint(snap.missed());
+  w.put(",\"bytes_saturated\":").put(snap.saturated() ? "true" : "false");
+  checkpoint_reader reader;  // one checkpoint for the whole document
+  const checkpoint_block* c = reader.get();
   {
-    checkpoint_lock lock;
-    uint64_t t = platform::clock_ns(), at = g_checkpoint.time_ns;
+    uint64_t t = platform::clock_ns();
     w.put(",\"checkpoint_age_ns\":");
-    if (at == 0) w.put("null");
-    else w.put_uint(t > at ? t - at : 0);
+    if (c == nullptr) w.put("null");
+    else w.put_uint(t > c->time_ns ? t - c->time_ns : 0);
   }
   w.put(",\"kinds\":[");
   size_t gi = 0;
@@ -688,12 +940,9 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
       w.put(",\"stack_id\":").put_uint(s.stack_id);
       w.put(",\"count\":").put_uint(s.count).put(",\"bytes\":").put_uint(s.bytes);
       w.put(",\"oldest_age_ns\":").put_uint(now > s.oldest_ns ? now - s.oldest_ns : 0);
-      {
-        checkpoint_lock lock;
-        if (g_checkpoint.time_ns != 0) {
-          group_growth d = growth_of(s);
-          w.put(",\"growth\":{\"count\":").put_int(d.count).put(",\"bytes\":").put_int(d.bytes).put("}");
-        }
+      if (c != nullptr) {
+        group_growth d = growth_of(c, s);
+        w.put(",\"growth\":{\"count\":").put_int(d.count).put(",\"bytes\":").put_int(d.bytes).put("}");
       }
       w.put(",\"resources\":[");
       for (size_t j = s.first; j < s.first + s.count; ++j) {
@@ -709,10 +958,32 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   }
   w.put("]");
   write_json_stacks(w, snap, opt);
+  w.put(",\"site_table\":{\"sites\":").put_uint(interned_sites()).put(",\"limit\":").put_uint(site_table_limit);
+  w.put(",\"overflow\":").put_uint(site_overflows()).put("}");
   w.put(",\"misuse\":{\"counts\":{");
   for (uint32_t t = 0; t < misuse_types; ++t) {
     if (t != 0) w.put_char(',');
     w.put_char('"').put(misuse_id(t)).put("\":").put_uint(load_relaxed(&g_registry.xmisuse[t]));
+  }
+  w.put(",\"").put(misuse_id(misuse_invalid_kind)).put("\":").put_uint(invalid_kind_total());
+  w.put("},\"invalid_kind\":{\"acquisitions\":").put_uint(load_relaxed(&g_invalid_kinds.xacquires));
+  w.put(",\"releases\":").put_uint(load_relaxed(&g_invalid_kinds.xreleases)).put(",\"last\":");
+  {
+    misuse_event e;
+    bool release = false;
+    if (!last_invalid_kind(&e, &release)) {
+      w.put("null");
+    } else {
+      w.put("{\"operation\":").put(release ? "\"release\"" : "\"acquire\"").put(",\"kind\":").put_uint(e.kind);
+      w.put(",\"key\":").put_uint(e.key).put(",\"thread\":").put_uint(e.thread).put(",\"at\":");
+      if (e.at == nullptr) {
+        w.put("null");
+      } else {
+        w.put("{\"file\":").put_json_string(e.at->file).put(",\"line\":").put_uint(e.at->line);
+        w.put(",\"function\":").put_json_string(e.at->function).put("}");
+      }
+      w.put("}");
+    }
   }
   w.put("},\"events\":[");
   uint64_t end = load_acquire(&g_registry.xmisuse_next);

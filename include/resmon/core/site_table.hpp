@@ -74,6 +74,9 @@ inline constexpr uint32_t site_table_log2 = 14;
 inline constexpr uint32_t site_claim_spin = 1u << 12;  // polls of a slot being written before it is skipped
 inline constexpr uint32_t site_table_capacity = uint32_t(1) << site_table_log2;  // 16384 entries, 768 KiB
 inline constexpr size_t site_chunk_bytes = 64 * 1024;  // text arena chunk (raw pages)
+/// Sites interned at most: intern_site() keeps a quarter of the slots free
+/// (short probe chains). For reports, which name the limit.
+inline constexpr uint32_t site_table_limit = site_table_capacity - site_table_capacity / 4;  // 12288
 
 struct site_entry {
   uint32_t xstate;  // 0 empty, 1 being written, 2 ready
