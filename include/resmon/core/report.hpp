@@ -239,7 +239,7 @@ class grouped_snapshot {
     site_group* g = groups_.get();
     // No pages: nothing fits, every record is counted as missed.
     size_t bound = r != nullptr && g != nullptr ? bound_ : 0;
-    for_each_live([&](const record_view& v) {
+    inexact_ = for_each_live([&](const record_view& v) {
       if (v.epoch < min_epoch) return;
       if (count_ < bound) r[count_++] = v;
       else ++missed_;
@@ -278,6 +278,9 @@ class grouped_snapshot {
   uint64_t missed() const noexcept { return missed_; }
   /// Returns: true when some group's bytes saturated (bytes_saturated).
   bool saturated() const noexcept { return saturated_; }
+  /// Tables read while their thread was still moving records (see
+  /// for_each_live): a record there may be missing or shown twice.
+  uint32_t inexact_tables() const noexcept { return inexact_; }
 
  private:
   static size_t capacity_hint() noexcept {
@@ -293,6 +296,7 @@ class grouped_snapshot {
   size_t count_ = 0;
   size_t group_count_ = 0;
   uint64_t missed_ = 0;
+  uint32_t inexact_ = 0;
   bool saturated_ = false;
 };
 
@@ -301,6 +305,10 @@ inline void write_missed_note(writer& w, const grouped_snapshot& snap) noexcept 
   if (snap.missed() != 0)
     w.put("  note: ").put_uint(snap.missed())
         .put(" records were acquired during the report and are not shown: figures above are incomplete\n");
+  if (snap.inexact_tables() != 0)
+    w.put("  note: ").put_uint(snap.inexact_tables())
+        .put(" thread tables were read while their thread moved records (stopped, or interrupted by this report): "
+             "a record there may be missing or shown twice\n");
 }
 
 // ---------------------------------------------------------------------------
@@ -359,6 +367,11 @@ struct checkpoint_store {
   uint32_t xreaders;           // checkpoint_reader objects alive
 };
 inline constinit checkpoint_store g_checkpoint{};
+
+/// Effects: in a child of fork(), forgets the readers of the parent's other
+/// threads (they do not exist here), so that take_checkpoint() frees old
+/// blocks again. Called by core::after_fork_child.
+inline void checkpoint_after_fork_child() noexcept { store_relaxed(&g_checkpoint.xreaders, uint32_t(0)); }
 
 /// Polls of `xreaders` by take_checkpoint() before it retires the old block
 /// instead of freeing it (a few hundred microseconds).
@@ -431,6 +444,8 @@ inline void take_checkpoint() noexcept {
     return group_key_less(x.kind, x.where, x.stack_id, y.kind, y.where, y.stack_id);
   });
   b->time_ns = platform::clock_ns();
+  if (load_relaxed(&g_registry.xfork_child_hook) == nullptr)
+    store_release(&g_registry.xfork_child_hook, &checkpoint_after_fork_child);  // pairs with after_fork_child
   checkpoint_block* old = exchange_seq_cst(&g_checkpoint.xcurrent, b);  // publishes b; pairs with checkpoint_reader
   checkpoint_block* retired = __atomic_exchange_n(&g_checkpoint.xretired, static_cast<checkpoint_block*>(nullptr),
                                                   __ATOMIC_ACQ_REL);  // pairs with the CAS in retire_checkpoint_list
@@ -902,7 +917,7 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   w.put(",\"dropped\":").put_uint(dropped_total());
   w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
-  w.put(",\"missed\":").put_uint(snap.missed());
+  w.put(",\"missed\":").put_uint(snap.missed()).put(",\"inexact_tables\":").put_uint(snap.inexact_tables());
   w.put(",\"bytes_saturated\":").put(snap.saturated() ? "true" : "false");
   checkpoint_reader reader;  // one checkpoint for the whole document
   const checkpoint_block* c = reader.get();

@@ -237,6 +237,7 @@ struct registry {
   void* xmisuse_context;
   uint32_t xreaders;                  // walks of every record in progress (for_each_live)
   uint64_t xunmatched_after_drop;     // releases that found no record while some were dropped
+  void (*xfork_child_hook)() noexcept;  // report.hpp's checkpoint reset, set with the first checkpoint
   uint64_t start_ns;
 };
 
@@ -1402,6 +1403,7 @@ inline void after_fork_child() noexcept {
   for (misuse_event& e : g.misuse_log) {
     if ((load_relaxed(&e.xseq) & 1) != 0) store_relaxed(&e.xseq, uint64_t(0));  // half written: never readable
   }
+  if (void (*hook)() noexcept = load_acquire(&g.xfork_child_hook)) hook();  // pairs with store_release in report.hpp
 }
 
 /// Sets what happens on misuse besides counting and logging.
