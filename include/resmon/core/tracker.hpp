@@ -91,6 +91,7 @@ struct segment {
   uint32_t used;           // slots not EMPTY (owner-only, never read by others)
   uint32_t limit;          // used may grow to 3/4 of the capacity
   uint32_t parked;         // 1: its pages went back to the platform and its slots to the budget
+  uint32_t gen_floor;      // generations inserted from now on are at least this (see park_segment)
   uint64_t inserted;
   uint64_t removed_local;  // removals by the owner
   size_t bytes;            // size of the mapping
@@ -318,16 +319,33 @@ inline uint64_t slot_budget() noexcept { return capacity() + capacity() / 2; }
 /// table each; a thread that ends leaves its table to the next). Takes
 /// effect only before the first thread tracks. Returns: false when `n` is
 /// out of range (1 to max_tables_ceiling) or the tables already exist.
+/// The bit of xtable_limit that fixes it: set once, by the first thread that
+/// maps the table array, before it maps it; every array is sized from it.
+inline constexpr uint32_t table_limit_frozen = uint32_t(1) << 31;
+
 inline bool set_max_threads(uint32_t n) noexcept {
-  if (n == 0 || n > max_tables_ceiling || load_acquire(&g_registry.xtables) != nullptr) return false;
-  store_relaxed(&g_registry.xtable_limit, n);
-  return load_acquire(&g_registry.xtables) == nullptr;
+  if (n == 0 || n > max_tables_ceiling) return false;
+  uint32_t cur = load_relaxed(&g_registry.xtable_limit);
+  while ((cur & table_limit_frozen) == 0) {
+    if (cas_acq_rel(&g_registry.xtable_limit, cur, n)) return true;
+  }
+  return false;
 }
 
 /// Returns: the number of threads that can track at the same time.
 inline uint32_t max_threads() noexcept {
-  uint32_t n = load_relaxed(&g_registry.xtable_limit);
+  uint32_t n = load_acquire(&g_registry.xtable_limit) & ~table_limit_frozen;
   return n == 0 ? default_max_tables : n;
+}
+
+/// Returns: the limit, fixed from now on (see table_limit_frozen).
+inline uint32_t freeze_max_threads() noexcept {
+  uint32_t cur = load_relaxed(&g_registry.xtable_limit);
+  while ((cur & table_limit_frozen) == 0) {
+    uint32_t fixed = (cur == 0 ? default_max_tables : cur) | table_limit_frozen;
+    if (cas_acq_rel(&g_registry.xtable_limit, cur, fixed)) break;
+  }
+  return max_threads();
 }
 
 /// Returns: the epoch that records acquired from now on carry; every record
@@ -346,7 +364,7 @@ inline uint64_t current_epoch() noexcept { return load_relaxed(&g_registry.xepoc
 template <class Fn> inline bool for_each_table_in(const registry& g, Fn&& fn) noexcept {
   thread_table** tables = load_acquire(&g.xtables);  // pairs with the CAS in table_array
   if (tables == nullptr) return false;
-  uint32_t n = load_acquire(&g.xtable_count), limit = load_relaxed(&g.xtable_limit);
+  uint32_t n = load_acquire(&g.xtable_count), limit = load_acquire(&g.xtable_limit) & ~table_limit_frozen;
   if (limit == 0) limit = default_max_tables;
   for (uint32_t i = 0; i < n && i < limit; ++i) {
     thread_table* t = load_acquire(&tables[i]);  // pairs with store_release in attach_table
@@ -365,11 +383,11 @@ inline void trim_adopted(thread_table* t) noexcept;
 RESMON_DETAIL_NOINLINE inline thread_table** table_array() noexcept {
   thread_table** tables = load_acquire(&g_registry.xtables);
   if (tables != nullptr) return tables;
-  size_t bytes = size_t(max_threads()) * sizeof(thread_table*);
+  // Frozen before any array is mapped: every thread sizes its array alike,
+  // and set_max_threads can no longer change it.
+  size_t bytes = size_t(freeze_max_threads()) * sizeof(thread_table*);
   auto* fresh = static_cast<thread_table**>(platform::pages_alloc(bytes));
   if (fresh == nullptr) return nullptr;
-  // The limit the array was sized for: set_max_threads cannot change it now.
-  store_relaxed(&g_registry.xtable_limit, uint32_t(bytes / sizeof(thread_table*)));
   if (cas_acq_rel(&g_registry.xtables, tables, fresh)) return fresh;  // pairs with load_acquire above
   platform::pages_free(fresh, bytes);
   return tables;
@@ -487,6 +505,14 @@ inline uint64_t mapped_slots(const segment* s) noexcept {
 /// s->live() == 0; s is not the segment taking inserts.
 /// Does not block. Safe in interrupt context: no.
 inline void park_segment(segment* s) noexcept {
+  // Generations go on above every one the slots held: a reader or claimer
+  // that read a state before the zeroing never sees it again.
+  uint32_t top = s->gen_floor;
+  for (uint64_t i = 0, cap = s->capacity(); i < cap; ++i) {
+    uint32_t g = load_relaxed(&s->slots[i].xstate) >> 2;
+    if (g >= top) top = g + 1;
+  }
+  s->gen_floor = top;
   // Zero the slots on the header's page by hand, the whole pages after it by
   // the platform (which may return them). No slot is LIVE: readers and
   // claimers ignore every state these stores pass through.
@@ -607,6 +633,15 @@ inline uint32_t segment_index(const thread_table* t, const segment* s) noexcept 
   return i;
 }
 
+/// Returns: the generation of a record inserted into a slot whose state is
+/// st: one more than the slot's, and never below the segment's floor, so
+/// that a slot zeroed by park_segment never repeats a generation that a
+/// stale reader or claimer may hold (no ABA across parking). Owner only.
+RESMON_DETAIL_INLINE uint32_t next_generation(const segment* s, uint32_t st) noexcept {
+  uint32_t g = (st >> 2) + 1;
+  return g < s->gen_floor ? s->gen_floor : g;
+}
+
 /// Inserts a copy of a record into segment s (owner only; s has room).
 /// Returns: the new slot, already LIVE.
 inline record* insert_copy(segment* s, const record* from) noexcept {
@@ -627,7 +662,7 @@ inline record* insert_copy(segment* s, const record* from) noexcept {
   store_relaxed(&r->time_ns, from->time_ns);
   store_relaxed(&r->epoch, from->epoch);
   store_relaxed(&r->ret, from->ret);
-  store_release(&r->xstate, ((st >> 2) + 1) << 2 | slot_live);  // pairs with load_acquire in find_and_claim
+  store_release(&r->xstate, next_generation(s, st) << 2 | slot_live);  // pairs with load_acquire in find_and_claim
   s->used += (st & 3) == slot_empty;
   owner_add(&s->inserted, uint64_t(1));
   return r;
@@ -876,7 +911,7 @@ inline bool acquire(const acquire_args& a) noexcept {
   store_relaxed(&r->epoch, current_epoch());
   store_relaxed(&r->ret, a.ret);
   // Pairs with load_acquire in find_and_claim and in the snapshot readers.
-  store_release(&r->xstate, ((st >> 2) + 1) << 2 | slot_live);
+  store_release(&r->xstate, next_generation(s, st) << 2 | slot_live);
   s->used += (st & 3) == slot_empty;
   owner_add(&s->inserted, uint64_t(1));
   uint64_t acquired = c.acquired + 1, acquired_bytes = c.acquired_bytes + a.size;
@@ -921,18 +956,11 @@ inline record* probe_and_claim(segment* s, uint32_t shift, uint16_t k, uint64_t 
         *state = st;
         return r;
       }
+      // The generation in st is never reused for this slot (next_generation),
+      // so the CAS fails if the record we matched was released meanwhile.
       if (cas_acquire(&r->xstate, st, (st & ~uint32_t(3)) | slot_busy)) {
-        // A parked segment restarts its generations at 0: the slot may hold
-        // another record by now with the generation we read. The payload is
-        // stable while we hold BUSY: check it again, give it back if changed.
-        if (load_relaxed(&r->key) == key && (how == claim::any_kind || meta_kind(load_relaxed(&r->meta)) == k)) {
-          *state = st;
-          return r;
-        }
-        uint32_t busy = (st & ~uint32_t(3)) | slot_busy;
-        cas_acq_rel(&r->xstate, busy, st);  // pairs with the owner's load_acquire before it writes
-        st = load_acquire(&r->xstate);
-        continue;
+        *state = st;
+        return r;
       }
       // The CAS failed and reloaded st: the slot was claimed or reused by
       // its owner (perhaps for this very key). Look at it again.
@@ -968,7 +996,7 @@ inline record* find_and_claim(thread_table* t, uint16_t k, uint64_t key, segment
     if (j >= count) j -= count;
     segment* s = load_acquire(&t->xsegments[j]);
     if (s == first) continue;  // the owner's active segment: searched above
-    if (record* r = probe_and_claim(s, 64 - s->log2_capacity, k, key, how, state)) {
+    if (record* r = probe_and_claim(s, 64 - load_relaxed(&s->log2_capacity), k, key, how, state)) {
       *where = s;
       return r;
     }
@@ -999,20 +1027,22 @@ inline void quarantine_put(thread_table* t, uint64_t key, uint16_t k, const site
 /// same record at the same moment (a double release): nothing is counted.
 inline bool finish_removal(thread_table* t, segment* s, record* r, claim how, uint32_t st, record_view* out,
                            thread_table* quarantine, const site* released_at) noexcept {
-  uint64_t meta = r->meta;
+  // Relaxed loads: on a racing double release the owner may release, and
+  // even park, the slot while a remote claimer reads it (its CAS below fails).
+  uint64_t meta = load_relaxed(&r->meta);
   uint16_t k = meta_kind(meta);
-  uint64_t size = r->size;
+  uint64_t size = load_relaxed(&r->size);
   if (out != nullptr) {
     out->kind = resmon::kind(k);
     out->flags = meta_flags(meta);
     out->stack_id = meta_stack(meta);
-    out->thread = r->thread;
-    out->key = r->key;
+    out->thread = load_relaxed(&r->thread);
+    out->key = load_relaxed(&r->key);
     out->size = size;
-    out->where = r->where;
-    out->time_ns = r->time_ns;
-    out->epoch = r->epoch;
-    out->ret = r->ret;
+    out->where = load_relaxed(&r->where);
+    out->time_ns = load_relaxed(&r->time_ns);
+    out->epoch = load_relaxed(&r->epoch);
+    out->ret = load_relaxed(&r->ret);
   }
   uint32_t dead = (st & ~uint32_t(3)) | slot_dead;
   if (how == claim::owner) {
@@ -1024,9 +1054,9 @@ inline bool finish_removal(thread_table* t, segment* s, record* r, claim how, ui
     owner_add(&t->own[k].released_bytes, size);
     return true;
   }
-  const site* where = r->where;
-  uint64_t time_ns = r->time_ns;
-  uint64_t key = r->key;
+  const site* where = load_relaxed(&r->where);
+  uint64_t time_ns = load_relaxed(&r->time_ns);
+  uint64_t key = load_relaxed(&r->key);
   uint32_t busy = (st & ~uint32_t(3)) | slot_busy;
   if (!cas_acq_rel(&r->xstate, busy, dead)) return false;  // the owner released it meanwhile
   fetch_add_acq_rel(&s->xremoved_remote, uint64_t(1));  // pairs with segment::live()
@@ -1339,8 +1369,9 @@ inline bool find_live(uint16_t k, uint64_t key, record_view* out, bool any_kind)
     uint32_t count = load_acquire(&t->xsegment_count);
     for (uint32_t j = count; j-- > 0;) {
       segment* s = load_acquire(&t->xsegments[j]);
-      uint64_t cap = s->capacity();
-      uint64_t i = slot_of(k, key, s->log2_capacity);
+      uint32_t log2 = load_relaxed(&s->log2_capacity);  // one read: a parked segment may be taken again
+      uint64_t cap = uint64_t(1) << log2;
+      uint64_t i = slot_of(k, key, log2);
       for (uint64_t probes = 0; probes < cap; ++probes, i = (i + 1) & (cap - 1)) {
         const record* r = &s->slots[i];
         if ((load_acquire(&r->xstate) & 3) == slot_empty) break;
@@ -1395,6 +1426,17 @@ inline void after_fork_child() noexcept {
     }
     return false;
   });
+  // A parent's thread may have stopped between a reservation and its
+  // segment (or a park and its return): count the reserved slots anew.
+  uint64_t reserved = 0;
+  for_each_table([&](thread_table* t) {
+    for (uint32_t i = 0, n = load_relaxed(&t->xsegment_count); i < n; ++i) {
+      segment* s = load_relaxed(&t->xsegments[i]);
+      if (load_relaxed(&s->parked) == 0) reserved += s->capacity();
+    }
+    return false;
+  });
+  store_relaxed(&g.xslots_reserved, reserved);
   for (uint32_t& state : g.xkind_state) {
     if (load_relaxed(&state) == 1) store_relaxed(&state, uint32_t(0));  // a name half written: free again
   }
