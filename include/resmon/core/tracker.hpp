@@ -244,7 +244,7 @@ struct registry {
 
 inline constinit registry g_registry{};
 
-inline constexpr uint64_t default_max_slots = uint64_t(1) << 22;  // 4 Mi records, 256 MiB at most
+inline constexpr uint64_t default_max_slots = uint64_t(1) << 22;  // 4 Mi records: 384 MiB of slots at most (slot_budget)
 inline constexpr uint32_t first_segment_log2 = 10;                // 1024 slots, 64 KiB
 
 inline const char* const builtin_kind_names[builtin_kinds] = {"memory", "fd", "file", "dir", "socket", "mmap", "thread"};
