@@ -563,15 +563,8 @@ RESMON_DETAIL_NOINLINE inline void note_invalid_kind(uint16_t k, uint64_t key, c
   registry& r = g_registry;
   auto action = misuse_action(load_relaxed(&r.xmisuse_action));
   if (action == misuse_action::callback) {
-    misuse_callback cb;
     void* context;
-    for (;;) {  // the pair as one (the seqlock of set_misuse_action)
-      uint32_t s1 = load_acquire(&r.xhandler_seq);  // pairs with store_release in set_misuse_action
-      cb = load_relaxed(&r.xmisuse_callback);
-      context = load_relaxed(&r.xmisuse_context);
-      fence_acquire();
-      if ((s1 & 1) == 0 && load_relaxed(&r.xhandler_seq) == s1) break;
-    }
+    misuse_callback cb = misuse_handler(&context);
     if (cb != nullptr) {
       misuse_event e{};
       e.type = misuse_invalid_kind;

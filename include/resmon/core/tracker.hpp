@@ -1092,6 +1092,19 @@ inline bool quarantine_find(uint64_t key, released_entry* found) noexcept {
   return any;
 }
 
+/// Returns: the misuse callback, and its context in *context, read as one
+/// pair (a seqlock), so a callback never receives another callback's context.
+inline misuse_callback misuse_handler(void** context) noexcept {
+  registry& g = g_registry;
+  for (;;) {
+    uint32_t s1 = load_acquire(&g.xhandler_seq);  // pairs with store_release in set_misuse_action
+    misuse_callback cb = load_relaxed(&g.xmisuse_callback);
+    *context = load_relaxed(&g.xmisuse_context);
+    fence_acquire();
+    if ((s1 & 1) == 0 && load_relaxed(&g.xhandler_seq) == s1) return cb;
+  }
+}
+
 /// Records a misuse event: counts it, logs it in the bounded ring, and acts
 /// as configured (callback, abort). Lock-free; does not allocate.
 RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, uint64_t key, const site* at,
@@ -1127,15 +1140,8 @@ RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, u
   if (action == misuse_action::callback) {
     // The callback and its context are read as one pair (a seqlock), so a
     // callback never receives another callback's context.
-    misuse_callback cb;
     void* context;
-    for (;;) {
-      uint32_t s1 = load_acquire(&g.xhandler_seq);  // pairs with store_release in set_misuse_action
-      cb = load_relaxed(&g.xmisuse_callback);
-      context = load_relaxed(&g.xmisuse_context);
-      fence_acquire();
-      if ((s1 & 1) == 0 && load_relaxed(&g.xhandler_seq) == s1) break;
-    }
+    misuse_callback cb = misuse_handler(&context);
     if (cb != nullptr) {
       misuse_event copy{};
       copy.type = uint64_t(type);
