@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -91,11 +92,48 @@ template <bool Tracked> void cross_thread(benchmark::State& state) {
 void baseline_cross_thread(benchmark::State& state) { cross_thread<false>(state); }
 void tracked_cross_thread(benchmark::State& state) { cross_thread<true>(state); }
 
+// The shape of a real program: each thread holds `live` blocks (16-527
+// bytes) and, per iteration, frees one chosen at random and allocates its
+// replacement, so records are found in random order among many, not in L1.
+template <bool Tracked> void churn(benchmark::State& state) {
+  const auto live = std::size_t(state.range(0));
+  std::vector<void*> held(live);
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL * std::uint64_t(state.thread_index() + 1);
+  auto next = [&x] {  // xorshift64*
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return x * 0x2545f4914f6cdd1dULL;
+  };
+  auto take = [&](std::size_t n) {
+    void* p = std::malloc(n);
+    if (Tracked) resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
+    return p;
+  };
+  auto give = [&](void* p) {
+    if (Tracked) resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &bench_site);
+    std::free(p);
+  };
+  for (auto& p : held) p = take(16 + next() % 512);
+  for (auto _ : state) {
+    std::uint64_t r = next();
+    std::size_t i = std::size_t((r >> 32) * live >> 32);
+    give(held[i]);
+    held[i] = take(16 + (r & 511));
+  }
+  for (auto p : held) give(p);
+  state.SetItemsProcessed(state.iterations());
+}
+void baseline_churn(benchmark::State& state) { churn<false>(state); }
+void tracked_churn(benchmark::State& state) { churn<true>(state); }
+
 }  // namespace
 
 BENCHMARK(baseline)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(tracked)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(baseline_cross_thread)->UseRealTime();
+BENCHMARK(baseline_churn)->Arg(64)->Arg(1024)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(tracked_churn)->Arg(64)->Arg(1024)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(tracked_cross_thread)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -13,6 +13,15 @@
 
 #include <resmon/core/platform.hpp>
 
+// Origins (core/origin.hpp): 2047 distinct sites per thread and return
+// address, in 96 KiB of the host's pool.
+#ifndef RESMON_ORIGIN_TABLE_LOG2
+#define RESMON_ORIGIN_TABLE_LOG2 12
+#endif
+#ifndef RESMON_ORIGIN_LIMIT_LOG2
+#define RESMON_ORIGIN_LIMIT_LOG2 11
+#endif
+
 #ifndef RESMON_KC_MAX_CONTEXTS
 #define RESMON_KC_MAX_CONTEXTS 256
 #endif
@@ -40,7 +49,7 @@ struct context_guard {
 
 inline void* pages_alloc(size_t bytes) noexcept { return resmon_kc_pages_alloc(bytes); }
 inline void pages_free(void* p, size_t bytes) noexcept { resmon_kc_pages_free(p, bytes); }
-// Pool memory cannot be given back in part: the core zeroes parked segments itself.
+// Pool memory cannot be given back in part: the core zeroes what it resets itself.
 inline bool pages_discard(void*, size_t) noexcept { return false; }
 inline uint64_t clock_ns() noexcept { return resmon_kc_now_ns(); }
 inline uint64_t clock_coarse_ns() noexcept { return resmon_kc_now_ns(); }

@@ -131,17 +131,26 @@ TEST_CASE("report: writer names sizes beyond TiB (PiB, EiB) up to UINT64_MAX") {
 TEST_CASE("report: byte totals near SIZE_MAX saturate instead of wrapping, and reports say so") {
   static constexpr resmon::site huge_site{"report_test.cpp", 44, "huge_maker"};
   resmon::kind k = resmon::register_kind("huge_kind");
-  // Four records of 2^62 bytes: their sum, 2^64, wrapped to "4 held, 0 B".
-  for (std::uint64_t key = 1; key <= 4; ++key) resmon::detail::acquire(k, key, std::uint64_t(1) << 62, &huge_site, nullptr);
+  // A record keeps sizes up to 2^48 - 1 (256 TiB, more than a process can
+  // map): a larger one is recorded as that, in the record and the counters
+  // alike, so they stay equal.
+  resmon::detail::acquire(k, 1, ~std::uint64_t(0), &huge_site, nullptr);
+  resmon::core::record_view v{};
+  REQUIRE(resmon::core::find_live(std::uint16_t(k), 1, &v));
+  CHECK(v.size == resmon::core::max_record_size);
+  CHECK(resmon::live(k).bytes == resmon::core::max_record_size);
+  // 65,537 records of the largest size: their sum passes 2^64, which wrapped
+  // to a small number before sums saturated.
+  constexpr std::uint64_t n = 65537;
+  for (std::uint64_t key = 2; key <= n; ++key) resmon::detail::acquire(k, key, ~std::uint64_t(0), &huge_site, nullptr);
   std::string text = resmon::report_string();
-  INFO(text);
-  CHECK(text.find("  huge_kind: 4 held, at least 16.0 EiB (peak 4, total 4)") != std::string::npos);
-  CHECK(text.find("    4 held, at least 16.0 EiB, at report_test.cpp:44 in huge_maker") != std::string::npos);
+  INFO(text.substr(0, 600));
+  CHECK(text.find("  huge_kind: 65537 held, at least 16.0 EiB (peak 65537, total 65537)") != std::string::npos);
+  CHECK(text.find("    65537 held, at least 16.0 EiB, at report_test.cpp:44 in huge_maker") != std::string::npos);
   CHECK(text.find("note: byte totals saturated") != std::string::npos);
-  CHECK(text.find(", 0 B") == std::string::npos);
   std::string json = resmon::report_json_string();
-  CHECK(json.find("\"held\":{\"count\":4,\"bytes\":18446744073709551615}") != std::string::npos);
+  CHECK(json.find("\"held\":{\"count\":65537,\"bytes\":18446744073709551615}") != std::string::npos);
   CHECK(json.find("\"bytes_saturated\":true") != std::string::npos);
-  for (std::uint64_t key = 1; key <= 4; ++key) resmon::detail::release(k, key, &rel_site);
+  for (std::uint64_t key = 1; key <= n; ++key) resmon::detail::release(k, key, &rel_site);
   CHECK(resmon::report_json_string().find("\"bytes_saturated\":false") != std::string::npos);
 }

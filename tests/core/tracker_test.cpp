@@ -115,7 +115,7 @@ TEST_CASE("tracker: register_kind gives one kind per name and refuses bad names"
 
 TEST_CASE("tracker: churn with long-held records neither drops nor loses records") {
   // Each round acquires 1000 keys and releases 990: long-held records pile up
-  // in every segment, which must migrate them instead of pinning segments.
+  // among released ones, whose records and index entries must be reused.
   resmon::kind k = resmon::register_kind("test_churn");
   std::uint64_t base = fresh_keys(200000);
   std::uint64_t dropped0 = resmon::dropped(k), live0 = resmon::live(k).count;
@@ -132,14 +132,15 @@ TEST_CASE("tracker: churn with long-held records neither drops nor loses records
   CHECK(resmon::live(k).count == live0 + held.size());
   resmon::core::record_view v{};
   for (std::uint64_t key : held) REQUIRE(resmon::core::find_live(std::uint16_t(k), key, &v));
-  // The table stays small: a few segments, not one per round.
+  // The table stays small: records are reused (the slab grows to what is
+  // held at once, not to what was ever acquired), the index is at most 4
+  // entries per record in use.
   resmon::core::thread_table* t = resmon::platform::current_table();
   REQUIRE(t != nullptr);
-  std::uint64_t slots = 0;
-  for (std::uint32_t i = 0; i < t->xsegment_count; ++i) slots += t->xsegments[i]->capacity();
-  INFO("segments: " << t->xsegment_count << ", slots: " << slots);
-  CHECK(t->xsegment_count <= 8);
-  CHECK(slots <= 16 * (held.size() + 1000));
+  std::uint64_t entries = std::uint64_t(1) << (64 - t->index_shift);
+  INFO("records taken: " << t->top << ", in use: " << t->in_use << ", index entries: " << entries);
+  CHECK(t->top <= 2 * (held.size() + 1000) + 4096);
+  CHECK(entries <= 4 * (t->in_use + 1000));
   for (std::uint64_t key : held) CHECK(resmon::detail::release(k, key, &here));
   CHECK(resmon::live(k).count == live0);
 }

@@ -102,6 +102,6 @@ TEST_CASE("capacity: memory of released records goes back to the budget for ever
   });
   small.join();
   namespace core = resmon::core;
-  CHECK(core::load_relaxed(&core::g_registry.xslots_reserved) <= core::slot_budget());
+  CHECK(core::load_relaxed(&core::g_registry.xreserved) <= core::capacity());
   CHECK(resmon::dropped(k) == 0);
 }

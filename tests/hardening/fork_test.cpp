@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
-// fork() while another thread moves records between segments: the child must
-// not inherit a move that never ends (its searches and reports would spin).
+// fork() while another thread churns records (free list, index rebuilds): the
+// child must not inherit a half-done operation (a search that spins, a free
+// list that hands out a held record, an index that misses one).
 // A binary of its own: it forks.
 #include <resmon/report.hpp>
 
@@ -37,7 +38,7 @@ void discard(void*, const char*, std::size_t) {}
   namespace core = resmon::core;
   // A release that is found nowhere searches every table, the mover's too.
   bool found = core::release(std::uint16_t(held), 0xdead0000u, &here, nullptr);
-  // One that is held by the mover's table, released from the child's thread.
+  // One that is held by the churner's table, released from the child's thread.
   bool moved_found = core::release(std::uint16_t(held), 1000000, &here, nullptr);
   core::write_text_report({discard, nullptr});
   // The parent's other threads are gone: their tables are free to adopt.
@@ -51,34 +52,33 @@ void discard(void*, const char*, std::size_t) {}
   // A new thread in the child adopts one (ThreadSanitizer starts no thread
   // after a multi-threaded fork).
   std::uint64_t tables_before = core::load_relaxed(&core::g_registry.xtable_count);
-  std::thread t([&] { resmon::detail::acquire(held, 77, 1, &here, nullptr); });
+  // The adopter repairs the table: its free list never hands out a held
+  // record, and its index finds every one.
+  bool repaired = true;
+  std::thread t([&] {
+    for (std::uint64_t i = 0; i < 1000; ++i) resmon::detail::acquire(held, 5000000 + i, 1, &here, nullptr);
+    for (std::uint64_t i = 1; i < 200; ++i) repaired = repaired && core::release(std::uint16_t(held), 1000000 + i * 7919, &here, nullptr);
+    for (std::uint64_t i = 0; i < 1000; ++i) repaired = repaired && core::release(std::uint16_t(held), 5000000 + i, &here, nullptr);
+  });
   t.join();
-  adopted = adopted && core::load_relaxed(&core::g_registry.xtable_count) == tables_before;
+  adopted = adopted && repaired && core::load_relaxed(&core::g_registry.xtable_count) == tables_before;
 #endif
   _exit(!found && moved_found && adopted ? 0 : 3);
 }
 }  // namespace
 
-TEST_CASE("fork: a child never hangs on a move of records its parent's thread left half done") {
+TEST_CASE("fork: a child never inherits a half-done operation of its parent's threads") {
   namespace core = resmon::core;
   resmon::kind held = resmon::register_kind("fork_held");
+  resmon::kind churn = resmon::register_kind("fork_churn");
   resmon::detail::acquire(held, 1, 1, &here, nullptr);  // the main thread has a table
   std::atomic<bool> ready{false}, stop{false};
-  std::thread mover([&] {
-    core::thread_table* t = core::attach_table();
-    core::segment* a = core::new_segment(t, 10);
-    core::segment* b = core::new_segment(t, 10);
-    core::set_active(t, t->xsegment_count - 2);
+  std::thread churner([&] {
     for (std::uint64_t i = 0; i < 200; ++i) resmon::detail::acquire(held, 1000000 + i * 7919, 1, &here, nullptr);
     ready = true;
-    core::segment* from = a;
-    core::segment* to = b;
-    while (!stop.load(std::memory_order_relaxed)) {
-      core::migrate(t, from, to);
-      if (from->live() == 0) {
-        core::reset_segment(from);
-        std::swap(from, to);
-      }
+    for (std::uint64_t key = 90000000; !stop.load(std::memory_order_relaxed); key += 64) {
+      for (std::uint64_t i = 0; i < 64; ++i) resmon::detail::acquire(churn, key + i, 1, &here, nullptr);
+      for (std::uint64_t i = 0; i < 64; ++i) resmon::detail::release(churn, key + (i * 37) % 64, &here);
     }
   });
   while (!ready) std::this_thread::yield();
@@ -94,7 +94,7 @@ TEST_CASE("fork: a child never hangs on a move of records its parent's thread le
     else if (WEXITSTATUS(status) != 0) ++wrong;
   }
   stop = true;
-  mover.join();
+  churner.join();
   CHECK(children == 40);
   CHECK(hung == 0);
   CHECK(wrong == 0);

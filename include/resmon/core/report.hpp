@@ -904,8 +904,8 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   const site_group* g = snap.groups();
   const record_view* r = snap.records();
   w.put("{\"schema\":\"resmon.report\",\"version\":1");
-  uint64_t start = load_relaxed(&g_registry.start_ns);
-  w.put(",\"uptime_ns\":").put_uint(start != 0 ? platform::clock_ns() - start : 0);
+  uint64_t start = load_relaxed(&g_registry.xstart_ns), clock = platform::clock_coarse_ns();
+  w.put(",\"uptime_ns\":").put_uint(start != 0 && clock > start ? clock - start : 0);
   w.put(",\"capacity\":").put_uint(capacity()).put(",\"max_threads\":").put_uint(max_threads());
   w.put(",\"dropped\":").put_uint(dropped_total());
   w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));

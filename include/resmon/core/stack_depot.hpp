@@ -32,6 +32,7 @@
 // new stack gets unknown_stack_id and is counted in xunknown.
 #pragma once
 
+#include "pages.hpp"
 #include "platform.hpp"
 #include "stack.hpp"
 
@@ -53,19 +54,6 @@ struct stack_depot {
   uint64_t xunknown;     // captures that got unknown_stack_id
 };
 inline constinit stack_depot g_stack_depot{};
-
-/// Returns: *slot, mapping `bytes` of raw pages into it first if it is null.
-/// Lock-free: the thread that loses the race frees its pages.
-template <class T> inline T* depot_pages(T** slot, size_t bytes) noexcept {
-  T* p = load_acquire(slot);  // pairs with the CAS below
-  if (RESMON_DETAIL_LIKELY(p != nullptr)) return p;
-  T* fresh = static_cast<T*>(platform::pages_alloc(bytes));
-  if (fresh == nullptr) return nullptr;
-  T* expected = nullptr;
-  if (cas_acq_rel(slot, expected, fresh)) return fresh;
-  platform::pages_free(fresh, bytes);
-  return expected;
-}
 
 inline bool depot_entry_equal(const uintptr_t* entry, uint64_t hash, const uintptr_t* frames, uint32_t n) noexcept {
   if (uint64_t(entry[0]) != hash || entry[1] != n) return false;
@@ -90,8 +78,8 @@ inline uint32_t depot_insert(const uintptr_t* frames, uint32_t n) noexcept {
   stack_depot& d = g_stack_depot;
   if (n == 0) return 0;
   if (n > max_stack_depth) n = max_stack_depth;
-  uint64_t* table = depot_pages(&d.xtable, depot_table_slots * sizeof(uint64_t));
-  uintptr_t* arena = table ? depot_pages(&d.xarena, depot_arena_words * sizeof(uintptr_t)) : nullptr;
+  uint64_t* table = publish_pages(&d.xtable, depot_table_slots * sizeof(uint64_t));
+  uintptr_t* arena = table ? publish_pages(&d.xarena, depot_arena_words * sizeof(uintptr_t)) : nullptr;
   if (arena == nullptr) {
     fetch_add_relaxed(&d.xunknown, uint64_t(1));
     return unknown_stack_id;
