@@ -127,6 +127,13 @@ template <bool Tracked> void churn(benchmark::State& state) {
 void baseline_churn(benchmark::State& state) { churn<false>(state); }
 void tracked_churn(benchmark::State& state) { churn<true>(state); }
 
+// The same with the clock ticker (resmon::start_clock_ticker): records read
+// one shared word for their time instead of the coarse clock.
+void ticker_on(const benchmark::State&) { resmon::start_clock_ticker(); }
+void ticker_off(const benchmark::State&) { resmon::stop_clock_ticker(); }
+void tracked_ticker(benchmark::State& state) { tracked(state); }
+void tracked_churn_ticker(benchmark::State& state) { churn<true>(state); }
+
 }  // namespace
 
 BENCHMARK(baseline)->Threads(1)->Threads(2)->UseRealTime();
@@ -134,6 +141,9 @@ BENCHMARK(tracked)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(baseline_cross_thread)->UseRealTime();
 BENCHMARK(baseline_churn)->Arg(64)->Arg(1024)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(tracked_churn)->Arg(64)->Arg(1024)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(tracked_ticker)->Threads(1)->Threads(2)->UseRealTime()->Setup(ticker_on)->Teardown(ticker_off);
+BENCHMARK(tracked_churn_ticker)
+    ->Arg(64)->Arg(1024)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime()->Setup(ticker_on)->Teardown(ticker_off);
 BENCHMARK(tracked_cross_thread)->UseRealTime();
 
 BENCHMARK_MAIN();

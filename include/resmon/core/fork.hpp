@@ -27,6 +27,8 @@ inline void after_fork_parent() noexcept {}
 
 inline void after_fork_child() noexcept {
   registry& g = g_registry;
+  store_relaxed(&g.xclock_ns, uint64_t(0));  // no ticker thread in the child: read the clock
+  store_relaxed(&g.xticker, uint32_t(ticker_state::stopped));
   thread_table* self = platform::current_table();
   if (self != nullptr) {  // the child's one thread keeps its table, under its own id
     uint64_t id = platform::thread_id();

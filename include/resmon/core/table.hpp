@@ -197,8 +197,10 @@ RESMON_DETAIL_INLINE record* record_shared(const thread_table* t, uint32_t n) no
 /// descriptor numbers alike over the high bits. The kind is left out on
 /// purpose: a release through the wrong kind must find the record to say so.
 RESMON_DETAIL_INLINE uint64_t key_hash(uint64_t key) noexcept { return key * 0x9e3779b97f4a7c15ULL; }
-/// Seven bits of the hash that the home slot does not use (index_max_log2).
-RESMON_DETAIL_INLINE uint32_t entry_tag(uint64_t hash) noexcept { return uint32_t(hash >> 25) & ~entry_record_mask; }
+/// Seven bits of the hash (bits 25-31) that no home slot uses: homes take
+/// the top index_max_log2 bits at most.
+RESMON_DETAIL_INLINE uint32_t entry_tag(uint64_t hash) noexcept { return uint32_t(hash) & ~entry_record_mask; }
+static_assert(32 + index_max_log2 <= 64, "tags and homes use distinct bits of the hash");
 RESMON_DETAIL_INLINE uint32_t make_entry(uint32_t n, uint64_t hash) noexcept { return entry_tag(hash) | (n + 2); }
 RESMON_DETAIL_INLINE uint32_t entry_record(uint32_t e) noexcept { return (e & entry_record_mask) - 2; }
 RESMON_DETAIL_INLINE bool entry_matches(uint32_t e, uint64_t hash) noexcept {
@@ -275,6 +277,16 @@ RESMON_DETAIL_NOINLINE inline bool rebuild_index(thread_table* t, uint32_t log2)
   t->index_limit = (uint32_t(1) << log2) / 4 * 3;
   if (old != nullptr) retire_index(t, old, old_log2);
   return true;
+}
+
+/// Returns: the log2 of the index to rebuild table t into: at most half
+/// full of its records in use, and at least 2 entries per record of its slab,
+/// so that the next rebuild (a scan of the slab) comes after at least a
+/// quarter of the slab's size in inserts: a rebuild costs at most 4 record
+/// reads per insert, however many records the table once held.
+inline uint32_t index_log2_for(uint32_t records) noexcept;
+inline uint32_t index_log2_for(const thread_table* t) noexcept {
+  return index_log2_for(t->in_use + 1 > t->top / 2 ? t->in_use + 1 : t->top / 2);
 }
 
 /// Returns: the log2 of an index for `records` LIVE ones: at most half full.
@@ -390,7 +402,7 @@ inline void repair_table(thread_table* t) noexcept {
   }
   t->top_limit = t->top < t->reserved ? (t->reserved < t->mapped ? t->reserved : t->mapped) : t->top;
   t->index = nullptr;  // the old one may be half written: not retired, not reused
-  rebuild_index(t, index_log2_for(t->in_use));
+  rebuild_index(t, index_log2_for(t));
   store_relaxed(&t->xrepair, uint32_t(0));
 }
 
@@ -404,7 +416,7 @@ inline void trim_owned(thread_table* t) noexcept {
     if (t->top != 0 || t->reserved != 0) reset_table(t);
     return;
   }
-  uint32_t fit = index_log2_for(t->in_use);
+  uint32_t fit = index_log2_for(t);
   if (t->index != nullptr && fit + 2 < 64u - t->index_shift) rebuild_index(t, fit);
 }
 

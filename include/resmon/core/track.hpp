@@ -84,10 +84,10 @@ RESMON_DETAIL_INLINE record* take_record(thread_table* t, uint32_t* n) noexcept 
 }
 
 /// Makes room in a full index (live entries and tombstones at 3/4): rebuilds
-/// it at its size when at most half of it would be live, twice as large
-/// otherwise. Returns: false when no pages. Owner only.
+/// it at its size, or larger when index_log2_for asks (never smaller: trim
+/// shrinks). Returns: false when no pages. Owner only.
 RESMON_DETAIL_NOINLINE inline bool make_index_room(thread_table* t) noexcept {
-  uint32_t need = index_log2_for(t->in_use + 1);
+  uint32_t need = index_log2_for(t);
   uint32_t have = t->index == nullptr ? 0 : 64 - t->index_shift;
   return rebuild_index(t, need > have ? need : have);
 }
@@ -99,7 +99,7 @@ RESMON_DETAIL_NOINLINE inline bool make_index_room(thread_table* t) noexcept {
 /// Safe in interrupt context: no (a context must not interrupt its own table).
 inline bool acquire(const acquire_args& a) noexcept {
   // First: the call to the clock then keeps only the arguments alive.
-  uint64_t now = platform::clock_coarse_ns();
+  uint64_t now = stamp_clock();
   thread_table* t = platform::current_table();
   if (RESMON_DETAIL_UNLIKELY(t == nullptr)) {
     t = attach_table();

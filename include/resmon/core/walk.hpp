@@ -166,10 +166,9 @@ inline record* search_table(const thread_table* t, uint64_t key, Take&& take, ui
 /// Calls fn(const record_view&) for every record held now. Records acquired or
 /// released during the walk may or may not be seen; none is seen twice and
 /// none held throughout is missed: records never move.
-/// Returns: 0 (the number of tables read inexactly; none since records
-/// stopped moving between segments).
-/// Does not allocate. Does not block.
-template <class Fn> uint32_t for_each_live(Fn&& fn) noexcept {
+/// Does not allocate. Does not block: a walk from a signal handler that
+/// interrupted its own thread's acquire completes.
+template <class Fn> void for_each_live(Fn&& fn) noexcept {
   view_clock c = view_clock::now();
   for_each_table([&](thread_table* t) {
     uint32_t top = load_acquire(&t->xtop);  // pairs with store_release in take_record
@@ -184,7 +183,6 @@ template <class Fn> uint32_t for_each_live(Fn&& fn) noexcept {
     }
     return false;
   });
-  return 0;
 }
 
 /// Returns: true and a copy of the LIVE record of (k, key) if one is held
