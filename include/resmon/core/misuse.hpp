@@ -70,6 +70,19 @@ inline misuse_callback misuse_handler(void** context) noexcept {
   }
 }
 
+/// Acts on misuse event e as configured: calls the callback (read with its
+/// context as one pair, so a callback never receives another's context), or
+/// stops the program with `why`. Does nothing for misuse_action::log.
+inline void dispatch_misuse(const misuse_event& e, const char* why) noexcept {
+  auto action = misuse_action(load_relaxed(&g_registry.xmisuse_action));
+  if (action == misuse_action::callback) {
+    void* context;
+    if (misuse_callback cb = misuse_handler(&context)) cb(e, context);
+  } else if (action == misuse_action::abort) {
+    platform::panic(why);
+  }
+}
+
 /// Records a misuse event: counts it, logs it in the bounded ring, and acts
 /// as configured (callback, abort). Lock-free; does not allocate.
 RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, uint64_t key, const site* at,
@@ -101,27 +114,16 @@ RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, u
     store_relaxed(&e.other_thread, other_thread);
     store_release(&e.xseq, 2 * n + 2);  // pairs with load_acquire in misuse_at
   }
-  auto action = misuse_action(load_relaxed(&g.xmisuse_action));
-  if (action == misuse_action::callback) {
-    // The callback and its context are read as one pair (a seqlock), so a
-    // callback never receives another callback's context.
-    void* context;
-    misuse_callback cb = misuse_handler(&context);
-    if (cb != nullptr) {
-      misuse_event copy{};
-      copy.type = uint64_t(type);
-      copy.kind = k;
-      copy.key = key;
-      copy.thread = self;
-      copy.at = at;
-      copy.acquired_at = acquired_at;
-      copy.released_at = released_at;
-      copy.other_thread = other_thread;
-      cb(copy, context);
-    }
-  } else if (action == misuse_action::abort) {
-    platform::panic("resmon: resource misuse (see the misuse log)");
-  }
+  misuse_event copy{};
+  copy.type = uint64_t(type);
+  copy.kind = k;
+  copy.key = key;
+  copy.thread = self;
+  copy.at = at;
+  copy.acquired_at = acquired_at;
+  copy.released_at = released_at;
+  copy.other_thread = other_thread;
+  dispatch_misuse(copy, "resmon: resource misuse (see the misuse log)");
 }
 
 /// Copies misuse event i (0 = oldest still kept). Returns false if overwritten.

@@ -64,24 +64,14 @@ RESMON_DETAIL_NOINLINE inline void note_invalid_kind(uint16_t k, uint64_t key, c
     store_release(&g.xseq, seq + 2);  // pairs with the load_acquire in last_invalid_kind
   }
   if (!dispatch) return;
-  registry& r = g_registry;
-  auto action = misuse_action(load_relaxed(&r.xmisuse_action));
-  if (action == misuse_action::callback) {
-    void* context;
-    misuse_callback cb = misuse_handler(&context);
-    if (cb != nullptr) {
-      misuse_event e{};
-      e.type = misuse_invalid_kind;
-      e.kind = k;
-      e.key = key;
-      e.thread = self;
-      e.at = at;
-      cb(e, context);
-    }
-  } else if (action == misuse_action::abort) {
-    platform::panic(release ? "resmon: resource misuse: a release through an invalid kind"
-                            : "resmon: resource misuse: an acquisition through an invalid kind");
-  }
+  misuse_event e{};
+  e.type = misuse_invalid_kind;
+  e.kind = k;
+  e.key = key;
+  e.thread = self;
+  e.at = at;
+  dispatch_misuse(e, release ? "resmon: resource misuse: a release through an invalid kind"
+                             : "resmon: resource misuse: an acquisition through an invalid kind");
 }
 
 /// Copies the last invalid-kind event. Returns: false when there is none

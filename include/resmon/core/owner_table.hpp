@@ -26,6 +26,7 @@
 #pragma once
 
 #include "base.hpp"
+#include "pages.hpp"
 #include "platform.hpp"
 
 namespace resmon::core {
@@ -48,19 +49,11 @@ inline uint64_t new_owner_tag() noexcept { return fetch_add_relaxed(&g_owners.xn
 /// Allocates: raw pages, once per process. Does not block.
 inline uint64_t* owner_slot(uint64_t fd, bool create) noexcept {
   if (fd >= owner_table_size) return nullptr;
-  uint64_t* tags = load_acquire(&g_owners.xtags);  // pairs with the CAS below
+  uint64_t* tags = load_acquire(&g_owners.xtags);  // pairs with the CAS in publish_pages
   if (RESMON_DETAIL_UNLIKELY(tags == nullptr)) {
     if (!create) return nullptr;
-    const size_t bytes = sizeof(uint64_t) * owner_table_size;
-    auto* fresh = static_cast<uint64_t*>(platform::pages_alloc(bytes));
-    if (fresh == nullptr) return nullptr;
-    uint64_t* expected = nullptr;
-    if (cas_acq_rel(&g_owners.xtags, expected, fresh)) {
-      tags = fresh;
-    } else {
-      platform::pages_free(fresh, bytes);
-      tags = expected;
-    }
+    tags = publish_pages(&g_owners.xtags, sizeof(uint64_t) * owner_table_size);
+    if (tags == nullptr) return nullptr;
   }
   return &tags[fd];
 }
