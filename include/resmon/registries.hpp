@@ -63,7 +63,7 @@ inline other_registry registry_figures(const core::registry* r) noexcept {
       std::uint64_t acq = core::load_relaxed(&c.acquired), acqb = core::load_relaxed(&c.acquired_bytes);
       out.held += acq - core::load_relaxed(&c.released) - rr;
       out.bytes += acqb - core::load_relaxed(&c.released_bytes) - rb;
-      out.total += acq;
+      out.total += acq - core::load_relaxed(&c.repeated);
     }
     return false;
   });

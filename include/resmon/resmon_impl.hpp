@@ -315,7 +315,7 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
   const site* where = core::intern_site_by_address(file, facade::line_of(line), nullptr);
   {
     [[maybe_unused]] facade::context_guard pin;
-    core::acquire({k, 0, 0, key, size, where, ret});
+    core::acquire({k, 0, 0, key, size, where, ret, false});
   }
   if (RESMON_DETAIL_UNLIKELY(core::load_relaxed(&facade::g_state.xlimited[k]) != 0)) facade::check_limit(k, where, true);
 }

@@ -209,7 +209,7 @@ inline constexpr std::uint16_t record_unowned = 1;
 /// Effects: marks the held record of (k, key) unowned (record_unowned): it is
 /// released and recorded again with the flag, keeping its site, size, stack
 /// and return address. The record then carries the thread, time and
-/// leak-scope epoch of this call, and total(k) counts it once more.
+/// leak-scope epoch of this call; total(k) does not count it again.
 /// Nothing happens when no record of (k, key) is held.
 /// Lock-free; does not allocate (but for a thread's first table).
 RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, std::uint64_t key, const site* where) noexcept {
@@ -218,7 +218,7 @@ RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, std::uint64_t key, const
   if ((held.flags & record_unowned) != 0) return;
   if (!core::release(std::uint16_t(k), key, where, &held)) return;
   core::acquire({std::uint16_t(k), std::uint16_t(held.flags | record_unowned), held.stack_id, key, held.size,
-                 held.where, held.ret});
+                 held.where, held.ret, true});
 }
 
 /// Effects: before an acquisition of (k, key), finds a record of the same
@@ -230,8 +230,11 @@ RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, std::uint64_t key, const
 ///    system handed the key out again: reported as misuse_type::reused_key
 ///    with both acquisition sites; the stale record is released and a stale
 ///    descriptor owner tag cleared.
+/// Returns: true when the acquisition adopts an unowned record (it records
+/// the same resource again: total() does not count it).
 /// Lock-free; does not allocate.
-RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, const site* where) noexcept {
+RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, std::uint64_t key, const site* where) noexcept {
+  bool adoption = false;
   const kind candidates[2] = {k, k == kind::fd ? kind::socket : kind::fd};
   const int n = descriptor_kind(k) ? 2 : 1;
   for (int i = 0; i < n; ++i) {
@@ -243,10 +246,12 @@ RESMON_DETAIL_NOINLINE inline void release_reused(kind k, std::uint64_t key, con
                           stale.thread);
     }
     core::release(std::uint16_t(candidates[i]), key, where, nullptr);
+    adoption = adoption || adopted;
     if (descriptor_kind(k) && !adopted) {
       if (std::uint64_t* slot = core::owner_slot(key, false)) core::store_release(slot, std::uint64_t(0));
     }
   }
+  return adoption;
 }
 
 /// Records an acquisition (the macros' target). For descriptors, FILE*, DIR*
@@ -266,11 +271,11 @@ inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* w
     core::note_invalid_kind(std::uint16_t(k), key, where, false);
     return false;
   }
-  if (reusable_key_kind(k)) release_reused(k, key, where);
+  const bool repeat = reusable_key_kind(k) && release_reused(k, key, where);
   if (std::uint32_t depth = core::stack_depth(); RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
     stack_id = capture_stack(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)),
                              reinterpret_cast<std::uintptr_t>(ret), depth);
-  return core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret)});
+  return core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret), repeat});
 }
 
 /// Records an acquisition with the return address of this call: the address

@@ -228,7 +228,10 @@ class unique_handle {
     if constexpr (Tracker::enabled) {
       const std::uint64_t key = detail::handle_key<Traits>(h_);
       tracker_.where = where.intern();
-      detail::acquire(Traits::resource_kind(), key, detail::handle_size<Traits>(h_), tracker_.where, nullptr);
+      // acquire_here records its return address (in the code that built
+      // this wrapper, when the compiler inlined its constructor) and the
+      // stack from there.
+      detail::acquire_here(Traits::resource_kind(), key, detail::handle_size<Traits>(h_), tracker_.where);
       if constexpr (detail::uses_owner_tags<Traits>()) {
         tracker_.tag = core::new_owner_tag();
         core::owner_set(key, tracker_.tag);

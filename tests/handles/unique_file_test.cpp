@@ -112,3 +112,18 @@ TEST_CASE("unique_file: a raw RESMON_TRACK_ACQUIRE adopting a released stream is
   CHECK(live_files() == live0);
   CHECK(resmon::misuse_count() == misuse0);
 }
+
+TEST_CASE("unique_file: giving a stream up and adopting it again is one acquisition, recorded with its return address") {
+  std::uint64_t total0 = resmon::total(resmon::kind::file).count;
+  auto a = resmon::fopen("/dev/null", "r");
+  REQUIRE(a);
+  resmon::core::record_view v{};
+  REQUIRE(resmon::core::find_live(std::uint16_t(resmon::kind::file), reinterpret_cast<std::uintptr_t>(a.handle.get()), &v));
+  CHECK(v.ret != 0);  // the acquiring call's return address, as the macros record
+  std::FILE* f = a.handle.release();  // given up: the record stays, marked unowned
+  CHECK(resmon::total(resmon::kind::file).count == total0 + 1);
+  resmon::unique_file b(f);  // adopted: the same stream, not a new one
+  CHECK(resmon::total(resmon::kind::file).count == total0 + 1);
+  b.reset();
+  CHECK(resmon::total(resmon::kind::file).count == total0 + 1);
+}

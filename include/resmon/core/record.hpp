@@ -85,6 +85,7 @@ struct acquire_args {
   uint64_t size;
   const site* where;
   uintptr_t ret;
+  bool repeat;  // the same resource recorded again (an adoption, new flags): total() does not count it
 };
 
 /// The raw fields of a record, as one copy.

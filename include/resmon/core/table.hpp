@@ -80,7 +80,8 @@ static_assert((uint64_t(1) << chunk0_log2) * ((uint64_t(1) << max_chunks) - 1) +
 struct own_counters {  // written by the owner only
   uint64_t acquired, acquired_bytes;
   uint64_t released, released_bytes;
-  uint64_t peak, peak_bytes;  // highs of this table's live figures
+  uint64_t peak, peak_bytes;          // highs of this table's live figures
+  uint64_t repeated, repeated_bytes;  // of acquired: resources recorded again (acquire_args::repeat)
 };
 
 struct remote_counters {  // fetch_add by other threads

@@ -132,6 +132,10 @@ inline bool acquire(const acquire_args& a) noexcept {
   uint64_t acquired = c.acquired + 1, acquired_bytes = c.acquired_bytes + size;
   store_relaxed(&c.acquired, acquired);
   store_relaxed(&c.acquired_bytes, acquired_bytes);
+  if (RESMON_DETAIL_UNLIKELY(a.repeat)) {
+    owner_add(&c.repeated, uint64_t(1));
+    owner_add(&c.repeated_bytes, size);
+  }
   // What the owner released leaves an upper bound of the live figures; only
   // above the peak are other threads' releases (another cache line) read.
   if (RESMON_DETAIL_UNLIKELY(acquired - c.released > c.peak || acquired_bytes - c.released_bytes > c.peak_bytes)) {

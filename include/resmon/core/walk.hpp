@@ -37,8 +37,9 @@ inline kind_figures figures(uint16_t k) noexcept {
     uint64_t acq = load_relaxed(&c.acquired), acqb = load_relaxed(&c.acquired_bytes);
     f.live += acq - rel - rr;
     f.live_bytes += acqb - relb - rb;
-    f.total += acq;
-    f.total_bytes += acqb;
+    // Read after acquired: a repeat counted here was counted there too.
+    f.total += acq - load_relaxed(&c.repeated);
+    f.total_bytes += acqb - load_relaxed(&c.repeated_bytes);
     f.dropped += load_relaxed(&t->dropped[k]);
     return false;
   });
