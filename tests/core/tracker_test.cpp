@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Tests of the tracking core through the hosted API: counts, cross-thread
-// release, exited threads, kinds, segment growth and misuse.
+// release, exited threads, kinds, slab and index growth and misuse.
 #include <resmon/tracker.hpp>
 
 #include <doctest/doctest.h>

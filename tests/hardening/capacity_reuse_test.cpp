@@ -29,7 +29,7 @@ void drop(resmon::kind k, std::uint64_t base, std::uint64_t n) {
 TEST_CASE("capacity: 90 % of it is usable by any thread, also after other threads held and released it all") {
   resmon::set_capacity(capacity);  // before any table exists
   resmon::kind k = resmon::register_kind("capacity_reuse");
-  // The main thread tracks a little, then stays idle with its first segment.
+  // The main thread tracks a little, then stays idle with its first reservation.
   CHECK(hold(k, 1, 10) == 10);
   drop(k, 1, 10);
   // One thread holds 90 %, releases everything and ends.

@@ -43,7 +43,7 @@ TEST_CASE("signal handler: events that re-enter the tracker on one thread are co
     }
   });
   // Many live records and releases in another order: the handler lands in
-  // probes, counter updates and segment growth alike.
+  // probes, counter updates and slab growth and index rebuilds alike.
   constexpr std::uint64_t live_set = 4096;
   // At least 3M rounds and 20,000 signals, or 20 s (a loaded machine may
   // run the kicker seldom).
