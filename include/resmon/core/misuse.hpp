@@ -167,4 +167,14 @@ inline misuse_callback set_misuse_action(misuse_action action, misuse_callback c
   return old;
 }
 
+/// Effects: releases of unknown keys of the kinds in `kinds` (bit k for
+/// kind k) are counted (unknown_quiet_count()) instead of reported as
+/// misuse. Whole-process mode sets it for every kind: a program frees blocks
+/// allocated before tracking started and closes descriptors it inherited.
+/// Double releases and wrong kinds are still reported. Thread-safety: atomic.
+inline void set_quiet_unknown(uint64_t kinds) noexcept { store_relaxed(&g_registry.xquiet_unknown, kinds); }
+
+/// Returns: the releases of unknown keys counted under set_quiet_unknown.
+inline uint64_t unknown_quiet_count() noexcept { return load_relaxed(&g_registry.xunknown_quiet); }
+
 }  // namespace resmon::core

@@ -74,6 +74,10 @@ struct registry {
   misuse_callback xmisuse_callback;
   void* xmisuse_context;
   uint64_t xunmatched_after_drop;     // releases that found no record while some were dropped
+  uint64_t xquiet_unknown;            // bit k: a release of an unknown key of kind k is counted
+                                      // (xunknown_quiet), not misuse (whole-process mode: blocks from
+                                      // before tracking started, descriptors the program inherited)
+  uint64_t xunknown_quiet;            // releases of unknown keys counted under xquiet_unknown
   void (*xfork_child_hook)() noexcept;  // report.hpp's checkpoint reset, set with the first checkpoint
   uint64_t xstart_ns;                 // platform::clock_coarse_ns() at the first attach; record times count from it
   uint64_t xclock_ns;                 // a ticker's last coarse clock reading (stamp_clock); 0: no ticker

@@ -251,6 +251,8 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
   released_entry prior;
   if (quarantine_find(key, &prior) && prior.kind == k) {
     report_misuse(misuse_type::double_release, k, key, at, prior.acquired_at, prior.released_at, prior.thread);
+  } else if ((load_relaxed(&g_registry.xquiet_unknown) >> k & 1) != 0) {
+    fetch_add_relaxed(&g_registry.xunknown_quiet, uint64_t(1));
   } else if (figures(k).dropped == 0) {
     report_misuse(misuse_type::unknown_release, k, key, at, nullptr, nullptr, 0);
   } else {

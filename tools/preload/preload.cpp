@@ -1,0 +1,952 @@
+// SPDX-License-Identifier: MIT
+// libresmon_preload.so: whole-process mode. Preloaded into an unmodified
+// program (LD_PRELOAD), it records every allocation and handle the program
+// acquires through the C library, with a call stack each, and writes a
+// snapshot file (tools/snapshot/format.hpp) periodically and at exit.
+//
+// How it stays out of the program's way:
+//  - Memory comes from glibc's own entry points (__libc_malloc and friends),
+//    which need no dlsym: the first malloc of the process, before any
+//    constructor, already works. Other functions are found with
+//    dlsym(RTLD_NEXT) on first use; dlsym's own allocations go to glibc.
+//  - A thread-local flag (t_inside) marks resmon's own work: any call the
+//    tracker, the stack unwinder or the snapshot writer makes into an
+//    intercepted function (mmap for its pages, malloc inside libunwind or
+//    pthread_getattr_np, open for the snapshot) goes straight to the C
+//    library. No recursion, no record of resmon's own resources.
+//  - Until the constructor has read the environment, calls pass through
+//    untracked; a later release of what they acquired is counted as
+//    "unknown release", never reported as misuse (set_quiet_unknown).
+//  - The tracker is the lock-free core: a malloc from a signal handler, or
+//    in a thread that exits, never waits for anything.
+//  - Diagnostics go to the snapshot; stdout and stderr stay the program's.
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <type_traits>
+
+#include "environment.hpp"
+#include "resmon/tracker.hpp"
+#include "writer.hpp"
+
+#define RESMON_EXPORT extern "C" __attribute__((visibility("default")))
+
+extern "C" {
+void* __libc_malloc(size_t);
+void* __libc_calloc(size_t, size_t);
+void* __libc_realloc(void*, size_t);
+void __libc_free(void*);
+void* __libc_memalign(size_t, size_t);
+void* __libc_valloc(size_t);
+void* __libc_pvalloc(size_t);
+extern char* program_invocation_name;
+}
+
+namespace resmon::preload {
+namespace {
+
+// ---------------------------------------------------------------------------
+// State
+
+[[gnu::tls_model("initial-exec")]] thread_local int t_inside = 0;
+
+struct inside {
+  inside() noexcept { ++t_inside; }
+  ~inside() { --t_inside; }
+  inside(const inside&) = delete;
+  inside& operator=(const inside&) = delete;
+};
+
+enum tracked_kind : std::uint32_t { k_memory, k_fd, k_file, k_dir, k_socket, k_mmap, k_thread, k_sync };
+
+struct settings {
+  std::uint32_t xready;       // 1 once the environment is read: tracking on
+  std::uint32_t kinds;        // bit i: kind_names[i] is tracked
+  std::uint16_t sync_kind;    // the registered "sync" kind
+  int exit_code;              // RESMON_EXIT_CODE, -1: unset
+  std::uint64_t flush_ns;     // RESMON_FLUSH_INTERVAL, 0: at exit only
+  std::uint64_t max_size;     // RESMON_MAX_SIZE, 0: unset
+  std::uint64_t start_realtime_ns;
+  int init_pid;               // the pid when the constructor ran
+  bool child;                 // this image was started by a tracked process (fork + exec)
+  char output[1024];          // RESMON_OUTPUT, unexpanded
+  char program[512];
+  char cmdline[4096];
+  std::uint32_t cmdline_length;
+  std::uint32_t xwriting;     // 1 while a snapshot is written
+  std::uint32_t xstop_flush;  // 1: the flush thread ends
+  pthread_t flush_thread;
+  bool flush_running;
+};
+constinit settings g{};
+
+inline bool tracking(tracked_kind k) noexcept {
+  return t_inside == 0 && core::load_acquire(&g.xready) != 0 && (g.kinds >> k & 1) != 0;
+}
+
+inline std::uint16_t core_kind(tracked_kind k) noexcept {
+  switch (k) {
+    case k_memory: return std::uint16_t(kind::memory);
+    case k_fd: return std::uint16_t(kind::fd);
+    case k_file: return std::uint16_t(kind::file);
+    case k_dir: return std::uint16_t(kind::dir);
+    case k_socket: return std::uint16_t(kind::socket);
+    case k_mmap: return std::uint16_t(kind::mmap);
+    case k_thread: return std::uint16_t(kind::thread);
+    case k_sync: return g.sync_kind;
+  }
+  return 0;
+}
+
+#define RESMON_RET reinterpret_cast<std::uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)))
+#define RESMON_FP reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0))
+
+/// Records (k, key, size) acquired by the call returning to `ret`, with the
+/// stack from the frame `fp` of the intercepting function.
+__attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, std::uint64_t size,
+                                            std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  inside guard;
+  std::uint32_t stack = 0;
+  if (std::uint32_t depth = core::stack_depth(); depth != 0) stack = detail::capture_stack(fp, ret, depth);
+  core::acquire({core_kind(k), 0, stack, key, size, nullptr, ret, false});
+}
+
+/// Records the release of (k, key); an unknown key is counted, not reported.
+inline void note_release(tracked_kind k, std::uint64_t key) noexcept {
+  inside guard;
+  core::release(core_kind(k), key, nullptr, nullptr);
+}
+
+/// For keys the system hands out again (descriptors, FILE*, DIR*,
+/// mappings): a record still held under the key was closed where resmon
+/// cannot see (inside the C library); it is released first.
+__attribute__((noinline)) void note_reused_acquire(tracked_kind k, std::uint64_t key, std::uint64_t size,
+                                                   std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  {
+    inside guard;
+    core::record_view stale;
+    if (core::find_live(core_kind(k), key, &stale, true)) core::release(std::uint16_t(stale.kind), key, nullptr, nullptr);
+  }
+  note_acquire(k, key, size, ret, fp);
+}
+
+/// Releases descriptor fd if a record holds it (as fd or socket).
+void release_descriptor(int fd) noexcept {
+  if (fd < 0) return;
+  inside guard;
+  core::record_view held;
+  if (core::find_live(std::uint16_t(kind::fd), std::uint64_t(fd), &held, true) &&
+      (held.kind == kind::fd || held.kind == kind::socket))
+    core::release(std::uint16_t(held.kind), std::uint64_t(fd), nullptr, nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// The real functions
+
+template <class Fn> Fn real(Fn* slot, const char* name) noexcept {
+  Fn fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (__builtin_expect(fn == nullptr, 0)) {
+    inside guard;
+    fn = reinterpret_cast<Fn>(::dlsym(RTLD_NEXT, name));
+    __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+  }
+  return fn;
+}
+#define RESMON_REAL(name)                                      \
+  ([]() noexcept {                                             \
+    static decltype(&::name) slot = nullptr;                   \
+    return real(&slot, #name);                                 \
+  }())
+#define RESMON_REAL_AS(name, ...)                              \
+  ([]() noexcept {                                             \
+    static std::type_identity_t<__VA_ARGS__> slot = nullptr;    \
+    return real(&slot, name);                                  \
+  }())
+
+// ---------------------------------------------------------------------------
+// Snapshots
+
+/// Expands %p (pid), %e (program name) and %% in RESMON_OUTPUT; a process
+/// that is not the one the user started, whose pattern has no %p, gets
+/// ".<pid>" appended. Returns: false when the name does not fit.
+bool output_path(char* out, std::size_t size) noexcept {
+  int pid = ::getpid();
+  bool has_pid = false;
+  std::size_t n = 0;
+  auto put = [&](const char* s, std::size_t len) {
+    if (n + len >= size) return false;
+    std::memcpy(out + n, s, len);
+    n += len;
+    return true;
+  };
+  char number[24];
+  auto put_pid = [&]() {
+    int len = 0;
+    char tmp[24];
+    unsigned v = unsigned(pid);
+    do tmp[len++] = char('0' + v % 10); while ((v /= 10) != 0);
+    for (int i = 0; i < len; ++i) number[i] = tmp[len - 1 - i];
+    return put(number, std::size_t(len));
+  };
+  for (const char* p = g.output; *p != '\0'; ++p) {
+    bool ok = true;
+    if (p[0] == '%' && p[1] == 'p') {
+      ok = put_pid();
+      has_pid = true;
+      ++p;
+    } else if (p[0] == '%' && p[1] == 'e') {
+      const char* base = std::strrchr(g.program, '/');
+      base = base != nullptr ? base + 1 : g.program;
+      ok = put(base, std::strlen(base));
+      ++p;
+    } else if (p[0] == '%' && p[1] == '%') {
+      ok = put("%", 1);
+      ++p;
+    } else {
+      ok = put(p, 1);
+    }
+    if (!ok) return false;
+  }
+  if (!has_pid && (g.child || pid != g.init_pid)) {
+    if (!put(".", 1) || !put_pid()) return false;
+  }
+  out[n] = '\0';
+  return true;
+}
+
+struct scratch_space {
+  std::uint64_t bits[stack_bit_words];
+  alignas(file_writer) unsigned char writer[sizeof(file_writer)];
+};
+
+/// Writes a snapshot now (from the flush thread or at exit); one at a time.
+void write_now(bool final) noexcept {
+  inside guard;
+  std::uint32_t expected = 0;
+  while (!core::cas_acq_rel(&g.xwriting, expected, std::uint32_t(1))) {
+    expected = 0;
+    ::sched_yield();
+  }
+  char path[1100], tmp[1200];
+  auto* scratch = static_cast<scratch_space*>(platform::pages_alloc(sizeof(scratch_space)));
+  if (scratch != nullptr && output_path(path, sizeof path)) {
+    int n = std::snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, int(::getpid()));
+    int fd = n > 0 && std::size_t(n) < sizeof tmp ? ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0) {
+      snapshot_info info{g.program, g.cmdline, g.cmdline_length, g.start_realtime_ns, 0, g.kinds};
+      if (final) info.flags |= snapshot::flag_final;
+      if (g.child || ::getpid() != g.init_pid) info.flags |= snapshot::flag_child;
+      // Registered kinds (the "sync" kind and any the program registers) are kept.
+      info.kinds = 0;
+      for (unsigned i = 0; i < kind_name_count; ++i)
+        if ((g.kinds >> i & 1) != 0) info.kinds |= 1u << core_kind(tracked_kind(i));
+      writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
+      bool ok = write_snapshot(fd, info, ws);
+      ::close(fd);
+      if (!ok || ::rename(tmp, path) != 0) ::unlink(tmp);
+    }
+  }
+  if (scratch != nullptr) platform::pages_free(scratch, sizeof(scratch_space));
+  core::store_release(&g.xwriting, std::uint32_t(0));
+}
+
+void* flush_main(void*) noexcept {
+  std::uint64_t slept = 0;
+  while (core::load_acquire(&g.xstop_flush) == 0) {
+    timespec pause{0, 50000000};  // 50 ms steps: exit does not wait long for this thread
+    ::nanosleep(&pause, nullptr);
+    slept += 50000000;
+    if (slept >= g.flush_ns) {
+      slept = 0;
+      write_now(false);
+    }
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Start and exit
+
+[[noreturn]] void bad_variable(const char* name, const char* value, const char* expected) noexcept {
+  char line[1024];
+  int n = std::snprintf(line, sizeof line, "resmon: %s='%s' is not valid: expected %s; the program does not start\n",
+                        name, value, expected);
+  if (n > 0) {
+    std::size_t len = std::size_t(n) < sizeof line ? std::size_t(n) : sizeof line - 1;
+    ssize_t w = ::write(2, line, len);
+    (void)w;
+  }
+  ::_exit(2);
+}
+
+void read_cmdline() noexcept {
+  int fd = ::open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = ::read(fd, g.cmdline, sizeof g.cmdline);
+  ::close(fd);
+  g.cmdline_length = n > 0 ? std::uint32_t(n) : 0;
+  if (g.cmdline_length > 0 && g.cmdline[g.cmdline_length - 1] == '\0') --g.cmdline_length;
+}
+
+void after_fork_child() noexcept {
+  // The child writes its own file; it has no flush thread.
+  g.flush_running = false;
+}
+
+__attribute__((constructor(101))) void start() noexcept {
+  inside guard;
+  g.init_pid = ::getpid();
+  g.start_realtime_ns = realtime_ns();
+  g.exit_code = -1;
+  g.kinds = (1u << kind_name_count) - 1;
+  ssize_t n = ::readlink("/proc/self/exe", g.program, sizeof g.program - 1);
+  g.program[n > 0 ? n : 0] = '\0';
+  read_cmdline();
+
+  const char* text = std::getenv("RESMON_OUTPUT");
+  const char* output = text != nullptr && *text != '\0' ? text : "resmon.%e.%p.resmon";
+  if (std::strlen(output) >= sizeof g.output)
+    bad_variable("RESMON_OUTPUT", output, "a file name of at most 1023 bytes (%p: pid, %e: program name)");
+  std::memcpy(g.output, output, std::strlen(output) + 1);
+
+  std::uint64_t v = 0;
+  core::set_stack_depth(16);
+  if ((text = std::getenv("RESMON_STACK_DEPTH")) != nullptr) {
+    if (!parse_number(text, 0, core::max_stack_depth, &v))
+      bad_variable("RESMON_STACK_DEPTH", text, "a number of frames from 0 to 64");
+    core::set_stack_depth(std::uint32_t(v));
+  }
+  if ((text = std::getenv("RESMON_STACK_METHOD")) != nullptr) {
+    if (std::strcmp(text, "auto") == 0) core::set_stack_method(stack_method::automatic);
+    else if (std::strcmp(text, "fp") == 0) core::set_stack_method(stack_method::frame_pointers);
+    else if (std::strcmp(text, "unwind") == 0) core::set_stack_method(stack_method::fallback);
+    else bad_variable("RESMON_STACK_METHOD", text, "auto, fp or unwind");
+  }
+  if ((text = std::getenv("RESMON_FLUSH_INTERVAL")) != nullptr && !parse_duration(text, &g.flush_ns))
+    bad_variable("RESMON_FLUSH_INTERVAL", text, "a duration such as 500ms, 2s, 30min, 5h or 2d");
+  if ((text = std::getenv("RESMON_MAX_SIZE")) != nullptr) {
+    if (!parse_size(text, &g.max_size) || g.max_size < (1u << 20))
+      bad_variable("RESMON_MAX_SIZE", text, "a size of at least 1MiB such as 512MB, 2GiB or 8G");
+  }
+  // About 40 bytes of tracker memory per held record (record, index, slack).
+  core::set_capacity(g.max_size != 0 ? g.max_size / 40 : std::uint64_t(1) << 28);
+  if ((text = std::getenv("RESMON_KINDS")) != nullptr && !parse_kinds(text, &g.kinds))
+    bad_variable("RESMON_KINDS", text, "a comma-separated list of memory, fd, file, dir, socket, mmap, thread, sync or all");
+  if ((text = std::getenv("RESMON_EXIT_CODE")) != nullptr) {
+    if (!parse_number(text, 0, 255, &v)) bad_variable("RESMON_EXIT_CODE", text, "an exit status from 0 to 255");
+    g.exit_code = int(v);
+  }
+  const char* ticker = std::getenv("RESMON_CLOCK_TICKER");
+  if (ticker != nullptr && std::strcmp(ticker, "0") != 0 && std::strcmp(ticker, "1") != 0)
+    bad_variable("RESMON_CLOCK_TICKER", ticker, "1 (a thread reads the clock for the tracker, the default) or 0");
+
+  // A process the user started has no RESMON_ROOT_PID; it sets one for the
+  // programs it runs, which then write files of their own.
+  char pid_text[24];
+  std::snprintf(pid_text, sizeof pid_text, "%d", g.init_pid);
+  if (const char* root = std::getenv("RESMON_ROOT_PID"); root != nullptr && std::strcmp(root, pid_text) != 0) {
+    g.child = true;
+  } else {
+    ::setenv("RESMON_ROOT_PID", pid_text, 1);
+  }
+
+  g.sync_kind = core::register_kind("sync");
+  core::set_quiet_unknown(~std::uint64_t(0));
+  if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
+  (void)pthread_atfork(nullptr, nullptr, after_fork_child);
+  if (g.flush_ns != 0) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    g.flush_running = pthread_create(&g.flush_thread, nullptr, flush_main, nullptr) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  core::store_release(&g.xready, std::uint32_t(1));
+}
+
+/// Returns: true when the program holds resources of the tracked kinds.
+bool holds_anything() noexcept {
+  for (unsigned i = 0; i < kind_name_count; ++i) {
+    if ((g.kinds >> i & 1) == 0) continue;
+    if (core::figures(core_kind(tracked_kind(i))).live != 0) return true;
+  }
+  return false;
+}
+
+__attribute__((destructor(101))) void finish() noexcept {
+  if (core::load_acquire(&g.xready) == 0) return;
+  {
+    inside guard;
+    if (g.flush_running) {
+      core::store_release(&g.xstop_flush, std::uint32_t(1));
+      pthread_join(g.flush_thread, nullptr);
+      g.flush_running = false;
+    }
+  }
+  write_now(true);
+  if (g.exit_code >= 0 && holds_anything()) {
+    std::fflush(nullptr);  // exit() has not flushed the program's streams yet
+    ::_exit(g.exit_code);
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Memory
+
+void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  if (p != nullptr && tracking(k_memory)) note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
+  return p;
+}
+
+void track_free(void* p) noexcept {
+  if (p != nullptr && tracking(k_memory)) note_release(k_memory, std::uint64_t(p));
+}
+
+}  // namespace resmon::preload
+
+using namespace resmon::preload;
+namespace core = resmon::core;
+using resmon::kind;
+
+RESMON_EXPORT void* malloc(size_t n) { return track_malloc(__libc_malloc(n), n, RESMON_RET, RESMON_FP); }
+
+RESMON_EXPORT void free(void* p) {
+  track_free(p);
+  __libc_free(p);
+}
+
+RESMON_EXPORT void* calloc(size_t n, size_t size) {
+  return track_malloc(__libc_calloc(n, size), n * size, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT void* realloc(void* p, size_t n) {
+  if (p == nullptr) return track_malloc(__libc_malloc(n), n, RESMON_RET, RESMON_FP);
+  if (n == 0) {
+    track_free(p);
+    return __libc_realloc(p, 0);
+  }
+  // Released first: once realloc has freed p, another thread may be given it.
+  track_free(p);
+  void* q = __libc_realloc(p, n);
+  if (q == nullptr) return track_malloc(p, malloc_usable_size(p), RESMON_RET, RESMON_FP);
+  return track_malloc(q, n, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (p == nullptr) return track_malloc(__libc_malloc(bytes), bytes, RESMON_RET, RESMON_FP);
+  track_free(p);
+  void* q = __libc_realloc(p, bytes);
+  if (q == nullptr) return track_malloc(p, malloc_usable_size(p), RESMON_RET, RESMON_FP);
+  return track_malloc(q, bytes, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int posix_memalign(void** out, size_t align, size_t n) {
+  if (align < sizeof(void*) || (align & (align - 1)) != 0) return EINVAL;
+  void* p = __libc_memalign(align, n);
+  if (p == nullptr) return ENOMEM;
+  *out = track_malloc(p, n, RESMON_RET, RESMON_FP);
+  return 0;
+}
+
+RESMON_EXPORT void* aligned_alloc(size_t align, size_t n) {
+  if (align == 0 || (align & (align - 1)) != 0) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return track_malloc(__libc_memalign(align, n), n, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT void* memalign(size_t align, size_t n) {
+  return track_malloc(__libc_memalign(align, n), n, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT void* valloc(size_t n) { return track_malloc(__libc_valloc(n), n, RESMON_RET, RESMON_FP); }
+
+RESMON_EXPORT void* pvalloc(size_t n) { return track_malloc(__libc_pvalloc(n), n, RESMON_RET, RESMON_FP); }
+
+// C++ operator new and delete, all forms: attributed to the caller of new.
+
+namespace {
+__attribute__((noinline)) void* new_slow(std::size_t n, std::size_t align, bool nothrow) {
+  for (;;) {
+    void* p = align != 0 ? __libc_memalign(align, n) : __libc_malloc(n);
+    if (p != nullptr) return p;
+    std::new_handler handler = std::get_new_handler();
+    if (handler == nullptr) {
+      if (nothrow) return nullptr;
+      throw std::bad_alloc();
+    }
+    handler();
+  }
+}
+inline void* new_block(std::size_t n, std::size_t align, bool nothrow, std::uintptr_t ret, std::uintptr_t fp) {
+  if (n == 0) n = 1;
+  void* p = align != 0 ? __libc_memalign(align, n) : __libc_malloc(n);
+  if (__builtin_expect(p == nullptr, 0)) {
+    if (nothrow) {
+      try {
+        p = new_slow(n, align, true);
+      } catch (...) {
+        p = nullptr;
+      }
+    } else {
+      p = new_slow(n, align, false);
+    }
+    if (p == nullptr) return nullptr;
+  }
+  return track_malloc(p, n, ret, fp);
+}
+}  // namespace
+
+#define RESMON_EXPORT_CXX __attribute__((visibility("default")))
+RESMON_EXPORT_CXX void* operator new(std::size_t n) { return new_block(n, 0, false, RESMON_RET, RESMON_FP); }
+RESMON_EXPORT_CXX void* operator new[](std::size_t n) { return new_block(n, 0, false, RESMON_RET, RESMON_FP); }
+RESMON_EXPORT_CXX void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  return new_block(n, 0, true, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT_CXX void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  return new_block(n, 0, true, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT_CXX void* operator new(std::size_t n, std::align_val_t a) {
+  return new_block(n, std::size_t(a), false, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT_CXX void* operator new[](std::size_t n, std::align_val_t a) {
+  return new_block(n, std::size_t(a), false, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT_CXX void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_block(n, std::size_t(a), true, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT_CXX void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_block(n, std::size_t(a), true, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT_CXX void operator delete(void* p) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete[](void* p) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete(void* p, std::size_t) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete[](void* p, std::size_t) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete(void* p, const std::nothrow_t&) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete[](void* p, const std::nothrow_t&) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete(void* p, std::align_val_t) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete[](void* p, std::align_val_t) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete(void* p, std::size_t, std::align_val_t) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { free(p); }
+RESMON_EXPORT_CXX void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { free(p); }
+
+// ---------------------------------------------------------------------------
+// Descriptors
+
+namespace {
+inline int fd_result(int fd, tracked_kind k, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  if (fd >= 0 && tracking(k)) note_reused_acquire(k, std::uint64_t(fd), 0, ret, fp);
+  return fd;
+}
+inline bool needs_mode(int flags) noexcept { return (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE; }
+}  // namespace
+
+#define RESMON_OPEN_LIKE(name)                                                          \
+  RESMON_EXPORT int name(const char* path, int flags, ...) {                           \
+    mode_t mode = 0;                                                                   \
+    if (needs_mode(flags)) {                                                           \
+      va_list ap;                                                                      \
+      va_start(ap, flags);                                                             \
+      mode = mode_t(va_arg(ap, int));                                                  \
+      va_end(ap);                                                                      \
+    }                                                                                  \
+    int fd = RESMON_REAL_AS(#name, int (*)(const char*, int, ...))(path, flags, mode); \
+    return fd_result(fd, k_fd, RESMON_RET, RESMON_FP);                                 \
+  }
+RESMON_OPEN_LIKE(open)
+RESMON_OPEN_LIKE(open64)
+
+#define RESMON_OPENAT_LIKE(name)                                                                  \
+  RESMON_EXPORT int name(int dir, const char* path, int flags, ...) {                            \
+    mode_t mode = 0;                                                                             \
+    if (needs_mode(flags)) {                                                                     \
+      va_list ap;                                                                                \
+      va_start(ap, flags);                                                                       \
+      mode = mode_t(va_arg(ap, int));                                                            \
+      va_end(ap);                                                                                \
+    }                                                                                            \
+    int fd = RESMON_REAL_AS(#name, int (*)(int, const char*, int, ...))(dir, path, flags, mode); \
+    return fd_result(fd, k_fd, RESMON_RET, RESMON_FP);                                           \
+  }
+RESMON_OPENAT_LIKE(openat)
+RESMON_OPENAT_LIKE(openat64)
+
+// _FORTIFY_SOURCE builds call these for open(path, flags) with two arguments.
+RESMON_EXPORT int __open_2(const char* path, int flags) {
+  return fd_result(RESMON_REAL_AS("__open_2", int (*)(const char*, int))(path, flags), k_fd, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int __open64_2(const char* path, int flags) {
+  return fd_result(RESMON_REAL_AS("__open64_2", int (*)(const char*, int))(path, flags), k_fd, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int __openat_2(int dir, const char* path, int flags) {
+  return fd_result(RESMON_REAL_AS("__openat_2", int (*)(int, const char*, int))(dir, path, flags), k_fd, RESMON_RET,
+                   RESMON_FP);
+}
+RESMON_EXPORT int __openat64_2(int dir, const char* path, int flags) {
+  return fd_result(RESMON_REAL_AS("__openat64_2", int (*)(int, const char*, int))(dir, path, flags), k_fd,
+                   RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int creat(const char* path, mode_t mode) {
+  return fd_result(RESMON_REAL(creat)(path, mode), k_fd, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int creat64(const char* path, mode_t mode) {
+  return fd_result(RESMON_REAL_AS("creat64", int (*)(const char*, mode_t))(path, mode), k_fd, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int socket(int domain, int type, int protocol) {
+  return fd_result(RESMON_REAL(socket)(domain, type, protocol), k_socket, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int socketpair(int domain, int type, int protocol, int sv[2]) {
+  int rc = RESMON_REAL(socketpair)(domain, type, protocol, sv);
+  if (rc == 0) {
+    fd_result(sv[0], k_socket, RESMON_RET, RESMON_FP);
+    fd_result(sv[1], k_socket, RESMON_RET, RESMON_FP);
+  }
+  return rc;
+}
+
+RESMON_EXPORT int accept(int s, sockaddr* addr, socklen_t* len) {
+  return fd_result(RESMON_REAL(accept)(s, addr, len), k_socket, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int accept4(int s, sockaddr* addr, socklen_t* len, int flags) {
+  return fd_result(RESMON_REAL(accept4)(s, addr, len, flags), k_socket, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int pipe(int fds[2]) {
+  int rc = RESMON_REAL(pipe)(fds);
+  if (rc == 0) {
+    fd_result(fds[0], k_fd, RESMON_RET, RESMON_FP);
+    fd_result(fds[1], k_fd, RESMON_RET, RESMON_FP);
+  }
+  return rc;
+}
+
+RESMON_EXPORT int pipe2(int fds[2], int flags) {
+  int rc = RESMON_REAL(pipe2)(fds, flags);
+  if (rc == 0) {
+    fd_result(fds[0], k_fd, RESMON_RET, RESMON_FP);
+    fd_result(fds[1], k_fd, RESMON_RET, RESMON_FP);
+  }
+  return rc;
+}
+
+namespace {
+/// The kind a duplicate of `fd` gets: socket for a socket, fd otherwise.
+tracked_kind kind_of_descriptor(int fd) noexcept {
+  inside guard;
+  core::record_view held;
+  if (core::find_live(std::uint16_t(kind::socket), std::uint64_t(fd), &held) ) return k_socket;
+  return k_fd;
+}
+}  // namespace
+
+RESMON_EXPORT int dup(int fd) {
+  int r = RESMON_REAL(dup)(fd);
+  if (r >= 0 && tracking(k_fd)) fd_result(r, kind_of_descriptor(fd), RESMON_RET, RESMON_FP);
+  return r;
+}
+
+RESMON_EXPORT int dup2(int fd, int to) {
+  int r = RESMON_REAL(dup2)(fd, to);
+  if (r >= 0 && r != fd && tracking(k_fd)) fd_result(r, kind_of_descriptor(fd), RESMON_RET, RESMON_FP);
+  return r;
+}
+
+RESMON_EXPORT int dup3(int fd, int to, int flags) {
+  int r = RESMON_REAL(dup3)(fd, to, flags);
+  if (r >= 0 && tracking(k_fd)) fd_result(r, kind_of_descriptor(fd), RESMON_RET, RESMON_FP);
+  return r;
+}
+
+namespace {
+inline int fcntl_result(int r, int fd, int cmd, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && tracking(k_fd))
+    fd_result(r, kind_of_descriptor(fd), ret, fp);
+  return r;
+}
+}  // namespace
+
+RESMON_EXPORT int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  int r = RESMON_REAL_AS("fcntl", int (*)(int, int, ...))(fd, cmd, arg);
+  return fcntl_result(r, fd, cmd, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  auto fn = RESMON_REAL_AS("fcntl64", int (*)(int, int, ...));
+  if (fn == nullptr) fn = RESMON_REAL_AS("fcntl", int (*)(int, int, ...));
+  return fcntl_result(fn(fd, cmd, arg), fd, cmd, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int eventfd(unsigned int count, int flags) {
+  return fd_result(RESMON_REAL(eventfd)(count, flags), k_fd, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int epoll_create(int size) {
+  return fd_result(RESMON_REAL(epoll_create)(size), k_fd, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int epoll_create1(int flags) {
+  return fd_result(RESMON_REAL(epoll_create1)(flags), k_fd, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int timerfd_create(int clock, int flags) {
+  return fd_result(RESMON_REAL(timerfd_create)(clock, flags), k_fd, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) {
+  int r = RESMON_REAL(signalfd)(fd, mask, flags);
+  if (fd == -1) return fd_result(r, k_fd, RESMON_RET, RESMON_FP);
+  return r;
+}
+RESMON_EXPORT int inotify_init() { return fd_result(RESMON_REAL(inotify_init)(), k_fd, RESMON_RET, RESMON_FP); }
+RESMON_EXPORT int inotify_init1(int flags) {
+  return fd_result(RESMON_REAL(inotify_init1)(flags), k_fd, RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int memfd_create(const char* name, unsigned int flags) {
+  return fd_result(RESMON_REAL(memfd_create)(name, flags), k_fd, RESMON_RET, RESMON_FP);
+}
+
+RESMON_EXPORT int close(int fd) {
+  if (fd >= 0 && tracking(k_fd)) release_descriptor(fd);
+  return RESMON_REAL(close)(fd);
+}
+
+namespace {
+void release_range(unsigned lo, unsigned hi) noexcept {
+  if (!tracking(k_fd)) return;
+  inside guard;
+  // Every held descriptor in [lo, hi]: walk the records rather than probe 2^32 numbers.
+  std::uint64_t keys[256];
+  for (;;) {
+    unsigned n = 0;
+    core::for_each_live([&](const core::record_view& v) {
+      if ((v.kind == kind::fd || v.kind == kind::socket) && v.key >= lo && v.key <= hi && n < 256) keys[n++] = v.key;
+    });
+    for (unsigned i = 0; i < n; ++i) {
+      core::record_view held;
+      if (core::find_live(std::uint16_t(kind::fd), keys[i], &held, true))
+        core::release(std::uint16_t(held.kind), keys[i], nullptr, nullptr);
+    }
+    if (n < 256) break;
+  }
+}
+}  // namespace
+
+RESMON_EXPORT int close_range(unsigned lo, unsigned hi, int flags) {
+  auto fn = RESMON_REAL_AS("close_range", int (*)(unsigned, unsigned, int));
+  if (fn == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  if ((flags & CLOSE_RANGE_CLOEXEC) == 0) release_range(lo, hi);
+  return fn(lo, hi, flags);
+}
+
+RESMON_EXPORT void closefrom(int lo) {
+  if (lo >= 0) release_range(unsigned(lo), ~0u);
+  RESMON_REAL_AS("closefrom", void (*)(int))(lo);
+}
+
+// ---------------------------------------------------------------------------
+// FILE* and DIR*
+
+namespace {
+inline FILE* file_result(FILE* f, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  if (f != nullptr && tracking(k_file)) note_reused_acquire(k_file, std::uint64_t(f), 0, ret, fp);
+  return f;
+}
+/// Before a FILE* closes: its record, and the descriptor's if fdopen took a tracked one.
+void release_file(FILE* f) noexcept {
+  if (f == nullptr || !tracking(k_file)) return;
+  note_release(k_file, std::uint64_t(f));
+  release_descriptor(::fileno(f));
+}
+}  // namespace
+
+RESMON_EXPORT FILE* fopen(const char* path, const char* mode) {
+  return file_result(RESMON_REAL(fopen)(path, mode), RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT FILE* fopen64(const char* path, const char* mode) {
+  return file_result(RESMON_REAL_AS("fopen64", FILE* (*)(const char*, const char*))(path, mode), RESMON_RET,
+                     RESMON_FP);
+}
+RESMON_EXPORT FILE* fdopen(int fd, const char* mode) {
+  return file_result(RESMON_REAL(fdopen)(fd, mode), RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT FILE* freopen(const char* path, const char* mode, FILE* f) {
+  release_file(f);
+  return file_result(RESMON_REAL(freopen)(path, mode, f), RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT FILE* freopen64(const char* path, const char* mode, FILE* f) {
+  release_file(f);
+  return file_result(RESMON_REAL_AS("freopen64", FILE* (*)(const char*, const char*, FILE*))(path, mode, f),
+                     RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT FILE* tmpfile() { return file_result(RESMON_REAL(tmpfile)(), RESMON_RET, RESMON_FP); }
+RESMON_EXPORT int fclose(FILE* f) {
+  release_file(f);
+  return RESMON_REAL(fclose)(f);
+}
+RESMON_EXPORT FILE* popen(const char* command, const char* mode) {
+  return file_result(RESMON_REAL(popen)(command, mode), RESMON_RET, RESMON_FP);
+}
+RESMON_EXPORT int pclose(FILE* f) {
+  release_file(f);
+  return RESMON_REAL(pclose)(f);
+}
+
+RESMON_EXPORT DIR* opendir(const char* path) {
+  DIR* d = RESMON_REAL(opendir)(path);
+  if (d != nullptr && tracking(k_dir)) note_reused_acquire(k_dir, std::uint64_t(d), 0, RESMON_RET, RESMON_FP);
+  return d;
+}
+RESMON_EXPORT DIR* fdopendir(int fd) {
+  DIR* d = RESMON_REAL(fdopendir)(fd);
+  if (d != nullptr && tracking(k_dir)) note_reused_acquire(k_dir, std::uint64_t(d), 0, RESMON_RET, RESMON_FP);
+  return d;
+}
+RESMON_EXPORT int closedir(DIR* d) {
+  if (tracking(k_dir)) {  // closedir(nullptr) is undefined: d is not null
+    note_release(k_dir, std::uint64_t(d));
+    release_descriptor(::dirfd(d));
+  }
+  return RESMON_REAL(closedir)(d);
+}
+
+// ---------------------------------------------------------------------------
+// Mappings
+
+RESMON_EXPORT void* mmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
+  void* p = RESMON_REAL(mmap)(addr, length, prot, flags, fd, offset);
+  if (p != MAP_FAILED && tracking(k_mmap)) note_reused_acquire(k_mmap, std::uint64_t(p), length, RESMON_RET, RESMON_FP);
+  return p;
+}
+RESMON_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
+  void* p = RESMON_REAL_AS("mmap64", void* (*)(void*, size_t, int, int, int, off_t))(addr, length, prot, flags, fd,
+                                                                                    offset);
+  if (p != MAP_FAILED && tracking(k_mmap)) note_reused_acquire(k_mmap, std::uint64_t(p), length, RESMON_RET, RESMON_FP);
+  return p;
+}
+RESMON_EXPORT int munmap(void* addr, size_t length) {
+  if (tracking(k_mmap)) note_release(k_mmap, std::uint64_t(addr));
+  return RESMON_REAL(munmap)(addr, length);
+}
+RESMON_EXPORT void* mremap(void* old, size_t old_size, size_t size, int flags, ...) {
+  void* to = nullptr;
+  if ((flags & MREMAP_FIXED) != 0) {
+    va_list ap;
+    va_start(ap, flags);
+    to = va_arg(ap, void*);
+    va_end(ap);
+  }
+  bool tracked = tracking(k_mmap);
+  void* p = RESMON_REAL_AS("mremap", void* (*)(void*, size_t, size_t, int, ...))(old, old_size, size, flags, to);
+  if (p != MAP_FAILED && tracked) {
+    note_release(k_mmap, std::uint64_t(old));
+    note_reused_acquire(k_mmap, std::uint64_t(p), size, RESMON_RET, RESMON_FP);
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// Threads: held from pthread_create until joined or detached.
+
+RESMON_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*start)(void*), void* arg) {
+  int rc = RESMON_REAL(pthread_create)(thread, attr, start, arg);
+  if (rc == 0 && tracking(k_thread)) {
+    int state = PTHREAD_CREATE_JOINABLE;
+    if (attr != nullptr) pthread_attr_getdetachstate(attr, &state);
+    if (state == PTHREAD_CREATE_JOINABLE) note_acquire(k_thread, std::uint64_t(*thread), 0, RESMON_RET, RESMON_FP);
+  }
+  return rc;
+}
+RESMON_EXPORT int pthread_join(pthread_t thread, void** result) {
+  int rc = RESMON_REAL(pthread_join)(thread, result);
+  if (rc == 0 && tracking(k_thread)) note_release(k_thread, std::uint64_t(thread));
+  return rc;
+}
+RESMON_EXPORT int pthread_tryjoin_np(pthread_t thread, void** result) {
+  int rc = RESMON_REAL(pthread_tryjoin_np)(thread, result);
+  if (rc == 0 && tracking(k_thread)) note_release(k_thread, std::uint64_t(thread));
+  return rc;
+}
+RESMON_EXPORT int pthread_timedjoin_np(pthread_t thread, void** result, const struct timespec* until) {
+  int rc = RESMON_REAL(pthread_timedjoin_np)(thread, result, until);
+  if (rc == 0 && tracking(k_thread)) note_release(k_thread, std::uint64_t(thread));
+  return rc;
+}
+RESMON_EXPORT int pthread_detach(pthread_t thread) {
+  int rc = RESMON_REAL(pthread_detach)(thread);
+  if (rc == 0 && tracking(k_thread)) note_release(k_thread, std::uint64_t(thread));
+  return rc;
+}
+
+// ---------------------------------------------------------------------------
+// Named semaphores: the "sync" kind
+
+RESMON_EXPORT sem_t* sem_open(const char* name, int flags, ...) {
+  mode_t mode = 0;
+  unsigned value = 0;
+  if ((flags & O_CREAT) != 0) {
+    va_list ap;
+    va_start(ap, flags);
+    mode = mode_t(va_arg(ap, int));
+    value = va_arg(ap, unsigned);
+    va_end(ap);
+  }
+  sem_t* s = RESMON_REAL_AS("sem_open", sem_t* (*)(const char*, int, ...))(name, flags, mode, value);
+  if (s != SEM_FAILED && tracking(k_sync)) note_reused_acquire(k_sync, std::uint64_t(s), 0, RESMON_RET, RESMON_FP);
+  return s;
+}
+RESMON_EXPORT int sem_close(sem_t* s) {
+  if (tracking(k_sync)) note_release(k_sync, std::uint64_t(s));
+  return RESMON_REAL(sem_close)(s);
+}
+
+// ---------------------------------------------------------------------------
+// dlclose: the module map keeps the library, so its stacks stay readable.
+
+RESMON_EXPORT int dlclose(void* handle) {
+  if (core::load_acquire(&g.xready) != 0 && t_inside == 0) {
+    inside guard;
+    refresh_modules();
+  }
+  return RESMON_REAL(dlclose)(handle);
+}

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: MIT
+// Whole-process mode: writes a snapshot file (tools/snapshot/format.hpp)
+// from the tracker's tables, the stack depot and the module map.
+// Layer: tools. Never allocates through malloc: its buffers are raw pages,
+// and it writes through system calls, so it can run while other threads
+// allocate, from a periodic flush or at exit.
+#pragma once
+
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "../snapshot/format.hpp"
+#include "resmon/tracker.hpp"
+
+namespace resmon::preload {
+
+inline std::uint64_t realtime_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return std::uint64_t(ts.tv_sec) * 1000000000u + std::uint64_t(ts.tv_nsec);
+}
+
+// ---------------------------------------------------------------------------
+// The module map: every module seen while the program ran (a library that
+// dlclose unloads keeps its entry, so its stacks can still be symbolized).
+
+struct module_entry {
+  std::uint64_t bias, lo, hi;
+  std::uint16_t path_length, build_id_length;
+  char path[512];
+  unsigned char build_id[64];
+};
+
+inline constexpr unsigned max_modules = 2048;
+
+struct module_store {
+  module_entry* entries;  // max_modules entries, raw pages
+  std::uint32_t count;
+  std::uint32_t xlock;  // 0/1: one writer at a time (dlclose, snapshots)
+};
+inline constinit module_store g_modules{};
+
+inline void lock_modules() noexcept {
+  std::uint32_t expected = 0;
+  while (!core::cas_acq_rel(&g_modules.xlock, expected, std::uint32_t(1))) {
+    expected = 0;
+    ::sched_yield();
+  }
+}
+inline void unlock_modules() noexcept { core::store_release(&g_modules.xlock, std::uint32_t(0)); }
+
+inline int add_module(dl_phdr_info* info, std::size_t, void*) noexcept {
+  module_store& s = g_modules;
+  std::uint64_t lo = ~std::uint64_t(0), hi = 0;
+  const unsigned char* build_id = nullptr;
+  std::uint32_t build_id_length = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type == PT_LOAD) {
+      std::uint64_t a = info->dlpi_addr + ph.p_vaddr, b = a + ph.p_memsz;
+      if (a < lo) lo = a;
+      if (b > hi) hi = b;
+    } else if (ph.p_type == PT_NOTE && build_id == nullptr) {
+      const char* p = reinterpret_cast<const char*>(info->dlpi_addr + ph.p_vaddr);
+      const char* end = p + ph.p_memsz;
+      while (p + sizeof(ElfW(Nhdr)) <= end) {
+        const auto* note = reinterpret_cast<const ElfW(Nhdr)*>(p);
+        const char* name = p + sizeof(ElfW(Nhdr));
+        const char* desc = name + ((note->n_namesz + 3) & ~3u);
+        if (desc + note->n_descsz > end) break;
+        if (note->n_type == NT_GNU_BUILD_ID && note->n_namesz == 4 && std::memcmp(name, "GNU", 4) == 0) {
+          build_id = reinterpret_cast<const unsigned char*>(desc);
+          build_id_length = note->n_descsz > 64 ? 64 : note->n_descsz;
+          break;
+        }
+        p = desc + ((note->n_descsz + 3) & ~3u);
+      }
+    }
+  }
+  if (hi == 0) return 0;
+  char path[512];
+  const char* name = info->dlpi_name;
+  if (name == nullptr || name[0] == '\0') {  // the program itself
+    ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    path[n > 0 ? n : 0] = '\0';
+  } else {
+    std::size_t n = std::strlen(name);
+    if (n > sizeof path - 1) n = sizeof path - 1;
+    std::memcpy(path, name, n);
+    path[n] = '\0';
+  }
+  for (std::uint32_t i = 0; i < s.count; ++i) {
+    module_entry& e = s.entries[i];
+    if (e.bias == info->dlpi_addr && e.lo == lo && std::strcmp(e.path, path) == 0) return 0;
+  }
+  if (s.count >= max_modules) return 0;
+  module_entry& e = s.entries[s.count];
+  e.bias = info->dlpi_addr;
+  e.lo = lo;
+  e.hi = hi;
+  e.path_length = std::uint16_t(std::strlen(path));
+  std::memcpy(e.path, path, e.path_length + 1u);
+  e.build_id_length = std::uint16_t(build_id_length);
+  if (build_id_length != 0) std::memcpy(e.build_id, build_id, build_id_length);
+  ++s.count;
+  return 0;
+}
+
+/// Effects: adds the modules loaded now to the map (before a dlclose, and
+/// before each snapshot). Takes the dynamic loader's lock.
+inline void refresh_modules() noexcept {
+  lock_modules();
+  if (g_modules.entries == nullptr)
+    g_modules.entries = static_cast<module_entry*>(platform::pages_alloc(sizeof(module_entry) * max_modules));
+  if (g_modules.entries != nullptr) ::dl_iterate_phdr(add_module, nullptr);
+  unlock_modules();
+}
+
+// ---------------------------------------------------------------------------
+// The file
+
+/// A buffered writer over a descriptor that keeps its offset, and remembers
+/// the first error.
+class file_writer {
+ public:
+  explicit file_writer(int fd) noexcept : fd_(fd) {}
+  void put(const void* data, std::size_t n) noexcept {
+    const char* p = static_cast<const char*>(data);
+    while (n > 0) {
+      if (used_ == sizeof buffer_) flush();
+      std::size_t take = sizeof buffer_ - used_ < n ? sizeof buffer_ - used_ : n;
+      std::memcpy(buffer_ + used_, p, take);
+      used_ += take;
+      p += take;
+      n -= take;
+      offset_ += take;
+    }
+  }
+  template <class T> void put_value(const T& v) noexcept { put(&v, sizeof v); }
+  void put_u16(std::uint16_t v) noexcept { put_value(v); }
+  void put_u32(std::uint32_t v) noexcept { put_value(v); }
+  void put_u64(std::uint64_t v) noexcept { put_value(v); }
+  void put_string32(const char* s, std::uint32_t n) noexcept {
+    put_u32(n);
+    put(s, n);
+  }
+  /// Writes v at `at`, a position already flushed or still buffered.
+  void patch_u64(std::uint64_t at, std::uint64_t v) noexcept {
+    flush();
+    if (::pwrite(fd_, &v, sizeof v, off_t(at)) != ssize_t(sizeof v)) failed_ = true;
+  }
+  void flush() noexcept {
+    const char* p = buffer_;
+    std::size_t n = used_;
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w <= 0) {
+        failed_ = true;
+        break;
+      }
+      p += w;
+      n -= std::size_t(w);
+    }
+    used_ = 0;
+  }
+  std::uint64_t offset() const noexcept { return offset_; }
+  bool failed() const noexcept { return failed_; }
+
+ private:
+  int fd_;
+  bool failed_ = false;
+  std::size_t used_ = 0;
+  std::uint64_t offset_ = 0;
+  char buffer_[1 << 16];
+};
+
+/// Opens a section: writes its head with 0 bytes; returns where its length goes.
+inline std::uint64_t begin_section(file_writer& w, std::uint32_t tag) noexcept {
+  w.put_u32(tag);
+  w.put_u32(0);
+  std::uint64_t at = w.offset();
+  w.put_u64(0);
+  return at;
+}
+inline void end_section(file_writer& w, std::uint64_t at) noexcept { w.patch_u64(at, w.offset() - at - 8); }
+
+/// What a snapshot says about the program besides the tracker's tables.
+struct snapshot_info {
+  const char* program;   // path of the executable
+  const char* cmdline;   // arguments separated by NUL
+  std::uint32_t cmdline_length;
+  std::uint64_t start_realtime_ns;
+  std::uint32_t flags;   // snapshot::flag_*
+  std::uint32_t kinds;   // bit k: kind k is written
+};
+
+/// Scratch of one writer: the stack ids a snapshot names (one bit per word
+/// of the depot's arena) and the buffered writer.
+struct writer_scratch {
+  std::uint64_t* stack_bits;
+  file_writer* writer;
+};
+
+inline constexpr std::size_t stack_bit_words = core::depot_arena_words / 64;
+
+/// Writes a snapshot to the descriptor `fd` (open for writing, empty).
+/// Returns: false when a write failed.
+inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& scratch) noexcept {
+  file_writer& w = *new (scratch.writer) file_writer(fd);
+  std::memset(scratch.stack_bits, 0, stack_bit_words * sizeof(std::uint64_t));
+  refresh_modules();
+
+  snapshot::header h{};
+  std::memcpy(h.magic, snapshot::magic, sizeof h.magic);
+  h.version = snapshot::version;
+  h.header_bytes = snapshot::header_bytes;
+  h.pid = std::uint64_t(::getpid());
+  h.realtime_ns = realtime_ns();
+  h.monotonic_ns = platform::clock_coarse_ns();
+  h.start_realtime_ns = info.start_realtime_ns;
+  h.flags = info.flags;
+  h.stack_depth = core::stack_depth();
+  h.sections = 5;
+  std::uint64_t dropped = 0;
+  for (std::uint16_t k = 0; k < core::kind_count(); ++k) dropped += core::figures(k).dropped;
+  if (dropped != 0) h.flags |= snapshot::flag_capped;
+  w.put_value(h);
+
+  std::uint64_t at = begin_section(w, snapshot::tag_info);
+  w.put_u64(dropped);
+  w.put_u64(misuse_count());
+  w.put_u64(core::unknown_quiet_count());
+  w.put_u64(core::depot_unknown_count());
+  w.put_u64(0);  // tracker bytes: filled in by the reader's --storage-info from the records (reserved)
+  w.put_string32(info.program, std::uint32_t(std::strlen(info.program)));
+  w.put_string32(info.cmdline, info.cmdline_length);
+  end_section(w, at);
+
+  at = begin_section(w, snapshot::tag_kinds);
+  std::uint32_t nk = 0;
+  for (std::uint16_t k = 0; k < core::kind_count(); ++k)
+    if (core::kind_name(k) != nullptr && (k >= 32 || (info.kinds >> k & 1) != 0)) ++nk;
+  w.put_u32(nk);
+  for (std::uint16_t k = 0; k < core::kind_count(); ++k) {
+    const char* name = core::kind_name(k);
+    if (name == nullptr || (k < 32 && (info.kinds >> k & 1) == 0)) continue;
+    core::kind_figures f = core::figures(k);
+    w.put_u16(k);
+    w.put_u16(std::uint16_t(std::strlen(name)));
+    w.put(name, std::strlen(name));
+    const std::uint64_t v[] = {f.live, f.live_bytes, f.peak, f.peak_bytes, f.total, f.total_bytes, f.dropped};
+    w.put(v, sizeof v);
+  }
+  end_section(w, at);
+
+  at = begin_section(w, snapshot::tag_records);
+  std::uint64_t count_at = w.offset();
+  w.put_u64(0);
+  std::uint64_t n = 0;
+  core::for_each_live([&](const core::record_view& v) {
+    snapshot::record_entry e{};
+    e.kind = std::uint16_t(v.kind);
+    e.flags = v.flags;
+    e.stack_id = v.stack_id == core::unknown_stack_id ? 0 : v.stack_id;
+    e.thread = v.thread;
+    e.key = v.key;
+    e.size = v.size;
+    e.time_ns = v.time_ns;
+    e.ret = v.ret;
+    if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words) scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
+    w.put_value(e);
+    ++n;
+  });
+  w.patch_u64(count_at, n);
+  end_section(w, at);
+
+  at = begin_section(w, snapshot::tag_stacks);
+  std::uint64_t stacks_at = w.offset();
+  w.put_u32(0);
+  std::uint32_t ns = 0;
+  for (std::size_t i = 0; i < stack_bit_words; ++i) {
+    for (std::uint64_t bits = scratch.stack_bits[i]; bits != 0; bits &= bits - 1) {
+      std::uint32_t id = std::uint32_t(i * 64 + std::uint64_t(__builtin_ctzll(bits)));
+      const std::uintptr_t* frames = nullptr;
+      std::uint32_t depth = core::depot_frames(id, &frames);
+      w.put_u32(id);
+      w.put_u32(depth);
+      for (std::uint32_t j = 0; j < depth; ++j) w.put_u64(frames[j]);
+      ++ns;
+    }
+  }
+  w.flush();
+  if (::pwrite(fd, &ns, sizeof ns, off_t(stacks_at)) != ssize_t(sizeof ns)) return false;
+  end_section(w, at);
+
+  at = begin_section(w, snapshot::tag_modules);
+  lock_modules();
+  w.put_u32(g_modules.count);
+  for (std::uint32_t i = 0; i < g_modules.count; ++i) {
+    const module_entry& e = g_modules.entries[i];
+    w.put_u64(e.bias);
+    w.put_u64(e.lo);
+    w.put_u64(e.hi);
+    w.put_u16(e.path_length);
+    w.put_u16(e.build_id_length);
+    w.put(e.path, e.path_length);
+    w.put(e.build_id, e.build_id_length);
+  }
+  unlock_modules();
+  end_section(w, at);
+  w.flush();
+  if (w.failed()) return false;
+
+  // The trailer: the checksum of everything before it, read back from the file.
+  std::uint64_t size = w.offset();
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return false;
+  std::uint64_t sum = snapshot::checksum(map, size);
+  ::munmap(map, size);
+  w.put_u32(snapshot::tag_end);
+  w.put_u32(0);
+  w.put_u64(8);
+  w.put_u64(sum);
+  w.flush();
+  return !w.failed();
+}
+
+}  // namespace resmon::preload

@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: MIT
+// Reads a snapshot file (format.hpp) into memory, checking every length,
+// count and the trailer's checksum: a truncated, corrupted or foreign file
+// gives one message, never a crash. Layer: tools (hosted).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "format.hpp"
+
+namespace resmon::snapshot {
+
+struct kind_entry {
+  std::uint16_t id;
+  std::string name;
+  std::uint64_t live, live_bytes, peak, peak_bytes, total, total_bytes, dropped;
+};
+
+struct module_info {
+  std::uint64_t bias, lo, hi;
+  std::string path;
+  std::string build_id;  // hex
+};
+
+struct stack_info {
+  std::uint32_t id;
+  std::vector<std::uint64_t> frames;
+};
+
+struct file {
+  header head{};
+  std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0, stacks_lost = 0;
+  std::string program;
+  std::vector<std::string> arguments;
+  std::vector<kind_entry> kinds;
+  std::vector<module_info> modules;
+  std::vector<stack_info> stacks;
+  std::vector<record_entry> records;
+
+  /// Returns: the frames of a record: its stack, or its return address alone.
+  std::vector<std::uint64_t> frames_of(const record_entry& r) const {
+    if (r.stack_id != 0) {
+      for (const stack_info& s : stacks)
+        if (s.id == r.stack_id && !s.frames.empty()) return s.frames;
+    }
+    return {r.ret};
+  }
+  const kind_entry* kind(std::uint16_t id) const {
+    for (const kind_entry& k : kinds)
+      if (k.id == id) return &k;
+    return nullptr;
+  }
+};
+
+namespace detail {
+class cursor {
+ public:
+  cursor(const unsigned char* p, std::size_t n) : p_(p), n_(n) {}
+  bool take(void* out, std::size_t n) {
+    if (n > n_ - at_) return false;
+    std::memcpy(out, p_ + at_, n);
+    at_ += n;
+    return true;
+  }
+  template <class T> bool get(T* out) { return take(out, sizeof *out); }
+  bool string(std::string* out, std::size_t n) {
+    if (n > n_ - at_) return false;
+    out->assign(reinterpret_cast<const char*>(p_ + at_), n);
+    at_ += n;
+    return true;
+  }
+  std::size_t left() const { return n_ - at_; }
+
+ private:
+  const unsigned char* p_;
+  std::size_t n_;
+  std::size_t at_ = 0;
+};
+}  // namespace detail
+
+/// Reads `path` into *out. Returns: "" on success, else what is wrong (one
+/// line, without the path).
+inline std::string read(const std::string& path, file* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::string("cannot open: ") + std::strerror(errno);
+  std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return "cannot read the file";
+  if (data.size() < sizeof(header) || std::memcmp(data.data(), magic, sizeof magic) != 0)
+    return "not a resmon snapshot (no RESMONSN header)";
+  header h;
+  std::memcpy(&h, data.data(), sizeof h);
+  if (h.version != version)
+    return "snapshot format version " + std::to_string(h.version) + ", this reader knows version " +
+           std::to_string(version);
+  if (h.header_bytes != header_bytes) return "corrupted header (header size " + std::to_string(h.header_bytes) + ")";
+  constexpr std::size_t trailer = sizeof(section_head) + 8;
+  if (data.size() < sizeof h + trailer) return "truncated: no trailer";
+  section_head end;
+  std::memcpy(&end, data.data() + data.size() - trailer, sizeof end);
+  std::uint64_t sum;
+  std::memcpy(&sum, data.data() + data.size() - 8, 8);
+  if (end.tag != tag_end || end.bytes != 8) return "truncated or corrupted: no trailer at the end of the file";
+  if (checksum(data.data(), data.size() - trailer) != sum) return "corrupted: the checksum does not match";
+
+  file f;
+  f.head = h;
+  detail::cursor c(data.data() + sizeof h, data.size() - sizeof h - trailer);
+  const std::string bad = "corrupted section ";
+  for (std::uint64_t s = 0; s < h.sections; ++s) {
+    section_head sh;
+    if (!c.get(&sh) || sh.bytes > c.left()) return "corrupted: section " + std::to_string(s) + " overruns the file";
+    std::vector<unsigned char> body(sh.bytes);
+    c.take(body.data(), body.size());
+    detail::cursor b(body.data(), body.size());
+    char tag[5] = {char(sh.tag), char(sh.tag >> 8), char(sh.tag >> 16), char(sh.tag >> 24), 0};
+    if (sh.tag == tag_info) {
+      std::uint64_t tracker_bytes;
+      std::uint32_t n;
+      std::string cmdline;
+      if (!b.get(&f.dropped) || !b.get(&f.misuse) || !b.get(&f.unknown_releases) || !b.get(&f.stacks_lost) ||
+          !b.get(&tracker_bytes) || !b.get(&n) || !b.string(&f.program, n) || !b.get(&n) || !b.string(&cmdline, n))
+        return bad + tag;
+      for (std::size_t at = 0; at <= cmdline.size();) {
+        std::size_t z = cmdline.find('\0', at);
+        if (z == std::string::npos) z = cmdline.size();
+        f.arguments.push_back(cmdline.substr(at, z - at));
+        at = z + 1;
+      }
+    } else if (sh.tag == tag_kinds) {
+      std::uint32_t n;
+      if (!b.get(&n) || n > 64) return bad + tag;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        kind_entry k;
+        std::uint16_t len;
+        if (!b.get(&k.id) || !b.get(&len) || !b.string(&k.name, len) || !b.get(&k.live) || !b.get(&k.live_bytes) ||
+            !b.get(&k.peak) || !b.get(&k.peak_bytes) || !b.get(&k.total) || !b.get(&k.total_bytes) ||
+            !b.get(&k.dropped))
+          return bad + tag;
+        f.kinds.push_back(std::move(k));
+      }
+    } else if (sh.tag == tag_modules) {
+      std::uint32_t n;
+      if (!b.get(&n) || std::uint64_t(n) * 28 > b.left()) return bad + tag;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        module_info m;
+        std::uint16_t path_length, id_length;
+        std::string id;
+        if (!b.get(&m.bias) || !b.get(&m.lo) || !b.get(&m.hi) || !b.get(&path_length) || !b.get(&id_length) ||
+            !b.string(&m.path, path_length) || !b.string(&id, id_length))
+          return bad + tag;
+        static const char hex[] = "0123456789abcdef";
+        for (unsigned char ch : id) {
+          m.build_id += hex[ch >> 4];
+          m.build_id += hex[ch & 15];
+        }
+        f.modules.push_back(std::move(m));
+      }
+    } else if (sh.tag == tag_stacks) {
+      std::uint32_t n;
+      if (!b.get(&n) || std::uint64_t(n) * 8 > b.left()) return bad + tag;
+      f.stacks.reserve(n);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        stack_info st;
+        std::uint32_t depth;
+        if (!b.get(&st.id) || !b.get(&depth) || depth > 256 || std::uint64_t(depth) * 8 > b.left()) return bad + tag;
+        st.frames.resize(depth);
+        b.take(st.frames.data(), depth * 8u);
+        f.stacks.push_back(std::move(st));
+      }
+    } else if (sh.tag == tag_records) {
+      std::uint64_t n;
+      if (!b.get(&n) || n > b.left() / sizeof(record_entry)) return bad + tag;
+      f.records.resize(n);
+      b.take(f.records.data(), n * sizeof(record_entry));
+    }
+    // Other tags: sections of a later minor version, skipped.
+  }
+  *out = std::move(f);
+  return "";
+}
+
+}  // namespace resmon::snapshot

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+// Symbolizes the return addresses of a snapshot offline, from its module
+// map (path, load bias): libdw's dwfl finds each module's symbols and its
+// separate debug file (build id, /usr/lib/debug, --debug-dir), and gives
+// function, file and line with inlined frames expanded. Layer: tools.
+#pragma once
+
+#include <cxxabi.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../snapshot/reader.hpp"
+
+namespace resmon::view {
+
+/// One frame as a reader sees it; an address with inlined calls gives
+/// several, innermost first, all with the same address.
+struct frame {
+  std::uint64_t address = 0;
+  std::string function;  // demangled; "" when unknown
+  std::string file;      // "" when unknown
+  int line = 0;
+  std::string module;    // path of the module; "" when outside every module
+  std::uint64_t offset = 0;  // address - module bias
+  bool inlined = false;
+};
+
+inline std::string demangle(const char* name) {
+  if (name == nullptr) return "";
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
+  return status == 0 && out ? std::string(out.get()) : std::string(name);
+}
+
+class symbolizer {
+ public:
+  symbolizer(const snapshot::file& f, const std::string& debug_dir, bool inlines)
+      : modules_(f.modules), inlines_(inlines) {
+    debug_path_ = debug_dir.empty() ? std::string() : "+:" + debug_dir;
+    callbacks_.find_elf = dwfl_build_id_find_elf;
+    callbacks_.find_debuginfo = dwfl_standard_find_debuginfo;
+    callbacks_.section_address = dwfl_offline_section_address;
+    callbacks_.debuginfo_path = debug_path_.empty() ? nullptr : &debug_path_ptr_;
+    debug_path_ptr_ = debug_path_.empty() ? nullptr : debug_path_.data();
+    dwfl_ = dwfl_begin(&callbacks_);
+    if (dwfl_ == nullptr) return;
+    dwfl_report_begin(dwfl_);
+    for (const snapshot::module_info& m : modules_)
+      dwfl_report_elf(dwfl_, m.path.c_str(), m.path.c_str(), -1, m.bias, false);
+    dwfl_report_end(dwfl_, nullptr, nullptr);
+  }
+  ~symbolizer() {
+    if (dwfl_ != nullptr) dwfl_end(dwfl_);
+  }
+  symbolizer(const symbolizer&) = delete;
+  symbolizer& operator=(const symbolizer&) = delete;
+
+  /// Returns: the frames of return address `address` (one, or more with
+  /// inlined calls), cached.
+  const std::vector<frame>& resolve(std::uint64_t address) {
+    auto it = cache_.find(address);
+    if (it != cache_.end()) return it->second;
+    return cache_.emplace(address, lookup(address)).first->second;
+  }
+
+ private:
+  std::vector<frame> lookup(std::uint64_t address) const {
+    frame base;
+    base.address = address;
+    for (const snapshot::module_info& m : modules_) {
+      if (address >= m.lo && address < m.hi) {
+        base.module = m.path;
+        base.offset = address - m.bias;
+        break;
+      }
+    }
+    if (dwfl_ == nullptr || address == 0) return {base};
+    // A return address points past the call: look up the call itself.
+    Dwarf_Addr pc = address - 1;
+    Dwfl_Module* mod = dwfl_addrmodule(dwfl_, pc);
+    if (mod == nullptr) return {base};
+    GElf_Off offset = 0;
+    GElf_Sym sym;
+    const char* name = dwfl_module_addrinfo(mod, pc, &offset, &sym, nullptr, nullptr, nullptr);
+    // Versioned symbols read "name@@VERSION": the version is not part of the name.
+    std::string symbol = name != nullptr ? name : "";
+    if (std::size_t at = symbol.find('@'); at != std::string::npos) symbol.resize(at);
+    base.function = symbol.empty() ? "" : demangle(symbol.c_str());
+    if (Dwfl_Line* line = dwfl_module_getsrc(mod, pc)) {
+      int lineno = 0;
+      if (const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr)) {
+        base.file = file;
+        base.line = lineno;
+      }
+    }
+    if (!inlines_) return {base};
+    Dwarf_Addr bias = 0;
+    Dwarf_Die* cu = dwfl_module_addrdie(mod, pc, &bias);
+    if (cu == nullptr) return {base};
+    Dwarf_Die* scopes = nullptr;
+    int n = dwarf_getscopes(cu, pc - bias, &scopes);
+    if (n <= 0) return {base};
+    Dwarf_Files* files = nullptr;
+    std::size_t nfiles = 0;
+    if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0) files = nullptr;
+    std::vector<frame> out;
+    std::string file = base.file;
+    int line = base.line;
+    for (int i = 0; i < n; ++i) {
+      Dwarf_Die* scope = &scopes[i];
+      int tag = dwarf_tag(scope);
+      if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+      frame f = base;
+      f.file = file;
+      f.line = line;
+      if (tag == DW_TAG_subprogram) {
+        if (f.function.empty()) f.function = die_name(scope);
+        out.push_back(f);
+        break;
+      }
+      f.function = die_name(scope);
+      f.inlined = true;
+      out.push_back(f);
+      // The caller's line is where this inlined call sits.
+      Dwarf_Attribute attr;
+      Dwarf_Word value = 0;
+      if (dwarf_formudata(dwarf_attr(scope, DW_AT_call_line, &attr), &value) == 0) line = int(value);
+      if (files != nullptr && dwarf_formudata(dwarf_attr(scope, DW_AT_call_file, &attr), &value) == 0) {
+        if (const char* name = dwarf_filesrc(files, value, nullptr, nullptr)) file = name;
+      }
+    }
+    std::free(scopes);
+    if (out.empty()) return {base};
+    // The outermost frame is the symbol's function; the inlined ones inside it.
+    return out;
+  }
+
+  static std::string die_name(Dwarf_Die* die) {
+    Dwarf_Attribute attr;
+    for (int at : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name}) {
+      if (dwarf_attr_integrate(die, at, &attr) != nullptr) {
+        if (const char* s = dwarf_formstring(&attr)) return demangle(s);
+      }
+    }
+    const char* s = dwarf_diename(die);
+    return s != nullptr ? s : "";
+  }
+
+  std::vector<snapshot::module_info> modules_;
+  bool inlines_;
+  std::string debug_path_;
+  char* debug_path_ptr_ = nullptr;
+  Dwfl_Callbacks callbacks_{};
+  Dwfl* dwfl_ = nullptr;
+  std::map<std::uint64_t, std::vector<frame>> cache_;
+};
+
+}  // namespace resmon::view
