@@ -181,6 +181,7 @@ int run(const options& o) {
   if (o.format == "json") {
     std::string s = fmt::format("{{\"schema\":\"resmon.view\",\"version\":1,\"program\":{},\"pid\":{},\"tracking\":true,",
                                 json_string(program), f.head.pid);
+    s += fmt::format("\"child\":{},", (f.head.flags & resmon::snapshot::flag_child) != 0 ? "true" : "false");
     s += fmt::format("\"final\":{},\"sampling\":null,\"dropped\":{},\"suppressed\":{{\"count\":0,\"bytes\":0}},",
                      (f.head.flags & resmon::snapshot::flag_final) != 0 ? "true" : "false", f.dropped);
     s += "\"kinds\":[";

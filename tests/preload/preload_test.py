@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Whole-process mode end to end: runs tests/preload/leaky.cpp plain and
+under libresmon_preload.so, and checks that the program's output and exit
+status are unchanged, that resmon-view --format json reports exactly the
+known leaks at the right functions and nothing the program released, that
+the child of fork() wrote its own snapshot, that a library unloaded with
+dlclose is still named, and that bad settings and damaged files give one
+clear line.
+
+usage: preload_test.py PRELOAD RESMON_VIEW RESMON_RUN LEAKY PLUGIN
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+preload, view, run_tool, leaky, plugin = (os.path.abspath(a) for a in sys.argv[1:6])
+failures = []
+
+
+def check(condition, what):
+    if not condition:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(cmd, env=None, **kw):
+    e = dict(os.environ)
+    e.pop("LD_PRELOAD", None)
+    e.pop("RESMON_ROOT_PID", None)
+    e.update(env or {})
+    return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=300, **kw)
+
+
+def view_json(path):
+    r = run([view, "--format", "json", path])
+    if r.returncode != 0:
+        raise SystemExit(f"resmon-view {path} failed: {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def groups_at(doc, function, kind):
+    """Groups of `kind` whose innermost frame is in `function`."""
+    return [g for g in doc["groups"]
+            if g["kind"] == kind and g["stack"] and g["stack"][0]["function"].startswith(function)]
+
+
+def held(doc, kind):
+    for k in doc["kinds"]:
+        if k["kind"] == kind:
+            return k["held"]["count"]
+    return None
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    plain = run([leaky, plugin])
+    check(plain.returncode == 3, f"plain run exits 3 (got {plain.returncode}: {plain.stderr})")
+
+    out = os.path.join(tmp, "leaky.%p.resmon")
+    traced = run([leaky, plugin], {"LD_PRELOAD": preload, "RESMON_OUTPUT": out})
+    check(traced.returncode == plain.returncode, f"exit status unchanged ({traced.returncode})")
+    check(traced.stdout == plain.stdout, f"stdout unchanged: {traced.stdout!r} vs {plain.stdout!r}")
+    check(traced.stderr == plain.stderr, f"stderr unchanged: {traced.stderr!r}")
+
+    files = sorted(glob.glob(os.path.join(tmp, "leaky.*.resmon")))
+    check(len(files) == 2, f"two snapshots, the program's and its child's (got {files})")
+    docs = [view_json(f) for f in files]
+    parent = [d for d in docs if not d["child"]]
+    child = [d for d in docs if d["child"]]
+    check(len(parent) == 1 and groups_at(parent[0], "leak_blocks", "memory"), "the program's snapshot")
+    # The child holds what it inherited and its own leak; the program does not hold the child's.
+    check(len(child) == 1 and child[0]["pid"] != (parent[0]["pid"] if parent else 0) and
+          groups_at(child[0], "child_leak", "memory"), "the child of fork() wrote its own snapshot, with its own pid")
+    check(not parent or not groups_at(parent[0], "child_leak", "memory"), "the child's leak is not the program's")
+    if parent:
+        doc = parent[0]
+        check(doc["schema"] == "resmon.view" and doc["version"] == 1, "schema resmon.view, version 1")
+        check(os.path.basename(doc["program"]) == os.path.basename(leaky), f"program named: {doc['program']}")
+
+        def expect(function, kind, count, size=None):
+            g = groups_at(doc, function, kind)
+            got = [(x["count"], x["bytes"]) for x in g]
+            ok = len(g) == 1 and g[0]["count"] == count and (size is None or g[0]["bytes"] == size)
+            check(ok, f"{kind} at {function}: expected one group of {count}"
+                      f"{'' if size is None else f' ({size} bytes)'}, got {got}")
+            return g[0] if g else None
+
+        expect("leak_blocks", "memory", 7, 7 * 48)
+        expect("leak_objects", "memory", 3, 3 * 64)
+        expect("open_descriptors", "fd", 3)
+        expect("open_log", "file", 1)
+        expect("start_worker", "thread", 1)
+        g = expect("plugin_leak", "memory", 1, 40)
+        if g:
+            check("plugin" in os.path.basename(g["stack"][0]["module"]),
+                  f"the unloaded library is named: {g['stack'][0]['module']}")
+        # Stacks reach main through code without frame pointers.
+        g = groups_at(doc, "leak_blocks", "memory")
+        if g:
+            names = [f["function"] for f in g[0]["stack"]]
+            check(any(n == "main" for n in names), f"the stack of leak_blocks reaches main: {names}")
+            check(g[0]["stack"][0]["file"].endswith("leaky.cpp") and g[0]["stack"][0]["line"] > 0,
+                  f"file:line of leak_blocks: {g[0]['stack'][0]}")
+        check(held(doc, "fd") == 3, f"3 descriptors held (got {held(doc, 'fd')})")
+        check(held(doc, "file") == 1, f"1 FILE* held (got {held(doc, 'file')})")
+        check(held(doc, "thread") == 1, f"1 thread held (got {held(doc, 'thread')})")
+        for kind in ("dir", "socket", "mmap"):
+            check(held(doc, kind) == 0, f"no {kind} held (got {held(doc, kind)})")
+        released = [g for g in doc["groups"]
+                    if any(f["function"].startswith(("churn_", "on_signal", "plugin_churn"))
+                           for f in g["stack"][:6])]
+        check(not released, "nothing the program released is reported: " +
+              "; ".join(f"{g['kind']} x{g['count']} at {g['stack'][0]['function']}" for g in released[:5]))
+        text = run([view, files[docs.index(doc)], "--callstack"])
+        check(text.returncode == 0 and "leak_blocks" in text.stdout, "text output names leak_blocks")
+
+    # RESMON_EXIT_CODE: the status a CI job fails on.
+    r = run([leaky, plugin], {"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(tmp, "code.%p"),
+                              "RESMON_EXIT_CODE": "23"})
+    check(r.returncode == 23, f"RESMON_EXIT_CODE=23 gives 23 (got {r.returncode})")
+    # (The child leaks too: it exits 23 as well, which the program prints.)
+    check(r.stdout.startswith("leaky: done, child exited 23"), f"RESMON_EXIT_CODE keeps the program's output: {r.stdout!r}")
+
+    # A malformed setting stops the program before main: one line, status 2.
+    for name, value in (("RESMON_STACK_DEPTH", "deep"), ("RESMON_FLUSH_INTERVAL", "2 s"),
+                        ("RESMON_MAX_SIZE", "lots"), ("RESMON_KINDS", "memory,handles"),
+                        ("RESMON_EXIT_CODE", "256")):
+        r = run([leaky, plugin], {"LD_PRELOAD": preload, name: value})
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 2 and len(lines) == 1 and f"{name}='{value}' is not valid: expected" in lines[0]
+              and r.stdout == "", f"{name}={value!r}: one line and status 2 (got {r.returncode}: {r.stderr!r})")
+
+    # resmon-run, the front door; RESMON_KINDS limits the kinds.
+    out = os.path.join(tmp, "front.resmon")
+    r = run([run_tool, "-o", out, "--kinds", "fd,thread", "--", leaky, plugin])
+    check(r.returncode == 3 and r.stdout == plain.stdout, f"resmon-run keeps status and output ({r.returncode})")
+    if os.path.exists(out):
+        doc = view_json(out)
+        check(sorted(k["kind"] for k in doc["kinds"]) == ["fd", "thread"], f"--kinds fd,thread: {doc['kinds']}")
+        check(held(doc, "fd") == 3 and not [g for g in doc["groups"] if g["kind"] == "memory"],
+              "only descriptors and threads recorded")
+    else:
+        check(False, "resmon-run -o wrote the snapshot")
+    r = run([run_tool, "--depth", "99", "--", leaky, plugin])
+    check(r.returncode == 2 and "--depth" in r.stderr, f"resmon-run --depth 99: status 2 ({r.returncode} {r.stderr!r})")
+
+    # Damaged files: one line naming the file, status 1, never a crash.
+    good = open(files[0], "rb").read()
+    cases = {"truncated": good[: len(good) // 2], "corrupted": good[:100] + bytes([good[100] ^ 0xff]) + good[101:],
+             "foreign": b"\x7fELF" + good[4:], "empty": b""}
+    for name, data in cases.items():
+        path = os.path.join(tmp, name + ".resmon")
+        open(path, "wb").write(data)
+        r = run([view, path])
+        lines = r.stderr.strip().splitlines()
+        check(r.returncode == 1 and len(lines) == 1 and path in lines[0] and r.stdout == "",
+              f"{name} file: one line, status 1 (got {r.returncode}: {r.stderr!r})")
+    r = run([view, "--format", "yaml", files[0]])
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, f"bad --format: status 2 ({r.stderr!r})")
+
+print(f"preload_test: {len(failures)} failures")
+sys.exit(1 if failures else 0)
