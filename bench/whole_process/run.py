@@ -45,7 +45,7 @@ pairs = str(args.pairs)
 rows = []
 base = best([plain, "churn", pairs])
 rows.append(("plain", base))
-rows.append(("resmon, depth 16 (auto: frame pointers, else libunwind)", best([plain, "churn", pairs], pre)))
+rows.append(("resmon, depth 16 (auto: cached unwind rules)", best([plain, "churn", pairs], pre)))
 rows.append(("resmon, depth 16, RESMON_STACK_METHOD=unwind", best([plain, "churn", pairs],
                                                                   dict(pre, RESMON_STACK_METHOD="unwind"))))
 rows.append(("resmon, depth 16, RESMON_STACK_METHOD=fp", best([plain, "churn", pairs],

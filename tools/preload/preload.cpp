@@ -48,6 +48,7 @@
 
 #include "environment.hpp"
 #include "resmon/tracker.hpp"
+#include "unwind.hpp"
 #include "writer.hpp"
 
 #define RESMON_EXPORT extern "C" __attribute__((visibility("default")))
@@ -98,6 +99,7 @@ struct settings {
   std::uint32_t xstop_flush;  // 1: the flush thread ends
   pthread_t flush_thread;
   bool flush_running;
+  bool cached_unwind;         // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
 };
 constinit settings g{};
 
@@ -128,7 +130,12 @@ __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, s
                                             std::uintptr_t ret, std::uintptr_t fp) noexcept {
   inside guard;
   std::uint32_t stack = 0;
-  if (std::uint32_t depth = core::stack_depth(); depth != 0) stack = detail::capture_stack(fp, ret, depth);
+  if (std::uint32_t depth = core::stack_depth(); depth != 0) {
+    std::uintptr_t frames[core::max_stack_depth];
+    int n = g.cached_unwind ? unwind::walk(fp, frames, int(depth)) : -1;
+    if (n > 0 && frames[0] == ret) stack = core::depot_insert(frames, std::uint32_t(n));
+    else stack = detail::capture_stack(fp, ret, depth);  // libunwind (auto), or the method asked for
+  }
   core::acquire({core_kind(k), 0, stack, key, size, nullptr, ret, false});
 }
 
@@ -332,16 +339,23 @@ __attribute__((constructor(101))) void start() noexcept {
 
   std::uint64_t v = 0;
   core::set_stack_depth(16);
+  // auto: the caching unwinder (unwind.hpp), libunwind for the captures it cannot do.
+  g.cached_unwind = true;
+  core::set_stack_method(stack_method::fallback);
   if ((text = std::getenv("RESMON_STACK_DEPTH")) != nullptr) {
     if (!parse_number(text, 0, core::max_stack_depth, &v))
       bad_variable("RESMON_STACK_DEPTH", text, "a number of frames from 0 to 64");
     core::set_stack_depth(std::uint32_t(v));
   }
   if ((text = std::getenv("RESMON_STACK_METHOD")) != nullptr) {
-    if (std::strcmp(text, "auto") == 0) core::set_stack_method(stack_method::automatic);
-    else if (std::strcmp(text, "fp") == 0) core::set_stack_method(stack_method::frame_pointers);
-    else if (std::strcmp(text, "unwind") == 0) core::set_stack_method(stack_method::fallback);
-    else bad_variable("RESMON_STACK_METHOD", text, "auto, fp or unwind");
+    if (std::strcmp(text, "fp") == 0) {
+      g.cached_unwind = false;
+      core::set_stack_method(stack_method::frame_pointers);
+    } else if (std::strcmp(text, "unwind") == 0) {
+      g.cached_unwind = false;
+    } else if (std::strcmp(text, "auto") != 0) {
+      bad_variable("RESMON_STACK_METHOD", text, "auto (cached unwind rules), fp (frame pointers) or unwind (libunwind)");
+    }
   }
   if ((text = std::getenv("RESMON_FLUSH_INTERVAL")) != nullptr && !parse_duration(text, &g.flush_ns))
     bad_variable("RESMON_FLUSH_INTERVAL", text, "a duration such as 500ms, 2s, 30min, 5h or 2d");
