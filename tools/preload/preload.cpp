@@ -124,6 +124,29 @@ inline std::uint16_t core_kind(tracked_kind k) noexcept {
 #define RESMON_RET reinterpret_cast<std::uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)))
 #define RESMON_FP reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0))
 
+/// The last stack this thread stored: a loop that allocates captures the
+/// same stack again and again, and comparing a few words in L1 is cheaper
+/// than hashing them and probing the depot.
+struct last_stack {
+  std::uint32_t id;
+  std::uint32_t depth;
+  std::uintptr_t frames[core::max_stack_depth];
+};
+[[gnu::tls_model("initial-exec")]] thread_local last_stack t_last{};
+
+std::uint32_t stack_id_of(const std::uintptr_t* frames, std::uint32_t n) noexcept {
+  last_stack& last = t_last;
+  if (last.id != 0 && last.depth == n && std::memcmp(last.frames, frames, n * sizeof(std::uintptr_t)) == 0)
+    return last.id;
+  std::uint32_t id = core::depot_insert(frames, n);
+  if (id != 0 && id != core::unknown_stack_id) {
+    last.id = id;
+    last.depth = n;
+    std::memcpy(last.frames, frames, n * sizeof(std::uintptr_t));
+  }
+  return id;
+}
+
 /// Records (k, key, size) acquired by the call returning to `ret`, with the
 /// stack from the frame `fp` of the intercepting function.
 __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, std::uint64_t size,
@@ -133,7 +156,7 @@ __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, s
   if (std::uint32_t depth = core::stack_depth(); depth != 0) {
     std::uintptr_t frames[core::max_stack_depth];
     int n = g.cached_unwind ? unwind::walk(fp, frames, int(depth)) : -1;
-    if (n > 0 && frames[0] == ret) stack = core::depot_insert(frames, std::uint32_t(n));
+    if (n > 0 && frames[0] == ret) stack = stack_id_of(frames, std::uint32_t(n));
     else stack = detail::capture_stack(fp, ret, depth);  // libunwind (auto), or the method asked for
   }
   core::acquire({core_kind(k), 0, stack, key, size, nullptr, ret, false});

@@ -351,7 +351,9 @@ struct cache {
 };
 inline constinit cache g_cache{};
 
-inline rule lookup(std::uintptr_t ret) noexcept {
+/// The slow path of lookup(): maps the cache on first use, computes the
+/// rule and publishes it.
+__attribute__((noinline)) inline rule lookup_slow(std::uintptr_t ret) noexcept {
   cache_slot* slots = core::load_acquire(&g_cache.xslots);
   if (slots == nullptr) {
     void* p = platform::pages_alloc(sizeof(cache_slot) << cache_log2);
@@ -365,7 +367,7 @@ inline rule lookup(std::uintptr_t ret) noexcept {
     }
   }
   std::uint64_t key = ret;
-  std::uint64_t h = core::mix64(key) >> (64 - cache_log2);
+  std::uint64_t h = (key * 0x9e3779b97f4a7c15ULL) >> (64 - cache_log2);  // as in lookup()
   std::uint64_t mask = (std::uint64_t(1) << cache_log2) - 1;
   for (unsigned i = 0; i < cache_probes; ++i) {
     cache_slot& s = slots[(h + i) & mask];
@@ -380,7 +382,7 @@ inline rule lookup(std::uintptr_t ret) noexcept {
       core::fetch_add_relaxed(&g_cache.xmisses, std::uint64_t(1));
       std::uint64_t expected = 0;
       if (core::cas_acq_rel(&s.xkey, expected, key)) {
-        core::store_release(&s.xrule, pack(r));
+        core::store_release(&s.xrule, pack(r));  // pairs with load_acquire in lookup
         return r;
       }
       if (expected == key) return r;
@@ -388,6 +390,21 @@ inline rule lookup(std::uintptr_t ret) noexcept {
     }
   }
   return compute_rule(ret - 1);
+}
+
+/// Returns: the rule for return address `ret`.
+/// Lock-free; the first time an address is seen it reads .eh_frame
+/// (_Unwind_Find_FDE takes the dynamic loader's lock).
+inline rule lookup(std::uintptr_t ret) noexcept {
+  if (cache_slot* slots = core::load_acquire(&g_cache.xslots)) {
+    std::uint64_t h = (std::uint64_t(ret) * 0x9e3779b97f4a7c15ULL) >> (64 - cache_log2);
+    cache_slot& s = slots[h];
+    if (core::load_acquire(&s.xkey) == ret) {
+      std::uint64_t v = core::load_acquire(&s.xrule);
+      if (v != 0) return unpack(v);
+    }
+  }
+  return lookup_slow(ret);
 }
 
 /// Walks the caller's stack from the frame of an intercepting function
