@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 preload, view, run_tool, leaky, plugin = (os.path.abspath(a) for a in sys.argv[1:6])
 failures = []
@@ -146,6 +147,35 @@ with tempfile.TemporaryDirectory() as tmp:
         check(False, "resmon-run -o wrote the snapshot")
     r = run([run_tool, "--depth", "99", "--", leaky, plugin])
     check(r.returncode == 2 and "--depth" in r.stderr, f"resmon-run --depth 99: status 2 ({r.returncode} {r.stderr!r})")
+
+    # RESMON_MAX_SIZE: past the cap resources are counted, not recorded, and the snapshot says so.
+    out = os.path.join(tmp, "capped.resmon")
+    r = run([sys.executable, "-c", "x = [bytearray(40) for _ in range(200000)]; print(len(x))"],
+            {"LD_PRELOAD": preload, "RESMON_OUTPUT": out, "RESMON_MAX_SIZE": "1MiB", "PYTHONMALLOC": "malloc"})
+    check(r.returncode == 0 and r.stdout == "200000\n", f"capped run unchanged ({r.returncode} {r.stderr[-300:]!r})")
+    doc = view_json(out)
+    memory = [k for k in doc["kinds"] if k["kind"] == "memory"][0]
+    check(doc["dropped"] > 0 and memory["dropped"] > 0 and memory["peak"]["count"] <= (1 << 20) // 40,
+          f"RESMON_MAX_SIZE=1MiB: dropped {doc['dropped']}, peak {memory['peak']['count']}")
+    text = run([view, out]).stdout
+    check("not recorded" in text, f"the text output says what was not recorded: {text[:300]!r}")
+
+    # RESMON_FLUSH_INTERVAL: a snapshot appears while the program runs.
+    out = os.path.join(tmp, "flush.resmon")
+    e = dict(os.environ, LD_PRELOAD=preload, RESMON_OUTPUT=out, RESMON_FLUSH_INTERVAL="200ms")
+    e.pop("RESMON_ROOT_PID", None)
+    p = subprocess.Popen([sys.executable, "-c", "import time; x = [bytearray(40) for _ in range(1000)]; "
+                          "time.sleep(3); print('done')"], env=e, stdout=subprocess.PIPE, text=True)
+    periodic = None
+    for _ in range(100):
+        time.sleep(0.05)
+        if os.path.exists(out):
+            periodic = view_json(out)
+            break
+    p.wait(timeout=60)
+    check(periodic is not None and periodic["final"] is False and p.returncode == 0,
+          f"a periodic snapshot while the program runs ({periodic and periodic['final']}, {p.returncode})")
+    check(view_json(out)["final"] is True, "the snapshot at exit replaces it")
 
     # Damaged files: one line naming the file, status 1, never a crash.
     good = open(files[0], "rb").read()
