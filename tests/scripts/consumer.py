@@ -46,6 +46,21 @@ def main():
         if not os.path.exists(os.path.join(pc_dir, "resmon.pc")):
             print("FAILED: resmon.pc is not installed under datadir/pkgconfig")
             sys.exit(1)
+        # Whole-process mode, installed: resmon-run finds the preload library
+        # under the installed libdir, and resmon-view reads what it wrote.
+        bin_dir = os.path.join(dest, "usr", "local", "bin")
+        snapshot = os.path.join(tmp, "installed.resmon")
+        e = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("RESMON_")}
+        traced = subprocess.run([os.path.join(bin_dir, "resmon-run"), "-o", snapshot, "--", "ls", source],
+                                capture_output=True, text=True, env=e)
+        if traced.returncode != 0 or "meson.build" not in traced.stdout or not os.path.exists(snapshot):
+            print(f"FAILED: the installed resmon-run ({traced.returncode}): {traced.stderr}")
+            sys.exit(1)
+        viewed = run([os.path.join(bin_dir, "resmon-view"), snapshot])
+        if "memory" not in viewed:
+            print(f"FAILED: the installed resmon-view: {viewed}")
+            sys.exit(1)
+
         env = dict(os.environ, PKG_CONFIG_PATH=pc_dir, PKG_CONFIG_SYSROOT_DIR=dest)
         run(["meson", "setup", os.path.join(tmp, "b2"), proj, "-Dfrom=pkgconfig"], env=env)
         run(["ninja", "-C", os.path.join(tmp, "b2")])
