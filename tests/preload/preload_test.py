@@ -105,6 +105,7 @@ with tempfile.TemporaryDirectory() as tmp:
             check(any(n == "main" for n in names), f"the stack of leak_blocks reaches main: {names}")
             check(g[0]["stack"][0]["file"].endswith("leaky.cpp") and g[0]["stack"][0]["line"] > 0,
                   f"file:line of leak_blocks: {g[0]['stack'][0]}")
+        check(doc["misuse"] == 0, f"no misuse reported for a correct program (got {doc['misuse']}; RESMON_LOG=stderr lists them)")
         check(held(doc, "fd") == 3, f"3 descriptors held (got {held(doc, 'fd')})")
         check(held(doc, "file") == 1, f"1 FILE* held (got {held(doc, 'file')})")
         check(held(doc, "thread") == 1, f"1 thread held (got {held(doc, 'thread')})")

@@ -100,6 +100,7 @@ struct settings {
   pthread_t flush_thread;
   bool flush_running;
   bool cached_unwind;         // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
+  int log_fd;                 // RESMON_LOG: misuse events, one line each; -1: none (the default)
 };
 constinit settings g{};
 
@@ -175,8 +176,15 @@ __attribute__((noinline)) void note_reused_acquire(tracked_kind k, std::uint64_t
                                                    std::uintptr_t ret, std::uintptr_t fp) noexcept {
   {
     inside guard;
+    // Only the same kind (and the other descriptor kind): a FILE* or DIR*
+    // shares its key with the memory block the C library allocated for it.
     core::record_view stale;
-    if (core::find_live(core_kind(k), key, &stale, true)) core::release(std::uint16_t(stale.kind), key, nullptr, nullptr);
+    std::uint16_t ck = core_kind(k);
+    if (core::find_live(ck, key, &stale)) core::release(ck, key, nullptr, nullptr);
+    if (k == k_fd || k == k_socket) {
+      std::uint16_t other = core_kind(k == k_fd ? k_socket : k_fd);
+      if (core::find_live(other, key, &stale)) core::release(other, key, nullptr, nullptr);
+    }
   }
   note_acquire(k, key, size, ret, fp);
 }
@@ -318,6 +326,20 @@ void* flush_main(void*) noexcept {
 // ---------------------------------------------------------------------------
 // Start and exit
 
+/// RESMON_LOG: one line per misuse event (the snapshot counts them anyway).
+void log_misuse(const core::misuse_event& e, void*) noexcept {
+  char line[256];
+  const char* kind = core::kind_name(std::uint16_t(e.kind));
+  int n = std::snprintf(line, sizeof line, "resmon: %s: %s 0x%llx on thread %llu (pid %d)\n",
+                        core::misuse_name(e.type), kind != nullptr ? kind : "?",
+                        static_cast<unsigned long long>(e.key), static_cast<unsigned long long>(e.thread),
+                        int(::getpid()));
+  if (n > 0 && g.log_fd >= 0) {
+    ssize_t w = ::write(g.log_fd, line, std::size_t(n) < sizeof line ? std::size_t(n) : sizeof line - 1);
+    (void)w;
+  }
+}
+
 [[noreturn]] void bad_variable(const char* name, const char* value, const char* expected) noexcept {
   char line[1024];
   int n = std::snprintf(line, sizeof line, "resmon: %s='%s' is not valid: expected %s; the program does not start\n",
@@ -408,6 +430,12 @@ __attribute__((constructor(101))) void start() noexcept {
     ::setenv("RESMON_ROOT_PID", pid_text, 1);
   }
 
+  g.log_fd = -1;
+  if (const char* log = std::getenv("RESMON_LOG"); log != nullptr && *log != '\0') {
+    g.log_fd = std::strcmp(log, "stderr") == 0 ? 2 : ::open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (g.log_fd < 0) bad_variable("RESMON_LOG", log, "stderr or a file name that can be written");
+    core::set_misuse_action(core::misuse_action::callback, log_misuse, nullptr);
+  }
   g.sync_kind = core::register_kind("sync");
   core::set_quiet_unknown(~std::uint64_t(0));
   if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
@@ -857,6 +885,9 @@ RESMON_EXPORT FILE* freopen64(const char* path, const char* mode, FILE* f) {
                      RESMON_RET, RESMON_FP);
 }
 RESMON_EXPORT FILE* tmpfile() { return file_result(RESMON_REAL(tmpfile)(), RESMON_RET, RESMON_FP); }
+RESMON_EXPORT FILE* tmpfile64() {
+  return file_result(RESMON_REAL_AS("tmpfile64", FILE* (*)())(), RESMON_RET, RESMON_FP);
+}
 RESMON_EXPORT int fclose(FILE* f) {
   release_file(f);
   return RESMON_REAL(fclose)(f);

@@ -1,264 +1,216 @@
 // SPDX-License-Identifier: MIT
-// resmon-view: reads a snapshot of whole-process mode and prints what the
-// program held, grouped by kind and acquiring stack, as text or JSON
-// (schema resmon.view, version 1: ../shared contract in the README).
+// resmon-view: reads snapshots of whole-process mode and prints what the
+// program held, grouped by kind and acquiring stack: text, JSON (schema
+// resmon.view, version 1), a self-contained HTML flame graph, pprof, or
+// collapsed stacks; or the growth between two snapshots (--diff).
+// Exit status: 0, 1 for a file that cannot be read, 2 for a bad option.
 #include <fmt/format.h>
-#include <unistd.h>
+#include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <cstdio>
-#include <map>
-#include <set>
+#include <ctime>
+#include <fstream>
 #include <string>
 #include <vector>
 
-#include "../snapshot/reader.hpp"
-#include "symbolizer.hpp"
+#include "../preload/environment.hpp"
+#include "formats.hpp"
+#include "html.hpp"
+#include "model.hpp"
+#include "pprof.hpp"
 
 namespace {
 
-using resmon::snapshot::record_entry;
-using resmon::view::frame;
+using namespace resmon::view;
 
-struct group {
-  std::uint16_t kind = 0;
-  std::uint64_t count = 0, bytes = 0, oldest_age_ns = 0;
-  std::vector<std::uint64_t> addresses;
-  std::vector<frame> stack;  // symbolized, hidden frames removed
-};
-
-struct options {
-  std::string input;
-  std::string format = "text";
-  std::string output;
-  std::string debug_dir;
-  std::vector<std::string> kinds;
-  std::size_t top = 0;
-  bool all_frames = false;
-  bool no_inline = false;
-  bool callstack = false;
-  std::string sort = "bytes";
-};
-
-/// Frames of resmon itself and of the process start-up, hidden by default.
-bool hidden(const frame& f) {
-  if (f.module.find("libresmon_preload") != std::string::npos) return true;
-  static const std::set<std::string> startup = {"_start", "__libc_start_main", "__libc_start_call_main",
-                                                "__libc_start_main_impl"};
-  return startup.count(f.function) != 0;
+[[noreturn]] void bad_option(const std::string& what) {
+  std::fprintf(stderr, "resmon-view: %s (see --help)\n", what.c_str());
+  std::exit(2);
 }
 
-std::string basename_of(const std::string& path) {
-  std::size_t slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
+std::uint64_t duration_option(const std::string& name, const std::string& text) {
+  std::uint64_t ns = 0;
+  if (!resmon::preload::parse_duration(text.c_str(), &ns))
+    bad_option(fmt::format("{} '{}': expected a duration such as 500ms, 10s, 30min, 5h or 2d", name, text));
+  return ns;
 }
 
-/// JSON string: escapes, and replaces bytes that are not valid UTF-8 by U+FFFD.
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  std::size_t n = s.size();
-  for (std::size_t i = 0; i < n;) {
-    unsigned char c = p[i];
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-      ++i;
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-      ++i;
-    } else if (c < 0x80) {
-      out += char(c);
-      ++i;
-    } else {
-      std::size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
-      bool ok = len != 0 && i + len <= n;
-      for (std::size_t j = 1; ok && j < len; ++j) ok = (p[i + j] & 0xc0) == 0x80;
-      if (ok && len == 3) {
-        unsigned cp = (c & 0x0fu) << 12 | (p[i + 1] & 0x3fu) << 6 | (p[i + 2] & 0x3fu);
-        ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
-      } else if (ok && len == 4) {
-        unsigned cp = (c & 0x07u) << 18 | (p[i + 1] & 0x3fu) << 12 | (p[i + 2] & 0x3fu) << 6 | (p[i + 3] & 0x3fu);
-        ok = cp >= 0x10000 && cp <= 0x10ffff;
-      }
-      if (ok) {
-        out.append(s, i, len);
-        i += len;
-      } else {
-        out += "\xef\xbf\xbd";
-        ++i;
-      }
-    }
+/// Parses "YYYY-MM-DD HH:MM[:SS]" (or with a T; a trailing Z means UTC,
+/// otherwise local time). Returns: ns since the epoch.
+std::uint64_t datetime_option(const std::string& name, const std::string& text) {
+  std::string t = text;
+  bool utc = !t.empty() && (t.back() == 'Z' || t.back() == 'z');
+  if (utc) t.pop_back();
+  for (char& c : t)
+    if (c == 'T') c = ' ';
+  std::tm tm{};
+  const char* end = strptime(t.c_str(), "%Y-%m-%d %H:%M:%S", &tm);
+  if (end == nullptr || *end != '\0') {
+    tm = {};
+    end = strptime(t.c_str(), "%Y-%m-%d %H:%M", &tm);
   }
-  return out + "\"";
+  if (end == nullptr || *end != '\0')
+    bad_option(fmt::format("{} '{}': expected a date-time such as 2026-11-28T10:30:00 (Z for UTC)", name, text));
+  tm.tm_isdst = -1;
+  std::time_t s = utc ? timegm(&tm) : std::mktime(&tm);
+  return std::uint64_t(s) * 1000000000ULL;
 }
 
-std::string human_bytes(std::uint64_t b) {
-  if (b < 1024) return fmt::format("{} B", b);
-  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
-  double v = double(b) / 1024;
-  int u = 0;
-  while (v >= 1024 && u < 3) v /= 1024, ++u;
-  return fmt::format("{:.1f} {}", v, units[u]);
+/// Reads LeakSanitizer-style suppressions: `leak:<pattern>` lines, `#` comments.
+std::vector<suppression> read_suppressions(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) bad_option(fmt::format("--suppressions {}: cannot open: {}", path, std::strerror(errno)));
+  std::vector<suppression> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::size_t a = line.find_first_not_of(" \t\r");
+    if (a == std::string::npos || line[a] == '#') continue;
+    std::size_t b = line.find_last_not_of(" \t\r");
+    line = line.substr(a, b - a + 1);
+    if (line.rfind("leak:", 0) != 0 || line.size() == 5)
+      bad_option(fmt::format("--suppressions {}:{}: '{}': expected leak:<pattern>", path, n, line));
+    out.push_back({line.substr(5), 0});
+  }
+  return out;
 }
 
-std::string human_age(std::uint64_t ns) {
-  double s = double(ns) / 1e9;
-  if (s < 1) return fmt::format("{:.0f} ms", s * 1000);
-  if (s < 120) return fmt::format("{:.1f} s", s);
-  if (s < 7200) return fmt::format("{:.1f} min", s / 60);
-  return fmt::format("{:.1f} h", s / 3600);
+bool load(const std::string& path, resmon::snapshot::file* f) {
+  std::string error = resmon::snapshot::read(path, f);
+  if (error.empty()) return true;
+  std::fprintf(stderr, "resmon-view: %s: %s\n", path.c_str(), error.c_str());
+  return false;
 }
 
-std::string frame_text(const frame& f) {
-  std::string fn = f.function.empty() ? fmt::format("0x{:x}", f.address) : f.function;
-  std::string where;
-  if (!f.file.empty()) where = fmt::format(" at {}:{}", f.file, f.line);
-  std::string module = f.module.empty() ? "" : fmt::format(" ({})", basename_of(f.module));
-  return fn + where + module + (f.inlined ? " [inlined]" : "");
-}
-
-int run(const options& o) {
-  resmon::snapshot::file f;
-  std::string error = resmon::snapshot::read(o.input, &f);
-  if (!error.empty()) {
-    std::fprintf(stderr, "resmon-view: %s: %s\n", o.input.c_str(), error.c_str());
-    return 1;
-  }
-  std::set<std::uint16_t> wanted;
-  for (const std::string& name : o.kinds) {
-    bool found = false;
-    for (const auto& k : f.kinds)
-      if (k.name == name) wanted.insert(k.id), found = true;
-    if (!found) {
-      std::string known;
-      for (const auto& k : f.kinds) known += (known.empty() ? "" : ", ") + k.name;
-      std::fprintf(stderr, "resmon-view: --kind %s: no such kind in %s (it has: %s)\n", name.c_str(),
-                   o.input.c_str(), known.c_str());
-      return 2;
-    }
-  }
-
-  // Group by kind and stack.
-  std::map<std::pair<std::uint16_t, std::vector<std::uint64_t>>, group> groups;
-  for (const record_entry& r : f.records) {
-    if (!wanted.empty() && wanted.count(r.kind) == 0) continue;
-    std::vector<std::uint64_t> frames = f.frames_of(r);
-    group& g = groups[{r.kind, frames}];
-    g.kind = r.kind;
-    g.addresses = frames;
-    ++g.count;
-    g.bytes += r.size;
-    std::uint64_t age = f.head.monotonic_ns > r.time_ns ? f.head.monotonic_ns - r.time_ns : 0;
-    g.oldest_age_ns = std::max(g.oldest_age_ns, age);
-  }
-  resmon::view::symbolizer sym(f, o.debug_dir, !o.no_inline);
-  std::vector<group> list;
-  for (auto& [key, g] : groups) {
-    for (std::uint64_t a : g.addresses)
-      for (const frame& fr : sym.resolve(a))
-        if (o.all_frames || !hidden(fr)) g.stack.push_back(fr);
-    list.push_back(std::move(g));
-  }
-  std::sort(list.begin(), list.end(), [&](const group& a, const group& b) {
-    if (o.sort == "count") return a.count != b.count ? a.count > b.count : a.bytes > b.bytes;
-    if (o.sort == "age") return a.oldest_age_ns > b.oldest_age_ns;
-    return a.bytes != b.bytes ? a.bytes > b.bytes : a.count > b.count;
-  });
-  if (o.top != 0 && list.size() > o.top) list.resize(o.top);
-
-  std::FILE* out = stdout;
-  if (!o.output.empty() && (out = std::fopen(o.output.c_str(), "w")) == nullptr) {
-    std::fprintf(stderr, "resmon-view: --output %s: cannot write: %s\n", o.output.c_str(), std::strerror(errno));
-    return 1;
-  }
-  auto kind_name = [&](std::uint16_t id) {
-    const auto* k = f.kind(id);
-    return k != nullptr ? k->name : fmt::format("kind{}", id);
-  };
-  std::string program = f.program.empty() ? "?" : f.program;
-  if (o.format == "json") {
-    std::string s = fmt::format("{{\"schema\":\"resmon.view\",\"version\":1,\"program\":{},\"pid\":{},\"tracking\":true,",
-                                json_string(program), f.head.pid);
-    s += fmt::format("\"child\":{},", (f.head.flags & resmon::snapshot::flag_child) != 0 ? "true" : "false");
-    s += fmt::format("\"final\":{},\"sampling\":null,\"dropped\":{},\"suppressed\":{{\"count\":0,\"bytes\":0}},",
-                     (f.head.flags & resmon::snapshot::flag_final) != 0 ? "true" : "false", f.dropped);
-    s += "\"kinds\":[";
-    bool first = true;
-    for (const auto& k : f.kinds) {
-      if (!wanted.empty() && wanted.count(k.id) == 0) continue;
-      s += fmt::format("{}{{\"kind\":{},\"held\":{{\"count\":{},\"bytes\":{}}},\"peak\":{{\"count\":{},\"bytes\":{}}},"
-                       "\"total\":{{\"count\":{},\"bytes\":{}}},\"dropped\":{}}}",
-                       first ? "" : ",", json_string(k.name), k.live, k.live_bytes, k.peak, k.peak_bytes, k.total,
-                       k.total_bytes, k.dropped);
-      first = false;
-    }
-    s += "],\"groups\":[";
-    first = true;
-    for (const group& g : list) {
-      s += fmt::format("{}{{\"kind\":{},\"count\":{},\"bytes\":{},\"oldest_age_ns\":{},\"stack\":[", first ? "" : ",",
-                       json_string(kind_name(g.kind)), g.count, g.bytes, g.oldest_age_ns);
-      first = false;
-      bool first_frame = true;
-      for (const frame& fr : g.stack) {
-        s += fmt::format("{}{{\"address\":\"0x{:x}\",\"function\":{},\"file\":{},\"line\":{},\"module\":{},"
-                         "\"offset\":\"0x{:x}\",\"inlined\":{}}}",
-                         first_frame ? "" : ",", fr.address, json_string(fr.function), json_string(fr.file), fr.line,
-                         json_string(fr.module), fr.offset, fr.inlined ? "true" : "false");
-        first_frame = false;
-      }
-      s += "]}";
-    }
-    s += "]}\n";
-    std::fputs(s.c_str(), out);
-  } else {
-    std::string s = fmt::format("{} (pid {}){}\n", program, f.head.pid,
-                                (f.head.flags & resmon::snapshot::flag_final) != 0 ? ", at exit" : ", periodic snapshot");
-    for (const auto& k : f.kinds) {
-      if (!wanted.empty() && wanted.count(k.id) == 0) continue;
-      if (k.live == 0 && k.total == 0) continue;
-      s += fmt::format("  {:<8} held {}{}, peak {}, acquired {}\n", k.name, k.live,
-                       k.live_bytes != 0 ? fmt::format(" ({})", human_bytes(k.live_bytes)) : "", k.peak, k.total);
-    }
-    if (f.dropped != 0) s += fmt::format("  {} acquisitions not recorded (RESMON_MAX_SIZE reached)\n", f.dropped);
-    if (!list.empty()) s += "\n";
-    for (const group& g : list) {
-      std::string what = g.bytes != 0 ? fmt::format("{} in {}", human_bytes(g.bytes), g.count) : fmt::format("{}", g.count);
-      std::string top = g.stack.empty() ? "?" : frame_text(g.stack.front());
-      s += fmt::format("{} {}, oldest {}: {}\n", kind_name(g.kind), what, human_age(g.oldest_age_ns), top);
-      if (o.callstack)
-        for (std::size_t i = 1; i < g.stack.size(); ++i) s += fmt::format("    {}\n", frame_text(g.stack[i]));
-    }
-    std::fputs(s.c_str(), out);
-  }
-  if (out != stdout) std::fclose(out);
-  return 0;
+std::string storage_info(const std::string& path, const resmon::snapshot::file& f) {
+  struct stat st {};
+  ::stat(path.c_str(), &st);
+  std::uint64_t frames = 0;
+  for (const auto& s : f.stacks) frames += s.frames.size();
+  return fmt::format(
+      "{}: {} bytes\n  records      {}\n  stacks       {} ({} frames)\n  modules      {}\n  dropped      {}\n"
+      "  stacks lost  {}\n  misuse       {}\n  unknown releases {}\n  stack depth  {}\n",
+      path, std::uint64_t(st.st_size), f.records.size(), f.stacks.size(), frames, f.modules.size(), f.dropped,
+      f.stacks_lost, f.misuse, f.unknown_releases, f.head.stack_depth);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  options o;
-  CLI::App app{"resmon-view: what a program held, from a snapshot of resmon's whole-process mode"};
-  app.add_option("snapshot", o.input, "snapshot file written by libresmon_preload.so or resmon-run")->required();
-  app.add_option("--format", o.format, "text (default) or json")->check(CLI::IsMember({"text", "json"}));
-  app.add_option("-o,--output", o.output, "write to FILE instead of stdout");
-  app.add_option("--kind", o.kinds, "only these kinds (memory, fd, file, dir, socket, mmap, thread, sync)")
-      ->delimiter(',');
-  app.add_option("--top", o.top, "only the N largest groups");
-  app.add_option("--sort", o.sort, "bytes (default), count or age")->check(CLI::IsMember({"bytes", "count", "age"}));
-  app.add_flag("--callstack", o.callstack, "print every group's whole stack (text)");
-  app.add_flag("--all-frames", o.all_frames, "keep frames of resmon and of the process start-up");
-  app.add_flag("--no-inline", o.no_inline, "do not expand inlined calls");
-  app.add_option("--debug-dir", o.debug_dir, "also look for separate debug files under DIR");
+  CLI::App app{"resmon-view: what a program held, from snapshots of resmon's whole-process mode"};
+  app.footer(
+      "Examples:\n  resmon-view run.resmon --callstack --top 10\n  resmon-view run.resmon --format html -o run.html\n"
+      "  resmon-view run.resmon --format pprof -o run.pb.gz && go tool pprof -top run.pb.gz\n"
+      "  resmon-view --diff before.resmon after.resmon");
+  std::string input, format = "text", output, by, sort = "bytes", suppressions_file, debug_dir;
+  std::vector<std::string> diff;
+  std::string kinds;
+  std::string min_age, max_age, since, until, min_size;
+  std::uint32_t thread = 0;
+  int top = 0;
+  bool callstack = false, all_frames = false, no_inline = false, full_names = false, info = false, aggregate = false;
+  app.add_option("snapshot", input, "snapshot file written by libresmon_preload.so or resmon-run");
+  app.add_option("--diff", diff, "OLD NEW: what grew and shrank from OLD to NEW, by stack")->expected(2);
+  app.add_option("--format", format, "text (default), json, html, pprof or collapsed")
+      ->check(CLI::IsMember({"text", "json", "html", "pprof", "collapsed"}));
+  app.add_option("-o,--output", output, "write to FILE instead of stdout");
+  app.add_flag("--aggregate", aggregate, "group by kind and whole stack (the default)");
+  app.add_option("--by", by, "fold stacks to one frame: function, file, module or site")
+      ->check(CLI::IsMember({"function", "file", "module", "site"}));
+  app.add_option("--kind", kinds, "only these kinds, comma-separated: memory, fd, file, dir, socket, mmap, thread, sync");
+  app.add_option("--sort", sort, "bytes (default), count, age or address")
+      ->check(CLI::IsMember({"bytes", "count", "age", "address"}));
+  app.add_option("--top", top, "only the first N groups")->check(CLI::Range(0, 1 << 30));
+  app.add_option("--min-size", min_size, "only resources of at least this size: 64, 4k, 1MiB");
+  app.add_option("--min-age", min_age, "only resources held at least this long: 10s, 30min, 5h");
+  app.add_option("--max-age", max_age, "only resources held at most this long");
+  app.add_option("--since", since, "only resources acquired at or after this date-time (2026-11-28T10:30:00, Z for UTC)");
+  app.add_option("--until", until, "only resources acquired at or before this date-time");
+  app.add_option("--thread", thread, "only resources acquired by this thread id");
+  app.add_option("--suppressions", suppressions_file, "LeakSanitizer-style file of leak:<pattern> lines");
+  app.add_flag("--callstack", callstack, "print every group's whole stack (text)");
+  app.add_flag("--full-names", full_names, "keep template arguments in C++ names");
+  app.add_flag("--all-frames", all_frames, "keep frames of resmon and of the process start-up");
+  app.add_flag("--no-inline", no_inline, "do not expand inlined calls");
+  app.add_option("--debug-dir", debug_dir, "also look for separate debug files under DIR");
+  app.add_flag("--storage-info", info, "print the snapshot's own figures: records, stacks, modules, dropped");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "resmon-view: %s (see --help)\n", e.what());
-    return 2;
+    bad_option(e.what());
   }
-  return run(o);
+  if (input.empty() == diff.empty()) bad_option("give one snapshot, or --diff OLD NEW");
+  if (aggregate && !by.empty()) bad_option("--aggregate (whole stacks) and --by (one frame) exclude each other");
+
+  selection s;
+  for (std::size_t at = 0; !kinds.empty() && at <= kinds.size();) {
+    std::size_t comma = kinds.find(',', at);
+    if (comma == std::string::npos) comma = kinds.size();
+    if (comma == at) bad_option(fmt::format("--kind '{}': expected kind names separated by commas", kinds));
+    s.kinds.insert(kinds.substr(at, comma - at));
+    at = comma + 1;
+  }
+  s.by = by;
+  s.all_frames = all_frames;
+  s.inlines = !no_inline;
+  s.debug_dir = debug_dir;
+  if (!min_size.empty() && !resmon::preload::parse_size(min_size.c_str(), &s.min_size))
+    bad_option(fmt::format("--min-size '{}': expected a size such as 64, 4k, 1MiB or 2MB", min_size));
+  if (!min_age.empty()) s.min_age_ns = duration_option("--min-age", min_age);
+  if (!max_age.empty()) s.max_age_ns = duration_option("--max-age", max_age);
+  if (!since.empty()) s.since_ns = datetime_option("--since", since);
+  if (!until.empty()) s.until_ns = datetime_option("--until", until);
+  if (app.count("--thread") != 0) s.thread = thread;
+  std::vector<suppression> suppressions;
+  if (!suppressions_file.empty()) suppressions = read_suppressions(suppressions_file);
+
+  resmon::snapshot::file newer, older;
+  if (!load(diff.empty() ? input : diff[1], &newer)) return 1;
+  if (!diff.empty() && !load(diff[0], &older)) return 1;
+  if (info) {
+    std::string text = storage_info(diff.empty() ? input : diff[1], newer);
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  }
+  for (const std::string& k : s.kinds) {
+    bool known = false;
+    for (const auto& e : newer.kinds) known = known || e.name == k;
+    if (!known) {
+      std::string names;
+      for (const auto& e : newer.kinds) names += (names.empty() ? "" : ", ") + e.name;
+      bad_option(fmt::format("--kind {}: no such kind in the snapshot (it has: {})", k, names));
+    }
+  }
+
+  view v = diff.empty() ? make_view(newer, s, suppressions) : make_diff(older, newer, s, suppressions);
+  sort_groups(v.groups, sort);
+  if (top != 0 && v.groups.size() > std::size_t(top)) v.groups.resize(std::size_t(top));
+
+  std::string text;
+  if (format == "json") text = to_json(v);
+  else if (format == "html") text = to_html(v);
+  else if (format == "pprof") text = to_pprof(v);
+  else if (format == "collapsed") text = to_collapsed(v, full_names);
+  else text = to_text(v, callstack, full_names);
+  if (format == "pprof" && text.empty()) {
+    std::fprintf(stderr, "resmon-view: the pprof profile could not be compressed\n");
+    return 1;
+  }
+  if (output.empty() && format == "pprof" && ::isatty(1)) bad_option("--format pprof writes binary data: give -o FILE");
+  std::FILE* out = output.empty() ? stdout : std::fopen(output.c_str(), "wb");
+  if (out == nullptr) {
+    std::fprintf(stderr, "resmon-view: --output %s: cannot write: %s\n", output.c_str(), std::strerror(errno));
+    return 1;
+  }
+  std::fwrite(text.data(), 1, text.size(), out);
+  for (const suppression& sup : suppressions)
+    if (format == "text" && sup.hits != 0) std::fprintf(out, "suppressed by leak:%s: %llu\n", sup.pattern.c_str(),
+                                                        static_cast<unsigned long long>(sup.hits));
+  if (out != stdout && std::fclose(out) != 0) {
+    std::fprintf(stderr, "resmon-view: --output %s: cannot write: %s\n", output.c_str(), std::strerror(errno));
+    return 1;
+  }
+  return 0;
 }

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""resmon-view on real snapshots: every format read back by its real
+consumer (json.loads; `go tool pprof`; headless Chromium for the HTML; the
+collapsed lines against the JSON groups), --diff naming exactly a growing
+leak, LeakSanitizer-style suppressions, filters, and bad options.
+
+usage: view_test.py PRELOAD RESMON_VIEW LEAKY PLUGIN GROW
+"""
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+preload, view, leaky, plugin, grow = (os.path.abspath(a) for a in sys.argv[1:6])
+failures = []
+
+
+def check(condition, what):
+    if not condition:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(cmd, env=None, **kw):
+    e = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("RESMON_")}
+    e.update(env or {})
+    return subprocess.run(cmd, env=e, capture_output=True, timeout=300, **kw)
+
+
+def traced(out, *argv):
+    r = run(list(argv), {"LD_PRELOAD": preload, "RESMON_OUTPUT": out})
+    assert os.path.exists(out), f"no snapshot from {argv}: {r.stderr}"
+    return out
+
+
+def view_json(*args):
+    r = run([view, "--format", "json", *args], text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"resmon-view {args} failed: {r.stderr}")
+    return json.loads(r.stdout)
+
+
+def top(group):
+    return group["stack"][0]["function"] if group["stack"] else ""
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    snap = traced(os.path.join(tmp, "leaky.resmon"), leaky, plugin)
+    doc = view_json(snap)
+    groups = doc["groups"]
+
+    # collapsed: one line per JSON group, frames outermost first, value bytes (or count).
+    r = run([view, "--format", "collapsed", "--full-names", snap], text=True)
+    lines = r.stdout.splitlines()
+    check(r.returncode == 0 and len(lines) == len(groups), f"collapsed: {len(lines)} lines for {len(groups)} groups")
+    for line, g in zip(lines, groups):
+        frames, _, value = line.rpartition(" ")
+        want = [g["kind"]] + [f["function"] or f["address"] for f in reversed(g["stack"])]
+        check(frames.split(";") == [w.replace(";", ":") for w in want] and
+              int(value) == (g["bytes"] or g["count"]), f"collapsed line {line!r} matches its group")
+
+    # pprof, read back by go tool pprof.
+    prof = os.path.join(tmp, "leaky.pb.gz")
+    r = run([view, "--format", "pprof", "-o", prof, snap])
+    check(r.returncode == 0 and gzip.open(prof).read(2), "pprof: a gzipped profile")
+    if shutil.which("go"):
+        env = {"GOCACHE": os.path.join(tmp, "gocache"), "HOME": tmp, "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+        r = run(["go", "tool", "pprof", "-top", "-unit=B", "-sample_index=inuse_space", prof], env, text=True)
+        m = re.search(r"^\s*(\d+)B .* leak_blocks\(\)$", r.stdout, re.M)
+        check(r.returncode == 0 and m and int(m.group(1)) == 336,
+              f"go tool pprof -top finds leak_blocks() with 336 B: {r.stdout[-800:]}{r.stderr[-300:]}")
+        r = run(["go", "tool", "pprof", "-top", "-sample_index=fd_held", prof], env, text=True)
+        check(r.returncode == 0 and re.search(r"^\s*3 .* open_descriptors\(\)$", r.stdout, re.M),
+              f"go tool pprof -sample_index=fd_held finds the 3 descriptors: {r.stdout[-600:]}")
+        r = run(["go", "tool", "pprof", "-traces", "-sample_index=inuse_space", prof], env, text=True)
+        check("plugin_leak" in r.stdout and "use_plugin" in r.stdout, "pprof traces keep whole stacks")
+    else:
+        check(False, "go is installed (Debian golang-go) to read the pprof output")
+
+    # HTML, in headless Chromium: loads without errors, shows the leak, zooms on a click.
+    page = os.path.join(tmp, "leaky.html")
+    r = run([view, "--format", "html", "-o", page, snap])
+    html = open(page, encoding="utf-8").read()
+    check(r.returncode == 0 and "leak_blocks()" in html and "http" not in html.split("<script", 1)[0],
+          "html: one self-contained page naming the leak")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:
+        r = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                 "--virtual-time-budget=5000", "--dump-dom", "file://" + page + "#selftest=leak_blocks"], text=True)
+        m = re.search(r'data-selftest="([^"]*)"', r.stdout)
+        got = m.group(1) if m else None
+        check(got and "zoomed=leak_blocks()" in got and "count=7" in got and "bytes=336" in got,
+              f"html: a click on leak_blocks zooms to its 7 blocks: {got}")
+        if got:
+            fields = dict(x.split("=", 1) for x in got.split(";"))
+            check(int(fields["nodes_after"]) < int(fields["nodes_before"]), "html: the zoom hides the other frames")
+            check(int(fields["rows"]) == len(groups), f"html: the table has a row per group ({fields['rows']})")
+        errors = re.findall(r"Uncaught.*", r.stderr)[:2]
+        check("data-error" not in r.stdout and not errors, f"html: no script error: {errors}")
+    else:
+        check(False, "chromium is installed (Debian chromium) to render the HTML output")
+
+    # --diff: exactly the growth of grow_leak, nothing else.
+    old = traced(os.path.join(tmp, "grow10.resmon"), grow, "10")
+    new = traced(os.path.join(tmp, "grow25.resmon"), grow, "25")
+    d = view_json("--diff", old, new)
+    check(d["diff"] is True and len(d["groups"]) == 1 and top(d["groups"][0]).startswith("grow_leak") and
+          d["groups"][0]["count"] == 15 and d["groups"][0]["bytes"] == 1500,
+          f"--diff names exactly +15 blocks, +1500 bytes at grow_leak: {[(top(g), g['count'], g['bytes']) for g in d['groups']]}")
+    d = view_json("--diff", new, old)
+    check(len(d["groups"]) == 1 and d["groups"][0]["count"] == -15 and d["groups"][0]["bytes"] == -1500,
+          "--diff the other way round: the shrinkage, negative")
+    t = run([view, "--diff", old, new], text=True).stdout
+    check("+1.5 KiB in +15" in t and "grow_leak" in t, f"--diff text: {t!r}")
+
+    # Suppressions (LeakSanitizer's syntax).
+    sup = os.path.join(tmp, "lsan.supp")
+    open(sup, "w").write("# known\nleak:leak_blocks\nleak:^plugin_*\n")
+    s = view_json("--suppressions", sup, snap)
+    check(s["suppressed"] == {"count": 8, "bytes": 376}, f"suppressed leak_blocks (7, 336 B) and plugin_leak (1, 40 B): {s['suppressed']}")
+    check(not [g for g in s["groups"] if top(g).startswith(("leak_blocks", "plugin_leak"))], "suppressed groups are gone")
+    open(sup, "w").write("leak:ok\ninterceptor_via_fun:foo\n")
+    r = run([view, "--suppressions", sup, snap], text=True)
+    check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "lsan.supp:2" in r.stderr,
+          f"a bad suppression line: one line naming file:line, status 2 ({r.stderr!r})")
+
+    # Filters and folding.
+    f = view_json("--kind", "fd,thread", snap)
+    check(sorted({g["kind"] for g in f["groups"]}) == ["fd", "thread"], "--kind fd,thread")
+    f = view_json("--by", "function", "--kind", "memory", snap)
+    check(all(len(g["stack"]) == 1 for g in f["groups"]) and
+          any(top(g) == "leak_blocks()" and g["count"] == 7 for g in f["groups"]), "--by function folds to one frame")
+    f = view_json("--min-size", "64", "--kind", "memory", snap)
+    check(f["groups"] and all(g["bytes"] >= 64 * g["count"] for g in f["groups"]) and
+          not [g for g in f["groups"] if top(g).startswith("leak_blocks")], "--min-size 64 drops the 48-byte blocks")
+    f = view_json("--top", "1", "--sort", "count", snap)
+    check(len(f["groups"]) == 1 and f["groups"][0]["count"] == max(g["count"] for g in groups), "--top 1 --sort count")
+    f = view_json("--since", "2999-01-01T00:00:00Z", snap)
+    check(f["groups"] == [], "--since in the future: nothing")
+    f = view_json("--max-age", "1h", snap)
+    check(len(f["groups"]) == len(groups), "--max-age 1h: everything")
+    r = run([view, "--storage-info", snap], text=True)
+    check(r.returncode == 0 and re.search(r"records\s+\d+", r.stdout), "--storage-info")
+    for bad in (["--min-age", "soon", snap], ["--sort", "size", snap], ["--by", "line", snap],
+                ["--kind", "widgets", snap], ["--since", "yesterday", snap], [snap, "--format", "yaml"],
+                ["--top", "-3", snap], []):
+        r = run([view, *bad], text=True)
+        check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and r.stdout == "",
+              f"bad option {bad}: one line, status 2 (got {r.returncode}: {r.stderr!r})")
+    r = run([view, "--help"], text=True)
+    check(r.returncode == 0 and all(o in r.stdout for o in ("--diff", "--suppressions", "--format", "--by")),
+          "--help documents the options")
+
+print(f"view_test: {len(failures)} failures")
+sys.exit(1 if failures else 0)

@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: MIT
+// resmon-view's text, JSON and collapsed-stack outputs of a view.
+// Layer: tools (hosted, {fmt}).
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+
+#include "model.hpp"
+
+namespace resmon::view {
+
+/// JSON string: escapes, and replaces bytes that are not valid UTF-8 by U+FFFD.
+inline std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+      ++i;
+    } else if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\u{:04x}", c);
+      ++i;
+    } else if (c < 0x80) {
+      out += char(c);
+      ++i;
+    } else {
+      std::size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+      bool ok = len != 0 && i + len <= n;
+      for (std::size_t j = 1; ok && j < len; ++j) ok = (p[i + j] & 0xc0) == 0x80;
+      if (ok && len == 3) {
+        unsigned cp = (c & 0x0fu) << 12 | (p[i + 1] & 0x3fu) << 6 | (p[i + 2] & 0x3fu);
+        ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+      } else if (ok && len == 4) {
+        unsigned cp = (c & 0x07u) << 18 | (p[i + 1] & 0x3fu) << 12 | (p[i + 2] & 0x3fu) << 6 | (p[i + 3] & 0x3fu);
+        ok = cp >= 0x10000 && cp <= 0x10ffff;
+      }
+      if (ok) {
+        out.append(s, i, len);
+        i += len;
+      } else {
+        out += "\xef\xbf\xbd";
+        ++i;
+      }
+    }
+  }
+  return out + "\"";
+}
+
+inline std::string human_bytes(std::int64_t value) {
+  std::string sign = value < 0 ? "-" : "";
+  std::uint64_t b = std::uint64_t(value < 0 ? -value : value);
+  if (b < 1024) return fmt::format("{}{} B", sign, b);
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = double(b) / 1024;
+  int u = 0;
+  while (v >= 1024 && u < 3) v /= 1024, ++u;
+  return fmt::format("{}{:.1f} {}", sign, v, units[u]);
+}
+
+inline std::string human_age(std::uint64_t ns) {
+  double s = double(ns) / 1e9;
+  if (s < 1) return fmt::format("{:.0f} ms", s * 1000);
+  if (s < 120) return fmt::format("{:.1f} s", s);
+  if (s < 7200) return fmt::format("{:.1f} min", s / 60);
+  if (s < 172800) return fmt::format("{:.1f} h", s / 3600);
+  return fmt::format("{:.1f} d", s / 86400);
+}
+
+/// Elides template arguments: `std::vector<int, std::allocator<int> >::push_back`
+/// becomes `std::vector<…>::push_back`. Operators (`operator<<`) are kept.
+inline std::string short_name(const std::string& name) {
+  std::string out;
+  int depth = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '<') {
+      bool op = out.size() >= 8 && out.compare(out.size() - 8, 8, "operator") == 0;
+      if (op || (i > 0 && name[i - 1] == '<' && depth == 0)) {
+        if (depth == 0) out += c;
+        continue;
+      }
+      if (depth++ == 0) out += "<…";
+    } else if (c == '>' && depth > 0) {
+      if (--depth == 0) out += '>';
+    } else if (depth == 0) {
+      out += c;
+    }
+  }
+  return out;
+}
+
+inline std::string frame_text(const frame& f, bool full_names) {
+  std::string fn = f.function.empty() ? fmt::format("0x{:x}", f.address) : f.function;
+  if (!full_names) fn = short_name(fn);
+  std::string where;
+  if (!f.file.empty()) where = fmt::format(" at {}:{}", basename_of(f.file), f.line);
+  std::string module = f.module.empty() ? "" : fmt::format(" ({})", basename_of(f.module));
+  return fn + where + module + (f.inlined ? " [inlined]" : "");
+}
+
+inline std::string signed_count(std::int64_t v, bool diff) { return diff && v > 0 ? fmt::format("+{}", v) : fmt::format("{}", v); }
+
+inline std::string to_text(const view& v, bool callstack, bool full_names) {
+  std::string s = fmt::format("{} (pid {}){}\n", v.program, v.pid,
+                              v.diff ? ", growth between two snapshots" : v.final ? ", at exit" : ", periodic snapshot");
+  for (const kind_totals& k : v.kinds) {
+    if (k.live == 0 && k.total == 0) continue;
+    if (v.diff) {
+      s += fmt::format("  {:<8} held {}{}, acquired {}\n", k.name, signed_count(std::int64_t(k.live), true),
+                       k.live_bytes != 0 ? fmt::format(" ({})", human_bytes(std::int64_t(k.live_bytes))) : "",
+                       signed_count(std::int64_t(k.total), true));
+    } else {
+      s += fmt::format("  {:<8} held {}{}, peak {}, acquired {}\n", k.name, k.live,
+                       k.live_bytes != 0 ? fmt::format(" ({})", human_bytes(std::int64_t(k.live_bytes))) : "", k.peak,
+                       k.total);
+    }
+  }
+  if (v.dropped != 0) s += fmt::format("  {} acquisitions not recorded (RESMON_MAX_SIZE reached)\n", v.dropped);
+  if (v.misuse != 0) s += fmt::format("  {} misuse events (double releases, wrong kinds; RESMON_LOG lists them)\n", v.misuse);
+  if (v.suppressed_count != 0)
+    s += fmt::format("  {} suppressed ({})\n", v.suppressed_count, human_bytes(std::int64_t(v.suppressed_bytes)));
+  if (!v.groups.empty()) s += "\n";
+  for (const group& g : v.groups) {
+    std::string what = g.bytes != 0 ? fmt::format("{} in {}", human_bytes(g.bytes), signed_count(g.count, v.diff))
+                                    : signed_count(g.count, v.diff);
+    if (v.diff && g.bytes > 0) what = "+" + what;
+    std::string top = g.stack.empty() ? "?" : frame_text(g.stack.front(), full_names);
+    s += fmt::format("{} {}{}: {}\n", g.kind, what, v.diff ? "" : fmt::format(", oldest {}", human_age(g.oldest_age_ns)),
+                     top);
+    if (callstack)
+      for (std::size_t i = 1; i < g.stack.size(); ++i) s += fmt::format("    {}\n", frame_text(g.stack[i], full_names));
+  }
+  return s;
+}
+
+inline std::string to_json(const view& v) {
+  std::string s = fmt::format("{{\"schema\":\"resmon.view\",\"version\":1,\"program\":{},\"pid\":{},\"tracking\":true,",
+                              json_string(v.program), v.pid);
+  s += fmt::format("\"child\":{},\"final\":{},\"diff\":{},", v.child, v.final, v.diff);
+  s += fmt::format("\"sampling\":null,\"dropped\":{},\"misuse\":{},\"unknown_releases\":{},", v.dropped, v.misuse,
+                   v.unknown_releases);
+  s += fmt::format("\"suppressed\":{{\"count\":{},\"bytes\":{}}},", v.suppressed_count, v.suppressed_bytes);
+  s += "\"kinds\":[";
+  bool first = true;
+  for (const kind_totals& k : v.kinds) {
+    if (v.diff) {
+      s += fmt::format("{}{{\"kind\":{},\"held\":{{\"count\":{},\"bytes\":{}}},\"total\":{{\"count\":{},\"bytes\":{}}}}}",
+                       first ? "" : ",", json_string(k.name), std::int64_t(k.live), std::int64_t(k.live_bytes),
+                       std::int64_t(k.total), std::int64_t(k.total_bytes));
+    } else {
+      s += fmt::format("{}{{\"kind\":{},\"held\":{{\"count\":{},\"bytes\":{}}},\"peak\":{{\"count\":{},\"bytes\":{}}},"
+                       "\"total\":{{\"count\":{},\"bytes\":{}}},\"dropped\":{}}}",
+                       first ? "" : ",", json_string(k.name), k.live, k.live_bytes, k.peak, k.peak_bytes, k.total,
+                       k.total_bytes, k.dropped);
+    }
+    first = false;
+  }
+  s += "],\"groups\":[";
+  first = true;
+  for (const group& g : v.groups) {
+    s += fmt::format("{}{{\"kind\":{},\"count\":{},\"bytes\":{},\"oldest_age_ns\":{},\"stack\":[", first ? "" : ",",
+                     json_string(g.kind), g.count, g.bytes, g.oldest_age_ns);
+    first = false;
+    bool first_frame = true;
+    for (const frame& fr : g.stack) {
+      s += fmt::format("{}{{\"address\":\"0x{:x}\",\"function\":{},\"file\":{},\"line\":{},\"module\":{},"
+                       "\"offset\":\"0x{:x}\",\"inlined\":{}}}",
+                       first_frame ? "" : ",", fr.address, json_string(fr.function), json_string(fr.file), fr.line,
+                       json_string(fr.module), fr.offset, fr.inlined);
+      first_frame = false;
+    }
+    s += "]}";
+  }
+  return s + "]}\n";
+}
+
+/// A frame's name in collapsed stacks: no ';' (the separator) nor newline.
+inline std::string collapsed_name(const frame& f, bool full_names) {
+  std::string n = f.function.empty() ? fmt::format("0x{:x}", f.address) : f.function;
+  if (!full_names) n = short_name(n);
+  for (char& c : n)
+    if (c == ';' || c == '\n' || c == '\r') c = ':';
+  return n;
+}
+
+/// `kind;outermost;...;innermost value` lines (flamegraph.pl, speedscope):
+/// the value is bytes for kinds with sizes, the count otherwise.
+inline std::string to_collapsed(const view& v, bool full_names) {
+  std::string s;
+  for (const group& g : v.groups) {
+    std::string line = g.kind;
+    for (auto it = g.stack.rbegin(); it != g.stack.rend(); ++it) line += ";" + collapsed_name(*it, full_names);
+    s += fmt::format("{} {}\n", line, g.bytes != 0 ? g.bytes : g.count);
+  }
+  return s;
+}
+
+}  // namespace resmon::view

@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT
+// resmon-view's model: the held resources of a snapshot, filtered,
+// suppressed, grouped by kind and stack (or folded to one frame), and the
+// difference of two snapshots. Every output format reads a `view`.
+// Layer: tools (hosted).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "../snapshot/reader.hpp"
+#include "symbolizer.hpp"
+
+namespace resmon::view {
+
+/// What the user asked for (the options that shape the model).
+struct selection {
+  std::set<std::string> kinds;          // empty: all
+  std::string by;                       // "" (whole stacks), function, file, module, site
+  std::uint64_t min_size = 0;
+  std::optional<std::uint64_t> min_age_ns, max_age_ns;
+  std::optional<std::uint64_t> since_ns, until_ns;  // wall-clock, ns since the epoch
+  std::optional<std::uint32_t> thread;
+  bool all_frames = false;
+  bool inlines = true;
+  std::string debug_dir;
+};
+
+/// A suppression: LeakSanitizer's `leak:<pattern>`; `*` matches any run of
+/// characters, `^` and `$` anchor; otherwise the pattern may match anywhere
+/// in a frame's function, file or module.
+struct suppression {
+  std::string pattern;
+  std::uint64_t hits = 0;
+};
+
+/// Returns: true when `text` matches LeakSanitizer-style `pattern`.
+inline bool pattern_matches(const std::string& pattern, const std::string& text) {
+  std::string p = pattern;
+  bool anchor_start = !p.empty() && p.front() == '^';
+  if (anchor_start) p.erase(0, 1);
+  bool anchor_end = !p.empty() && p.back() == '$';
+  if (anchor_end) p.pop_back();
+  if (!anchor_start) p = "*" + p;
+  if (!anchor_end) p += "*";
+  // Iterative wildcard match ('*' only), no recursion.
+  std::size_t ti = 0, pi = 0, star = std::string::npos, mark = 0;
+  while (ti < text.size()) {
+    if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = ti;
+    } else if (pi < p.size() && p[pi] == text[ti]) {
+      ++pi;
+      ++ti;
+    } else if (star != std::string::npos) {
+      pi = star + 1;
+      ti = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+/// A group: the held resources of one kind with one stack (or one folded frame).
+struct group {
+  std::string kind;
+  std::int64_t count = 0, bytes = 0;  // negative in a diff: shrinkage
+  std::uint64_t oldest_age_ns = 0;
+  std::vector<frame> stack;  // innermost first, hidden frames removed
+};
+
+struct kind_totals {
+  std::string name;
+  std::uint64_t live, live_bytes, peak, peak_bytes, total, total_bytes, dropped;
+};
+
+/// What every format prints.
+struct view {
+  std::string program;
+  std::uint64_t pid = 0;
+  bool final = false, child = false, diff = false;
+  std::uint64_t realtime_ns = 0, start_realtime_ns = 0;
+  std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0;
+  std::uint64_t suppressed_count = 0, suppressed_bytes = 0;
+  std::vector<kind_totals> kinds;
+  std::vector<group> groups;
+  std::vector<snapshot::module_info> modules;
+};
+
+/// Frames of resmon itself and of the process start-up, hidden by default.
+inline bool hidden_frame(const frame& f) {
+  if (f.module.find("libresmon_preload") != std::string::npos) return true;
+  static const std::set<std::string> startup = {"_start", "__libc_start_main", "__libc_start_call_main",
+                                                "__libc_start_main_impl"};
+  return startup.count(f.function) != 0;
+}
+
+inline std::string basename_of(const std::string& path) {
+  std::size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+/// The key of a frame across runs: module and offset (never the absolute
+/// address, which ASLR moves).
+inline std::string frame_identity(const frame& f) {
+  return basename_of(f.module) + "+" + std::to_string(f.offset) + (f.inlined ? ":" + f.function : "");
+}
+
+namespace detail {
+
+struct folded {
+  std::string kind;
+  std::vector<std::string> identity;  // the key
+  std::vector<frame> stack;
+  std::int64_t count = 0, bytes = 0;
+  std::uint64_t oldest_age_ns = 0;
+};
+
+/// The frames a group shows for a record's return addresses.
+inline std::vector<frame> symbolized(symbolizer& sym, const std::vector<std::uint64_t>& addresses, bool all_frames) {
+  std::vector<frame> out;
+  for (std::uint64_t a : addresses)
+    for (const frame& f : sym.resolve(a))
+      if (all_frames || !hidden_frame(f)) out.push_back(f);
+  return out;
+}
+
+inline std::vector<frame> fold(const std::vector<frame>& stack, const std::string& by) {
+  if (by.empty() || stack.empty()) return stack;
+  frame f = stack.front();
+  if (by == "module") {
+    f.function = basename_of(f.module);
+    f.file.clear();
+    f.line = 0;
+  } else if (by == "file") {
+    f.function = f.file.empty() ? basename_of(f.module) : f.file;
+    f.line = 0;
+  } else if (by == "function") {
+    f.line = 0;
+    f.file.clear();
+  }  // site: function, file and line of the innermost frame
+  f.inlined = false;
+  return {f};
+}
+
+inline std::vector<std::string> identity_of(const std::vector<frame>& stack, const std::string& by) {
+  std::vector<std::string> id;
+  for (const frame& f : stack) {
+    if (by == "function") id.push_back(f.function.empty() ? frame_identity(f) : f.function);
+    else if (by == "file") id.push_back(f.function);
+    else if (by == "module") id.push_back(f.function);
+    else if (by == "site") id.push_back(f.function + "@" + f.file + ":" + std::to_string(f.line));
+    else id.push_back(frame_identity(f));
+  }
+  return id;
+}
+
+}  // namespace detail
+
+/// Builds the groups of one snapshot; suppressed records are counted in
+/// the view, and each suppression counts its hits.
+inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded> collect(
+    const snapshot::file& f, const selection& s, std::vector<suppression>& suppressions, view& v) {
+  symbolizer sym(f, s.debug_dir, s.inlines);
+  std::map<std::pair<std::uint16_t, std::vector<std::uint64_t>>, detail::folded> by_stack;
+  for (const snapshot::record_entry& r : f.records) {
+    const snapshot::kind_entry* k = f.kind(r.kind);
+    std::string kind = k != nullptr ? k->name : "kind" + std::to_string(r.kind);
+    if (!s.kinds.empty() && s.kinds.count(kind) == 0) continue;
+    if (r.size < s.min_size) continue;
+    std::uint64_t age = f.head.monotonic_ns > r.time_ns ? f.head.monotonic_ns - r.time_ns : 0;
+    if (s.min_age_ns && age < *s.min_age_ns) continue;
+    if (s.max_age_ns && age > *s.max_age_ns) continue;
+    std::uint64_t wall = f.head.realtime_ns > age ? f.head.realtime_ns - age : 0;
+    if (s.since_ns && wall < *s.since_ns) continue;
+    if (s.until_ns && wall > *s.until_ns) continue;
+    if (s.thread && r.thread != *s.thread) continue;
+    detail::folded& g = by_stack[{r.kind, f.frames_of(r)}];
+    g.kind = kind;
+    ++g.count;
+    g.bytes += std::int64_t(r.size);
+    g.oldest_age_ns = std::max(g.oldest_age_ns, age);
+  }
+  std::map<std::pair<std::string, std::vector<std::string>>, detail::folded> out;
+  for (auto& [key, g] : by_stack) {
+    std::vector<frame> stack = detail::symbolized(sym, key.second, s.all_frames);
+    bool suppressed = false;
+    for (suppression& sup : suppressions) {
+      for (const frame& fr : stack) {
+        if (pattern_matches(sup.pattern, fr.function) || (!fr.file.empty() && pattern_matches(sup.pattern, fr.file)) ||
+            (!fr.module.empty() && pattern_matches(sup.pattern, fr.module))) {
+          suppressed = true;
+          break;
+        }
+      }
+      if (suppressed) {
+        sup.hits += std::uint64_t(g.count);
+        break;
+      }
+    }
+    if (suppressed) {
+      v.suppressed_count += std::uint64_t(g.count);
+      v.suppressed_bytes += std::uint64_t(g.bytes);
+      continue;
+    }
+    std::vector<frame> shown = detail::fold(stack, s.by);
+    detail::folded& to = out[{g.kind, detail::identity_of(shown, s.by)}];
+    if (to.count == 0 && to.stack.empty()) {
+      to.kind = g.kind;
+      to.stack = shown;
+    }
+    to.count += g.count;
+    to.bytes += g.bytes;
+    to.oldest_age_ns = std::max(to.oldest_age_ns, g.oldest_age_ns);
+  }
+  return out;
+}
+
+inline void describe(const snapshot::file& f, view& v) {
+  v.program = f.program.empty() ? "?" : f.program;
+  v.pid = f.head.pid;
+  v.final = (f.head.flags & snapshot::flag_final) != 0;
+  v.child = (f.head.flags & snapshot::flag_child) != 0;
+  v.realtime_ns = f.head.realtime_ns;
+  v.start_realtime_ns = f.head.start_realtime_ns;
+  v.dropped = f.dropped;
+  v.misuse = f.misuse;
+  v.unknown_releases = f.unknown_releases;
+  v.modules = f.modules;
+}
+
+/// The view of one snapshot.
+inline view make_view(const snapshot::file& f, const selection& s, std::vector<suppression>& suppressions) {
+  view v;
+  describe(f, v);
+  for (const snapshot::kind_entry& k : f.kinds) {
+    if (!s.kinds.empty() && s.kinds.count(k.name) == 0) continue;
+    v.kinds.push_back({k.name, k.live, k.live_bytes, k.peak, k.peak_bytes, k.total, k.total_bytes, k.dropped});
+  }
+  for (auto& [key, g] : collect(f, s, suppressions, v))
+    v.groups.push_back({g.kind, g.count, g.bytes, g.oldest_age_ns, std::move(g.stack)});
+  return v;
+}
+
+/// The growth from `older` to `newer`, by kind and stack: groups whose count
+/// or bytes changed, with the difference (negative: shrinkage).
+inline view make_diff(const snapshot::file& older, const snapshot::file& newer, const selection& s,
+                      std::vector<suppression>& suppressions) {
+  view v;
+  describe(newer, v);
+  v.diff = true;
+  view scratch;
+  auto before = collect(older, s, suppressions, scratch);
+  auto after = collect(newer, s, suppressions, v);
+  for (const snapshot::kind_entry& k : newer.kinds) {
+    if (!s.kinds.empty() && s.kinds.count(k.name) == 0) continue;
+    kind_totals t{k.name, k.live, k.live_bytes, k.peak, k.peak_bytes, k.total, k.total_bytes, k.dropped};
+    for (const snapshot::kind_entry& o : older.kinds) {
+      if (o.name != k.name) continue;
+      t.live -= o.live;
+      t.live_bytes -= o.live_bytes;
+      t.total -= o.total;
+      t.total_bytes -= o.total_bytes;
+    }
+    v.kinds.push_back(t);
+  }
+  for (auto& [key, g] : after) {
+    auto it = before.find(key);
+    std::int64_t count = g.count - (it != before.end() ? it->second.count : 0);
+    std::int64_t bytes = g.bytes - (it != before.end() ? it->second.bytes : 0);
+    if (count != 0 || bytes != 0) v.groups.push_back({g.kind, count, bytes, g.oldest_age_ns, g.stack});
+  }
+  for (auto& [key, g] : before)
+    if (after.count(key) == 0) v.groups.push_back({g.kind, -g.count, -g.bytes, 0, g.stack});
+  return v;
+}
+
+/// Sorts groups: bytes (default), count, age or address (of the innermost frame).
+inline void sort_groups(std::vector<group>& groups, const std::string& by) {
+  auto magnitude = [](std::int64_t x) { return x < 0 ? -x : x; };
+  std::stable_sort(groups.begin(), groups.end(), [&](const group& a, const group& b) {
+    if (by == "count") return std::make_tuple(magnitude(a.count), magnitude(a.bytes)) >
+                              std::make_tuple(magnitude(b.count), magnitude(b.bytes));
+    if (by == "age") return a.oldest_age_ns > b.oldest_age_ns;
+    if (by == "address") {
+      std::uint64_t x = a.stack.empty() ? 0 : a.stack.front().address;
+      std::uint64_t y = b.stack.empty() ? 0 : b.stack.front().address;
+      return x < y;
+    }
+    return std::make_tuple(magnitude(a.bytes), magnitude(a.count)) > std::make_tuple(magnitude(b.bytes), magnitude(b.count));
+  });
+}
+
+}  // namespace resmon::view
