@@ -63,6 +63,7 @@ class cursor {
   cursor(const unsigned char* p, std::size_t n) : p_(p), n_(n) {}
   bool take(void* out, std::size_t n) {
     if (n > n_ - at_) return false;
+    if (n == 0) return true;  // out may be an empty vector's null data()
     std::memcpy(out, p_ + at_, n);
     at_ += n;
     return true;
@@ -83,13 +84,17 @@ class cursor {
 };
 }  // namespace detail
 
-/// Reads `path` into *out. Returns: "" on success, else what is wrong (one
-/// line, without the path).
-inline std::string read(const std::string& path, file* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::string("cannot open: ") + std::strerror(errno);
-  std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return "cannot read the file";
+/// Parses the `size` bytes of a snapshot at `bytes` into *out.
+/// `verify_checksum`: false only for the fuzz target, which must reach the
+/// sections' parser with corrupted contents.
+/// Returns: "" on success, else what is wrong (one line).
+inline std::string parse(const unsigned char* bytes, std::size_t size, file* out, bool verify_checksum = true) {
+  struct view_of {
+    const unsigned char* p;
+    std::size_t n;
+    const unsigned char* data() const { return p; }
+    std::size_t size() const { return n; }
+  } data{bytes, size};
   if (data.size() < sizeof(header) || std::memcmp(data.data(), magic, sizeof magic) != 0)
     return "not a resmon snapshot (no RESMONSN header)";
   header h;
@@ -105,7 +110,8 @@ inline std::string read(const std::string& path, file* out) {
   std::uint64_t sum;
   std::memcpy(&sum, data.data() + data.size() - 8, 8);
   if (end.tag != tag_end || end.bytes != 8) return "truncated or corrupted: no trailer at the end of the file";
-  if (checksum(data.data(), data.size() - trailer) != sum) return "corrupted: the checksum does not match";
+  if (verify_checksum && checksum(data.data(), data.size() - trailer) != sum)
+    return "corrupted: the checksum does not match";
 
   file f;
   f.head = h;
@@ -182,6 +188,16 @@ inline std::string read(const std::string& path, file* out) {
   }
   *out = std::move(f);
   return "";
+}
+
+/// Reads `path` into *out. Returns: "" on success, else what is wrong (one
+/// line, without the path).
+inline std::string read(const std::string& path, file* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::string("cannot open: ") + std::strerror(errno);
+  std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return "cannot read the file";
+  return parse(data.data(), data.size(), out);
 }
 
 }  // namespace resmon::snapshot
