@@ -82,10 +82,12 @@ with tempfile.TemporaryDirectory() as tmp:
         check(os.path.basename(doc["program"]) == os.path.basename(leaky), f"program named: {doc['program']}")
 
         def expect(function, kind, count, size=None):
+            # A compiler may unroll the loop: one group per call site, all in `function`.
             g = groups_at(doc, function, kind)
             got = [(x["count"], x["bytes"]) for x in g]
-            ok = len(g) == 1 and g[0]["count"] == count and (size is None or g[0]["bytes"] == size)
-            check(ok, f"{kind} at {function}: expected one group of {count}"
+            ok = (g and sum(x["count"] for x in g) == count and
+                  (size is None or sum(x["bytes"] for x in g) == size))
+            check(ok, f"{kind} at {function}: expected {count}"
                       f"{'' if size is None else f' ({size} bytes)'}, got {got}")
             return g[0] if g else None
 
@@ -111,9 +113,12 @@ with tempfile.TemporaryDirectory() as tmp:
         check(held(doc, "thread") == 1, f"1 thread held (got {held(doc, 'thread')})")
         for kind in ("dir", "socket", "mmap"):
             check(held(doc, kind) == 0, f"no {kind} held (got {held(doc, kind)})")
+        # (glibc keeps the thread-local storage of a thread that ended for the
+        # next one: held by the C library, not by the program.)
         released = [g for g in doc["groups"]
                     if any(f["function"].startswith(("churn_", "on_signal", "plugin_churn"))
-                           for f in g["stack"][:6])]
+                           for f in g["stack"][:6])
+                    and not any(f["function"] == "_dl_allocate_tls" for f in g["stack"])]
         check(not released, "nothing the program released is reported: " +
               "; ".join(f"{g['kind']} x{g['count']} at {g['stack'][0]['function']}" for g in released[:5]))
         text = run([view, files[docs.index(doc)], "--callstack"])

@@ -72,7 +72,7 @@ class symbolizer {
   }
 
  private:
-  std::vector<frame> lookup(std::uint64_t address) const {
+  std::vector<frame> lookup(std::uint64_t address) {
     frame base;
     base.address = address;
     for (const snapshot::module_info& m : modules_) {
@@ -94,17 +94,27 @@ class symbolizer {
     std::string symbol = name != nullptr ? name : "";
     if (std::size_t at = symbol.find('@'); at != std::string::npos) symbol.resize(at);
     base.function = symbol.empty() ? "" : demangle(symbol.c_str());
+    Dwarf_Addr bias = 0;
+    Dwarf_Die cu_die;
+    Dwarf_Die* cu = dwfl_module_addrdie(mod, pc, &bias);
+    if (cu == nullptr && find_cu(mod, pc, &cu_die, &bias)) cu = &cu_die;  // no .debug_aranges (clang)
     if (Dwfl_Line* line = dwfl_module_getsrc(mod, pc)) {
       int lineno = 0;
       if (const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr)) {
         base.file = file;
         base.line = lineno;
       }
+    } else if (cu != nullptr) {
+      if (Dwarf_Line* line = dwarf_getsrc_die(cu, pc - bias)) {
+        int lineno = 0;
+        if (const char* file = dwarf_linesrc(line, nullptr, nullptr)) {
+          dwarf_lineno(line, &lineno);
+          base.file = file;
+          base.line = lineno;
+        }
+      }
     }
-    if (!inlines_) return {base};
-    Dwarf_Addr bias = 0;
-    Dwarf_Die* cu = dwfl_module_addrdie(mod, pc, &bias);
-    if (cu == nullptr) return {base};
+    if (!inlines_ || cu == nullptr) return {base};
     Dwarf_Die* scopes = nullptr;
     int n = dwarf_getscopes(cu, pc - bias, &scopes);
     if (n <= 0) return {base};
@@ -143,6 +153,40 @@ class symbolizer {
     return out;
   }
 
+  /// Finds the compilation unit holding `pc` by walking the module's units:
+  /// for modules without .debug_aranges (clang does not write it by
+  /// default), where libdw 0.188's lookup finds nothing. The units' address
+  /// ranges are read once per module.
+  bool find_cu(Dwfl_Module* mod, Dwarf_Addr pc, Dwarf_Die* out, Dwarf_Addr* bias) {
+    auto it = units_.find(mod);
+    if (it == units_.end()) {
+      std::vector<unit_range> ranges;
+      Dwarf_Addr b = 0;
+      if (Dwarf* dw = dwfl_module_getdwarf(mod, &b)) {
+        Dwarf_CU* unit = nullptr;
+        Dwarf_Die die;
+        Dwarf_Half version = 0;
+        std::uint8_t type = 0;
+        while (dwarf_get_units(dw, unit, &unit, &version, &type, &die, nullptr) == 0) {
+          if (type != DW_UT_compile && type != DW_UT_partial) continue;
+          Dwarf_Addr base_addr = 0, lo = 0, hi = 0;
+          for (std::ptrdiff_t off = 0; (off = dwarf_ranges(&die, off, &base_addr, &lo, &hi)) > 0;)
+            ranges.push_back({lo, hi, die});
+        }
+      }
+      it = units_.emplace(mod, unit_table{b, std::move(ranges)}).first;
+    }
+    Dwarf_Addr rel = pc - it->second.bias;
+    for (const unit_range& r : it->second.ranges) {
+      if (rel >= r.lo && rel < r.hi) {
+        *out = r.die;
+        *bias = it->second.bias;
+        return true;
+      }
+    }
+    return false;
+  }
+
   static std::string die_name(Dwarf_Die* die) {
     Dwarf_Attribute attr;
     for (int at : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name}) {
@@ -161,6 +205,15 @@ class symbolizer {
   Dwfl_Callbacks callbacks_{};
   Dwfl* dwfl_ = nullptr;
   std::map<std::uint64_t, std::vector<frame>> cache_;
+  struct unit_range {
+    Dwarf_Addr lo, hi;
+    Dwarf_Die die;
+  };
+  struct unit_table {
+    Dwarf_Addr bias;
+    std::vector<unit_range> ranges;
+  };
+  std::map<Dwfl_Module*, unit_table> units_;
 };
 
 }  // namespace resmon::view
