@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "format.hpp"
@@ -42,11 +43,13 @@ struct file {
   std::vector<stack_info> stacks;
   std::vector<record_entry> records;
 
+  std::unordered_map<std::uint32_t, std::size_t> stack_index;  // stack id -> stacks[i]
+
   /// Returns: the frames of a record: its stack, or its return address alone.
   std::vector<std::uint64_t> frames_of(const record_entry& r) const {
     if (r.stack_id != 0) {
-      for (const stack_info& s : stacks)
-        if (s.id == r.stack_id && !s.frames.empty()) return s.frames;
+      auto it = stack_index.find(r.stack_id);
+      if (it != stack_index.end() && !stacks[it->second].frames.empty()) return stacks[it->second].frames;
     }
     return {r.ret};
   }
@@ -176,6 +179,7 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
         if (!b.get(&st.id) || !b.get(&depth) || depth > 256 || std::uint64_t(depth) * 8 > b.left()) return bad + tag;
         st.frames.resize(depth);
         b.take(st.frames.data(), depth * 8u);
+        f.stack_index.emplace(st.id, f.stacks.size());
         f.stacks.push_back(std::move(st));
       }
     } else if (sh.tag == tag_records) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "../snapshot/reader.hpp"
@@ -171,7 +172,19 @@ inline std::vector<std::string> identity_of(const std::vector<frame>& stack, con
 inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded> collect(
     const snapshot::file& f, const selection& s, std::vector<suppression>& suppressions, view& v) {
   symbolizer sym(f, s.debug_dir, s.inlines);
-  std::map<std::pair<std::uint16_t, std::vector<std::uint64_t>>, detail::folded> by_stack;
+  // Records of one stack share (kind, stack id) or, without a stack, (kind, return address).
+  struct stack_key {
+    std::uint16_t kind;
+    std::uint32_t stack_id;
+    std::uint64_t ret;
+    bool operator==(const stack_key&) const = default;
+  };
+  struct stack_hash {
+    std::size_t operator()(const stack_key& k) const {
+      return std::hash<std::uint64_t>()(k.ret * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t(k.stack_id) << 16 | k.kind));
+    }
+  };
+  std::unordered_map<stack_key, std::pair<std::vector<std::uint64_t>, detail::folded>, stack_hash> records_by_stack;
   for (const snapshot::record_entry& r : f.records) {
     const snapshot::kind_entry* k = f.kind(r.kind);
     std::string kind = k != nullptr ? k->name : "kind" + std::to_string(r.kind);
@@ -184,15 +197,21 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     if (s.since_ns && wall < *s.since_ns) continue;
     if (s.until_ns && wall > *s.until_ns) continue;
     if (s.thread && r.thread != *s.thread) continue;
-    detail::folded& g = by_stack[{r.kind, f.frames_of(r)}];
+    auto [it, added] = records_by_stack.try_emplace(
+        stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret});
+    if (added) it->second.first = f.frames_of(r);
+    detail::folded& g = it->second.second;
     g.kind = kind;
     ++g.count;
     g.bytes += std::int64_t(r.size);
     g.oldest_age_ns = std::max(g.oldest_age_ns, age);
   }
+  // The same frames can come from two stack ids (a record without a stack
+  // whose return address starts another stack): merged here by identity.
   std::map<std::pair<std::string, std::vector<std::string>>, detail::folded> out;
-  for (auto& [key, g] : by_stack) {
-    std::vector<frame> stack = detail::symbolized(sym, key.second, s.all_frames);
+  for (auto& [key, entry] : records_by_stack) {
+    detail::folded& g = entry.second;
+    std::vector<frame> stack = detail::symbolized(sym, entry.first, s.all_frames);
     bool suppressed = false;
     for (suppression& sup : suppressions) {
       for (const frame& fr : stack) {
