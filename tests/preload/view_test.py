@@ -5,7 +5,7 @@ consumer (json.loads; `go tool pprof`; headless Chromium for the HTML; the
 collapsed lines against the JSON groups), --diff naming exactly a growing
 leak, LeakSanitizer-style suppressions, filters, and bad options.
 
-usage: view_test.py PRELOAD RESMON_VIEW LEAKY PLUGIN GROW
+usage: view_test.py PRELOAD RESMON_VIEW LEAKY PLUGIN GROW [QUICKSTART]
 """
 import gzip
 import json
@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 preload, view, leaky, plugin, grow = (os.path.abspath(a) for a in sys.argv[1:6])
+quickstart = os.path.abspath(sys.argv[6]) if len(sys.argv) > 6 else None
 failures = []
 
 
@@ -128,6 +129,35 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run([view, "--suppressions", sup, snap], text=True)
     check(r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "lsan.supp:2" in r.stderr,
           f"a bad suppression line: one line naming file:line, status 2 ({r.stderr!r})")
+
+    # An in-process report (resmon::report_json) reads as a snapshot does: a group per
+    # site, named by the site, with the report's counts and bytes.
+    if quickstart:
+        report = os.path.join(tmp, "quickstart.json")
+        with open(report, "w") as out:
+            subprocess.run([quickstart, "--json"], stdout=out, check=True)
+        rep = json.load(open(report))
+        want = {}
+        for k in rep["kinds"]:
+            for site in k["sites"]:
+                key = (k["kind"], site["function"])
+                c, b = want.get(key, (0, 0))
+                want[key] = (c + site["count"], b + site["bytes"])
+        got = {}
+        for g in view_json(report)["groups"]:
+            key = (g["kind"], top(g))
+            c, b = got.get(key, (0, 0))
+            got[key] = (c + g["count"], b + g["bytes"])
+        # The site names its function as __func__ does ("grow"); the stack, fully ("...buffer_pool::grow(...)").
+        matched = {w: [g for g in got if g[0] == w[0] and w[1] in g[1]] for w in want}
+        check(want and len(got) == len(want) and all(len(m) == 1 and got[m[0]] == want[w] for w, m in matched.items()),
+              f"in-process report: the groups are the report's sites: {got} vs {want}")
+        t = run([view, report], text=True).stdout
+        check("buffer_pool::grow" in t and "main.cpp:25" in t, f"in-process report as text: {t[:400]!r}")
+        open(os.path.join(tmp, "bad.json"), "w").write('{"schema": "resmon.report", "version": 1, "kinds": [{"id": "x"}]}')
+        r = run([view, os.path.join(tmp, "bad.json")], text=True)
+        check(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "bad.json" in r.stderr,
+              f"a malformed report: one line, status 1 ({r.stderr!r})")
 
     # Filters and folding.
     f = view_json("--kind", "fd,thread", snap)

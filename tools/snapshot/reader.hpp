@@ -45,6 +45,16 @@ struct file {
 
   std::unordered_map<std::uint32_t, std::size_t> stack_index;  // stack id -> stacks[i]
 
+  /// In-process reports (resmon::report_json) name the acquiring site of
+  /// each record: sites[record_site[i] - 1] for records[i] (0: none).
+  /// Empty for snapshot files.
+  struct site_info {
+    std::string function, file;
+    int line = 0;
+  };
+  std::vector<site_info> sites;
+  std::vector<std::uint32_t> record_site;
+
   /// Returns: the frames of a record: its stack, or its return address alone.
   std::vector<std::uint64_t> frames_of(const record_entry& r) const {
     if (r.stack_id != 0) {

@@ -113,6 +113,7 @@ inline std::string basename_of(const std::string& path) {
 /// The key of a frame across runs: module and offset (never the absolute
 /// address, which ASLR moves).
 inline std::string frame_identity(const frame& f) {
+  if (f.address == 0) return f.function + "@" + basename_of(f.file) + ":" + std::to_string(f.line);  // a site
   return basename_of(f.module) + "+" + std::to_string(f.offset) + (f.inlined ? ":" + f.function : "");
 }
 
@@ -120,6 +121,7 @@ namespace detail {
 
 struct folded {
   std::string kind;
+  std::uint32_t site = 0;
   std::vector<std::string> identity;  // the key
   std::vector<frame> stack;
   std::int64_t count = 0, bytes = 0;
@@ -177,15 +179,19 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     std::uint16_t kind;
     std::uint32_t stack_id;
     std::uint64_t ret;
+    std::uint32_t site;  // in-process reports: the acquiring site (1-based), 0: none
     bool operator==(const stack_key&) const = default;
   };
   struct stack_hash {
     std::size_t operator()(const stack_key& k) const {
-      return std::hash<std::uint64_t>()(k.ret * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t(k.stack_id) << 16 | k.kind));
+      return std::hash<std::uint64_t>()(k.ret * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t(k.stack_id) << 16 | k.kind) ^
+                                        std::uint64_t(k.site) << 48);
     }
   };
   std::unordered_map<stack_key, std::pair<std::vector<std::uint64_t>, detail::folded>, stack_hash> records_by_stack;
-  for (const snapshot::record_entry& r : f.records) {
+  for (std::size_t i = 0; i < f.records.size(); ++i) {
+    const snapshot::record_entry& r = f.records[i];
+    std::uint32_t site = i < f.record_site.size() ? f.record_site[i] : 0;
     const snapshot::kind_entry* k = f.kind(r.kind);
     std::string kind = k != nullptr ? k->name : "kind" + std::to_string(r.kind);
     if (!s.kinds.empty() && s.kinds.count(kind) == 0) continue;
@@ -198,7 +204,8 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     if (s.until_ns && wall > *s.until_ns) continue;
     if (s.thread && r.thread != *s.thread) continue;
     auto [it, added] = records_by_stack.try_emplace(
-        stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret});
+        stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret, site});
+    if (added) it->second.second.site = site;
     if (added) it->second.first = f.frames_of(r);
     detail::folded& g = it->second.second;
     g.kind = kind;
@@ -212,6 +219,19 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
   for (auto& [key, entry] : records_by_stack) {
     detail::folded& g = entry.second;
     std::vector<frame> stack = detail::symbolized(sym, entry.first, s.all_frames);
+    if (g.site != 0 && g.site <= f.sites.size()) {
+      // The acquiring site first, unless the stack starts there already.
+      const auto& where = f.sites[g.site - 1];
+      bool same = !stack.empty() && stack.front().line == where.line && !where.file.empty() &&
+                  basename_of(stack.front().file) == basename_of(where.file);
+      if (!same && (!where.function.empty() || !where.file.empty())) {
+        frame site_frame;
+        site_frame.function = where.function;
+        site_frame.file = where.file;
+        site_frame.line = where.line;
+        stack.insert(stack.begin(), site_frame);
+      }
+    }
     bool suppressed = false;
     for (suppression& sup : suppressions) {
       for (const frame& fr : stack) {

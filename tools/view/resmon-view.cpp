@@ -19,6 +19,7 @@
 #include "html.hpp"
 #include "model.hpp"
 #include "pprof.hpp"
+#include "report_input.hpp"
 
 namespace {
 
@@ -76,7 +77,7 @@ std::vector<suppression> read_suppressions(const std::string& path) {
 }
 
 bool load(const std::string& path, resmon::snapshot::file* f) {
-  std::string error = resmon::snapshot::read(path, f);
+  std::string error = looks_like_json(path) ? read_report_json(path, f) : resmon::snapshot::read(path, f);
   if (error.empty()) return true;
   std::fprintf(stderr, "resmon-view: %s: %s\n", path.c_str(), error.c_str());
   return false;
@@ -109,7 +110,8 @@ int main(int argc, char** argv) {
   std::uint32_t thread = 0;
   int top = 0;
   bool callstack = false, all_frames = false, no_inline = false, full_names = false, info = false, aggregate = false;
-  app.add_option("snapshot", input, "snapshot file written by libresmon_preload.so or resmon-run");
+  app.add_option("snapshot", input,
+                 "snapshot file written by libresmon_preload.so or resmon-run, or the JSON of resmon::report_json");
   app.add_option("--diff", diff, "OLD NEW: what grew and shrank from OLD to NEW, by stack")->expected(2);
   app.add_option("--format", format, "text (default), json, html, pprof or collapsed")
       ->check(CLI::IsMember({"text", "json", "html", "pprof", "collapsed"}));
