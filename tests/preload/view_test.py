@@ -119,6 +119,29 @@ with tempfile.TemporaryDirectory() as tmp:
     t = run([view, "--diff", old, new], text=True).stdout
     check("+1.5 KiB in +15" in t and "grow_leak" in t, f"--diff text: {t!r}")
 
+    if chromium:
+        page = os.path.join(tmp, "diff.html")
+        run([view, "--diff", old, new, "--format", "html", "-o", page])
+        r = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                 "--dump-dom", "file://" + page + "#selftest=grow_leak"], text=True)
+        m = re.search(r'data-selftest="([^"]*)"', r.stdout)
+        check(m and "count=15" in m.group(1) and "bytes=1500" in m.group(1) and "data-error" not in r.stdout,
+              f"html --diff: the growth at grow_leak, +15 blocks: {m and m.group(1)}")
+
+    # Binaries copied elsewhere: --debug-dir finds them by file name.
+    moved = os.path.join(tmp, "elsewhere")
+    os.makedirs(moved)
+    shutil.copy(grow, os.path.join(moved, "grow-copy"))
+    snap_moved = traced(os.path.join(tmp, "moved.resmon"), os.path.join(moved, "grow-copy"), "4")
+    copies = os.path.join(tmp, "copies")
+    os.makedirs(copies)
+    shutil.move(os.path.join(moved, "grow-copy"), os.path.join(copies, "grow-copy"))
+    lost = view_json("--kind", "memory", snap_moved)
+    found = view_json("--kind", "memory", "--debug-dir", copies, snap_moved)
+    check(not any(top(g).startswith("grow_leak") for g in lost["groups"]) and
+          any(top(g).startswith("grow_leak") and g["stack"][0]["line"] > 0 for g in found["groups"]),
+          "--debug-dir names the functions of a binary that moved")
+
     # Suppressions (LeakSanitizer's syntax).
     sup = os.path.join(tmp, "lsan.supp")
     open(sup, "w").write("# known\nleak:leak_blocks\nleak:^plugin_*\n")

@@ -134,7 +134,8 @@ int main(int argc, char** argv) {
   app.add_flag("--full-names", full_names, "keep template arguments in C++ names");
   app.add_flag("--all-frames", all_frames, "keep frames of resmon and of the process start-up");
   app.add_flag("--no-inline", no_inline, "do not expand inlined calls");
-  app.add_option("--debug-dir", debug_dir, "also look for separate debug files under DIR");
+  app.add_option("--debug-dir", debug_dir,
+                 "also look under DIR for the binaries (by file name or .build-id/xx/rest) and their debug files");
   app.add_flag("--storage-info", info, "print the snapshot's own figures: records, stacks, modules, dropped");
   try {
     app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cxxabi.h>
+#include <unistd.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
@@ -53,8 +54,19 @@ class symbolizer {
     dwfl_ = dwfl_begin(&callbacks_);
     if (dwfl_ == nullptr) return;
     dwfl_report_begin(dwfl_);
-    for (const snapshot::module_info& m : modules_)
-      dwfl_report_elf(dwfl_, m.path.c_str(), m.path.c_str(), -1, m.bias, false);
+    for (const snapshot::module_info& m : modules_) {
+      // A binary copied from another machine: DIR/<its file name>, or DIR/.build-id/xx/rest.
+      std::string path = m.path;
+      if (::access(path.c_str(), R_OK) != 0 && !debug_dir.empty()) {
+        std::string by_name = debug_dir + "/" + path.substr(path.rfind('/') + 1);
+        std::string by_id = m.build_id.size() > 2
+                                ? debug_dir + "/.build-id/" + m.build_id.substr(0, 2) + "/" + m.build_id.substr(2)
+                                : std::string();
+        if (::access(by_name.c_str(), R_OK) == 0) path = by_name;
+        else if (!by_id.empty() && ::access(by_id.c_str(), R_OK) == 0) path = by_id;
+      }
+      dwfl_report_elf(dwfl_, m.path.c_str(), path.c_str(), -1, m.bias, false);
+    }
     dwfl_report_end(dwfl_, nullptr, nullptr);
   }
   ~symbolizer() {
