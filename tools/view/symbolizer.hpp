@@ -130,6 +130,18 @@ class symbolizer {
     Dwarf_Die* scopes = nullptr;
     int n = dwarf_getscopes(cu, pc - bias, &scopes);
     if (n <= 0) return {base};
+    // Past an inlined instance dwarf_getscopes follows the abstract
+    // definition; the concrete chain up to the caller comes from the
+    // innermost DIE's parents (as eu-addr2line -i does).
+    Dwarf_Die innermost;
+    Dwarf_Addr dwarf_bias = 0;
+    Dwarf* dw = dwfl_module_getdwarf(mod, &dwarf_bias);
+    if (dw != nullptr && dwarf_offdie(dw, dwarf_dieoffset(&scopes[0]), &innermost) != nullptr) {
+      std::free(scopes);
+      scopes = nullptr;
+      n = dwarf_getscopes_die(&innermost, &scopes);
+      if (n <= 0) return {base};
+    }
     Dwarf_Files* files = nullptr;
     std::size_t nfiles = 0;
     if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0) files = nullptr;
