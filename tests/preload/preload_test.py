@@ -18,22 +18,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import check, failures  # noqa: E402
+
 preload, view, run_tool, leaky, plugin = (os.path.abspath(a) for a in sys.argv[1:6])
-failures = []
-
-
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL:", what)
 
 
 def run(cmd, env=None, **kw):
-    e = dict(os.environ)
-    e.pop("LD_PRELOAD", None)
-    e.pop("RESMON_ROOT_PID", None)
-    e.update(env or {})
-    return subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=300, **kw)
+    return harness.run(cmd, env, text=True, **kw)
 
 
 def view_json(path):

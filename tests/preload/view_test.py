@@ -16,21 +16,11 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import check, failures, run  # noqa: E402
+
 preload, view, leaky, plugin, grow = (os.path.abspath(a) for a in sys.argv[1:6])
 quickstart = os.path.abspath(sys.argv[6]) if len(sys.argv) > 6 else None
-failures = []
-
-
-def check(condition, what):
-    if not condition:
-        failures.append(what)
-        print("FAIL:", what)
-
-
-def run(cmd, env=None, **kw):
-    e = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("RESMON_")}
-    e.update(env or {})
-    return subprocess.run(cmd, env=e, capture_output=True, timeout=300, **kw)
 
 
 def traced(out, *argv):

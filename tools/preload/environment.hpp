@@ -12,67 +12,58 @@
 
 namespace resmon::preload {
 
-/// Parses a size: a number with k/M/G, KiB/MiB/GiB (powers of 1024) or
-/// KB/MB/GB (powers of 1000), or a bare number of bytes.
+/// A unit a number may end with, and what it multiplies the number by.
+struct unit {
+  const char* name;
+  std::uint64_t scale;
+};
+
+/// Parses digits followed by exactly one of `units` (n of them).
 /// Returns: false on anything else or on overflow.
-inline bool parse_size(const char* text, std::uint64_t* out) noexcept {
+inline bool parse_with_unit(const char* text, const unit* units, unsigned n, std::uint64_t* out) noexcept {
   if (text == nullptr || *text < '0' || *text > '9') return false;
   std::uint64_t v = 0;
   for (; *text >= '0' && *text <= '9'; ++text) {
     if (v > (~std::uint64_t(0) - 9) / 10) return false;
     v = v * 10 + std::uint64_t(*text - '0');
   }
-  struct unit {
-    const char* name;
-    std::uint64_t scale;
-  };
-  static constexpr unit units[] = {
-      {"", 1},           {"B", 1},
-      {"k", 1ULL << 10}, {"K", 1ULL << 10},  {"KiB", 1ULL << 10}, {"KB", 1000},
-      {"M", 1ULL << 20}, {"MiB", 1ULL << 20}, {"MB", 1000000},
-      {"G", 1ULL << 30}, {"GiB", 1ULL << 30}, {"GB", 1000000000},
-  };
-  for (const unit& u : units) {
+  for (unsigned i = 0; i < n; ++i) {
     const char* a = text;
-    const char* b = u.name;
+    const char* b = units[i].name;
     while (*a != '\0' && *a == *b) ++a, ++b;
     if (*a == '\0' && *b == '\0') {
-      if (v > ~std::uint64_t(0) / u.scale) return false;
-      *out = v * u.scale;
+      if (v > ~std::uint64_t(0) / units[i].scale) return false;
+      *out = v * units[i].scale;
       return true;
     }
   }
   return false;
 }
 
+/// Parses a size: a number with k/M/G, KiB/MiB/GiB (powers of 1024) or
+/// KB/MB/GB (powers of 1000), or a bare number of bytes.
+/// Returns: false on anything else or on overflow.
+inline bool parse_size(const char* text, std::uint64_t* out) noexcept {
+  static constexpr unit units[] = {
+      {"", 1},           {"B", 1},
+      {"k", 1ULL << 10}, {"K", 1ULL << 10},  {"KiB", 1ULL << 10}, {"KB", 1000},
+      {"M", 1ULL << 20}, {"MiB", 1ULL << 20}, {"MB", 1000000},
+      {"G", 1ULL << 30}, {"GiB", 1ULL << 30}, {"GB", 1000000000},
+  };
+  return parse_with_unit(text, units, sizeof units / sizeof units[0], out);
+}
+
 /// Parses a duration: a number followed by ms, s, min, h or d.
 /// Returns: the nanoseconds in *out; false on anything else, on 0 or overflow.
 inline bool parse_duration(const char* text, std::uint64_t* out) noexcept {
-  if (text == nullptr || *text < '0' || *text > '9') return false;
-  std::uint64_t v = 0;
-  for (; *text >= '0' && *text <= '9'; ++text) {
-    if (v > (~std::uint64_t(0) - 9) / 10) return false;
-    v = v * 10 + std::uint64_t(*text - '0');
-  }
-  struct unit {
-    const char* name;
-    std::uint64_t ns;
-  };
   static constexpr unit units[] = {
       {"ms", 1000000ULL}, {"s", 1000000000ULL}, {"min", 60000000000ULL}, {"h", 3600000000000ULL},
       {"d", 86400000000000ULL},
   };
-  for (const unit& u : units) {
-    const char* a = text;
-    const char* b = u.name;
-    while (*a != '\0' && *a == *b) ++a, ++b;
-    if (*a == '\0' && *b == '\0') {
-      if (v == 0 || v > ~std::uint64_t(0) / u.ns) return false;
-      *out = v * u.ns;
-      return true;
-    }
-  }
-  return false;
+  std::uint64_t v = 0;
+  if (!parse_with_unit(text, units, sizeof units / sizeof units[0], &v) || v == 0) return false;
+  *out = v;
+  return true;
 }
 
 /// Parses a decimal number from lo to hi. Returns: false otherwise.

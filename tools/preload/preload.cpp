@@ -636,15 +636,19 @@ inline int fd_result(int fd, tracked_kind k, std::uintptr_t ret, std::uintptr_t 
 inline bool needs_mode(int flags) noexcept { return (flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE; }
 }  // namespace
 
+// The mode argument that open and openat take with O_CREAT or O_TMPFILE.
+#define RESMON_MODE_ARGUMENT(flags)   \
+  mode_t mode = 0;                    \
+  if (needs_mode(flags)) {            \
+    va_list ap;                       \
+    va_start(ap, flags);              \
+    mode = mode_t(va_arg(ap, int));   \
+    va_end(ap);                       \
+  }
+
 #define RESMON_OPEN_LIKE(name)                                                          \
   RESMON_EXPORT int name(const char* path, int flags, ...) {                           \
-    mode_t mode = 0;                                                                   \
-    if (needs_mode(flags)) {                                                           \
-      va_list ap;                                                                      \
-      va_start(ap, flags);                                                             \
-      mode = mode_t(va_arg(ap, int));                                                  \
-      va_end(ap);                                                                      \
-    }                                                                                  \
+    RESMON_MODE_ARGUMENT(flags)                                                        \
     int fd = RESMON_REAL_AS(#name, int (*)(const char*, int, ...))(path, flags, mode); \
     return fd_result(fd, k_fd, RESMON_RET, RESMON_FP);                                 \
   }
@@ -653,13 +657,7 @@ RESMON_OPEN_LIKE(open64)
 
 #define RESMON_OPENAT_LIKE(name)                                                                  \
   RESMON_EXPORT int name(int dir, const char* path, int flags, ...) {                            \
-    mode_t mode = 0;                                                                             \
-    if (needs_mode(flags)) {                                                                     \
-      va_list ap;                                                                                \
-      va_start(ap, flags);                                                                       \
-      mode = mode_t(va_arg(ap, int));                                                            \
-      va_end(ap);                                                                                \
-    }                                                                                            \
+    RESMON_MODE_ARGUMENT(flags)                                                                  \
     int fd = RESMON_REAL_AS(#name, int (*)(int, const char*, int, ...))(dir, path, flags, mode); \
     return fd_result(fd, k_fd, RESMON_RET, RESMON_FP);                                           \
   }

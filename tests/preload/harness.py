@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: MIT
+"""What the whole-process test scripts share: failures that do not stop the
+script, and running a program with a clean resmon environment."""
+import os
+import subprocess
+
+failures = []
+
+
+def check(condition, what):
+    """Records a failure (and prints it) without stopping the script."""
+    if not condition:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def clean_env(extra=None):
+    """The environment without LD_PRELOAD and RESMON_* (RESMON_ROOT_PID
+    included: each program run here is the root of its own tree), plus extra."""
+    e = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("RESMON_")}
+    e.update(extra or {})
+    return e
+
+
+def run(cmd, env=None, **kw):
+    return subprocess.run(cmd, env=clean_env(env), capture_output=True, timeout=300, **kw)
