@@ -22,5 +22,5 @@ def clean_env(extra=None):
     return e
 
 
-def run(cmd, env=None, **kw):
-    return subprocess.run(cmd, env=clean_env(env), capture_output=True, timeout=300, **kw)
+def run(cmd, env=None, timeout=300, **kw):
+    return subprocess.run(cmd, env=clean_env(env), capture_output=True, timeout=timeout, **kw)

@@ -176,6 +176,22 @@ with tempfile.TemporaryDirectory() as tmp:
           f"a periodic snapshot while the program runs ({periodic and periodic['final']}, {p.returncode})")
     check(view_json(out)["final"] is True, "the snapshot at exit replaces it")
 
+    # fork() while the flush thread writes a snapshot: the child must not wait for the parent's writer.
+    forks = os.path.join(tmp, "forks")
+    os.makedirs(forks)
+    r = run([sys.executable, "-c", "import os, sys, time\n"
+             "for i in range(100):\n"
+             "    pid = os.fork()\n"
+             "    if pid == 0:\n"
+             "        sys.exit(0)\n"
+             "    os.waitpid(pid, 0)\n"
+             "    time.sleep(0.003)\n"
+             "print('forked')"],
+            {"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(forks, "f.%p.resmon"), "RESMON_FLUSH_INTERVAL": "1ms"},
+            timeout=120)
+    check(r.returncode == 0 and r.stdout == "forked\n" and len(os.listdir(forks)) == 101,
+          f"100 forks during periodic snapshots: all finish, each writes its file ({r.returncode}, {len(os.listdir(forks))})")
+
     # Damaged files: one line naming the file, status 1, never a crash.
     good = open(files[0], "rb").read()
     cases = {"truncated": good[: len(good) // 2], "corrupted": good[:100] + bytes([good[100] ^ 0xff]) + good[101:],

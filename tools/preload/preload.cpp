@@ -362,8 +362,12 @@ void read_cmdline() noexcept {
 }
 
 void after_fork_child() noexcept {
-  // The child writes its own file; it has no flush thread.
+  // The child writes its own file; it has no flush thread. A snapshot the
+  // parent's flush thread was writing at the fork is not the child's: its
+  // locks would never be released.
   g.flush_running = false;
+  core::store_release(&g.xwriting, std::uint32_t(0));
+  core::store_release(&g_modules.xlock, std::uint32_t(0));
 }
 
 __attribute__((constructor(101))) void start() noexcept {
