@@ -127,7 +127,7 @@ with tempfile.TemporaryDirectory() as tmp:
     # A malformed setting stops the program before main: one line, status 2.
     for name, value in (("RESMON_STACK_DEPTH", "deep"), ("RESMON_FLUSH_INTERVAL", "2 s"),
                         ("RESMON_MAX_SIZE", "lots"), ("RESMON_KINDS", "memory,handles"),
-                        ("RESMON_EXIT_CODE", "256")):
+                        ("RESMON_EXIT_CODE", "256"), ("RESMON_OUTPUT", "/nonexistent/dir/x.resmon")):
         r = run([leaky, plugin], {"LD_PRELOAD": preload, name: value})
         lines = r.stderr.strip().splitlines()
         check(r.returncode == 2 and len(lines) == 1 and f"{name}='{value}' is not valid: expected" in lines[0]
@@ -175,6 +175,16 @@ with tempfile.TemporaryDirectory() as tmp:
     check(periodic is not None and periodic["final"] is False and p.returncode == 0,
           f"a periodic snapshot while the program runs ({periodic and periodic['final']}, {p.returncode})")
     check(view_json(out)["final"] is True, "the snapshot at exit replaces it")
+
+    # _exit skips destructors (dash exits that way, so does os._exit): the snapshot is written first.
+    out = os.path.join(tmp, "underscore-exit.resmon")
+    r = run([sys.executable, "-c", "import os; print('bye', flush=True); os._exit(5)"],
+            {"LD_PRELOAD": preload, "RESMON_OUTPUT": out})
+    check(r.returncode == 5 and r.stdout == "bye\n" and os.path.exists(out) and view_json(out)["final"],
+          f"os._exit(5): status 5 and a final snapshot ({r.returncode}, {os.path.exists(out)})")
+    out = os.path.join(tmp, "dash.resmon")
+    r = run(["/bin/sh", "-c", "exit 4"], {"LD_PRELOAD": preload, "RESMON_OUTPUT": out})
+    check(r.returncode == 4 and os.path.exists(out), f"/bin/sh -c 'exit 4': status 4 and a snapshot ({r.returncode})")
 
     # fork() while the flush thread writes a snapshot: the child must not wait for the parent's writer.
     forks = os.path.join(tmp, "forks")

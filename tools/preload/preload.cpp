@@ -382,9 +382,23 @@ __attribute__((constructor(101))) void start() noexcept {
 
   const char* text = std::getenv("RESMON_OUTPUT");
   const char* output = text != nullptr && *text != '\0' ? text : "resmon.%e.%p.resmon";
-  if (std::strlen(output) >= sizeof g.output)
+  // Relative to the directory the program started in, not to where it is
+  // when it exits; the directory must be writable now.
+  char cwd[512] = "";
+  if (output[0] != '/' && ::getcwd(cwd, sizeof cwd - 1) != nullptr) std::strcat(cwd, "/");
+  if (std::strlen(cwd) + std::strlen(output) >= sizeof g.output)
     bad_variable("RESMON_OUTPUT", output, "a file name of at most 1023 bytes (%p: pid, %e: program name)");
-  std::memcpy(g.output, output, std::strlen(output) + 1);
+  std::strcpy(g.output, cwd);
+  std::strcat(g.output, output);
+  {
+    char dir[sizeof g.output];
+    std::strcpy(dir, g.output);
+    char* slash = std::strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash != nullptr) *slash = '\0';
+    if (::access(dir, W_OK) != 0)
+      bad_variable("RESMON_OUTPUT", output, "a file name in a directory that exists and can be written");
+  }
 
   std::uint64_t v = 0;
   core::set_stack_depth(16);
@@ -463,8 +477,13 @@ bool holds_anything() noexcept {
   return false;
 }
 
+/// Once per process: the final snapshot (at exit, or at _exit).
+std::uint32_t g_finished_pid = 0;
+
 __attribute__((destructor(101))) void finish() noexcept {
   if (core::load_acquire(&g.xready) == 0) return;
+  std::uint32_t pid = std::uint32_t(::getpid());
+  if (__atomic_exchange_n(&g_finished_pid, pid, __ATOMIC_ACQ_REL) == pid) return;
   {
     inside guard;
     if (g.flush_running) {
@@ -1008,6 +1027,22 @@ RESMON_EXPORT sem_t* sem_open(const char* name, int flags, ...) {
 RESMON_EXPORT int sem_close(sem_t* s) {
   if (tracking(k_sync)) note_release(k_sync, std::uint64_t(s));
   return RESMON_REAL(sem_close)(s);
+}
+
+// ---------------------------------------------------------------------------
+// _exit and _Exit skip destructors (dash, os._exit, children after fork):
+// the final snapshot is written first.
+
+RESMON_EXPORT __attribute__((noreturn)) void _exit(int status) {
+  if (core::load_acquire(&g.xready) != 0 && t_inside == 0) finish();
+  RESMON_REAL_AS("_exit", void (*)(int))(status);
+  __builtin_unreachable();
+}
+
+RESMON_EXPORT __attribute__((noreturn)) void _Exit(int status) {
+  if (core::load_acquire(&g.xready) != 0 && t_inside == 0) finish();
+  RESMON_REAL_AS("_Exit", void (*)(int))(status);
+  __builtin_unreachable();
 }
 
 // ---------------------------------------------------------------------------
