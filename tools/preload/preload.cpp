@@ -281,11 +281,7 @@ struct scratch_space {
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
 void write_now(bool final) noexcept {
   inside guard;
-  std::uint32_t expected = 0;
-  while (!core::cas_acq_rel(&g.xwriting, expected, std::uint32_t(1))) {
-    expected = 0;
-    ::sched_yield();
-  }
+  if (!try_lock_for_a_while(&g.xwriting)) return;  // another writer never finished: skip, never hang
   char path[1100], tmp[1200];
   auto* scratch = static_cast<scratch_space*>(platform::pages_alloc(sizeof(scratch_space)));
   if (scratch != nullptr && output_path(path, sizeof path)) {

@@ -48,13 +48,21 @@ struct module_store {
 };
 inline constinit module_store g_modules{};
 
-inline void lock_modules() noexcept {
-  std::uint32_t expected = 0;
-  while (!core::cas_acq_rel(&g_modules.xlock, expected, std::uint32_t(1))) {
-    expected = 0;
-    ::sched_yield();
+/// Takes a 0/1 lock word, waiting at most about 2 s: a holder interrupted
+/// by a signal whose handler ends the process (_exit in a SIGTERM handler)
+/// never lets go, and resmon must not hang its host.
+/// Returns: false when it gave up.
+inline bool try_lock_for_a_while(std::uint32_t* word) noexcept {
+  for (int attempt = 0;; ++attempt) {
+    std::uint32_t expected = 0;
+    if (core::cas_acq_rel(word, expected, std::uint32_t(1))) return true;
+    if (attempt == 2000) return false;
+    timespec pause{0, 1000000};
+    ::nanosleep(&pause, nullptr);
   }
 }
+
+inline bool lock_modules() noexcept { return try_lock_for_a_while(&g_modules.xlock); }
 inline void unlock_modules() noexcept { core::store_release(&g_modules.xlock, std::uint32_t(0)); }
 
 inline int add_module(dl_phdr_info* info, std::size_t, void*) noexcept {
@@ -117,7 +125,7 @@ inline int add_module(dl_phdr_info* info, std::size_t, void*) noexcept {
 /// Effects: adds the modules loaded now to the map (before a dlclose, and
 /// before each snapshot). Takes the dynamic loader's lock.
 inline void refresh_modules() noexcept {
-  lock_modules();
+  if (!lock_modules()) return;
   if (g_modules.entries == nullptr)
     g_modules.entries = static_cast<module_entry*>(platform::pages_alloc(sizeof(module_entry) * max_modules));
   if (g_modules.entries != nullptr) ::dl_iterate_phdr(add_module, nullptr);
@@ -302,9 +310,10 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
   end_section(w, at);
 
   at = begin_section(w, snapshot::tag_modules);
-  lock_modules();
-  w.put_u32(g_modules.count);
-  for (std::uint32_t i = 0; i < g_modules.count; ++i) {
+  bool locked = lock_modules();
+  std::uint32_t modules = locked && g_modules.entries != nullptr ? g_modules.count : 0;
+  w.put_u32(modules);
+  for (std::uint32_t i = 0; i < modules; ++i) {
     const module_entry& e = g_modules.entries[i];
     w.put_u64(e.bias);
     w.put_u64(e.lo);
@@ -314,7 +323,7 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
     w.put(e.path, e.path_length);
     w.put(e.build_id, e.build_id_length);
   }
-  unlock_modules();
+  if (locked) unlock_modules();
   end_section(w, at);
   w.flush();
   if (w.failed()) return false;
