@@ -99,8 +99,12 @@ inline void trim() noexcept { core::trim_table(); }
 
 namespace detail {
 inline pthread_t ticker_thread;
+/// The ticker's thread id, once it runs (whole-process mode need not stop
+/// it to scan the other threads: it holds nothing of the program's).
+inline std::int32_t ticker_tid = 0;
 
 inline void* ticker_main(void*) noexcept {
+  __atomic_store_n(&ticker_tid, std::int32_t(::syscall(SYS_gettid)), __ATOMIC_RELEASE);
   while (core::load_acquire(&core::g_registry.xticker) == std::uint32_t(core::ticker_state::running)) {
     core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
     timespec pause{0, 1000000};  // 1 ms: the coarse clock's resolution is 1-4 ms anyway

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace resmon::preload {
 
@@ -110,6 +111,36 @@ inline bool parse_kinds(const char* text, std::uint32_t* out) noexcept {
       }
     }
     if (!found) return false;
+    if (*end == '\0') break;
+    p = end + 1;
+  }
+  *out = mask;
+  return true;
+}
+
+/// RESMON_EXIT_ON's words beyond the kind names (bits kind_name_count and up).
+inline constexpr std::uint32_t exit_on_lost = 1u << kind_name_count;          // definitely lost memory, lost FILE*/DIR*
+inline constexpr std::uint32_t exit_on_indirect = 1u << (kind_name_count + 1);  // indirectly lost memory
+
+/// Parses RESMON_EXIT_ON: a comma-separated list of `lost`, `indirect` and
+/// kind names (a kind: anything of it held at exit; `all`: every kind).
+/// Returns: false on an unknown word or an empty entry.
+inline bool parse_exit_on(const char* text, std::uint32_t* out) noexcept {
+  if (text == nullptr || *text == '\0') return false;
+  std::uint32_t mask = 0;
+  for (const char* p = text;;) {
+    const char* end = p;
+    while (*end != '\0' && *end != ',') ++end;
+    char word[16];
+    std::size_t n = std::size_t(end - p);
+    if (n == 0 || n >= sizeof word) return false;
+    std::memcpy(word, p, n);
+    word[n] = '\0';
+    std::uint32_t kinds = 0;
+    if (std::strcmp(word, "lost") == 0) mask |= exit_on_lost;
+    else if (std::strcmp(word, "indirect") == 0) mask |= exit_on_indirect;
+    else if (parse_kinds(word, &kinds)) mask |= kinds;
+    else return false;
     if (*end == '\0') break;
     p = end + 1;
   }

@@ -86,6 +86,10 @@ struct settings {
   std::uint32_t kinds;        // bit i: kind_names[i] is tracked
   std::uint16_t sync_kind;    // the registered "sync" kind
   int exit_code;              // RESMON_EXIT_CODE, -1: unset
+  std::uint32_t exit_on;      // RESMON_EXIT_ON: bit i kind_names[i] held, exit_on_lost, exit_on_indirect
+  bool reachability;          // RESMON_REACHABILITY: classify held memory at exit (default on)
+  std::size_t static_tls_bytes;    // the static TLS block of every thread (a root of the scan)
+  std::uintptr_t linker_address;   // an address in the dynamic linker's module
   std::uint64_t flush_ns;     // RESMON_FLUSH_INTERVAL, 0: at exit only
   std::uint64_t max_size;     // RESMON_MAX_SIZE, 0: unset
   std::uint64_t start_realtime_ns;
@@ -279,7 +283,9 @@ struct scratch_space {
 };
 
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
-void write_now(bool final) noexcept {
+/// `classes`: the reachability found at exit; `modules_fresh`: the module
+/// map is current (the other threads are stopped: no loader lock is taken).
+void write_now(bool final, const reach::result* classes = nullptr, bool modules_fresh = false) noexcept {
   inside guard;
   if (!try_lock_for_a_while(&g.xwriting)) return;  // another writer never finished: skip, never hang
   char path[1100], tmp[1200];
@@ -295,6 +301,10 @@ void write_now(bool final) noexcept {
       info.kinds = 0;
       for (unsigned i = 0; i < kind_name_count; ++i)
         if ((g.kinds >> i & 1) != 0) info.kinds |= 1u << core_kind(tracked_kind(i));
+      info.reachability = classes;
+      info.reach_kinds = 1ULL << core_kind(k_memory) | 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
+      info.stream_kinds = 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
+      info.modules_fresh = modules_fresh;
       writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
       bool ok = write_snapshot(fd, info, ws);
       ::close(fd);
@@ -366,6 +376,22 @@ void after_fork_child() noexcept {
   core::store_release(&g_modules.xlock, std::uint32_t(0));
 }
 
+/// Adds RESMON_ROOT_PID=pid to the environment the program's children get,
+/// without setenv: a program may define its own (bash does), and calling
+/// it here would allocate its tables while resmon does not track them.
+void add_root_pid_variable(const char* pid) noexcept {
+  static char entry[48];
+  std::snprintf(entry, sizeof entry, "RESMON_ROOT_PID=%s", pid);
+  std::size_t n = 0;
+  while (environ != nullptr && environ[n] != nullptr) ++n;
+  auto** copy = static_cast<char**>(platform::pages_alloc((n + 2) * sizeof(char*)));
+  if (copy == nullptr) return;
+  for (std::size_t i = 0; i < n; ++i) copy[i] = environ[i];
+  copy[n] = entry;
+  copy[n + 1] = nullptr;
+  environ = copy;
+}
+
 __attribute__((constructor(101))) void start() noexcept {
   inside guard;
   g.init_pid = ::getpid();
@@ -430,6 +456,23 @@ __attribute__((constructor(101))) void start() noexcept {
     if (!parse_number(text, 0, 255, &v)) bad_variable("RESMON_EXIT_CODE", text, "an exit status from 0 to 255");
     g.exit_code = int(v);
   }
+  g.exit_on = exit_on_lost | 1u << k_fd | 1u << k_socket;
+  if ((text = std::getenv("RESMON_EXIT_ON")) != nullptr && !parse_exit_on(text, &g.exit_on))
+    bad_variable("RESMON_EXIT_ON", text,
+                 "a comma-separated list of lost, indirect and kinds (memory, fd, file, dir, socket, mmap, thread, sync, all)");
+  g.reachability = true;
+  if ((text = std::getenv("RESMON_REACHABILITY")) != nullptr) {
+    if (std::strcmp(text, "0") != 0 && std::strcmp(text, "1") != 0)
+      bad_variable("RESMON_REACHABILITY", text, "1 (classify held memory at exit, the default) or 0");
+    g.reachability = text[0] == '1';
+  }
+  // What the reachability scan needs of the C library and the dynamic linker.
+  using tls_info_fn = void (*)(std::size_t*, std::size_t*);
+  if (auto get_tls = reinterpret_cast<tls_info_fn>(::dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info")); get_tls != nullptr) {
+    std::size_t align = 0;
+    get_tls(&g.static_tls_bytes, &align);
+  }
+  g.linker_address = reinterpret_cast<std::uintptr_t>(::dlsym(RTLD_DEFAULT, "_r_debug"));
   const char* ticker = std::getenv("RESMON_CLOCK_TICKER");
   if (ticker != nullptr && std::strcmp(ticker, "0") != 0 && std::strcmp(ticker, "1") != 0)
     bad_variable("RESMON_CLOCK_TICKER", ticker, "1 (a thread reads the clock for the tracker, the default) or 0");
@@ -441,7 +484,7 @@ __attribute__((constructor(101))) void start() noexcept {
   if (const char* root = std::getenv("RESMON_ROOT_PID"); root != nullptr && std::strcmp(root, pid_text) != 0) {
     g.child = true;
   } else {
-    ::setenv("RESMON_ROOT_PID", pid_text, 1);
+    add_root_pid_variable(pid_text);
   }
 
   g.log_fd = -1;
@@ -464,17 +507,64 @@ __attribute__((constructor(101))) void start() noexcept {
   core::store_release(&g.xready, std::uint32_t(1));
 }
 
-/// Returns: true when the program holds resources of the tracked kinds.
-bool holds_anything() noexcept {
+/// Returns: true when what the program holds at exit is what RESMON_EXIT_ON
+/// names. Without a reachability class, held memory counts as lost.
+bool exit_condition(const reach::result& classes) noexcept {
   for (unsigned i = 0; i < kind_name_count; ++i) {
-    if ((g.kinds >> i & 1) == 0) continue;
+    if ((g.kinds >> i & 1) == 0 || (g.exit_on >> i & 1) == 0) continue;
     if (core::figures(core_kind(tracked_kind(i))).live != 0) return true;
+  }
+  bool memory_held = (g.kinds >> k_memory & 1) != 0 && core::figures(core_kind(k_memory)).live != 0;
+  if ((g.exit_on & exit_on_lost) != 0) {
+    if (classes.valid ? classes.definite + classes.lost_streams != 0 : memory_held) return true;
+  }
+  if ((g.exit_on & exit_on_indirect) != 0) {
+    if (classes.valid ? classes.indirect != 0 : memory_held) return true;
   }
   return false;
 }
 
 /// Once per process: the final snapshot (at exit, or at _exit).
 std::uint32_t g_finished_pid = 0;
+
+/// Stops the other threads, classifies what is held, writes the final
+/// snapshot, lets the threads go on. No malloc, no loader lock while the
+/// world is stopped.
+[[gnu::noinline]] void write_final(reach::result& classes) noexcept {
+  inside guard;
+  bool wanted = g.reachability && ((g.kinds >> k_memory) & 1) != 0;
+  if (!wanted) {
+    write_now(true);
+    return;
+  }
+  __builtin_unwind_init();  // this frame's callers' registers go to the stack, which is scanned
+  volatile std::uintptr_t marker = 0;
+  refresh_modules();
+  reach::inputs in{core_kind(k_memory),
+                   core_kind(k_file),
+                   core_kind(k_dir),
+                   core_kind(k_mmap),
+                   reinterpret_cast<std::uintptr_t>(&write_final),
+                   reinterpret_cast<std::uintptr_t>(&__libc_malloc),
+                   g.linker_address,
+                   g.static_tls_bytes};
+  reach::module_roots roots;
+  reach::collect_module_roots(roots, in);
+  std::int32_t self = std::int32_t(::syscall(SYS_gettid));
+  std::uint32_t not_stopped = reach::stop_the_world(self, __atomic_load_n(&detail::ticker_tid, __ATOMIC_ACQUIRE));
+  if (not_stopped == 0) reach::classify(classes, in, roots, reach::stopped_threads(), reinterpret_cast<std::uintptr_t>(&marker));
+  classes.threads_not_stopped = not_stopped;
+  write_now(true, &classes, true);
+  reach::resume_the_world(not_stopped == 0);
+  if (roots.segments != nullptr) platform::pages_free(roots.segments, sizeof(reach::range) * reach::module_roots::max);
+  if (not_stopped != 0 && g.log_fd >= 0) {
+    char line[160];
+    int n = std::snprintf(line, sizeof line,
+                          "resmon: reachability not computed: %u thread(s) block signal %d or did not stop\n",
+                          not_stopped, SIGRTMAX - 1);
+    if (n > 0) (void)!::write(g.log_fd, line, std::size_t(n));
+  }
+}
 
 __attribute__((destructor(101))) void finish() noexcept {
   if (core::load_acquire(&g.xready) == 0) return;
@@ -488,8 +578,11 @@ __attribute__((destructor(101))) void finish() noexcept {
       g.flush_running = false;
     }
   }
-  write_now(true);
-  if (g.exit_code >= 0 && holds_anything()) {
+  reach::result classes;
+  write_final(classes);
+  bool fail = g.exit_code >= 0 && exit_condition(classes);
+  classes.release();
+  if (fail) {
     std::fflush(nullptr);  // exit() has not flushed the program's streams yet
     ::_exit(g.exit_code);
   }

@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "../snapshot/format.hpp"
+#include "reach.hpp"
 #include "resmon/tracker.hpp"
 
 namespace resmon::preload {
@@ -208,6 +209,10 @@ struct snapshot_info {
   std::uint64_t start_realtime_ns;
   std::uint32_t flags;   // snapshot::flag_*
   std::uint32_t kinds;   // bit k: kind k is written
+  const reach::result* reachability = nullptr;  // the classes of an exit-time scan, or nullptr
+  std::uint64_t reach_kinds = 0;                 // bit k: kind k's records carry a class
+  std::uint64_t stream_kinds = 0;                // bit k: kind k's records are FILE* or DIR*
+  bool modules_fresh = false;                    // the module map was refreshed (the world is stopped: no loader lock)
 };
 
 /// Scratch of one writer: the stack ids a snapshot names (one bit per word
@@ -224,7 +229,8 @@ inline constexpr std::size_t stack_bit_words = core::depot_arena_words / 64;
 inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& scratch) noexcept {
   file_writer& w = *new (scratch.writer) file_writer(fd);
   std::memset(scratch.stack_bits, 0, stack_bit_words * sizeof(std::uint64_t));
-  refresh_modules();
+  if (!info.modules_fresh) refresh_modules();
+  const reach::result* classes = info.reachability != nullptr && info.reachability->valid ? info.reachability : nullptr;
 
   snapshot::header h{};
   std::memcpy(h.magic, snapshot::magic, sizeof h.magic);
@@ -234,7 +240,7 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
   h.realtime_ns = realtime_ns();
   h.monotonic_ns = platform::clock_coarse_ns();
   h.start_realtime_ns = info.start_realtime_ns;
-  h.flags = info.flags;
+  h.flags = info.flags | (classes != nullptr ? snapshot::flag_reachability : 0);
   h.stack_depth = core::stack_depth();
   h.sections = 5;
   std::uint64_t dropped = 0;
@@ -283,6 +289,8 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
     e.size = v.size;
     e.time_ns = v.time_ns;
     e.ret = v.ret;
+    if (classes != nullptr && std::uint32_t(v.kind) < 64 && (info.reach_kinds >> std::uint32_t(v.kind) & 1) != 0)
+      e.reach = classes->class_of(v.key, (info.stream_kinds >> std::uint32_t(v.kind) & 1) != 0);
     if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words) scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
     w.put_value(e);
     ++n;

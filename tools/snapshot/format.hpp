@@ -24,6 +24,11 @@
 //   STKS  u32 n; n x {u32 id, u32 depth, depth x u64 return address}
 //   RECS  u64 n; n x record_entry (48 bytes): the held resources
 //
+// A final snapshot with flag_reachability carries each memory block's,
+// FILE*'s and DIR*'s reachability (reach_*) in its record's `reach`; 0
+// elsewhere (not analysed: a periodic snapshot, another kind, a resource
+// acquired after the scan).
+//
 // A record's stack is STKS[stack_id] when stack_id != 0, else its return
 // address alone. Times are CLOCK_MONOTONIC_COARSE nanoseconds: a record's
 // age is the header's monotonic_ns minus its time_ns.
@@ -44,6 +49,13 @@ inline constexpr std::uint32_t header_bytes = 64;
 inline constexpr std::uint32_t flag_final = 1;     // written at exit (else a periodic flush)
 inline constexpr std::uint32_t flag_capped = 2;    // RESMON_MAX_SIZE was reached: some resources were only counted
 inline constexpr std::uint32_t flag_child = 4;     // written by a child of fork() or a program it ran
+inline constexpr std::uint32_t flag_reachability = 8;  // records carry their reachability class
+
+/// A record's reachability class (record_entry::reach).
+inline constexpr std::uint32_t reach_unknown = 0;    // not analysed
+inline constexpr std::uint32_t reach_reachable = 1;  // still reachable from the program's roots
+inline constexpr std::uint32_t reach_indirect = 2;   // indirectly lost: reachable only from lost blocks
+inline constexpr std::uint32_t reach_definite = 3;   // definitely lost: nothing points to it
 
 constexpr std::uint32_t make_tag(const char (&s)[5]) noexcept {
   return std::uint32_t(std::uint8_t(s[0])) | std::uint32_t(std::uint8_t(s[1])) << 8 |
@@ -81,7 +93,7 @@ struct record_entry {
   std::uint16_t flags;
   std::uint32_t stack_id;
   std::uint32_t thread;
-  std::uint32_t zero;
+  std::uint32_t reach;  // reach_*
   std::uint64_t key;
   std::uint64_t size;
   std::uint64_t time_ns;

@@ -124,14 +124,26 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
   if (v.misuse != 0) s += fmt::format("  {} misuse events (double releases, wrong kinds; RESMON_LOG lists them)\n", v.misuse);
   if (v.suppressed_count != 0)
     s += fmt::format("  {} suppressed ({})\n", v.suppressed_count, human_bytes(std::int64_t(v.suppressed_bytes)));
+  if (v.reachability) {
+    reach_totals t = totals_by_reach(v);
+    s += fmt::format("  memory: definitely lost {} ({}), indirectly lost {} ({}), still reachable {} ({})\n",
+                     signed_count(t.definite.count, v.diff), human_bytes(t.definite.bytes),
+                     signed_count(t.indirect.count, v.diff), human_bytes(t.indirect.bytes),
+                     signed_count(t.reachable.count, v.diff), human_bytes(t.reachable.bytes));
+    if (t.lost_streams.count != 0) s += fmt::format("  FILE*/DIR* lost: {}\n", signed_count(t.lost_streams.count, v.diff));
+  }
   if (!v.groups.empty()) s += "\n";
   for (const group& g : v.groups) {
     std::string what = g.bytes != 0 ? fmt::format("{} in {}", human_bytes(g.bytes), signed_count(g.count, v.diff))
                                     : signed_count(g.count, v.diff);
     if (v.diff && g.bytes > 0) what = "+" + what;
     std::string top = g.stack.empty() ? "?" : frame_text(g.stack.front(), full_names);
-    s += fmt::format("{} {}{}: {}\n", g.kind, what, v.diff ? "" : fmt::format(", oldest {}", human_age(g.oldest_age_ns)),
-                     top);
+    std::string reach = g.reach == "definite"   ? " definitely lost"
+                        : g.reach == "indirect" ? " indirectly lost"
+                        : g.reach == "reachable" && g.kind != "memory" ? " reachable"
+                                                                        : "";
+    s += fmt::format("{}{} {}{}: {}\n", g.kind, reach, what,
+                     v.diff ? "" : fmt::format(", oldest {}", human_age(g.oldest_age_ns)), top);
     if (callstack)
       for (std::size_t i = 1; i < g.stack.size(); ++i) s += fmt::format("    {}\n", frame_text(g.stack[i], full_names));
   }
@@ -145,6 +157,15 @@ inline std::string to_json(const view& v) {
   s += fmt::format("\"sampling\":null,\"dropped\":{},\"misuse\":{},\"unknown_releases\":{},", v.dropped, v.misuse,
                    v.unknown_releases);
   s += fmt::format("\"suppressed\":{{\"count\":{},\"bytes\":{}}},", v.suppressed_count, v.suppressed_bytes);
+  if (v.reachability) {
+    reach_totals t = totals_by_reach(v);
+    s += fmt::format("\"reachability\":{{\"definite\":{{\"count\":{},\"bytes\":{}}},\"indirect\":{{\"count\":{},"
+                     "\"bytes\":{}}},\"reachable\":{{\"count\":{},\"bytes\":{}}},\"lost_streams\":{}}},",
+                     t.definite.count, t.definite.bytes, t.indirect.count, t.indirect.bytes, t.reachable.count,
+                     t.reachable.bytes, t.lost_streams.count);
+  } else {
+    s += "\"reachability\":null,";
+  }
   s += "\"kinds\":[";
   bool first = true;
   for (const kind_totals& k : v.kinds) {
@@ -163,8 +184,9 @@ inline std::string to_json(const view& v) {
   s += "],\"groups\":[";
   first = true;
   for (const group& g : v.groups) {
-    s += fmt::format("{}{{\"kind\":{},\"count\":{},\"bytes\":{},\"oldest_age_ns\":{},\"stack\":[", first ? "" : ",",
-                     json_string(g.kind), g.count, g.bytes, g.oldest_age_ns);
+    std::string lost = g.reach == "definite" || g.reach == "indirect" ? json_string(g.reach) : "null";
+    s += fmt::format("{}{{\"kind\":{},\"lost\":{},\"count\":{},\"bytes\":{},\"oldest_age_ns\":{},\"stack\":[",
+                     first ? "" : ",", json_string(g.kind), lost, g.count, g.bytes, g.oldest_age_ns);
     first = false;
     bool first_frame = true;
     for (const frame& fr : g.stack) {

@@ -29,6 +29,7 @@ struct selection {
   std::optional<std::uint64_t> min_age_ns, max_age_ns;
   std::optional<std::uint64_t> since_ns, until_ns;  // wall-clock, ns since the epoch
   std::optional<std::uint32_t> thread;
+  std::string lost;                     // "" (all), definite, indirect, any (definite or indirect), reachable
   bool all_frames = false;
   bool inlines = true;
   std::string debug_dir;
@@ -74,6 +75,7 @@ inline bool pattern_matches(const std::string& pattern, const std::string& text)
 /// A group: the held resources of one kind with one stack (or one folded frame).
 struct group {
   std::string kind;
+  std::string reach;  // definite, indirect, reachable, or "" (not analysed)
   std::int64_t count = 0, bytes = 0;  // negative in a diff: shrinkage
   std::uint64_t oldest_age_ns = 0;
   std::vector<frame> stack;  // innermost first, hidden frames removed
@@ -92,6 +94,7 @@ struct view {
   std::uint64_t realtime_ns = 0, start_realtime_ns = 0;
   std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0;
   std::uint64_t suppressed_count = 0, suppressed_bytes = 0;
+  bool reachability = false;  // the snapshot classified its memory blocks at exit
   std::vector<kind_totals> kinds;
   std::vector<group> groups;
   std::vector<snapshot::module_info> modules;
@@ -121,6 +124,7 @@ namespace detail {
 
 struct folded {
   std::string kind;
+  std::string reach;
   std::uint32_t site = 0;
   std::vector<std::string> identity;  // the key
   std::vector<frame> stack;
@@ -135,6 +139,22 @@ inline std::vector<frame> symbolized(symbolizer& sym, const std::vector<std::uin
     for (const frame& f : sym.resolve(a))
       if (all_frames || !hidden_frame(f)) out.push_back(f);
   return out;
+}
+
+/// The name of a reachability class (snapshot::reach_*); "" when not analysed.
+inline std::string reach_name(std::uint32_t reach) {
+  switch (reach) {
+    case snapshot::reach_reachable: return "reachable";
+    case snapshot::reach_indirect: return "indirect";
+    case snapshot::reach_definite: return "definite";
+    default: return "";
+  }
+}
+
+inline bool lost_selected(const std::string& want, const std::string& reach) {
+  if (want.empty()) return true;
+  if (want == "any") return reach == "definite" || reach == "indirect";
+  return want == reach;
 }
 
 inline std::vector<frame> fold(const std::vector<frame>& stack, const std::string& by) {
@@ -180,12 +200,13 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     std::uint32_t stack_id;
     std::uint64_t ret;
     std::uint32_t site;  // in-process reports: the acquiring site (1-based), 0: none
+    std::uint32_t reach;
     bool operator==(const stack_key&) const = default;
   };
   struct stack_hash {
     std::size_t operator()(const stack_key& k) const {
       return std::hash<std::uint64_t>()(k.ret * 0x9e3779b97f4a7c15ULL ^ (std::uint64_t(k.stack_id) << 16 | k.kind) ^
-                                        std::uint64_t(k.site) << 48);
+                                        std::uint64_t(k.site) << 48 ^ std::uint64_t(k.reach) << 40);
     }
   };
   std::unordered_map<stack_key, std::pair<std::vector<std::uint64_t>, detail::folded>, stack_hash> records_by_stack;
@@ -203,12 +224,15 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     if (s.since_ns && wall < *s.since_ns) continue;
     if (s.until_ns && wall > *s.until_ns) continue;
     if (s.thread && r.thread != *s.thread) continue;
+    std::string reach = detail::reach_name(r.reach);
+    if (!detail::lost_selected(s.lost, reach)) continue;
     auto [it, added] = records_by_stack.try_emplace(
-        stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret, site});
+        stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret, site, r.reach});
     if (added) it->second.second.site = site;
     if (added) it->second.first = f.frames_of(r);
     detail::folded& g = it->second.second;
     g.kind = kind;
+    g.reach = reach;
     ++g.count;
     g.bytes += std::int64_t(r.size);
     g.oldest_age_ns = std::max(g.oldest_age_ns, age);
@@ -252,9 +276,10 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
       continue;
     }
     std::vector<frame> shown = detail::fold(stack, s.by);
-    detail::folded& to = out[{g.kind, detail::identity_of(shown, s.by)}];
+    detail::folded& to = out[{g.kind + '\0' + g.reach, detail::identity_of(shown, s.by)}];
     if (to.count == 0 && to.stack.empty()) {
       to.kind = g.kind;
+      to.reach = g.reach;
       to.stack = shown;
     }
     to.count += g.count;
@@ -274,6 +299,7 @@ inline void describe(const snapshot::file& f, view& v) {
   v.dropped = f.dropped;
   v.misuse = f.misuse;
   v.unknown_releases = f.unknown_releases;
+  v.reachability = (f.head.flags & snapshot::flag_reachability) != 0;
   v.modules = f.modules;
 }
 
@@ -286,7 +312,7 @@ inline view make_view(const snapshot::file& f, const selection& s, std::vector<s
     v.kinds.push_back({k.name, k.live, k.live_bytes, k.peak, k.peak_bytes, k.total, k.total_bytes, k.dropped});
   }
   for (auto& [key, g] : collect(f, s, suppressions, v))
-    v.groups.push_back({g.kind, g.count, g.bytes, g.oldest_age_ns, std::move(g.stack)});
+    v.groups.push_back({g.kind, g.reach, g.count, g.bytes, g.oldest_age_ns, std::move(g.stack)});
   return v;
 }
 
@@ -316,11 +342,37 @@ inline view make_diff(const snapshot::file& older, const snapshot::file& newer, 
     auto it = before.find(key);
     std::int64_t count = g.count - (it != before.end() ? it->second.count : 0);
     std::int64_t bytes = g.bytes - (it != before.end() ? it->second.bytes : 0);
-    if (count != 0 || bytes != 0) v.groups.push_back({g.kind, count, bytes, g.oldest_age_ns, g.stack});
+    if (count != 0 || bytes != 0) v.groups.push_back({g.kind, g.reach, count, bytes, g.oldest_age_ns, g.stack});
   }
   for (auto& [key, g] : before)
-    if (after.count(key) == 0) v.groups.push_back({g.kind, -g.count, -g.bytes, 0, g.stack});
+    if (after.count(key) == 0) v.groups.push_back({g.kind, g.reach, -g.count, -g.bytes, 0, g.stack});
   return v;
+}
+
+/// Count and bytes of the memory blocks (or the FILE*/DIR*) of one reachability class.
+struct class_totals {
+  std::int64_t count = 0, bytes = 0;
+};
+struct reach_totals {
+  class_totals definite, indirect, reachable, lost_streams;
+};
+
+/// Returns: the view's held memory per reachability class, and its lost FILE*/DIR*.
+inline reach_totals totals_by_reach(const view& v) {
+  reach_totals t;
+  for (const group& g : v.groups) {
+    class_totals* c = nullptr;
+    if (g.kind == "memory") {
+      c = g.reach == "definite" ? &t.definite : g.reach == "indirect" ? &t.indirect : g.reach == "reachable" ? &t.reachable : nullptr;
+    } else if ((g.kind == "file" || g.kind == "dir") && (g.reach == "definite" || g.reach == "indirect")) {
+      c = &t.lost_streams;
+    }
+    if (c != nullptr) {
+      c->count += g.count;
+      c->bytes += g.bytes;
+    }
+  }
+  return t;
 }
 
 /// Sorts groups: bytes (default), count, age or address (of the innermost frame).

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
   std::string input, format = "text", output, by, sort = "bytes", suppressions_file, debug_dir;
   std::vector<std::string> diff;
   std::string kinds;
-  std::string min_age, max_age, since, until, min_size;
+  std::string min_age, max_age, since, until, min_size, lost;
   std::uint32_t thread = 0;
   int top = 0;
   bool callstack = false, all_frames = false, no_inline = false, full_names = false, info = false, aggregate = false;
@@ -129,6 +129,9 @@ int main(int argc, char** argv) {
   app.add_option("--since", since, "only resources acquired at or after this date-time (2026-11-28T10:30:00, Z for UTC)");
   app.add_option("--until", until, "only resources acquired at or before this date-time");
   app.add_option("--thread", thread, "only resources acquired by this thread id");
+  app.add_option("--lost", lost,
+                 "only what the exit-time scan found lost: definite, indirect, any (the two; the default value) or reachable")
+      ->expected(0, 1);
   app.add_option("--suppressions", suppressions_file, "LeakSanitizer-style file of leak:<pattern> lines");
   app.add_flag("--callstack", callstack, "print every group's whole stack (text)");
   app.add_flag("--full-names", full_names, "keep template arguments in C++ names");
@@ -166,6 +169,11 @@ int main(int argc, char** argv) {
   if (!since.empty()) s.since_ns = datetime_option("--since", since);
   if (!until.empty()) s.until_ns = datetime_option("--until", until);
   if (app.count("--thread") != 0) s.thread = thread;
+  if (app.count("--lost") != 0) {
+    s.lost = lost.empty() ? "any" : lost;
+    if (s.lost != "definite" && s.lost != "indirect" && s.lost != "any" && s.lost != "reachable")
+      bad_option(fmt::format("--lost '{}': expected definite, indirect, any or reachable", lost));
+  }
   std::vector<suppression> suppressions;
   if (!suppressions_file.empty()) suppressions = read_suppressions(suppressions_file);
 

@@ -1,0 +1,101 @@
+// Held memory of every reachability class, for the reachability test: it
+// runs this program under resmon's preload and, built with
+// -fsanitize=leak, under LeakSanitizer, and compares their verdicts.
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+struct node {
+  node* next;
+  char payload[40];
+};
+
+void* g_global;       // reachable from a global
+node* g_list;         // a reachable list of three nodes
+std::FILE* g_stream;  // a reachable FILE*
+int g_pipe[2];
+
+template <class T>
+[[gnu::noinline]] T* make() {
+  auto* p = static_cast<T*>(std::malloc(sizeof(T)));
+  std::memset(static_cast<void*>(p), 0, sizeof(T));
+  return p;
+}
+
+[[gnu::noinline]] void make_reachable() {
+  g_global = std::malloc(200);
+  for (int i = 0; i < 3; ++i) {
+    node* n = make<node>();
+    n->next = g_list;
+    g_list = n;
+  }
+}
+
+[[gnu::noinline]] void make_lost_block() {
+  void* p = std::malloc(100);
+  std::memset(p, 1, 100);
+  asm volatile("" : : "r"(p) : "memory");
+}
+
+/// A lost list of n nodes: its head is definitely lost, the rest indirectly.
+[[gnu::noinline]] void make_lost_list(int n) {
+  node* head = nullptr;
+  for (int i = 0; i < n; ++i) {
+    node* x = make<node>();
+    x->next = head;
+    head = x;
+  }
+  asm volatile("" : : "r"(head) : "memory");
+}
+
+/// Two nodes that point to each other and nothing else: both indirectly lost.
+[[gnu::noinline]] void make_lost_cycle() {
+  node* a = make<node>();
+  node* b = make<node>();
+  a->next = b;
+  b->next = a;
+  asm volatile("" : : "r"(a) : "memory");
+}
+
+[[gnu::noinline]] void make_streams() {
+  g_stream = std::fopen("/dev/null", "r");
+  std::FILE* lost = std::fopen("/dev/null", "r");
+  asm volatile("" : : "r"(lost) : "memory");
+}
+
+/// A thread that holds a block in a local variable and blocks: its stack is a root.
+void* hold_on_thread(void*) {
+  void* volatile held = std::malloc(333);
+  char c;
+  while (::read(g_pipe[0], &c, 1) < 0) {
+  }
+  std::printf("%p\n", held);
+  return nullptr;
+}
+
+/// Overwrites the dead frames under main's, so no stale copy of a lost
+/// pointer is found there by either tool.
+[[gnu::noinline]] void scrub() {
+  volatile char area[16384];
+  for (char& c : const_cast<char(&)[16384]>(area)) c = 0;
+}
+
+int main() {
+  if (::pipe(g_pipe) != 0) return 1;
+  make_reachable();
+  make_lost_block();
+  make_lost_list(5);
+  make_lost_cycle();
+  make_streams();
+  pthread_t t;
+  pthread_create(&t, nullptr, hold_on_thread, nullptr);
+  pthread_detach(t);
+  void* volatile on_stack = std::malloc(300);  // reachable only from main's frame
+  scrub();
+  ::usleep(100000);  // the thread holds its block and blocks in read()
+  (void)on_stack;
+  std::exit(0);  // main's frame stays under exit's
+}
