@@ -2,6 +2,7 @@
 // runs this program under resmon's preload and, built with
 // -fsanitize=leak, under LeakSanitizer, and compares their verdicts.
 #include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -18,17 +19,13 @@ node* g_list;         // a reachable list of three nodes
 std::FILE* g_stream;  // a reachable FILE*
 int g_pipe[2];
 
-template <class T>
-[[gnu::noinline]] T* make() {
-  auto* p = static_cast<T*>(std::malloc(sizeof(T)));
-  std::memset(static_cast<void*>(p), 0, sizeof(T));
-  return p;
-}
+// Each function allocates its nodes itself: the innermost frame names it.
+#define NEW_NODE() static_cast<node*>(std::calloc(1, sizeof(node)))
 
 [[gnu::noinline]] void make_reachable() {
   g_global = std::malloc(200);
   for (int i = 0; i < 3; ++i) {
-    node* n = make<node>();
+    node* n = NEW_NODE();
     n->next = g_list;
     g_list = n;
   }
@@ -44,7 +41,7 @@ template <class T>
 [[gnu::noinline]] void make_lost_list(int n) {
   node* head = nullptr;
   for (int i = 0; i < n; ++i) {
-    node* x = make<node>();
+    node* x = NEW_NODE();
     x->next = head;
     head = x;
   }
@@ -53,8 +50,8 @@ template <class T>
 
 /// Two nodes that point to each other and nothing else: both indirectly lost.
 [[gnu::noinline]] void make_lost_cycle() {
-  node* a = make<node>();
-  node* b = make<node>();
+  node* a = NEW_NODE();
+  node* b = NEW_NODE();
   a->next = b;
   b->next = a;
   asm volatile("" : : "r"(a) : "memory");
@@ -83,8 +80,25 @@ void* hold_on_thread(void*) {
   for (char& c : const_cast<char(&)[16384]>(area)) c = 0;
 }
 
-int main() {
+/// With `blocked`: a thread that blocks every signal cannot be stopped for
+/// the scan, so nothing is classified.
+void* block_signals_and_wait(void*) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, nullptr);
+  char c;
+  while (::read(g_pipe[0], &c, 1) < 0) {
+  }
+  return nullptr;
+}
+
+int main(int argc, char** argv) {
   if (::pipe(g_pipe) != 0) return 1;
+  if (argc > 1 && std::strcmp(argv[1], "blocked") == 0) {
+    pthread_t b;
+    pthread_create(&b, nullptr, block_signals_and_wait, nullptr);
+    pthread_detach(b);
+  }
   make_reachable();
   make_lost_block();
   make_lost_list(5);

@@ -26,11 +26,19 @@ inline std::string html_data(const view& v) {
                      std::int64_t(k.total));
     first = false;
   }
-  s += "],\"groups\":[";
+  s += "],";
+  if (v.reachability) {
+    reach_totals t = totals_by_reach(v);
+    s += fmt::format("\"reach\":{{\"definite\":[{},{}],\"indirect\":[{},{}],\"reachable\":[{},{}],\"streams\":{}}},",
+                     t.definite.count, t.definite.bytes, t.indirect.count, t.indirect.bytes, t.reachable.count,
+                     t.reachable.bytes, t.lost_streams.count);
+  }
+  s += "\"groups\":[";
   first = true;
   for (const group& g : v.groups) {
-    s += fmt::format("{}{{\"kind\":{},\"count\":{},\"bytes\":{},\"age\":{},\"stack\":[", first ? "" : ",",
-                     json_string(g.kind), g.count, g.bytes, g.oldest_age_ns);
+    s += fmt::format("{}{{\"kind\":{},\"lost\":{},\"count\":{},\"bytes\":{},\"age\":{},\"stack\":[", first ? "" : ",",
+                     json_string(g.kind), json_string(g.reach == "reachable" ? "" : g.reach), g.count, g.bytes,
+                     g.oldest_age_ns);
     first = false;
     bool ff = true;
     for (const frame& f : g.stack) {
@@ -107,7 +115,11 @@ $("title").textContent = "resmon-view: " + D.program;
 $("sub").textContent = "pid " + D.pid + (D.diff ? " \u2014 growth between two snapshots" : D.final ? " \u2014 at exit" : " \u2014 periodic snapshot");
 $("totals").innerHTML = D.kinds.filter((k) => k.held || k.total).map((k) =>
   "<span><b>" + esc(k.kind) + "</b> held " + k.held + (k.held_bytes ? " (" + human(k.held_bytes) + ")" : "") +
-  (D.diff ? "" : ", peak " + k.peak) + ", acquired " + k.total + "</span>").join("");
+  (D.diff ? "" : ", peak " + k.peak) + ", acquired " + k.total + "</span>").join("") +
+  (D.reach ? "<span id='reach'><b>memory</b> definitely lost " + D.reach.definite[0] + " (" + human(D.reach.definite[1]) +
+   "), indirectly lost " + D.reach.indirect[0] + " (" + human(D.reach.indirect[1]) + "), still reachable " +
+   D.reach.reachable[0] + " (" + human(D.reach.reachable[1]) + ")" +
+   (D.reach.streams ? "; FILE*/DIR* lost " + D.reach.streams : "") + "</span>" : "");
 const kinds = [...new Set(D.groups.map((g) => g.kind))];
 $("kind").innerHTML = kinds.map((k) => "<option>" + esc(k) + "</option>").join("");
 if (kinds.includes("memory")) $("kind").value = "memory";
@@ -198,7 +210,7 @@ window.onresize = draw;
 // The table
 let sortKey = "bytes", sortDown = true;
 function rowsOf() {
-  return D.groups.map((g) => ({kind: g.kind, count: g.count, bytes: g.bytes, age: g.age,
+  return D.groups.map((g) => ({kind: g.kind + (g.lost ? " (" + g.lost + "ly lost)" : ""), count: g.count, bytes: g.bytes, age: g.age,
     fn: g.stack.length ? g.stack[0][0] : "?", where: g.stack.length ? (g.stack[0][1] ? g.stack[0][1] + ":" + g.stack[0][2] : g.stack[0][3]) : ""}));
 }
 function table() {

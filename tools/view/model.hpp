@@ -30,6 +30,7 @@ struct selection {
   std::optional<std::uint64_t> since_ns, until_ns;  // wall-clock, ns since the epoch
   std::optional<std::uint32_t> thread;
   std::string lost;                     // "" (all), definite, indirect, any (definite or indirect), reachable
+  bool by_reach = true;                 // groups split by reachability class (not in a diff: periodic snapshots have none)
   bool all_frames = false;
   bool inlines = true;
   std::string debug_dir;
@@ -226,8 +227,10 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     if (s.thread && r.thread != *s.thread) continue;
     std::string reach = detail::reach_name(r.reach);
     if (!detail::lost_selected(s.lost, reach)) continue;
+    if (!s.by_reach) reach.clear();
     auto [it, added] = records_by_stack.try_emplace(
-        stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret, site, r.reach});
+        stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret, site,
+                  s.by_reach ? r.reach : 0});
     if (added) it->second.second.site = site;
     if (added) it->second.first = f.frames_of(r);
     detail::folded& g = it->second.second;
@@ -324,8 +327,11 @@ inline view make_diff(const snapshot::file& older, const snapshot::file& newer, 
   describe(newer, v);
   v.diff = true;
   view scratch;
-  auto before = collect(older, s, suppressions, scratch);
-  auto after = collect(newer, s, suppressions, v);
+  selection by_stack = s;
+  by_stack.by_reach = false;
+  auto before = collect(older, by_stack, suppressions, scratch);
+  auto after = collect(newer, by_stack, suppressions, v);
+  v.reachability = false;
   for (const snapshot::kind_entry& k : newer.kinds) {
     if (!s.kinds.empty() && s.kinds.count(k.name) == 0) continue;
     kind_totals t{k.name, k.live, k.live_bytes, k.peak, k.peak_bytes, k.total, k.total_bytes, k.dropped};

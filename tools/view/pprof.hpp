@@ -180,6 +180,13 @@ inline std::string to_pprof(const view& v) {
     pb::message sample;
     sample.packed(1, ids);
     sample.packed(2, values);  // int64 values; negative ones (a diff) as two's complement
+    if (!g.reach.empty()) {
+      // `go tool pprof -tagfocus lost=definite`, `-tags`
+      pb::message label;
+      label.sint(1, str("lost"));
+      label.sint(2, str(g.reach == "reachable" ? "no" : g.reach));
+      sample.bytes(3, label.str());
+    }
     pb::message m;
     m.bytes(2, sample.str());
     samples += m.str();

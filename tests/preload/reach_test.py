@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: MIT
+"""Reachability at exit: resmon's classes against LeakSanitizer's on the
+same program, block for block; RESMON_EXIT_ON; real programs that hold
+memory on purpose exit 0 under RESMON_EXIT_CODE; resmon-view's --lost.
+
+Usage: reach_test.py PRELOAD RESMON_VIEW REACH [REACH_LSAN]"""
+import collections
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+
+from harness import check, failures, run
+
+preload, view, reach = sys.argv[1:4]
+reach_lsan = sys.argv[4] if len(sys.argv) > 4 else None
+work = tempfile.mkdtemp(prefix="resmon-reach-")
+
+
+def traced(name, argv, extra=None):
+    out = os.path.join(work, name + ".resmon")
+    env = {"LD_PRELOAD": preload, "RESMON_OUTPUT": out}
+    env.update(extra or {})
+    return run(argv, env=env), out
+
+
+def view_json(*args):
+    r = run([view, "--format", "json", *args])
+    check(r.returncode == 0, f"resmon-view {args}: status {r.returncode}: {r.stderr.decode()}")
+    return json.loads(r.stdout) if r.returncode == 0 else {"groups": [], "reachability": None}
+
+
+def by_function(doc, kind="memory"):
+    """(function of the innermost frame, class) -> [count, bytes] for one kind."""
+    out = collections.defaultdict(lambda: [0, 0])
+    for g in doc["groups"]:
+        if g["kind"] != kind or not g["stack"]:
+            continue
+        fn = g["stack"][0]["function"]
+        key = (fn, g["lost"] or "reachable")
+        out[key][0] += g["count"]
+        out[key][1] += g["bytes"]
+    return {k: tuple(v) for k, v in out.items()}
+
+
+# 1. The classes of every block of the test program.
+r, snap = traced("reach", [reach], {"RESMON_EXIT_CODE": "23"})
+check(r.returncode == 23, f"reach: RESMON_EXIT_CODE=23 with definitely lost memory: status {r.returncode}")
+doc = view_json(snap)
+check(doc["reachability"] is not None, "reach: the snapshot carries reachability")
+ours = by_function(doc)
+print("resmon:", dict(sorted(ours.items())))
+expected = {
+    ("make_lost_block()", "definite"): (1, 100),
+    ("make_lost_list(int)", "definite"): (1, 48),
+    ("make_lost_list(int)", "indirect"): (4, 192),
+    ("make_reachable()", "reachable"): (4, 344),
+    ("main", "reachable"): (1, 300),                  # only main's frame points to it
+    ("hold_on_thread(void*)", "reachable"): (1, 333),  # only a blocked thread's stack points to it
+}
+for key, value in expected.items():
+    check(ours.get(key) == value, f"reach: {key}: expected {value}, got {ours.get(key)}")
+cycle = sum(v[0] for k, v in ours.items() if k == ("make_lost_cycle()", "indirect"))
+check(cycle == 2, f"reach: a lost cycle is two indirectly lost blocks (as LeakSanitizer says), got {cycle}")
+files = by_function(doc, "file")
+check(files.get(("make_streams()", "definite"), (0,))[0] == 1 and files.get(("make_streams()", "reachable"), (0,))[0] == 1,
+      f"reach: one FILE* lost, one reachable from a global: {files}")
+r = run([view, snap])
+check(b"definitely lost 1 (100 B)" not in r.stdout and re.search(rb"definitely lost 2 \(148 B\)", r.stdout) is not None,
+      f"reach: text totals: {r.stdout.decode()[:600]}")
+check(b"memory definitely lost 100 B in 1" in r.stdout, "reach: text names the class of a group")
+
+# 2. LeakSanitizer on the same source: the same lost blocks, function by function.
+if reach_lsan:
+    r = run([reach_lsan], {"LSAN_OPTIONS": "exitcode=0:report_objects=0"})
+    lsan = collections.defaultdict(lambda: [0, 0])
+    text = r.stderr.decode()
+    for m in re.finditer(r"(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\) allocated from:\n"
+                         r"(?:\s+#\d+ .*(?:interceptor|operator new|malloc|calloc).*\n)*\s+#\d+ 0x[0-9a-f]+ in (.+?) \S+:\d+", text):
+        key = (m.group(4), "definite" if m.group(1) == "Direct" else "indirect")
+        lsan[key][0] += int(m.group(3))
+        lsan[key][1] += int(m.group(2))
+    lsan = {k: tuple(v) for k, v in lsan.items()}
+    print("LeakSanitizer:", dict(sorted(lsan.items())))
+    check(len(lsan) >= 3, f"LeakSanitizer's report was read: {text[:800]}")
+    lost = {k: v for k, v in ours.items() if k[1] != "reachable"}
+    check(lost == lsan, f"reach: resmon's lost blocks {lost} are LeakSanitizer's {lsan}")
+
+# 3. --lost
+d = view_json(snap, "--lost")
+check(d["groups"] and all(g["lost"] in ("definite", "indirect") for g in d["groups"]), "--lost: only lost groups")
+d = view_json(snap, "--lost=indirect")
+check(d["groups"] and all(g["lost"] == "indirect" for g in d["groups"]), "--lost=indirect")
+d = view_json(snap, "--lost", "reachable", "--kind", "memory")
+check(d["groups"] and all(g["lost"] is None for g in d["groups"]), "--lost reachable")
+r = run([view, snap, "--lost=gone"])
+check(r.returncode == 2 and b"--lost 'gone'" in r.stderr, f"--lost gone: one line, status 2: {r.stderr}")
+
+# pprof: the class is a sample label (go tool pprof -tagfocus lost=definite).
+prof = os.path.join(work, "reach.pb.gz")
+r = run([view, "--format", "pprof", "-o", prof, snap])
+check(r.returncode == 0, "pprof written")
+if shutil.which("go"):
+    env = {"HOME": work, "GOCACHE": os.path.join(work, "gocache"), "GOPATH": os.path.join(work, "gopath")}
+    r = run(["go", "tool", "pprof", "-top", "-unit=B", "-sample_index=inuse_space", "-tagfocus", "lost=definite", prof],
+            env, text=True)
+    check(r.returncode == 0 and "make_lost_block" in r.stdout and "make_reachable" not in r.stdout,
+          f"go tool pprof -tagfocus lost=definite: {r.stdout[-800:]}{r.stderr[-300:]}")
+# HTML: the totals per class are in the page's data.
+r = run([view, "--format", "html", snap])
+check(b'"reach":{"definite":[2,148],"indirect":[6,288]' in r.stdout, "html: totals per class")
+
+# 4. RESMON_EXIT_ON
+for exit_on, status in [("fd", 23), ("thread", 0), ("indirect", 23), ("file", 23), ("dir", 0), ("lost", 23)]:
+    r, _ = traced("exit_on_" + exit_on, [reach], {"RESMON_EXIT_CODE": "23", "RESMON_EXIT_ON": exit_on})
+    check(r.returncode == status, f"RESMON_EXIT_ON={exit_on}: expected status {status}, got {r.returncode}")
+r, _ = traced("exit_on_bad", [reach], {"RESMON_EXIT_ON": "lost,gone"})
+check(r.returncode == 2 and b"RESMON_EXIT_ON" in r.stderr and r.stderr.count(b"\n") == 1,
+      f"RESMON_EXIT_ON=lost,gone: one line, status 2: {r.stderr}")
+
+# 5. A thread that blocks every signal cannot be stopped: nothing is
+# classified, and held memory counts as lost (never a false "clean").
+r, snap = traced("blocked", [reach, "blocked"], {"RESMON_EXIT_CODE": "23", "RESMON_LOG": "stderr"})
+check(r.returncode == 23, f"blocked: status {r.returncode}")
+check(b"reachability not computed" in r.stderr, f"blocked: the log says why: {r.stderr}")
+check(view_json(snap)["reachability"] is None, "blocked: no classes in the snapshot")
+r, _ = traced("off", [reach], {"RESMON_REACHABILITY": "0", "RESMON_EXIT_CODE": "23", "RESMON_EXIT_ON": "thread"})
+check(r.returncode == 0, f"RESMON_REACHABILITY=0: status {r.returncode}")
+
+# 6. Real programs hold memory at exit on purpose; nothing of it is lost.
+for argv in (["/usr/bin/python3", "-c", "print(1)"], ["/bin/bash", "-c", "x=$(echo hi); echo $x"]):
+    if not os.path.exists(argv[0]):
+        continue
+    r, snap = traced(os.path.basename(argv[0]), argv, {"RESMON_EXIT_CODE": "23"})
+    check(r.returncode == 0, f"{argv}: RESMON_EXIT_CODE=23 and nothing definitely lost: status {r.returncode} "
+                             f"{run([view, snap, '--lost']).stdout.decode()[:1500]}")
+    d = view_json(snap)
+    check(d["reachability"] is not None and d["reachability"]["reachable"]["count"] > 0,
+          f"{argv}: classified, with reachable memory: {d['reachability']}")
+
+print(f"{len(failures)} failure(s)")
+sys.exit(1 if failures else 0)
