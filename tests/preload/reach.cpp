@@ -109,6 +109,17 @@ int main(int argc, char** argv) {
   pthread_detach(t);
   void* volatile on_stack = std::malloc(300);  // reachable only from main's frame
   scrub();
+  const char* mode = argc > 1 ? argv[1] : "";
+  if (std::strcmp(mode, "segv") == 0) *static_cast<volatile int*>(nullptr) = 1;  // the last snapshot, then death
+  if (std::strcmp(mode, "abort") == 0) std::abort();
+  if (std::strcmp(mode, "usr1") == 0) {
+    // A snapshot on demand, kept aside before the one at exit replaces it.
+    ::raise(SIGUSR1);
+    const char* out = std::getenv("RESMON_OUTPUT");
+    char aside[4096];
+    std::snprintf(aside, sizeof aside, "%s.usr1", out != nullptr ? out : "");
+    if (out == nullptr || std::rename(out, aside) != 0) return 3;
+  }
   ::usleep(100000);  // the thread holds its block and blocks in read()
   (void)on_stack;
   std::exit(0);  // main's frame stays under exit's

@@ -129,7 +129,25 @@ check(view_json(snap)["reachability"] is None, "blocked: no classes in the snaps
 r, _ = traced("off", [reach], {"RESMON_REACHABILITY": "0", "RESMON_EXIT_CODE": "23", "RESMON_EXIT_ON": "thread"})
 check(r.returncode == 0, f"RESMON_REACHABILITY=0: status {r.returncode}")
 
-# 6. Real programs hold memory at exit on purpose; nothing of it is lost.
+# 6. Snapshots at signals: a fatal one leaves the last snapshot and the
+# process dies as it would have; RESMON_SNAPSHOT_SIGNAL writes one on demand.
+for mode, sig in (("segv", 11), ("abort", 6)):
+    r, snap = traced(mode, [reach, mode], {"RESMON_EXIT_CODE": "23"})
+    check(r.returncode == -sig, f"{mode}: killed by signal {sig} as without resmon, got status {r.returncode}")
+    t = run([view, snap]).stdout.decode()
+    check(f"at signal {sig}" in t and "make_lost_block()" in t and "make_reachable()" in t,
+          f"{mode}: the last snapshot names the leaks: {t[:500]}")
+r, snap = traced("usr1", [reach, "usr1"])
+check(r.returncode == 0, f"usr1: status {r.returncode} {r.stderr}")
+d = view_json(snap + ".usr1")
+check(d.get("signal") == 10 and not d.get("final") and any(g["stack"] and g["stack"][0]["function"] == "make_lost_block()"
+                                                         for g in d["groups"]), f"usr1: a snapshot on demand: {str(d)[:300]}")
+r, _ = traced("usr1_off", [reach, "usr1"], {"RESMON_SNAPSHOT_SIGNAL": "0"})
+check(r.returncode == -10, f"RESMON_SNAPSHOT_SIGNAL=0: SIGUSR1 keeps its default action, status {r.returncode}")
+r, _ = traced("usr1_bad", [reach], {"RESMON_SNAPSHOT_SIGNAL": "SEGV"})
+check(r.returncode == 2 and b"RESMON_SNAPSHOT_SIGNAL" in r.stderr, f"RESMON_SNAPSHOT_SIGNAL=SEGV refused: {r.stderr}")
+
+# 7. Real programs hold memory at exit on purpose; nothing of it is lost.
 for argv in (["/usr/bin/python3", "-c", "print(1)"], ["/bin/bash", "-c", "x=$(echo hi); echo $x"]):
     if not os.path.exists(argv[0]):
         continue

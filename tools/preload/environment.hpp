@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <csignal>
 
 namespace resmon::preload {
 
@@ -146,6 +147,34 @@ inline bool parse_exit_on(const char* text, std::uint32_t* out) noexcept {
   }
   *out = mask;
   return true;
+}
+
+/// Parses a signal for RESMON_SNAPSHOT_SIGNAL: a name with or without SIG
+/// (USR1, SIGUSR2, HUP...), a number from 1 to 64, or 0 (none).
+/// Fatal signals and those that cannot be caught are refused.
+inline bool parse_signal(const char* text, int* out) noexcept {
+  if (text == nullptr || *text == '\0') return false;
+  std::uint64_t n = 0;
+  if (parse_number(text, 0, 64, &n)) {
+    *out = int(n);
+  } else {
+    if (std::strncmp(text, "SIG", 3) == 0) text += 3;
+    struct named {
+      const char* name;
+      int number;
+    };
+    static constexpr named names[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP},   {"INT", SIGINT},
+                                      {"QUIT", SIGQUIT}, {"TERM", SIGTERM}, {"PWR", SIGPWR},   {"WINCH", SIGWINCH},
+                                      {"URG", SIGURG},   {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM}};
+    int found = -1;
+    for (const named& x : names)
+      if (std::strcmp(text, x.name) == 0) found = x.number;
+    if (found < 0) return false;
+    *out = found;
+  }
+  int s = *out;
+  // SIGRTMAX - 1 stops the threads for the reachability scan at exit.
+  return !(s == SIGRTMAX - 1 || s == SIGKILL || s == SIGSTOP || s == SIGSEGV || s == SIGBUS || s == SIGFPE || s == SIGILL || s == SIGABRT);
 }
 
 }  // namespace resmon::preload

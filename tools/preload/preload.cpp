@@ -86,6 +86,7 @@ struct settings {
   std::uint32_t kinds;        // bit i: kind_names[i] is tracked
   std::uint16_t sync_kind;    // the registered "sync" kind
   int exit_code;              // RESMON_EXIT_CODE, -1: unset
+  int snapshot_signal;        // RESMON_SNAPSHOT_SIGNAL (SIGUSR1 by default), 0: none
   std::uint32_t exit_on;      // RESMON_EXIT_ON: bit i kind_names[i] held, exit_on_lost, exit_on_indirect
   bool reachability;          // RESMON_REACHABILITY: classify held memory at exit (default on)
   std::size_t static_tls_bytes;    // the static TLS block of every thread (a root of the scan)
@@ -285,7 +286,9 @@ struct scratch_space {
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
 /// `classes`: the reachability found at exit; `modules_fresh`: the module
 /// map is current (the other threads are stopped: no loader lock is taken).
-void write_now(bool final, const reach::result* classes = nullptr, bool modules_fresh = false) noexcept {
+/// `signal`: the signal it is written at (0: none).
+void write_now(bool final, const reach::result* classes = nullptr, bool modules_fresh = false,
+               int signal = 0) noexcept {
   inside guard;
   if (!try_lock_for_a_while(&g.xwriting)) return;  // another writer never finished: skip, never hang
   char path[1100], tmp[1200];
@@ -296,6 +299,8 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
     if (fd >= 0) {
       snapshot_info info{g.program, g.cmdline, g.cmdline_length, g.start_realtime_ns, 0, g.kinds};
       if (final) info.flags |= snapshot::flag_final;
+      if (signal > 0 && signal < 256)
+        info.flags |= snapshot::flag_signal | std::uint32_t(signal) << snapshot::signal_shift;
       if (g.child || ::getpid() != g.init_pid) info.flags |= snapshot::flag_child;
       // Registered kinds (the "sync" kind and any the program registers) are kept.
       info.kinds = 0;
@@ -374,6 +379,62 @@ void after_fork_child() noexcept {
   g.flush_running = false;
   core::store_release(&g.xwriting, std::uint32_t(0));
   core::store_release(&g_modules.xlock, std::uint32_t(0));
+}
+
+// ---------------------------------------------------------------------------
+// Snapshots at signals: on demand (RESMON_SNAPSHOT_SIGNAL), and a last one
+// at a fatal signal. The writer takes no lock a thread could hold for ever
+// and never calls malloc, so it can run in a handler.
+
+void on_snapshot_signal(int sig, siginfo_t*, void*) noexcept {
+  int saved_errno = errno;
+  if (core::load_acquire(&g.xready) != 0) write_now(false, nullptr, false, sig);
+  errno = saved_errno;
+}
+
+inline constexpr int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+inline constexpr int fatal_count = sizeof(fatal_signals) / sizeof(fatal_signals[0]);
+struct sigaction g_previous_fatal[fatal_count];
+std::uint32_t g_crashed = 0;
+
+/// Writes the last snapshot (no reachability scan: the heap may be broken),
+/// then gives the signal back to what handled it before resmon (the default:
+/// the process dies as it would have, with its status and core dump).
+void on_fatal_signal(int sig, siginfo_t* info, void*) noexcept {
+  int i = 0;
+  while (i < fatal_count && fatal_signals[i] != sig) ++i;
+  if (i == fatal_count) return;
+  if (core::load_acquire(&g.xready) != 0 && __atomic_exchange_n(&g_crashed, 1u, __ATOMIC_ACQ_REL) == 0)
+    write_now(false, nullptr, false, sig);
+  ::sigaction(sig, &g_previous_fatal[i], nullptr);
+  // A fault re-executes its instruction on return and meets the old action;
+  // a signal that was sent (kill, raise, abort) must be sent again.
+  if (info == nullptr || info->si_code <= 0) ::raise(sig);
+}
+
+/// Installs the handlers; a program that installs its own later replaces them.
+void install_signal_handlers() noexcept {
+  // A stack for the handlers of the main thread: a stack overflow is a SIGSEGV too.
+  stack_t current{};
+  if (::sigaltstack(nullptr, &current) == 0 && (current.ss_flags & SS_DISABLE) != 0) {
+    constexpr std::size_t bytes = 64 * 1024;
+    if (void* p = platform::pages_alloc(bytes); p != nullptr) {
+      stack_t alt{};
+      alt.ss_sp = p;
+      alt.ss_size = bytes;
+      (void)::sigaltstack(&alt, nullptr);
+    }
+  }
+  struct sigaction sa{};
+  sigfillset(&sa.sa_mask);
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sa.sa_sigaction = on_fatal_signal;
+  for (int i = 0; i < fatal_count; ++i) (void)::sigaction(fatal_signals[i], &sa, &g_previous_fatal[i]);
+  if (g.snapshot_signal != 0) {
+    sa.sa_sigaction = on_snapshot_signal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    (void)::sigaction(g.snapshot_signal, &sa, nullptr);
+  }
 }
 
 /// Adds RESMON_ROOT_PID=pid to the environment the program's children get,
@@ -473,6 +534,9 @@ __attribute__((constructor(101))) void start() noexcept {
     get_tls(&g.static_tls_bytes, &align);
   }
   g.linker_address = reinterpret_cast<std::uintptr_t>(::dlsym(RTLD_DEFAULT, "_r_debug"));
+  g.snapshot_signal = SIGUSR1;
+  if ((text = std::getenv("RESMON_SNAPSHOT_SIGNAL")) != nullptr && !parse_signal(text, &g.snapshot_signal))
+    bad_variable("RESMON_SNAPSHOT_SIGNAL", text, "a signal name or number such as USR1, SIGUSR2 or 12, or 0 for none");
   const char* ticker = std::getenv("RESMON_CLOCK_TICKER");
   if (ticker != nullptr && std::strcmp(ticker, "0") != 0 && std::strcmp(ticker, "1") != 0)
     bad_variable("RESMON_CLOCK_TICKER", ticker, "1 (a thread reads the clock for the tracker, the default) or 0");
@@ -497,6 +561,7 @@ __attribute__((constructor(101))) void start() noexcept {
   core::set_quiet_unknown(~std::uint64_t(0));
   if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
   (void)pthread_atfork(nullptr, nullptr, after_fork_child);
+  install_signal_handlers();
   if (g.flush_ns != 0) {
     sigset_t all, old;
     sigfillset(&all);

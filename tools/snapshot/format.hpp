@@ -50,6 +50,9 @@ inline constexpr std::uint32_t flag_final = 1;     // written at exit (else a pe
 inline constexpr std::uint32_t flag_capped = 2;    // RESMON_MAX_SIZE was reached: some resources were only counted
 inline constexpr std::uint32_t flag_child = 4;     // written by a child of fork() or a program it ran
 inline constexpr std::uint32_t flag_reachability = 8;  // records carry their reachability class
+inline constexpr std::uint32_t flag_signal = 16;       // written at a signal, whose number is bits 8-15:
+                                                       // RESMON_SNAPSHOT_SIGNAL, or a fatal one (the last snapshot)
+inline constexpr std::uint32_t signal_shift = 8;
 
 /// A record's reachability class (record_entry::reach).
 inline constexpr std::uint32_t reach_unknown = 0;    // not analysed

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
+#include <cstring>
 #include <string>
 
 #include "model.hpp"
@@ -105,9 +107,20 @@ inline std::string frame_text(const frame& f, bool full_names) {
 
 inline std::string signed_count(std::int64_t v, bool diff) { return diff && v > 0 ? fmt::format("+{}", v) : fmt::format("{}", v); }
 
+/// When the snapshot was written: at exit, at a signal, or periodically.
+inline std::string moment(const view& v) {
+  if (v.diff) return "growth between two snapshots";
+  if (v.signal != 0) {
+    const char* name = sigabbrev_np(v.signal);
+    bool fatal = v.signal == SIGSEGV || v.signal == SIGBUS || v.signal == SIGFPE || v.signal == SIGILL || v.signal == SIGABRT;
+    return fmt::format("at signal {} (SIG{}){}", v.signal, name != nullptr ? name : "?",
+                       fatal ? ": the last snapshot before the process died" : "");
+  }
+  return v.final ? "at exit" : "periodic snapshot";
+}
+
 inline std::string to_text(const view& v, bool callstack, bool full_names) {
-  std::string s = fmt::format("{} (pid {}){}\n", v.program, v.pid,
-                              v.diff ? ", growth between two snapshots" : v.final ? ", at exit" : ", periodic snapshot");
+  std::string s = fmt::format("{} (pid {}), {}\n", v.program, v.pid, moment(v));
   for (const kind_totals& k : v.kinds) {
     if (k.live == 0 && k.total == 0) continue;
     if (v.diff) {
@@ -153,7 +166,8 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
 inline std::string to_json(const view& v) {
   std::string s = fmt::format("{{\"schema\":\"resmon.view\",\"version\":1,\"program\":{},\"pid\":{},\"tracking\":true,",
                               json_string(v.program), v.pid);
-  s += fmt::format("\"child\":{},\"final\":{},\"diff\":{},", v.child, v.final, v.diff);
+  s += fmt::format("\"child\":{},\"final\":{},\"diff\":{},\"signal\":{},", v.child, v.final, v.diff,
+                   v.signal != 0 ? std::to_string(v.signal) : "null");
   s += fmt::format("\"sampling\":null,\"dropped\":{},\"misuse\":{},\"unknown_releases\":{},", v.dropped, v.misuse,
                    v.unknown_releases);
   s += fmt::format("\"suppressed\":{{\"count\":{},\"bytes\":{}}},", v.suppressed_count, v.suppressed_bytes);

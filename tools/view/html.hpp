@@ -17,8 +17,8 @@
 namespace resmon::view {
 
 inline std::string html_data(const view& v) {
-  std::string s = fmt::format("{{\"program\":{},\"pid\":{},\"diff\":{},\"final\":{},\"kinds\":[", json_string(v.program),
-                              v.pid, v.diff, v.final);
+  std::string s = fmt::format("{{\"program\":{},\"pid\":{},\"diff\":{},\"final\":{},\"moment\":{},\"kinds\":[",
+                              json_string(v.program), v.pid, v.diff, v.final, json_string(moment(v)));
   bool first = true;
   for (const kind_totals& k : v.kinds) {
     s += fmt::format("{}{{\"kind\":{},\"held\":{},\"held_bytes\":{},\"peak\":{},\"total\":{}}}", first ? "" : ",",
@@ -112,7 +112,7 @@ function age(ns) {
 }
 function esc(t) { return String(t).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
 $("title").textContent = "resmon-view: " + D.program;
-$("sub").textContent = "pid " + D.pid + (D.diff ? " \u2014 growth between two snapshots" : D.final ? " \u2014 at exit" : " \u2014 periodic snapshot");
+$("sub").textContent = "pid " + D.pid + " \u2014 " + D.moment;
 $("totals").innerHTML = D.kinds.filter((k) => k.held || k.total).map((k) =>
   "<span><b>" + esc(k.kind) + "</b> held " + k.held + (k.held_bytes ? " (" + human(k.held_bytes) + ")" : "") +
   (D.diff ? "" : ", peak " + k.peak) + ", acquired " + k.total + "</span>").join("") +

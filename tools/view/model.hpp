@@ -92,6 +92,7 @@ struct view {
   std::string program;
   std::uint64_t pid = 0;
   bool final = false, child = false, diff = false;
+  int signal = 0;  // the snapshot was written at this signal (RESMON_SNAPSHOT_SIGNAL, or a fatal one)
   std::uint64_t realtime_ns = 0, start_realtime_ns = 0;
   std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0;
   std::uint64_t suppressed_count = 0, suppressed_bytes = 0;
@@ -297,6 +298,7 @@ inline void describe(const snapshot::file& f, view& v) {
   v.pid = f.head.pid;
   v.final = (f.head.flags & snapshot::flag_final) != 0;
   v.child = (f.head.flags & snapshot::flag_child) != 0;
+  if ((f.head.flags & snapshot::flag_signal) != 0) v.signal = int(f.head.flags >> snapshot::signal_shift & 0xff);
   v.realtime_ns = f.head.realtime_ns;
   v.start_realtime_ns = f.head.start_realtime_ns;
   v.dropped = f.dropped;
