@@ -98,6 +98,18 @@ check(d["groups"] and all(g["lost"] is None for g in d["groups"]), "--lost reach
 r = run([view, snap, "--lost=gone"])
 check(r.returncode == 2 and b"--lost 'gone'" in r.stderr, f"--lost gone: one line, status 2: {r.stderr}")
 
+# A CI gate with LeakSanitizer's suppressions: what is left fails it.
+supp = os.path.join(work, "lsan.supp")
+with open(supp, "w") as f:
+    f.write("# known\nleak:make_lost_list\nleak:make_lost_cycle\n")
+r = run([view, snap, "--lost", "--kind", "memory", "--suppressions", supp, "--exit-code", "23"])
+check(r.returncode == 23 and b"make_lost_block()" in r.stdout and b"make_lost_list" not in r.stdout.split(b"suppressed by")[0],
+      f"--exit-code 23 with one unsuppressed lost block: {r.returncode} {r.stdout.decode()[:600]}")
+with open(supp, "a") as f:
+    f.write("leak:make_lost_block\n")
+r = run([view, snap, "--lost", "--kind", "memory", "--suppressions", supp, "--exit-code", "23"])
+check(r.returncode == 0, f"--exit-code: every lost block suppressed, status 0: {r.returncode} {r.stdout.decode()[:600]}")
+
 # pprof: the class is a sample label (go tool pprof -tagfocus lost=definite).
 prof = os.path.join(work, "reach.pb.gz")
 r = run([view, "--format", "pprof", "-o", prof, snap])

@@ -138,7 +138,7 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
   if (v.suppressed_count != 0)
     s += fmt::format("  {} suppressed ({})\n", v.suppressed_count, human_bytes(std::int64_t(v.suppressed_bytes)));
   if (v.reachability) {
-    reach_totals t = totals_by_reach(v);
+    const reach_totals& t = totals_by_reach(v);
     s += fmt::format("  memory: definitely lost {} ({}), indirectly lost {} ({}), still reachable {} ({})\n",
                      signed_count(t.definite.count, v.diff), human_bytes(t.definite.bytes),
                      signed_count(t.indirect.count, v.diff), human_bytes(t.indirect.bytes),
@@ -172,7 +172,7 @@ inline std::string to_json(const view& v) {
                    v.unknown_releases);
   s += fmt::format("\"suppressed\":{{\"count\":{},\"bytes\":{}}},", v.suppressed_count, v.suppressed_bytes);
   if (v.reachability) {
-    reach_totals t = totals_by_reach(v);
+    const reach_totals& t = totals_by_reach(v);
     s += fmt::format("\"reachability\":{{\"definite\":{{\"count\":{},\"bytes\":{}}},\"indirect\":{{\"count\":{},"
                      "\"bytes\":{}}},\"reachable\":{{\"count\":{},\"bytes\":{}}},\"lost_streams\":{}}},",
                      t.definite.count, t.definite.bytes, t.indirect.count, t.indirect.bytes, t.reachable.count,

@@ -28,7 +28,7 @@ inline std::string html_data(const view& v) {
   }
   s += "],";
   if (v.reachability) {
-    reach_totals t = totals_by_reach(v);
+    const reach_totals& t = totals_by_reach(v);
     s += fmt::format("\"reach\":{{\"definite\":[{},{}],\"indirect\":[{},{}],\"reachable\":[{},{}],\"streams\":{}}},",
                      t.definite.count, t.definite.bytes, t.indirect.count, t.indirect.bytes, t.reachable.count,
                      t.reachable.bytes, t.lost_streams.count);

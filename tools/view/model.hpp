@@ -87,6 +87,14 @@ struct kind_totals {
   std::uint64_t live, live_bytes, peak, peak_bytes, total, total_bytes, dropped;
 };
 
+/// Count and bytes of the memory blocks (or the FILE*/DIR*) of one reachability class.
+struct class_totals {
+  std::int64_t count = 0, bytes = 0;
+};
+struct reach_totals {
+  class_totals definite, indirect, reachable, lost_streams;
+};
+
 /// What every format prints.
 struct view {
   std::string program;
@@ -97,6 +105,7 @@ struct view {
   std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0;
   std::uint64_t suppressed_count = 0, suppressed_bytes = 0;
   bool reachability = false;  // the snapshot classified its memory blocks at exit
+  reach_totals reach;         // per class, whatever --lost selects (suppressed resources left out)
   std::vector<kind_totals> kinds;
   std::vector<group> groups;
   std::vector<snapshot::module_info> modules;
@@ -227,7 +236,7 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     if (s.until_ns && wall > *s.until_ns) continue;
     if (s.thread && r.thread != *s.thread) continue;
     std::string reach = detail::reach_name(r.reach);
-    if (!detail::lost_selected(s.lost, reach)) continue;
+    if (!s.by_reach && !detail::lost_selected(s.lost, reach)) continue;  // else by group, after the totals
     if (!s.by_reach) reach.clear();
     auto [it, added] = records_by_stack.try_emplace(
         stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret, site,
@@ -279,6 +288,18 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
       v.suppressed_bytes += std::uint64_t(g.bytes);
       continue;
     }
+    class_totals* c = nullptr;
+    if (g.kind == "memory") {
+      c = g.reach == "definite" ? &v.reach.definite : g.reach == "indirect" ? &v.reach.indirect
+        : g.reach == "reachable" ? &v.reach.reachable : nullptr;
+    } else if ((g.kind == "file" || g.kind == "dir") && (g.reach == "definite" || g.reach == "indirect")) {
+      c = &v.reach.lost_streams;
+    }
+    if (c != nullptr) {
+      c->count += g.count;
+      c->bytes += g.bytes;
+    }
+    if (s.by_reach && !detail::lost_selected(s.lost, g.reach)) continue;
     std::vector<frame> shown = detail::fold(stack, s.by);
     detail::folded& to = out[{g.kind + '\0' + g.reach, detail::identity_of(shown, s.by)}];
     if (to.count == 0 && to.stack.empty()) {
@@ -357,31 +378,9 @@ inline view make_diff(const snapshot::file& older, const snapshot::file& newer, 
   return v;
 }
 
-/// Count and bytes of the memory blocks (or the FILE*/DIR*) of one reachability class.
-struct class_totals {
-  std::int64_t count = 0, bytes = 0;
-};
-struct reach_totals {
-  class_totals definite, indirect, reachable, lost_streams;
-};
 
 /// Returns: the view's held memory per reachability class, and its lost FILE*/DIR*.
-inline reach_totals totals_by_reach(const view& v) {
-  reach_totals t;
-  for (const group& g : v.groups) {
-    class_totals* c = nullptr;
-    if (g.kind == "memory") {
-      c = g.reach == "definite" ? &t.definite : g.reach == "indirect" ? &t.indirect : g.reach == "reachable" ? &t.reachable : nullptr;
-    } else if ((g.kind == "file" || g.kind == "dir") && (g.reach == "definite" || g.reach == "indirect")) {
-      c = &t.lost_streams;
-    }
-    if (c != nullptr) {
-      c->count += g.count;
-      c->bytes += g.bytes;
-    }
-  }
-  return t;
-}
+inline const reach_totals& totals_by_reach(const view& v) { return v.reach; }
 
 /// Sorts groups: bytes (default), count, age or address (of the innermost frame).
 inline void sort_groups(std::vector<group>& groups, const std::string& by) {

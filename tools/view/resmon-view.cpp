@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   std::string kinds;
   std::string min_age, max_age, since, until, min_size, lost;
   std::uint32_t thread = 0;
-  int top = 0;
+  int top = 0, exit_code = -1;
   bool callstack = false, all_frames = false, no_inline = false, full_names = false, info = false, aggregate = false;
   app.add_option("snapshot", input,
                  "snapshot file written by libresmon_preload.so or resmon-run, or the JSON of resmon::report_json");
@@ -132,6 +132,10 @@ int main(int argc, char** argv) {
   app.add_option("--lost", lost,
                  "only what the exit-time scan found lost: definite, indirect, any (the two; the default value) or reachable")
       ->expected(0, 1);
+  app.add_option("--exit-code", exit_code,
+                 "exit with this status when anything is left after the filters and suppressions (a CI gate: "
+                 "--lost --suppressions FILE --exit-code 23)")
+      ->check(CLI::Range(1, 255));
   app.add_option("--suppressions", suppressions_file, "LeakSanitizer-style file of leak:<pattern> lines");
   app.add_flag("--callstack", callstack, "print every group's whole stack (text)");
   app.add_flag("--full-names", full_names, "keep template arguments in C++ names");
@@ -223,5 +227,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "resmon-view: --output %s: cannot write: %s\n", output.c_str(), std::strerror(errno));
     return 1;
   }
-  return 0;
+  return exit_code > 0 && !v.groups.empty() ? exit_code : 0;
 }
