@@ -3,7 +3,7 @@
 same program, block for block; RESMON_EXIT_ON; real programs that hold
 memory on purpose exit 0 under RESMON_EXIT_CODE; resmon-view's --lost.
 
-Usage: reach_test.py PRELOAD RESMON_VIEW REACH [REACH_LSAN]"""
+Usage: reach_test.py PRELOAD RESMON_VIEW REACH PEAK [REACH_LSAN]"""
 import collections
 import json
 import os
@@ -14,8 +14,8 @@ import tempfile
 
 from harness import check, failures, run
 
-preload, view, reach = sys.argv[1:4]
-reach_lsan = sys.argv[4] if len(sys.argv) > 4 else None
+preload, view, reach, peak = sys.argv[1:5]
+reach_lsan = sys.argv[5] if len(sys.argv) > 5 else None
 work = tempfile.mkdtemp(prefix="resmon-reach-")
 
 
@@ -159,7 +159,26 @@ check(r.returncode == -10, f"RESMON_SNAPSHOT_SIGNAL=0: SIGUSR1 keeps its default
 r, _ = traced("usr1_bad", [reach], {"RESMON_SNAPSHOT_SIGNAL": "SEGV"})
 check(r.returncode == 2 and b"RESMON_SNAPSHOT_SIGNAL" in r.stderr, f"RESMON_SNAPSHOT_SIGNAL=SEGV refused: {r.stderr}")
 
-# 7. Real programs hold memory at exit on purpose; nothing of it is lost.
+# 7. The high-water mark: a table of 8 MiB built and freed is what --at peak
+# shows (to within RESMON_PEAK_MARGIN, 1 %); the exit holds only the leak.
+r, snap = traced("peak", [peak], {"RESMON_PEAK_MARGIN": "1"})
+check(r.returncode == 0, f"peak: status {r.returncode}")
+d = view_json(snap, "--at", "peak")
+table = [g for g in d["groups"] if g["stack"] and g["stack"][0]["function"] == "build_table(int)"]
+rows = sum(g["count"] for g in table if g["bytes"] == 1024 * g["count"])
+check(8192 * 0.99 - 1 <= rows <= 8192, f"--at peak: the table's 8192 rows (within 1 %), got {rows}")
+t = run([view, snap, "--at", "peak"]).stdout.decode()
+check("at the peak of held memory" in t and "build_table(int)" in t.splitlines()[3], f"--at peak text: {t[:400]}")
+d = view_json(snap)
+check(not any(g["stack"] and g["stack"][0]["function"] == "build_table(int)" for g in d["groups"]) and
+      any(g["stack"] and g["stack"][0]["function"] == "small_leak()" for g in d["groups"]), "--at exit: only the leak")
+r, snap = traced("peak_off", [peak])
+r = run([view, snap, "--at", "peak"])
+check(r.returncode == 2 and b"no high-water mark" in r.stderr, f"without RESMON_PEAK_MARGIN: no peak, one line: {r.stderr}")
+r, _ = traced("peak_bad", [peak], {"RESMON_PEAK_MARGIN": "lots"})
+check(r.returncode == 2 and b"RESMON_PEAK_MARGIN" in r.stderr, f"RESMON_PEAK_MARGIN=lots refused: {r.stderr}")
+
+# 8. Real programs hold memory at exit on purpose; nothing of it is lost.
 for argv in (["/usr/bin/python3", "-c", "print(1)"], ["/bin/bash", "-c", "x=$(echo hi); echo $x"]):
     if not os.path.exists(argv[0]):
         continue

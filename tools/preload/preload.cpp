@@ -87,6 +87,7 @@ struct settings {
   std::uint16_t sync_kind;    // the registered "sync" kind
   int exit_code;              // RESMON_EXIT_CODE, -1: unset
   int snapshot_signal;        // RESMON_SNAPSHOT_SIGNAL (SIGUSR1 by default), 0: none
+  bool peak;                  // RESMON_PEAK_MARGIN is not 0: the high-water mark is captured
   std::uint32_t exit_on;      // RESMON_EXIT_ON: bit i kind_names[i] held, exit_on_lost, exit_on_indirect
   bool reachability;          // RESMON_REACHABILITY: classify held memory at exit (default on)
   std::size_t static_tls_bytes;    // the static TLS block of every thread (a root of the scan)
@@ -534,6 +535,15 @@ __attribute__((constructor(101))) void start() noexcept {
     get_tls(&g.static_tls_bytes, &align);
   }
   g.linker_address = reinterpret_cast<std::uintptr_t>(::dlsym(RTLD_DEFAULT, "_r_debug"));
+  // Off by default: each capture walks every held record and keeps a copy
+  // of them (48 bytes each), as much memory again as the tracker's own.
+  g.peak = false;
+  if ((text = std::getenv("RESMON_PEAK_MARGIN")) != nullptr) {
+    if (!parse_number(text, 0, 100, &v))
+      bad_variable("RESMON_PEAK_MARGIN", text, "a percentage from 1 to 100 (the high-water mark, to within it) or 0 (off, the default)");
+    g.peak = v != 0;
+    g_peak_margin_percent = std::uint32_t(v);
+  }
   g.snapshot_signal = SIGUSR1;
   if ((text = std::getenv("RESMON_SNAPSHOT_SIGNAL")) != nullptr && !parse_signal(text, &g.snapshot_signal))
     bad_variable("RESMON_SNAPSHOT_SIGNAL", text, "a signal name or number such as USR1, SIGUSR2 or 12, or 0 for none");
@@ -658,8 +668,19 @@ __attribute__((destructor(101))) void finish() noexcept {
 // ---------------------------------------------------------------------------
 // Memory
 
+/// Bytes this thread allocated since it last compared held memory with the
+/// next peak capture's threshold (every 256 KiB: a few loads, not a walk).
+[[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_since_peak_check = 0;
+
 void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
-  if (p != nullptr && tracking(k_memory)) note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
+  if (p != nullptr && tracking(k_memory)) {
+    note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
+    if ((t_since_peak_check += n) >= (256u << 10) && g.peak) {
+      t_since_peak_check = 0;
+      inside guard;
+      maybe_capture_peak(core_kind(k_memory));
+    }
+  }
   return p;
 }
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -201,6 +202,61 @@ inline std::uint64_t begin_section(file_writer& w, std::uint32_t tag) noexcept {
 }
 inline void end_section(file_writer& w, std::uint64_t at) noexcept { w.patch_u64(at, w.offset() - at - 8); }
 
+// ---------------------------------------------------------------------------
+// The high-water mark: the memory blocks held when held memory was highest.
+// A capture is taken when held bytes pass the last capture by a margin, so a
+// program that climbs steadily pays a few walks, not one per allocation.
+
+struct peak_store {
+  snapshot::record_entry* records;  // raw pages
+  std::size_t capacity;             // entries
+  std::uint64_t count, bytes, monotonic_ns;
+  std::uint64_t xthreshold;         // held bytes that start the next capture
+  std::uint32_t xlock;              // 0/1: one capture (or reader) at a time
+};
+inline constinit peak_store g_peak{nullptr, 0, 0, 0, 0, 1u << 20, 0};
+inline std::uint32_t g_peak_margin_percent = 1;  // RESMON_PEAK_MARGIN
+
+/// Captures the held memory blocks now if held bytes passed the threshold.
+/// Never waits: a capture under way elsewhere wins.
+inline void maybe_capture_peak(std::uint16_t memory_kind) noexcept {
+  std::uint64_t held = core::figures(memory_kind).live_bytes;
+  if (held < core::load_acquire(&g_peak.xthreshold)) return;
+  std::uint32_t expected = 0;
+  if (!core::cas_acq_rel(&g_peak.xlock, expected, std::uint32_t(1))) return;
+  std::uint64_t live = core::figures(memory_kind).live;
+  std::size_t want = std::size_t(live + live / 4 + 1024);
+  if (want > g_peak.capacity) {
+    if (g_peak.records != nullptr) platform::pages_free(g_peak.records, g_peak.capacity * sizeof(snapshot::record_entry));
+    g_peak.records = static_cast<snapshot::record_entry*>(platform::pages_alloc(want * sizeof(snapshot::record_entry)));
+    g_peak.capacity = g_peak.records != nullptr ? want : 0;
+    g_peak.count = 0;
+  }
+  if (g_peak.records != nullptr) {
+    std::uint64_t n = 0, bytes = 0;
+    core::for_each_live([&](const core::record_view& v) {
+      if (std::uint16_t(v.kind) != memory_kind || n == g_peak.capacity) return;
+      snapshot::record_entry& e = g_peak.records[n++];
+      e = snapshot::record_entry{};
+      e.kind = std::uint16_t(v.kind);
+      e.flags = v.flags;
+      e.stack_id = v.stack_id == core::unknown_stack_id ? 0 : v.stack_id;
+      e.thread = v.thread;
+      e.key = v.key;
+      e.size = v.size;
+      e.time_ns = v.time_ns;
+      e.ret = v.ret;
+      bytes += v.size;
+    });
+    g_peak.count = n;
+    g_peak.bytes = bytes;
+    g_peak.monotonic_ns = platform::clock_coarse_ns();
+    std::uint64_t base = bytes > held ? bytes : held;
+    core::store_release(&g_peak.xthreshold, base + base * g_peak_margin_percent / 100 + 1);
+  }
+  core::store_release(&g_peak.xlock, std::uint32_t(0));
+}
+
 /// What a snapshot says about the program besides the tracker's tables.
 struct snapshot_info {
   const char* program;   // path of the executable
@@ -297,6 +353,26 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
   });
   w.patch_u64(count_at, n);
   end_section(w, at);
+
+  // The peak, when one was captured (its stacks go to STKS with the others).
+  if (try_lock_for_a_while(&g_peak.xlock)) {
+    if (g_peak.count != 0) {
+      ++h.sections;
+      w.patch_u64(offsetof(snapshot::header, sections), h.sections);
+      at = begin_section(w, snapshot::tag_peak);
+      w.put_u64(g_peak.bytes);
+      w.put_u64(g_peak.monotonic_ns);
+      w.put_u64(g_peak.count);
+      for (std::uint64_t i = 0; i < g_peak.count; ++i) {
+        const snapshot::record_entry& e = g_peak.records[i];
+        if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words)
+          scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
+        w.put_value(e);
+      }
+      end_section(w, at);
+    }
+    core::store_release(&g_peak.xlock, std::uint32_t(0));
+  }
 
   at = begin_section(w, snapshot::tag_stacks);
   std::uint64_t stacks_at = w.offset();

@@ -23,6 +23,10 @@
 //         length, path, build id}: every module loaded while the program ran
 //   STKS  u32 n; n x {u32 id, u32 depth, depth x u64 return address}
 //   RECS  u64 n; n x record_entry (48 bytes): the held resources
+//   PEAK  u64 held bytes, u64 monotonic_ns, u64 n; n x record_entry: the
+//         memory blocks held when held memory was at its highest (to within
+//         RESMON_PEAK_MARGIN); absent without it, or when held memory never
+//         reached 1 MiB
 //
 // A final snapshot with flag_reachability carries each memory block's,
 // FILE*'s and DIR*'s reachability (reach_*) in its record's `reach`; 0
@@ -69,6 +73,7 @@ inline constexpr std::uint32_t tag_kinds = make_tag("KIND");
 inline constexpr std::uint32_t tag_modules = make_tag("MODS");
 inline constexpr std::uint32_t tag_stacks = make_tag("STKS");
 inline constexpr std::uint32_t tag_records = make_tag("RECS");
+inline constexpr std::uint32_t tag_peak = make_tag("PEAK");
 inline constexpr std::uint32_t tag_end = make_tag("END.");
 
 struct header {

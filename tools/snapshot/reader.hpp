@@ -42,6 +42,10 @@ struct file {
   std::vector<module_info> modules;
   std::vector<stack_info> stacks;
   std::vector<record_entry> records;
+  /// The memory blocks held at the peak (PEAK), when the file has them.
+  bool has_peak = false;
+  std::uint64_t peak_bytes = 0, peak_monotonic_ns = 0;
+  std::vector<record_entry> peak_records;
 
   std::unordered_map<std::uint32_t, std::size_t> stack_index;  // stack id -> stacks[i]
 
@@ -197,6 +201,13 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
       if (!b.get(&n) || n > b.left() / sizeof(record_entry)) return bad + tag;
       f.records.resize(n);
       b.take(f.records.data(), n * sizeof(record_entry));
+    } else if (sh.tag == tag_peak) {
+      std::uint64_t n;
+      if (!b.get(&f.peak_bytes) || !b.get(&f.peak_monotonic_ns) || !b.get(&n) || n > b.left() / sizeof(record_entry))
+        return bad + tag;
+      f.peak_records.resize(n);
+      b.take(f.peak_records.data(), n * sizeof(record_entry));
+      f.has_peak = true;
     }
     // Other tags: sections of a later minor version, skipped.
   }

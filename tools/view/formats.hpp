@@ -110,6 +110,7 @@ inline std::string signed_count(std::int64_t v, bool diff) { return diff && v > 
 /// When the snapshot was written: at exit, at a signal, or periodically.
 inline std::string moment(const view& v) {
   if (v.diff) return "growth between two snapshots";
+  if (v.at_peak) return "at the peak of held memory";
   if (v.signal != 0) {
     const char* name = sigabbrev_np(v.signal);
     bool fatal = v.signal == SIGSEGV || v.signal == SIGBUS || v.signal == SIGFPE || v.signal == SIGILL || v.signal == SIGABRT;

@@ -101,6 +101,7 @@ struct view {
   std::uint64_t pid = 0;
   bool final = false, child = false, diff = false;
   int signal = 0;  // the snapshot was written at this signal (RESMON_SNAPSHOT_SIGNAL, or a fatal one)
+  bool at_peak = false;  // the memory held at the high-water mark (--at peak)
   std::uint64_t realtime_ns = 0, start_realtime_ns = 0;
   std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0;
   std::uint64_t suppressed_count = 0, suppressed_bytes = 0;
@@ -327,6 +328,24 @@ inline void describe(const snapshot::file& f, view& v) {
   v.unknown_releases = f.unknown_releases;
   v.reachability = (f.head.flags & snapshot::flag_reachability) != 0;
   v.modules = f.modules;
+}
+
+/// Returns: `f` as it was at its high-water mark: the memory blocks of its
+/// PEAK section as the held records, at the time of the capture.
+inline snapshot::file at_peak(const snapshot::file& f) {
+  snapshot::file p = f;
+  p.records = f.peak_records;
+  std::uint64_t back = f.head.monotonic_ns > f.peak_monotonic_ns ? f.head.monotonic_ns - f.peak_monotonic_ns : 0;
+  p.head.monotonic_ns = f.peak_monotonic_ns;
+  p.head.realtime_ns = f.head.realtime_ns > back ? f.head.realtime_ns - back : 0;
+  p.head.flags &= ~(snapshot::flag_final | snapshot::flag_reachability | snapshot::flag_signal);
+  for (snapshot::kind_entry& k : p.kinds) {
+    if (k.name != "memory") continue;
+    k.live = f.peak_records.size();
+    k.live_bytes = f.peak_bytes;
+  }
+  std::erase_if(p.kinds, [](const snapshot::kind_entry& k) { return k.name != "memory"; });
+  return p;
 }
 
 /// The view of one snapshot.

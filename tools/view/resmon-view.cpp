@@ -103,6 +103,7 @@ int main(int argc, char** argv) {
       "Examples:\n  resmon-view run.resmon --callstack --top 10\n  resmon-view run.resmon --format html -o run.html\n"
       "  resmon-view run.resmon --format pprof -o run.pb.gz && go tool pprof -top run.pb.gz\n"
       "  resmon-view --diff before.resmon after.resmon");
+  std::string at = "exit";
   std::string input, format = "text", output, by, sort = "bytes", suppressions_file, debug_dir;
   std::vector<std::string> diff;
   std::string kinds;
@@ -129,6 +130,8 @@ int main(int argc, char** argv) {
   app.add_option("--since", since, "only resources acquired at or after this date-time (2026-11-28T10:30:00, Z for UTC)");
   app.add_option("--until", until, "only resources acquired at or before this date-time");
   app.add_option("--thread", thread, "only resources acquired by this thread id");
+  app.add_option("--at", at, "exit (default: what the snapshot holds) or peak (the memory held at the high-water mark)")
+      ->check(CLI::IsMember({"exit", "peak"}));
   app.add_option("--lost", lost,
                  "only what the exit-time scan found lost: definite, indirect, any (the two; the default value) or reachable")
       ->expected(0, 1);
@@ -189,6 +192,14 @@ int main(int argc, char** argv) {
     std::fputs(text.c_str(), stdout);
     return 0;
   }
+  if (at == "peak") {
+    for (resmon::snapshot::file* f : {&newer, &older}) {
+      if (f == &older && diff.empty()) continue;
+      if (!f->has_peak)
+        bad_option("--at peak: the snapshot has no high-water mark (run the program with RESMON_PEAK_MARGIN=1; held memory must reach 1 MiB)");
+      *f = at_peak(*f);
+    }
+  }
   for (const std::string& k : s.kinds) {
     bool known = false;
     for (const auto& e : newer.kinds) known = known || e.name == k;
@@ -200,6 +211,7 @@ int main(int argc, char** argv) {
   }
 
   view v = diff.empty() ? make_view(newer, s, suppressions) : make_diff(older, newer, s, suppressions);
+  v.at_peak = at == "peak";
   sort_groups(v.groups, sort);
   if (top != 0 && v.groups.size() > std::size_t(top)) v.groups.resize(std::size_t(top));
 
