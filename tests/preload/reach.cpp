@@ -3,6 +3,7 @@
 // -fsanitize=leak, under LeakSanitizer, and compares their verdicts.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -112,6 +113,18 @@ int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "";
   if (std::strcmp(mode, "segv") == 0) *static_cast<volatile int*>(nullptr) = 1;  // the last snapshot, then death
   if (std::strcmp(mode, "abort") == 0) std::abort();
+  if (std::strcmp(mode, "vfork") == 0) {
+    // A child that shares this process's memory and fails to run a program:
+    // it writes no snapshot of its parent's resources.
+    pid_t child = ::vfork();
+    if (child == 0) {
+      ::execl("/nonexistent/program", "program", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 127) return 4;
+  }
   if (std::strcmp(mode, "usr1") == 0) {
     // A snapshot on demand, kept aside before the one at exit replaces it.
     ::raise(SIGUSR1);

@@ -159,6 +159,11 @@ check(r.returncode == -10, f"RESMON_SNAPSHOT_SIGNAL=0: SIGUSR1 keeps its default
 r, _ = traced("usr1_bad", [reach], {"RESMON_SNAPSHOT_SIGNAL": "SEGV"})
 check(r.returncode == 2 and b"RESMON_SNAPSHOT_SIGNAL" in r.stderr, f"RESMON_SNAPSHOT_SIGNAL=SEGV refused: {r.stderr}")
 
+vdir = tempfile.mkdtemp(prefix="vfork-", dir=work)
+r = run([reach, "vfork"], env={"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(vdir, "v.resmon")})
+check(r.returncode == 0 and sorted(os.listdir(vdir)) == ["v.resmon"],
+      f"vfork: the child writes no snapshot of its parent's: {r.returncode} {os.listdir(vdir)}")
+
 # 7. The high-water mark: a table of 8 MiB built and freed is what --at peak
 # shows (to within RESMON_PEAK_MARGIN, 1 %); the exit holds only the leak.
 r, snap = traced("peak", [peak], {"RESMON_PEAK_MARGIN": "1"})

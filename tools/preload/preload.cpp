@@ -373,7 +373,20 @@ void read_cmdline() noexcept {
   if (g.cmdline_length > 0 && g.cmdline[g.cmdline_length - 1] == '\0') --g.cmdline_length;
 }
 
+/// The pid of this process when it is a child of fork() (after_fork_child
+/// ran): a child of vfork or posix_spawn, which shares its parent's memory
+/// until it runs a program, has neither this pid nor init_pid.
+std::int32_t g_forked_pid = 0;
+
+/// Returns: true when this process owns its memory and tracker (not a
+/// vfork child borrowing its parent's).
+bool own_process() noexcept {
+  std::int32_t pid = std::int32_t(::getpid());
+  return pid == g.init_pid || pid == __atomic_load_n(&g_forked_pid, __ATOMIC_ACQUIRE);
+}
+
 void after_fork_child() noexcept {
+  __atomic_store_n(&g_forked_pid, std::int32_t(::getpid()), __ATOMIC_RELEASE);
   // The child writes its own file; it has no flush thread. A snapshot the
   // parent's flush thread was writing at the fork is not the child's: its
   // locks would never be released.
@@ -389,7 +402,7 @@ void after_fork_child() noexcept {
 
 void on_snapshot_signal(int sig, siginfo_t*, void*) noexcept {
   int saved_errno = errno;
-  if (core::load_acquire(&g.xready) != 0) write_now(false, nullptr, false, sig);
+  if (core::load_acquire(&g.xready) != 0 && own_process()) write_now(false, nullptr, false, sig);
   errno = saved_errno;
 }
 
@@ -405,7 +418,7 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) noexcept {
   int i = 0;
   while (i < fatal_count && fatal_signals[i] != sig) ++i;
   if (i == fatal_count) return;
-  if (core::load_acquire(&g.xready) != 0 && __atomic_exchange_n(&g_crashed, 1u, __ATOMIC_ACQ_REL) == 0)
+  if (core::load_acquire(&g.xready) != 0 && own_process() && __atomic_exchange_n(&g_crashed, 1u, __ATOMIC_ACQ_REL) == 0)
     write_now(false, nullptr, false, sig);
   ::sigaction(sig, &g_previous_fatal[i], nullptr);
   // A fault re-executes its instruction on return and meets the old action;
@@ -1209,13 +1222,15 @@ RESMON_EXPORT int sem_close(sem_t* s) {
 // the final snapshot is written first.
 
 RESMON_EXPORT __attribute__((noreturn)) void _exit(int status) {
-  if (core::load_acquire(&g.xready) != 0 && t_inside == 0) finish();
+  // A vfork child that could not run its program (posix_spawn's, 127) holds
+  // nothing of its own: its parent writes the snapshot.
+  if (core::load_acquire(&g.xready) != 0 && t_inside == 0 && own_process()) finish();
   RESMON_REAL_AS("_exit", void (*)(int))(status);
   __builtin_unreachable();
 }
 
 RESMON_EXPORT __attribute__((noreturn)) void _Exit(int status) {
-  if (core::load_acquire(&g.xready) != 0 && t_inside == 0) finish();
+  if (core::load_acquire(&g.xready) != 0 && t_inside == 0 && own_process()) finish();
   RESMON_REAL_AS("_Exit", void (*)(int))(status);
   __builtin_unreachable();
 }
