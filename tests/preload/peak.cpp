@@ -4,17 +4,23 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <unistd.h>
+
 [[gnu::noinline]] char** build_table(int rows) {
   auto** table = static_cast<char**>(std::malloc(sizeof(char*) * std::size_t(rows)));
   for (int i = 0; i < rows; ++i) {
     table[i] = static_cast<char*>(std::malloc(1024));
     std::memset(table[i], i & 0xff, 1024);
+    if (i % 1024 == 0) ::usleep(20000);  // a climb the series over time can see
   }
   return table;
 }
 
 [[gnu::noinline]] void free_table(char** table, int rows) {
-  for (int i = 0; i < rows; ++i) std::free(table[i]);
+  for (int i = 0; i < rows; ++i) {
+    std::free(table[i]);
+    if (i % 1024 == 0) ::usleep(20000);
+  }
   std::free(table);
 }
 

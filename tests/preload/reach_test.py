@@ -173,10 +173,23 @@ table = [g for g in d["groups"] if g["stack"] and g["stack"][0]["function"] == "
 rows = sum(g["count"] for g in table if g["bytes"] == 1024 * g["count"])
 check(8192 * 0.99 - 1 <= rows <= 8192, f"--at peak: the table's 8192 rows (within 1 %), got {rows}")
 t = run([view, snap, "--at", "peak"]).stdout.decode()
-check("at the peak of held memory" in t and "build_table(int)" in t.splitlines()[3], f"--at peak text: {t[:400]}")
+first_group = t.split("\n\n", 1)[1].splitlines()[0] if "\n\n" in t else ""
+check("at the peak of held memory" in t and "build_table(int)" in first_group, f"--at peak text: {t[:400]}")
 d = view_json(snap)
 check(not any(g["stack"] and g["stack"][0]["function"] == "build_table(int)" for g in d["groups"]) and
       any(g["stack"] and g["stack"][0]["function"] == "small_leak()" for g in d["groups"]), "--at exit: only the leak")
+# Held memory over time: a climb to about 8 MiB and back, drawn in the HTML page.
+series = d["series"]
+check(len(series) >= 5 and 7 << 20 <= max(p[1] for p in series) <= 9 << 20 and series[-1][1] < 1 << 20,
+      f"series: a climb to 8 MiB and back: {series[:40]}")
+chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+if chromium:
+    page = os.path.join(work, "peak.html")
+    run([view, snap, "--format", "html", "-o", page])
+    r = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", "--dump-dom",
+             "file://" + page], text=True)
+    check('id="peak"' in r.stdout and "data-error" not in r.stdout and re.search(r"highest [78]\.\d MiB", r.stdout),
+          f"html: the series is drawn with its highest point: {r.stdout[:300]}")
 r, snap = traced("peak_off", [peak])
 r = run([view, snap, "--at", "peak"])
 check(r.returncode == 2 and b"no high-water mark" in r.stderr, f"without RESMON_PEAK_MARGIN: no peak, one line: {r.stderr}")

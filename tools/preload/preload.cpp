@@ -327,6 +327,10 @@ void* flush_main(void*) noexcept {
     timespec pause{0, 50000000};  // 50 ms steps: exit does not wait long for this thread
     ::nanosleep(&pause, nullptr);
     slept += 50000000;
+    if ((g.kinds >> k_memory & 1) != 0) {
+      inside guard;
+      maybe_sample_series(core_kind(k_memory));  // a program that only frees moves the curve too
+    }
     if (slept >= g.flush_ns) {
       slept = 0;
       write_now(false);
@@ -681,17 +685,19 @@ __attribute__((destructor(101))) void finish() noexcept {
 // ---------------------------------------------------------------------------
 // Memory
 
-/// Bytes this thread allocated since it last compared held memory with the
-/// next peak capture's threshold (every 256 KiB: a few loads, not a walk).
+/// Bytes this thread allocated since it last looked at held memory (every
+/// 64 KiB: a clock read, and now and then a sum over the threads' counters)
+/// for the series over time and the high-water mark.
 [[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_since_peak_check = 0;
 
 void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
   if (p != nullptr && tracking(k_memory)) {
     note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
-    if ((t_since_peak_check += n) >= (256u << 10) && g.peak) {
+    if ((t_since_peak_check += n) >= (64u << 10)) {
       t_since_peak_check = 0;
       inside guard;
-      maybe_capture_peak(core_kind(k_memory));
+      maybe_sample_series(core_kind(k_memory));
+      if (g.peak) maybe_capture_peak(core_kind(k_memory));
     }
   }
   return p;

@@ -257,6 +257,54 @@ inline void maybe_capture_peak(std::uint16_t memory_kind) noexcept {
   core::store_release(&g_peak.xlock, std::uint32_t(0));
 }
 
+// ---------------------------------------------------------------------------
+// Held memory over time: a point at most every 10 ms, taken by a thread that
+// allocates; 8192 points at most (then every other one goes, and the spacing
+// doubles), so a run of weeks fits as well as a run of seconds.
+
+inline constexpr std::uint32_t series_capacity = 8192;
+
+struct series_store {
+  std::uint64_t* points;  // raw pages: {monotonic_ns, bytes} pairs
+  std::uint32_t count;
+  std::uint64_t spacing_ns;
+  std::uint64_t xlast_ns;
+  std::uint32_t xlock;
+};
+inline constinit series_store g_series{nullptr, 0, 10000000, 0, 0};
+
+inline void add_series_point(std::uint64_t now, std::uint64_t bytes) noexcept {
+  series_store& s = g_series;
+  if (s.points == nullptr) {
+    s.points = static_cast<std::uint64_t*>(platform::pages_alloc(series_capacity * 2 * sizeof(std::uint64_t)));
+    if (s.points == nullptr) return;
+  }
+  if (s.count == series_capacity) {
+    for (std::uint32_t i = 0; i < series_capacity / 2; ++i) {
+      s.points[2 * i] = s.points[4 * i];
+      s.points[2 * i + 1] = s.points[4 * i + 1];
+    }
+    s.count = series_capacity / 2;
+    s.spacing_ns *= 2;
+  }
+  s.points[2 * s.count] = now;
+  s.points[2 * s.count + 1] = bytes;
+  ++s.count;
+}
+
+/// Adds a point when the last is older than the spacing. Never waits.
+inline void maybe_sample_series(std::uint16_t memory_kind) noexcept {
+  std::uint64_t now = platform::clock_coarse_ns();
+  if (now - core::load_relaxed(&g_series.xlast_ns) < g_series.spacing_ns) return;
+  std::uint32_t expected = 0;
+  if (!core::cas_acq_rel(&g_series.xlock, expected, std::uint32_t(1))) return;
+  if (now - g_series.xlast_ns >= g_series.spacing_ns) {
+    add_series_point(now, core::figures(memory_kind).live_bytes);
+    core::store_relaxed(&g_series.xlast_ns, now);
+  }
+  core::store_release(&g_series.xlock, std::uint32_t(0));
+}
+
 /// What a snapshot says about the program besides the tracker's tables.
 struct snapshot_info {
   const char* program;   // path of the executable
@@ -353,6 +401,21 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
   });
   w.patch_u64(count_at, n);
   end_section(w, at);
+
+  // Held memory over time, with a last point now.
+  if (try_lock_for_a_while(&g_series.xlock)) {
+    add_series_point(h.monotonic_ns, core::figures(std::uint16_t(kind::memory)).live_bytes);
+    if (g_series.points != nullptr) {
+      ++h.sections;
+      w.patch_u64(offsetof(snapshot::header, sections), h.sections);
+      at = begin_section(w, snapshot::tag_series);
+      w.put_u32(g_series.count);
+      w.put_u32(0);
+      w.put(g_series.points, g_series.count * 2 * sizeof(std::uint64_t));
+      end_section(w, at);
+    }
+    core::store_release(&g_series.xlock, std::uint32_t(0));
+  }
 
   // The peak, when one was captured (its stacks go to STKS with the others).
   if (try_lock_for_a_while(&g_peak.xlock)) {

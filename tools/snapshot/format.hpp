@@ -23,6 +23,9 @@
 //         length, path, build id}: every module loaded while the program ran
 //   STKS  u32 n; n x {u32 id, u32 depth, depth x u64 return address}
 //   RECS  u64 n; n x record_entry (48 bytes): the held resources
+//   SERI  u32 n, u32 0; n x {u64 monotonic_ns, u64 held memory bytes}: held
+//         memory over time, oldest first (at most 8192 points: when full,
+//         every other point goes and the spacing doubles)
 //   PEAK  u64 held bytes, u64 monotonic_ns, u64 n; n x record_entry: the
 //         memory blocks held when held memory was at its highest (to within
 //         RESMON_PEAK_MARGIN); absent without it, or when held memory never
@@ -74,6 +77,7 @@ inline constexpr std::uint32_t tag_modules = make_tag("MODS");
 inline constexpr std::uint32_t tag_stacks = make_tag("STKS");
 inline constexpr std::uint32_t tag_records = make_tag("RECS");
 inline constexpr std::uint32_t tag_peak = make_tag("PEAK");
+inline constexpr std::uint32_t tag_series = make_tag("SERI");
 inline constexpr std::uint32_t tag_end = make_tag("END.");
 
 struct header {

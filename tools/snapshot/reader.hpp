@@ -46,6 +46,8 @@ struct file {
   bool has_peak = false;
   std::uint64_t peak_bytes = 0, peak_monotonic_ns = 0;
   std::vector<record_entry> peak_records;
+  /// Held memory over time (SERI): {monotonic_ns, bytes}, oldest first.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> series;
 
   std::unordered_map<std::uint32_t, std::size_t> stack_index;  // stack id -> stacks[i]
 
@@ -201,6 +203,14 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
       if (!b.get(&n) || n > b.left() / sizeof(record_entry)) return bad + tag;
       f.records.resize(n);
       b.take(f.records.data(), n * sizeof(record_entry));
+    } else if (sh.tag == tag_series) {
+      std::uint32_t n, zero;
+      if (!b.get(&n) || !b.get(&zero) || n > b.left() / 16) return bad + tag;
+      f.series.resize(n);
+      for (auto& [t, bytes] : f.series) {
+        b.get(&t);
+        b.get(&bytes);
+      }
     } else if (sh.tag == tag_peak) {
       std::uint64_t n;
       if (!b.get(&f.peak_bytes) || !b.get(&f.peak_monotonic_ns) || !b.get(&n) || n > b.left() / sizeof(record_entry))

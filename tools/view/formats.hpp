@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <string>
@@ -134,6 +135,12 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
                        k.total);
     }
   }
+  if (!v.series.empty() && !v.diff) {
+    auto top = std::max_element(v.series.begin(), v.series.end(),
+                                [](const auto& a, const auto& b) { return a.second < b.second; });
+    s += fmt::format("  memory over time: {} points in {:.1f} s, highest {} at {:.1f} s (--format html draws it)\n",
+                     v.series.size(), v.series.back().first, human_bytes(std::int64_t(top->second)), top->first);
+  }
   if (v.dropped != 0) s += fmt::format("  {} acquisitions not recorded (RESMON_MAX_SIZE reached)\n", v.dropped);
   if (v.misuse != 0) s += fmt::format("  {} misuse events (double releases, wrong kinds; RESMON_LOG lists them)\n", v.misuse);
   if (v.suppressed_count != 0)
@@ -196,6 +203,9 @@ inline std::string to_json(const view& v) {
     }
     first = false;
   }
+  s += "],\"series\":[";
+  for (std::size_t i = 0; i < v.series.size(); ++i)
+    s += fmt::format("{}[{:.3f},{}]", i == 0 ? "" : ",", v.series[i].first, v.series[i].second);
   s += "],\"groups\":[";
   first = true;
   for (const group& g : v.groups) {

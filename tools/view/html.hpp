@@ -33,7 +33,10 @@ inline std::string html_data(const view& v) {
                      t.definite.count, t.definite.bytes, t.indirect.count, t.indirect.bytes, t.reachable.count,
                      t.reachable.bytes, t.lost_streams.count);
   }
-  s += "\"groups\":[";
+  s += "\"series\":[";
+  for (std::size_t i = 0; i < v.series.size(); ++i)
+    s += fmt::format("{}[{:.3f},{}]", i == 0 ? "" : ",", v.series[i].first, v.series[i].second);
+  s += "],\"groups\":[";
   first = true;
   for (const group& g : v.groups) {
     s += fmt::format("{}{{\"kind\":{},\"lost\":{},\"count\":{},\"bytes\":{},\"age\":{},\"stack\":[", first ? "" : ",",
@@ -82,6 +85,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 </style></head><body>
 <h1 id="title">resmon-view</h1><div class="sub" id="sub"></div>
 <div class="totals" id="totals"></div>
+<svg id="series" height="110" style="width:100%;display:none"></svg>
 <div class="bar"><label>Kind <select id="kind"></select></label>
 <input id="search" placeholder="Search frames" size="30"> <span id="found"></span>
 <button id="reset">Reset zoom</button></div>
@@ -120,6 +124,25 @@ $("totals").innerHTML = D.kinds.filter((k) => k.held || k.total).map((k) =>
    "), indirectly lost " + D.reach.indirect[0] + " (" + human(D.reach.indirect[1]) + "), still reachable " +
    D.reach.reachable[0] + " (" + human(D.reach.reachable[1]) + ")" +
    (D.reach.streams ? "; FILE*/DIR* lost " + D.reach.streams : "") + "</span>" : "");
+// Held memory over time, the highest point marked.
+function drawSeries() {
+  const S = D.series, svg = $("series");
+  if (!S || S.length < 2 || D.diff) return;
+  svg.style.display = "block";
+  const W = svg.clientWidth || 800, H = 110, L = 70, B = 18;
+  const t1 = S[S.length - 1][0] || 1, m = Math.max(...S.map((p) => p[1])) || 1;
+  const x = (t) => L + (W - L - 10) * t / t1, y = (b) => H - B - (H - B - 8) * b / m;
+  const top = S.reduce((a, p) => (p[1] > a[1] ? p : a), S[0]);
+  svg.innerHTML = "<polyline fill='none' stroke='#c40' stroke-width='1.5' points='" +
+    S.map((p) => x(p[0]).toFixed(1) + "," + y(p[1]).toFixed(1)).join(" ") + "'/>" +
+    "<line x1='" + L + "' y1='" + (H - B) + "' x2='" + (W - 10) + "' y2='" + (H - B) + "' stroke='#999'/>" +
+    "<text x='0' y='14' font-size='11'>" + human(m) + "</text><text x='0' y='" + (H - B) + "' font-size='11'>0</text>" +
+    "<text x='" + (W - 60) + "' y='" + (H - 3) + "' font-size='11'>" + t1.toFixed(1) + " s</text>" +
+    "<circle id='peak' cx='" + x(top[0]).toFixed(1) + "' cy='" + y(top[1]).toFixed(1) + "' r='4' fill='#c40'/>" +
+    "<text x='" + Math.min(x(top[0]) + 6, W - 140) + "' y='" + (y(top[1]) + 12) + "' font-size='11'>highest " +
+    human(top[1]) + " at " + top[0].toFixed(2) + " s</text>";
+}
+drawSeries();
 const kinds = [...new Set(D.groups.map((g) => g.kind))];
 $("kind").innerHTML = kinds.map((k) => "<option>" + esc(k) + "</option>").join("");
 if (kinds.includes("memory")) $("kind").value = "memory";

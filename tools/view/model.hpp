@@ -102,6 +102,7 @@ struct view {
   bool final = false, child = false, diff = false;
   int signal = 0;  // the snapshot was written at this signal (RESMON_SNAPSHOT_SIGNAL, or a fatal one)
   bool at_peak = false;  // the memory held at the high-water mark (--at peak)
+  std::vector<std::pair<double, std::uint64_t>> series;  // held memory: {seconds since start, bytes}
   std::uint64_t realtime_ns = 0, start_realtime_ns = 0;
   std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0;
   std::uint64_t suppressed_count = 0, suppressed_bytes = 0;
@@ -327,6 +328,11 @@ inline void describe(const snapshot::file& f, view& v) {
   v.misuse = f.misuse;
   v.unknown_releases = f.unknown_releases;
   v.reachability = (f.head.flags & snapshot::flag_reachability) != 0;
+  // The start on the monotonic clock: the header has both clocks at writing.
+  std::uint64_t run_ns = f.head.realtime_ns > f.head.start_realtime_ns ? f.head.realtime_ns - f.head.start_realtime_ns : 0;
+  std::uint64_t start_ns = f.head.monotonic_ns > run_ns ? f.head.monotonic_ns - run_ns : 0;
+  for (const auto& [t, bytes] : f.series)
+    v.series.emplace_back(t > start_ns ? double(t - start_ns) / 1e9 : 0.0, bytes);
   v.modules = f.modules;
 }
 
