@@ -133,6 +133,11 @@ inline bool start_clock_ticker() noexcept {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int err = pthread_create(&detail::ticker_thread, nullptr, detail::ticker_main, nullptr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  // Its thread id is known before this returns (at most about 100 ms).
+  for (int i = 0; err == 0 && i < 1000 && __atomic_load_n(&detail::ticker_tid, __ATOMIC_ACQUIRE) == 0; ++i) {
+    timespec pause{0, 100000};
+    ::nanosleep(&pause, nullptr);
+  }
   if (err != 0) {
     core::store_relaxed(&core::g_registry.xclock_ns, std::uint64_t(0));
     core::store_release(&core::g_registry.xticker, std::uint32_t(core::ticker_state::stopped));
@@ -147,6 +152,7 @@ inline void stop_clock_ticker() noexcept {
   std::uint32_t state = std::uint32_t(core::ticker_state::running);
   if (!core::cas_acq_rel(&core::g_registry.xticker, state, std::uint32_t(core::ticker_state::stopping))) return;
   pthread_join(detail::ticker_thread, nullptr);
+  __atomic_store_n(&detail::ticker_tid, 0, __ATOMIC_RELEASE);
   core::store_relaxed(&core::g_registry.xclock_ns, std::uint64_t(0));
   core::store_release(&core::g_registry.xticker, std::uint32_t(core::ticker_state::stopped));
 }

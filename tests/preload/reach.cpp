@@ -3,6 +3,7 @@
 // -fsanitize=leak, under LeakSanitizer, and compares their verdicts.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,11 +59,16 @@ int g_pipe[2];
   asm volatile("" : : "r"(a) : "memory");
 }
 
+/// One FILE* kept in a global, three lost (the C library chains them all).
 [[gnu::noinline]] void make_streams() {
   g_stream = std::fopen("/dev/null", "r");
-  std::FILE* lost = std::fopen("/dev/null", "r");
-  asm volatile("" : : "r"(lost) : "memory");
+  for (int i = 0; i < 3; ++i) {
+    std::FILE* lost = std::fopen("/dev/null", "r");
+    asm volatile("" : : "r"(lost) : "memory");
+  }
 }
+
+void exit_from_handler(int) { ::_exit(0); }
 
 /// A thread that holds a block in a local variable and blocks: its stack is a root.
 void* hold_on_thread(void*) {
@@ -113,6 +119,27 @@ int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "";
   if (std::strcmp(mode, "segv") == 0) *static_cast<volatile int*>(nullptr) = 1;  // the last snapshot, then death
   if (std::strcmp(mode, "abort") == 0) std::abort();
+  if (std::strcmp(mode, "altstack") == 0) {
+    // The exit happens on an alternate signal stack: main's own stack is still a root.
+    stack_t alt{};
+    alt.ss_size = 1 << 16;
+    alt.ss_sp = ::mmap(nullptr, alt.ss_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ::sigaltstack(&alt, nullptr);
+    struct sigaction sa{};
+    sa.sa_handler = exit_from_handler;
+    sa.sa_flags = SA_ONSTACK;
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::raise(SIGTERM);
+  }
+  if (std::strcmp(mode, "truncated") == 0) {
+    // A held mapping of a file cut short: reading it would fault (SIGBUS).
+    char name[] = "/tmp/resmon-reach-XXXXXX";
+    int fd = ::mkstemp(name);
+    if (fd < 0 || ::ftruncate(fd, 1 << 16) != 0) return 5;
+    void* m = ::mmap(nullptr, 1 << 16, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED || ::ftruncate(fd, 0) != 0) return 5;
+    ::unlink(name);
+  }
   if (std::strcmp(mode, "vfork") == 0) {
     // A child that shares this process's memory and fails to run a program:
     // it writes no snapshot of its parent's resources.

@@ -65,8 +65,8 @@ for key, value in expected.items():
 cycle = sum(v[0] for k, v in ours.items() if k == ("make_lost_cycle()", "indirect"))
 check(cycle == 2, f"reach: a lost cycle is two indirectly lost blocks (as LeakSanitizer says), got {cycle}")
 files = by_function(doc, "file")
-check(files.get(("make_streams()", "definite"), (0,))[0] == 1 and files.get(("make_streams()", "reachable"), (0,))[0] == 1,
-      f"reach: one FILE* lost, one reachable from a global: {files}")
+check(files.get(("make_streams()", "definite"), (0,))[0] == 3 and files.get(("make_streams()", "reachable"), (0,))[0] == 1,
+      f"reach: three FILE* lost, one reachable from a global: {files}")
 r = run([view, snap])
 check(b"definitely lost 1 (100 B)" not in r.stdout and re.search(rb"definitely lost 2 \(148 B\)", r.stdout) is not None,
       f"reach: text totals: {r.stdout.decode()[:600]}")
@@ -131,6 +131,19 @@ for exit_on, status in [("fd", 23), ("thread", 0), ("indirect", 23), ("file", 23
 r, _ = traced("exit_on_bad", [reach], {"RESMON_EXIT_ON": "lost,gone"})
 check(r.returncode == 2 and b"RESMON_EXIT_ON" in r.stderr and r.stderr.count(b"\n") == 1,
       f"RESMON_EXIT_ON=lost,gone: one line, status 2: {r.stderr}")
+
+# Exit on an alternate signal stack: main's stack is a root all the same.
+r, snap = traced("altstack", [reach, "altstack"])
+d = by_function(view_json(snap))
+check(r.returncode == 0 and d.get(("main", "reachable")) == (1, 300),
+      f"altstack: the block only main's frame points to is reachable: {r.returncode} {d}")
+# A held mapping of a truncated file is not read (it would fault).
+r, snap = traced("truncated", [reach, "truncated"])
+check(r.returncode == 0 and view_json(snap)["reachability"] is not None, f"truncated mapping: status {r.returncode}")
+# Short programs: the clock ticker (which blocks every signal) never stops the scan.
+for i in range(5):
+    r, snap = traced(f"short{i}", ["/bin/bash", "-c", "exit 0"], {"RESMON_EXIT_CODE": "23"})
+    check(r.returncode == 0, f"bash -c 'exit 0' #{i}: status {r.returncode}")
 
 # 5. A thread that blocks every signal cannot be stopped: nothing is
 # classified, and held memory counts as lost (never a false "clean").

@@ -397,6 +397,8 @@ void after_fork_child() noexcept {
   g.flush_running = false;
   core::store_release(&g.xwriting, std::uint32_t(0));
   core::store_release(&g_modules.xlock, std::uint32_t(0));
+  core::store_release(&g_peak.xlock, std::uint32_t(0));
+  core::store_release(&g_series.xlock, std::uint32_t(0));
 }
 
 // ---------------------------------------------------------------------------
@@ -659,7 +661,7 @@ std::uint32_t g_finished_pid = 0;
 }
 
 __attribute__((destructor(101))) void finish() noexcept {
-  if (core::load_acquire(&g.xready) == 0) return;
+  if (core::load_acquire(&g.xready) == 0 || !own_process()) return;  // a vfork child: its parent's memory
   std::uint32_t pid = std::uint32_t(::getpid());
   if (__atomic_exchange_n(&g_finished_pid, pid, __ATOMIC_ACQ_REL) == pid) return;
   {

@@ -84,6 +84,8 @@ inline std::size_t read_proc(const char* path, char** buffer, std::size_t capaci
 struct mapping {
   std::uintptr_t lo, hi;
   bool readable, writable;
+  bool anonymous_private;  // no file behind it, not shared: memory a program's allocator uses
+  bool main_stack;         // [stack]
 };
 
 struct address_space {
@@ -110,10 +112,17 @@ struct address_space {
     }
     return true;
   }
-  /// Returns: the end of the readable run of mappings that starts at `a` (a if none).
-  std::uintptr_t readable_end(std::uintptr_t a) const noexcept {
-    for (const mapping* m = find(a); m != nullptr && m->readable; m = find(m->hi)) a = m->hi;
-    return a;
+  /// Returns: the end of the mapping that holds `a` (a if none): a stack is
+  /// one mapping, and reading on into the next could meet [vvar] or a
+  /// truncated file (SIGBUS).
+  std::uintptr_t mapping_end(std::uintptr_t a) const noexcept {
+    const mapping* m = find(a);
+    return m != nullptr && m->readable ? m->hi : a;
+  }
+  const mapping* main_stack() const noexcept {
+    for (std::uint32_t i = 0; i < count; ++i)
+      if (maps[i].main_stack) return &maps[i];
+    return nullptr;
   }
 };
 
@@ -144,7 +153,23 @@ inline bool read_address_space(address_space& out) noexcept {
       if (*p == ' ') ++p;
       m.readable = p[0] == 'r';
       m.writable = p[0] != '\0' && p[1] == 'w';
+      bool is_private = p[0] != '\0' && p[1] != '\0' && p[2] != '\0' && p[3] == 'p';
+      // Past the permissions, the offset and the device: the inode, then the path (if any).
+      for (int field = 0; field < 3 && *p != '\0' && *p != '\n'; ++field) {
+        while (*p != '\0' && *p != '\n' && *p != ' ') ++p;
+        while (*p == ' ') ++p;
+      }
+      const char* path = p;
+      while (*path != '\0' && *path != '\n' && *path != ' ') ++path;  // skip the inode
+      bool inode_zero = path - p == 1 && *p == '0';
+      while (*path == ' ') ++path;
+      bool special = path[0] == '[' && (std::strncmp(path, "[vvar", 5) == 0 || std::strncmp(path, "[vdso", 5) == 0 ||
+                                        std::strncmp(path, "[vsyscall", 9) == 0);
+      m.main_stack = std::strncmp(path, "[stack]", 7) == 0;
+      m.anonymous_private = is_private && inode_zero && !special;
+      if (special) m.readable = m.writable = false;  // never scanned
       if (m.hi > m.lo && out.count < lines) out.maps[out.count++] = m;
+      p = path;
       while (*p != '\0' && *p != '\n') ++p;
       if (*p == '\n') ++p;
     }
@@ -270,8 +295,7 @@ inline std::uint32_t list_threads(std::int32_t* tids, std::uint32_t max) noexcep
   return n;
 }
 
-/// Returns: true when thread `tid` blocks signal `sig` (its SigBlk), so a
-/// signal would wait forever.
+/// Returns: true when thread `tid` blocks signal `sig` now (its SigBlk).
 inline bool blocks_signal(std::int32_t tid, int sig) noexcept {
   char path[64] = "/proc/self/task/";
   std::size_t at = std::strlen(path);
@@ -329,10 +353,9 @@ inline std::uint32_t stop_the_world(std::int32_t self, std::int32_t ignored) noe
       for (std::uint32_t j = 0; j < seen_count && !already; ++j) already = seen[j] == tids[i];
       if (already || seen_count == max_stopped) continue;
       seen[seen_count++] = tids[i];
-      if (blocks_signal(tids[i], w.signal)) {
-        ++refused;
-        continue;
-      }
+      // A thread that blocks the signal now may unblock it soon (one being
+      // created, one exiting): it is signalled too, and waited for.
+      if (blocks_signal(tids[i], w.signal)) ++refused;
       siginfo_t info{};
       info.si_signo = w.signal;
       info.si_code = SI_QUEUE;
@@ -341,18 +364,20 @@ inline std::uint32_t stop_the_world(std::int32_t self, std::int32_t ignored) noe
       info.si_value.sival_ptr = &w;
       if (::syscall(SYS_rt_tgsigqueueinfo, pid, tids[i], w.signal, &info) == 0) ++sent;
     }
-    // Wait for the acknowledgements: at most about 1 s.
-    for (int wait = 0; wait < 1000 && core::load_acquire(&w.xacked) < sent; ++wait) {
+    // Wait for the acknowledgements: at most about 1 s (0.2 s when a thread
+    // blocked the signal when it was sent: most such threads block it for good).
+    int budget = refused != 0 ? 200 : 1000;
+    for (int wait = 0; wait < budget && core::load_acquire(&w.xacked) < sent; ++wait) {
       timespec pause{0, 1000000};
       ::nanosleep(&pause, nullptr);
     }
-    if (core::load_acquire(&w.xacked) < sent || refused != 0) break;
+    if (core::load_acquire(&w.xacked) < sent) break;
   }
   unpages(tids, sizeof(std::int32_t) * max_stopped * 2);
   std::uint32_t acked = core::load_acquire(&w.xacked);
   std::uint32_t missing = acked < sent ? sent - acked : 0;
   if (acked > max_stopped) missing += acked - max_stopped;  // no slot for their registers
-  return missing + refused;
+  return missing;
 }
 
 /// Returns: the threads stopped (their slots).
@@ -499,9 +524,12 @@ struct scanner {
     return false;
   }
 
-  /// Marks what the words of [lo, hi) point to: reachable (and followed), or indirectly lost.
-  void scan(std::uintptr_t lo, std::uintptr_t hi, std::uint8_t tag) noexcept {
-    bool from_libc = in_libc(lo);
+  /// Marks what the words of [lo, hi) point to: reachable (and followed), or
+  /// indirectly lost. `from_libc`: the words are the C library's own (its
+  /// data, or a FILE's structure, whose _chain links every stream), which
+  /// do not make a stream reachable.
+  void scan(std::uintptr_t lo, std::uintptr_t hi, std::uint8_t tag) noexcept { scan(lo, hi, tag, in_libc(lo)); }
+  void scan(std::uintptr_t lo, std::uintptr_t hi, std::uint8_t tag, bool from_libc) noexcept {
     for (std::uintptr_t p = (lo + 7) & ~std::uintptr_t(7); p + 8 <= hi; p += 8) {
       std::uint64_t w = *reinterpret_cast<const word*>(p);
       if (w < min_lo || w >= max_hi) continue;
@@ -526,11 +554,29 @@ struct scanner {
     }
   }
 
-  void drain() noexcept {
-    while (work_n != 0) {
-      const block& b = blocks[work[--work_n]];
-      scan(b.lo, b.hi & end_mask, snapshot::reach_reachable);
+  /// Returns: true when block i is the structure of a FILE* or DIR* (a stream shares its address).
+  bool stream_structure(std::size_t i) const noexcept {
+    return (i > 0 && blocks[i - 1].lo == blocks[i].lo && (blocks[i - 1].hi & stream_bit) != 0) ||
+           (i + 1 < n && blocks[i + 1].lo == blocks[i].lo && (blocks[i + 1].hi & stream_bit) != 0);
+  }
+
+  void scan_block(std::size_t i, std::uint8_t tag) noexcept {
+    scan(blocks[i].lo, blocks[i].hi & end_mask, tag, stream_structure(i));
+  }
+
+  /// Follows the work list. Returns: false when the deadline passed.
+  bool drain(std::uint64_t deadline_ns) noexcept {
+    for (std::uint32_t step = 0; work_n != 0; ++step) {
+      scan_block(work[--work_n], snapshot::reach_reachable);
+      if ((step & 4095) == 0 && monotonic_ns() > deadline_ns) return false;
     }
+    return true;
+  }
+
+  static std::uint64_t monotonic_ns() noexcept {
+    timespec t;
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    return std::uint64_t(t.tv_sec) * 1000000000u + std::uint64_t(t.tv_nsec);
   }
 };
 
@@ -601,6 +647,9 @@ inline void collect_module_roots(module_roots& roots, const inputs& in) noexcept
 /// where this function keeps its own bounds.
 inline void classify(result& out, const inputs& in, const module_roots& roots, std::uint32_t stopped,
                      std::uintptr_t here) noexcept {
+  // Stopped threads wait at most 30 s: past 20 s the scan gives up (no
+  // classes) rather than read memory a released thread may unmap.
+  const std::uint64_t deadline = detail::scanner::monotonic_ns() + 20000000000ULL;
   address_space space;
   if (!read_address_space(space)) return;
 
@@ -687,10 +736,14 @@ inline void classify(result& out, const inputs& in, const module_roots& roots, s
     bool main_thread = tid == std::int32_t(::getpid());
     // x86-64 leaf functions may keep values in the 128 bytes under the stack pointer.
     std::uintptr_t from = red_zone ? sp - 128 : sp;
-    std::uintptr_t top = space.readable_end(sp);
+    std::uintptr_t top = space.mapping_end(sp);
     if (!main_thread && tp > sp && tp + tls < top) top = tp + tls;  // glibc puts the thread's TLS at its stack's top
     scan_readable(from, top);
-    if (local != 0 && (local < from || local >= top)) scan_readable(local, space.readable_end(local));
+    if (local != 0 && (local < from || local >= top)) scan_readable(local, space.mapping_end(local));
+    // The main thread on an alternate signal stack: its own stack, whole
+    // (where its stack pointer was is not known).
+    const mapping* stack = main_thread ? space.main_stack() : nullptr;
+    if (stack != nullptr && (sp < stack->lo || sp >= stack->hi)) scan_readable(stack->lo, stack->hi);
     if (tp != 0) {
       const mapping* m = space.find(tp);
       if (m != nullptr) {
@@ -711,22 +764,38 @@ inline void classify(result& out, const inputs& in, const module_roots& roots, s
     s.scan(std::uintptr_t(regs), std::uintptr_t(regs) + sizeof t.registers, snapshot::reach_reachable);
     scan_thread(t.tid, t.sp, t.local, t.tp, true);
   }
+  // Held mappings of private anonymous memory (an allocator's arenas); not
+  // files, which a truncation can make fault.
   for (std::uint32_t i = 0; i < held_mappings; ++i) {
-    const mapping* m = space.find(mappings[i].lo);
-    if (m != nullptr && m->writable) scan_readable(mappings[i].lo, mappings[i].hi);
+    for (std::uintptr_t a = mappings[i].lo; a < mappings[i].hi;) {
+      const mapping* m = space.find(a);
+      if (m == nullptr) break;
+      std::uintptr_t end = m->hi < mappings[i].hi ? m->hi : mappings[i].hi;
+      if (m->writable && m->readable && m->anonymous_private) s.scan(a, end, snapshot::reach_reachable);
+      a = end;
+    }
   }
-  s.drain();
+  bool in_time = s.drain(deadline);
   // 2. What the dynamic linker allocated.
   for (std::size_t i = 0; i < n; ++i) {
     if ((out.blocks_[i].hi & linker_bit) == 0 || out.classes_[i] == snapshot::reach_reachable) continue;
     out.classes_[i] = snapshot::reach_reachable;
     if ((out.blocks_[i].hi & follow_bit) != 0) work[s.work_n++] = std::uint32_t(i);
   }
-  s.drain();
+  in_time = in_time && s.drain(deadline);
   // 3. What lost blocks point to is indirectly lost.
-  for (std::size_t i = 0; i < n; ++i)
+  for (std::size_t i = 0; i < n && in_time; ++i) {
     if (out.classes_[i] != snapshot::reach_reachable && (out.blocks_[i].hi & follow_bit) != 0)
-      s.scan(out.blocks_[i].lo, out.blocks_[i].hi & end_mask, snapshot::reach_indirect);
+      s.scan_block(i, snapshot::reach_indirect);
+    if ((i & 4095) == 0 && detail::scanner::monotonic_ns() > deadline) in_time = false;
+  }
+  if (!in_time) {
+    unpages(work, std::size_t(held) * sizeof(std::uint32_t));
+    unpages(mappings, sizeof(range) * 65536);
+    unpages(space.maps, space.bytes);
+    out.release();
+    return;
+  }
   // 4. The rest is definitely lost.
   for (std::size_t i = 0; i < n; ++i) {
     std::uint8_t& c = out.classes_[i];
