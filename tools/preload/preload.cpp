@@ -172,7 +172,12 @@ __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, s
 /// Records the release of (k, key); an unknown key is counted, not reported.
 inline void note_release(tracked_kind k, std::uint64_t key) noexcept {
   inside guard;
-  core::release(core_kind(k), key, nullptr, nullptr);
+  if (k == k_memory && g.peak) {
+    core::record_view released;
+    if (core::release(core_kind(k), key, nullptr, &released)) note_peak_release(released);
+  } else {
+    core::release(core_kind(k), key, nullptr, nullptr);
+  }
 }
 
 /// For keys the system hands out again (descriptors, FILE*, DIR*,
@@ -310,6 +315,7 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
       info.reachability = classes;
       info.reach_kinds = 1ULL << core_kind(k_memory) | 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
       info.stream_kinds = 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
+      info.peak = g.peak;
       info.modules_fresh = modules_fresh;
       writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
       bool ok = write_snapshot(fd, info, ws);
@@ -554,14 +560,13 @@ __attribute__((constructor(101))) void start() noexcept {
     get_tls(&g.static_tls_bytes, &align);
   }
   g.linker_address = reinterpret_cast<std::uintptr_t>(::dlsym(RTLD_DEFAULT, "_r_debug"));
-  // Off by default: each capture walks every held record and keeps a copy
-  // of them (48 bytes each), as much memory again as the tracker's own.
-  g.peak = false;
-  if ((text = std::getenv("RESMON_PEAK_MARGIN")) != nullptr) {
-    if (!parse_number(text, 0, 100, &v))
-      bad_variable("RESMON_PEAK_MARGIN", text, "a percentage from 1 to 100 (the high-water mark, to within it) or 0 (off, the default)");
-    g.peak = v != 0;
-    g_peak_margin_percent = std::uint32_t(v);
+  // On by default: a new peak costs O(1), a release of a block held at the
+  // peak appends it to a log (48 bytes, at most once per block).
+  g.peak = true;
+  if ((text = std::getenv("RESMON_PEAK")) != nullptr) {
+    if (std::strcmp(text, "0") != 0 && std::strcmp(text, "1") != 0)
+      bad_variable("RESMON_PEAK", text, "1 (record the high-water mark, the default) or 0");
+    g.peak = text[0] == '1';
   }
   g.snapshot_signal = SIGUSR1;
   if ((text = std::getenv("RESMON_SNAPSHOT_SIGNAL")) != nullptr && !parse_signal(text, &g.snapshot_signal))
@@ -699,7 +704,7 @@ void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp
       t_since_peak_check = 0;
       inside guard;
       maybe_sample_series(core_kind(k_memory));
-      if (g.peak) maybe_capture_peak(core_kind(k_memory));
+      if (g.peak) maybe_new_peak(core_kind(k_memory));
     }
   }
   return p;

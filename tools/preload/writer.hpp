@@ -204,39 +204,78 @@ inline void end_section(file_writer& w, std::uint64_t at) noexcept { w.patch_u64
 
 // ---------------------------------------------------------------------------
 // The high-water mark: the memory blocks held when held memory was highest.
-// A capture is taken when held bytes pass the last capture by a margin, so a
-// program that climbs steadily pays a few walks, not one per allocation.
+// At a new peak only its bytes and time are noted (O(1)); a block held then
+// is either still held (acquired at or before that time) or was released
+// since, and each such release appends the block to a log. The snapshot
+// writes both: nothing is walked or copied while the program climbs.
 
 struct peak_store {
-  snapshot::record_entry* records;  // raw pages
-  std::size_t capacity;             // entries
-  std::uint64_t count, bytes, monotonic_ns;
-  std::uint64_t xthreshold;         // held bytes that start the next capture
-  std::uint32_t xlock;              // 0/1: one capture (or reader) at a time
+  std::uint64_t xbytes;           // held memory bytes at the peak
+  std::uint64_t xtime_ns;         // its time on the records' clock (core::stamp_clock); 0: none yet
+  snapshot::record_entry* log;    // raw pages: blocks held at the peak and released since
+  std::uint64_t log_count, log_capacity;
+  std::uint32_t xlock;            // 0/1: the log and a new peak
 };
-inline constinit peak_store g_peak{nullptr, 0, 0, 0, 0, 1u << 20, 0};
-inline std::uint32_t g_peak_margin_percent = 1;  // RESMON_PEAK_MARGIN
+inline constinit peak_store g_peak{0, 0, nullptr, 0, 0, 0};
 
-/// Captures the held memory blocks now if held bytes passed the threshold.
-/// Never waits: a capture under way elsewhere wins.
-inline void maybe_capture_peak(std::uint16_t memory_kind) noexcept {
+/// Returns: true when a record stamped `time_ns` was acquired by the peak at
+/// `peak_ns`. Records keep their time to a unit of 2^time_shift ns (about a
+/// millisecond), rounded either way: one unit of slack, so a block held at
+/// the peak is never missed (one acquired within a millisecond after it may
+/// be counted).
+inline bool acquired_by(std::uint64_t time_ns, std::uint64_t peak_ns) noexcept {
+  return time_ns <= peak_ns + (std::uint64_t(1) << core::time_shift);
+}
+
+/// Takes the peak's lock: spins briefly (its holders do O(1) work, or the
+/// snapshot writer copies the log), then sleeps; gives up after about 2 s.
+inline bool lock_peak() noexcept {
+  for (int i = 0; i < 256; ++i) {
+    std::uint32_t expected = 0;
+    if (core::cas_acq_rel(&g_peak.xlock, expected, std::uint32_t(1))) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+  return try_lock_for_a_while(&g_peak.xlock);
+}
+inline void unlock_peak() noexcept { core::store_release(&g_peak.xlock, std::uint32_t(0)); }
+
+/// Notes a new peak when held memory passed the last one. Never waits.
+inline void maybe_new_peak(std::uint16_t memory_kind) noexcept {
   std::uint64_t held = core::figures(memory_kind).live_bytes;
-  if (held < core::load_acquire(&g_peak.xthreshold)) return;
+  if (held <= core::load_relaxed(&g_peak.xbytes)) return;
   std::uint32_t expected = 0;
   if (!core::cas_acq_rel(&g_peak.xlock, expected, std::uint32_t(1))) return;
-  std::uint64_t live = core::figures(memory_kind).live;
-  std::size_t want = std::size_t(live + live / 4 + 1024);
-  if (want > g_peak.capacity) {
-    if (g_peak.records != nullptr) platform::pages_free(g_peak.records, g_peak.capacity * sizeof(snapshot::record_entry));
-    g_peak.records = static_cast<snapshot::record_entry*>(platform::pages_alloc(want * sizeof(snapshot::record_entry)));
-    g_peak.capacity = g_peak.records != nullptr ? want : 0;
-    g_peak.count = 0;
+  if (held > g_peak.xbytes) {
+    core::store_relaxed(&g_peak.xbytes, held);
+    core::store_release(&g_peak.xtime_ns, core::stamp_clock());
+    g_peak.log_count = 0;  // what was released before this peak was not held at it
   }
-  if (g_peak.records != nullptr) {
-    std::uint64_t n = 0, bytes = 0;
-    core::for_each_live([&](const core::record_view& v) {
-      if (std::uint16_t(v.kind) != memory_kind || n == g_peak.capacity) return;
-      snapshot::record_entry& e = g_peak.records[n++];
+  unlock_peak();
+}
+
+/// A memory block was released: when it was held at the peak, it is logged.
+inline void note_peak_release(const core::record_view& v) noexcept {
+  std::uint64_t peak_time = core::load_acquire(&g_peak.xtime_ns);
+  if (peak_time == 0 || !acquired_by(v.time_ns, peak_time) || !lock_peak()) return;
+  if (acquired_by(v.time_ns, g_peak.xtime_ns)) {
+    if (g_peak.log_count == g_peak.log_capacity) {
+      std::uint64_t capacity = g_peak.log_capacity == 0 ? 4096 : g_peak.log_capacity * 2;
+      auto* grown = static_cast<snapshot::record_entry*>(platform::pages_alloc(capacity * sizeof(snapshot::record_entry)));
+      if (grown != nullptr) {
+        if (g_peak.log != nullptr) {
+          std::memcpy(grown, g_peak.log, g_peak.log_count * sizeof(snapshot::record_entry));
+          platform::pages_free(g_peak.log, g_peak.log_capacity * sizeof(snapshot::record_entry));
+        }
+        g_peak.log = grown;
+        g_peak.log_capacity = capacity;
+      }
+    }
+    if (g_peak.log_count < g_peak.log_capacity) {
+      snapshot::record_entry& e = g_peak.log[g_peak.log_count++];
       e = snapshot::record_entry{};
       e.kind = std::uint16_t(v.kind);
       e.flags = v.flags;
@@ -246,15 +285,9 @@ inline void maybe_capture_peak(std::uint16_t memory_kind) noexcept {
       e.size = v.size;
       e.time_ns = v.time_ns;
       e.ret = v.ret;
-      bytes += v.size;
-    });
-    g_peak.count = n;
-    g_peak.bytes = bytes;
-    g_peak.monotonic_ns = platform::clock_coarse_ns();
-    std::uint64_t base = bytes > held ? bytes : held;
-    core::store_release(&g_peak.xthreshold, base + base * g_peak_margin_percent / 100 + 1);
+    }
   }
-  core::store_release(&g_peak.xlock, std::uint32_t(0));
+  unlock_peak();
 }
 
 // ---------------------------------------------------------------------------
@@ -317,6 +350,7 @@ struct snapshot_info {
   std::uint64_t reach_kinds = 0;                 // bit k: kind k's records carry a class
   std::uint64_t stream_kinds = 0;                // bit k: kind k's records are FILE* or DIR*
   bool modules_fresh = false;                    // the module map was refreshed (the world is stopped: no loader lock)
+  bool peak = false;                             // write the high-water mark (PEAK)
 };
 
 /// Scratch of one writer: the stack ids a snapshot names (one bit per word
@@ -417,24 +451,40 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
     core::store_release(&g_series.xlock, std::uint32_t(0));
   }
 
-  // The peak, when one was captured (its stacks go to STKS with the others).
-  if (try_lock_for_a_while(&g_peak.xlock)) {
-    if (g_peak.count != 0) {
-      ++h.sections;
-      w.patch_u64(offsetof(snapshot::header, sections), h.sections);
-      at = begin_section(w, snapshot::tag_peak);
-      w.put_u64(g_peak.bytes);
-      w.put_u64(g_peak.monotonic_ns);
-      w.put_u64(g_peak.count);
-      for (std::uint64_t i = 0; i < g_peak.count; ++i) {
-        const snapshot::record_entry& e = g_peak.records[i];
-        if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words)
-          scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
-        w.put_value(e);
-      }
-      end_section(w, at);
-    }
-    core::store_release(&g_peak.xlock, std::uint32_t(0));
+  // The peak (its stacks go to STKS with the others): the blocks held now
+  // that were acquired by then, and the log of those released since.
+  if (info.peak && core::load_acquire(&g_peak.xtime_ns) != 0 && lock_peak()) {
+    ++h.sections;
+    w.patch_u64(offsetof(snapshot::header, sections), h.sections);
+    at = begin_section(w, snapshot::tag_peak);
+    w.put_u64(g_peak.xbytes);
+    w.put_u64(g_peak.xtime_ns);
+    std::uint64_t count_at_peak = w.offset();
+    w.put_u64(0);
+    std::uint64_t n_peak = 0;
+    auto put = [&](const snapshot::record_entry& e) {
+      if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words) scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
+      w.put_value(e);
+      ++n_peak;
+    };
+    std::uint64_t peak_time = g_peak.xtime_ns;
+    core::for_each_live([&](const core::record_view& v) {
+      if (v.kind != kind::memory || !acquired_by(v.time_ns, peak_time)) return;
+      snapshot::record_entry e{};
+      e.kind = std::uint16_t(v.kind);
+      e.flags = v.flags;
+      e.stack_id = v.stack_id == core::unknown_stack_id ? 0 : v.stack_id;
+      e.thread = v.thread;
+      e.key = v.key;
+      e.size = v.size;
+      e.time_ns = v.time_ns;
+      e.ret = v.ret;
+      put(e);
+    });
+    for (std::uint64_t i = 0; i < g_peak.log_count; ++i) put(g_peak.log[i]);
+    unlock_peak();
+    w.patch_u64(count_at_peak, n_peak);
+    end_section(w, at);
   }
 
   at = begin_section(w, snapshot::tag_stacks);

@@ -26,10 +26,9 @@
 //   SERI  u32 n, u32 0; n x {u64 monotonic_ns, u64 held memory bytes}: held
 //         memory over time, oldest first (at most 8192 points: when full,
 //         every other point goes and the spacing doubles)
-//   PEAK  u64 held bytes, u64 monotonic_ns, u64 n; n x record_entry: the
-//         memory blocks held when held memory was at its highest (to within
-//         RESMON_PEAK_MARGIN); absent without it, or when held memory never
-//         reached 1 MiB
+//   PEAK  u64 held bytes, u64 time (the records' clock), u64 n; n x
+//         record_entry: the memory blocks held when held memory was at its
+//         highest; absent with RESMON_PEAK=0
 //
 // A final snapshot with flag_reachability carries each memory block's,
 // FILE*'s and DIR*'s reachability (reach_*) in its record's `reach`; 0
