@@ -211,21 +211,19 @@ inline void end_section(file_writer& w, std::uint64_t at) noexcept { w.patch_u64
 
 struct peak_store {
   std::uint64_t xbytes;           // held memory bytes at the peak
-  std::uint64_t xtime_ns;         // its time on the records' clock (core::stamp_clock); 0: none yet
+  std::uint64_t xepoch;           // the core's epoch at the peak: later acquisitions have a greater one; 0: none yet
+  std::uint64_t time_ns;          // the peak's time on the records' clock (core::stamp_clock)
   snapshot::record_entry* log;    // raw pages: blocks held at the peak and released since
   std::uint64_t log_count, log_capacity;
   std::uint32_t xlock;            // 0/1: the log and a new peak
 };
-inline constinit peak_store g_peak{0, 0, nullptr, 0, 0, 0};
+inline constinit peak_store g_peak{0, 0, 0, nullptr, 0, 0, 0};
 
-/// Returns: true when a record stamped `time_ns` was acquired by the peak at
-/// `peak_ns`. Records keep their time to a unit of 2^time_shift ns (about a
-/// millisecond), rounded either way: one unit of slack, so a block held at
-/// the peak is never missed (one acquired within a millisecond after it may
-/// be counted).
-inline bool acquired_by(std::uint64_t time_ns, std::uint64_t peak_ns) noexcept {
-  return time_ns <= peak_ns + (std::uint64_t(1) << core::time_shift);
-}
+/// Returns: true when a record of epoch `epoch` was acquired by the peak.
+/// Each new peak starts a new epoch of the core (whole-process mode has no
+/// leak scopes to share them with), so the order is exact, where the
+/// records' times (to a millisecond) would take in what came just after.
+inline bool acquired_by(std::uint64_t epoch, std::uint64_t peak_epoch) noexcept { return epoch <= peak_epoch; }
 
 /// Takes the peak's lock: spins briefly (its holders do O(1) work, or the
 /// snapshot writer copies the log), then sleeps; gives up after about 2 s.
@@ -245,23 +243,27 @@ inline void unlock_peak() noexcept { core::store_release(&g_peak.xlock, std::uin
 
 /// Notes a new peak when held memory passed the last one. Never waits.
 inline void maybe_new_peak(std::uint16_t memory_kind) noexcept {
+  // A new peak must pass the last by 1/64 (1.6 %): a program that hovers
+  // near its peak does not start the log again and again.
   std::uint64_t held = core::figures(memory_kind).live_bytes;
-  if (held <= core::load_relaxed(&g_peak.xbytes)) return;
+  std::uint64_t last = core::load_relaxed(&g_peak.xbytes);
+  if (held <= last + last / 64) return;
   std::uint32_t expected = 0;
   if (!core::cas_acq_rel(&g_peak.xlock, expected, std::uint32_t(1))) return;
   if (held > g_peak.xbytes) {
     core::store_relaxed(&g_peak.xbytes, held);
-    core::store_release(&g_peak.xtime_ns, core::stamp_clock());
+    g_peak.time_ns = core::stamp_clock();
     g_peak.log_count = 0;  // what was released before this peak was not held at it
+    core::store_release(&g_peak.xepoch, core::next_epoch() - 1);
   }
   unlock_peak();
 }
 
 /// A memory block was released: when it was held at the peak, it is logged.
 inline void note_peak_release(const core::record_view& v) noexcept {
-  std::uint64_t peak_time = core::load_acquire(&g_peak.xtime_ns);
-  if (peak_time == 0 || !acquired_by(v.time_ns, peak_time) || !lock_peak()) return;
-  if (acquired_by(v.time_ns, g_peak.xtime_ns)) {
+  std::uint64_t peak_epoch = core::load_acquire(&g_peak.xepoch);
+  if (peak_epoch == 0 || !acquired_by(v.epoch, peak_epoch) || !lock_peak()) return;
+  if (acquired_by(v.epoch, g_peak.xepoch)) {
     if (g_peak.log_count == g_peak.log_capacity) {
       std::uint64_t capacity = g_peak.log_capacity == 0 ? 4096 : g_peak.log_capacity * 2;
       auto* grown = static_cast<snapshot::record_entry*>(platform::pages_alloc(capacity * sizeof(snapshot::record_entry)));
@@ -453,12 +455,12 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
 
   // The peak (its stacks go to STKS with the others): the blocks held now
   // that were acquired by then, and the log of those released since.
-  if (info.peak && core::load_acquire(&g_peak.xtime_ns) != 0 && lock_peak()) {
+  if (info.peak && core::load_acquire(&g_peak.xepoch) != 0 && lock_peak()) {
     ++h.sections;
     w.patch_u64(offsetof(snapshot::header, sections), h.sections);
     at = begin_section(w, snapshot::tag_peak);
     w.put_u64(g_peak.xbytes);
-    w.put_u64(g_peak.xtime_ns);
+    w.put_u64(g_peak.time_ns);
     std::uint64_t count_at_peak = w.offset();
     w.put_u64(0);
     std::uint64_t n_peak = 0;
@@ -467,9 +469,9 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
       w.put_value(e);
       ++n_peak;
     };
-    std::uint64_t peak_time = g_peak.xtime_ns;
+    std::uint64_t peak_epoch = g_peak.xepoch;
     core::for_each_live([&](const core::record_view& v) {
-      if (v.kind != kind::memory || !acquired_by(v.time_ns, peak_time)) return;
+      if (v.kind != kind::memory || !acquired_by(v.epoch, peak_epoch)) return;
       snapshot::record_entry e{};
       e.kind = std::uint16_t(v.kind);
       e.flags = v.flags;

@@ -28,7 +28,7 @@
 //         every other point goes and the spacing doubles)
 //   PEAK  u64 held bytes, u64 time (the records' clock), u64 n; n x
 //         record_entry: the memory blocks held when held memory was at its
-//         highest; absent with RESMON_PEAK=0
+//         highest (to within 1/64); only with RESMON_PEAK=1
 //
 // A final snapshot with flag_reachability carries each memory block's,
 // FILE*'s and DIR*'s reachability (reach_*) in its record's `reach`; 0

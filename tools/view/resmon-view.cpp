@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
     for (resmon::snapshot::file* f : {&newer, &older}) {
       if (f == &older && diff.empty()) continue;
       if (!f->has_peak)
-        bad_option("--at peak: the snapshot has no high-water mark (it was written with RESMON_PEAK=0, or before any memory was held)");
+        bad_option("--at peak: the snapshot has no high-water mark (run the program with RESMON_PEAK=1)");
       *f = at_peak(*f);
     }
   }
