@@ -202,6 +202,20 @@ inline std::uint64_t begin_section(file_writer& w, std::uint32_t tag) noexcept {
 }
 inline void end_section(file_writer& w, std::uint64_t at) noexcept { w.patch_u64(at, w.offset() - at - 8); }
 
+/// The snapshot entry of a held (or just released) record.
+inline snapshot::record_entry entry_of(const core::record_view& v) noexcept {
+  snapshot::record_entry e{};
+  e.kind = std::uint16_t(v.kind);
+  e.flags = v.flags;
+  e.stack_id = v.stack_id == core::unknown_stack_id ? 0 : v.stack_id;
+  e.thread = v.thread;
+  e.key = v.key;
+  e.size = v.size;
+  e.time_ns = v.time_ns;
+  e.ret = v.ret;
+  return e;
+}
+
 // ---------------------------------------------------------------------------
 // The high-water mark: the memory blocks held when held memory was highest.
 // At a new peak only its bytes and time are noted (O(1)); a block held then
@@ -277,16 +291,7 @@ inline void note_peak_release(const core::record_view& v) noexcept {
       }
     }
     if (g_peak.log_count < g_peak.log_capacity) {
-      snapshot::record_entry& e = g_peak.log[g_peak.log_count++];
-      e = snapshot::record_entry{};
-      e.kind = std::uint16_t(v.kind);
-      e.flags = v.flags;
-      e.stack_id = v.stack_id == core::unknown_stack_id ? 0 : v.stack_id;
-      e.thread = v.thread;
-      e.key = v.key;
-      e.size = v.size;
-      e.time_ns = v.time_ns;
-      e.ret = v.ret;
+      g_peak.log[g_peak.log_count++] = entry_of(v);
     }
   }
   unlock_peak();
@@ -420,15 +425,7 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
   w.put_u64(0);
   std::uint64_t n = 0;
   core::for_each_live([&](const core::record_view& v) {
-    snapshot::record_entry e{};
-    e.kind = std::uint16_t(v.kind);
-    e.flags = v.flags;
-    e.stack_id = v.stack_id == core::unknown_stack_id ? 0 : v.stack_id;
-    e.thread = v.thread;
-    e.key = v.key;
-    e.size = v.size;
-    e.time_ns = v.time_ns;
-    e.ret = v.ret;
+    snapshot::record_entry e = entry_of(v);
     if (classes != nullptr && std::uint32_t(v.kind) < 64 && (info.reach_kinds >> std::uint32_t(v.kind) & 1) != 0)
       e.reach = classes->class_of(v.key, (info.stream_kinds >> std::uint32_t(v.kind) & 1) != 0);
     if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words) scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
@@ -472,16 +469,7 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
     std::uint64_t peak_epoch = g_peak.xepoch;
     core::for_each_live([&](const core::record_view& v) {
       if (v.kind != kind::memory || !acquired_by(v.epoch, peak_epoch)) return;
-      snapshot::record_entry e{};
-      e.kind = std::uint16_t(v.kind);
-      e.flags = v.flags;
-      e.stack_id = v.stack_id == core::unknown_stack_id ? 0 : v.stack_id;
-      e.thread = v.thread;
-      e.key = v.key;
-      e.size = v.size;
-      e.time_ns = v.time_ns;
-      e.ret = v.ret;
-      put(e);
+      put(entry_of(v));
     });
     for (std::uint64_t i = 0; i < g_peak.log_count; ++i) put(g_peak.log[i]);
     unlock_peak();
