@@ -50,6 +50,19 @@ int g_pipe[2];
   asm volatile("" : : "r"(head) : "memory");
 }
 
+/// A lost block that points into itself (as a std::string to its inline
+/// buffer): still definitely lost.
+struct self_pointing {
+  char* text;
+  char inline_buffer[24];
+};
+[[gnu::noinline]] void make_lost_self() {
+  auto* s = static_cast<self_pointing*>(std::malloc(sizeof(self_pointing)));
+  s->text = s->inline_buffer;
+  std::strcpy(s->inline_buffer, "short");
+  asm volatile("" : : "r"(s) : "memory");
+}
+
 /// Two nodes that point to each other and nothing else: both indirectly lost.
 [[gnu::noinline]] void make_lost_cycle() {
   node* a = NEW_NODE();
@@ -110,6 +123,7 @@ int main(int argc, char** argv) {
   make_lost_block();
   make_lost_list(5);
   make_lost_cycle();
+  make_lost_self();
   make_streams();
   pthread_t t;
   pthread_create(&t, nullptr, hold_on_thread, nullptr);

@@ -528,8 +528,10 @@ struct scanner {
   /// indirectly lost. `from_libc`: the words are the C library's own (its
   /// data, or a FILE's structure, whose _chain links every stream), which
   /// do not make a stream reachable.
-  void scan(std::uintptr_t lo, std::uintptr_t hi, std::uint8_t tag) noexcept { scan(lo, hi, tag, in_libc(lo)); }
-  void scan(std::uintptr_t lo, std::uintptr_t hi, std::uint8_t tag, bool from_libc) noexcept {
+  void scan(std::uintptr_t lo, std::uintptr_t hi, std::uint8_t tag) noexcept { scan(lo, hi, tag, in_libc(lo), 0); }
+  /// `self`: the block whose words these are; its pointers to itself (a
+  /// std::string's to its inline buffer) do not count, as in LeakSanitizer.
+  void scan(std::uintptr_t lo, std::uintptr_t hi, std::uint8_t tag, bool from_libc, std::uint64_t self) noexcept {
     for (std::uintptr_t p = (lo + 7) & ~std::uintptr_t(7); p + 8 <= hi; p += 8) {
       std::uint64_t w = *reinterpret_cast<const word*>(p);
       if (w < min_lo || w >= max_hi) continue;
@@ -537,7 +539,7 @@ struct scanner {
       if (i == ~std::size_t(0)) continue;
       // A FILE*'s stream and its structure's block start at the same address.
       for (std::uint64_t start = blocks[i].lo;; --i) {
-        if (w < (blocks[i].hi & end_mask)) mark(i, tag, from_libc);
+        if (w < (blocks[i].hi & end_mask) && start != self) mark(i, tag, from_libc);
         if (i == 0 || blocks[i - 1].lo != start) break;
       }
     }
@@ -561,7 +563,7 @@ struct scanner {
   }
 
   void scan_block(std::size_t i, std::uint8_t tag) noexcept {
-    scan(blocks[i].lo, blocks[i].hi & end_mask, tag, stream_structure(i));
+    scan(blocks[i].lo, blocks[i].hi & end_mask, tag, stream_structure(i), blocks[i].lo);
   }
 
   /// Follows the work list. Returns: false when the deadline passed.

@@ -135,7 +135,7 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
                        k.total);
     }
   }
-  if (!v.series.empty() && !v.diff) {
+  if (v.series.size() >= 2 && !v.diff) {
     auto top = std::max_element(v.series.begin(), v.series.end(),
                                 [](const auto& a, const auto& b) { return a.second < b.second; });
     s += fmt::format("  memory over time: {} points in {:.1f} s, highest {} at {:.1f} s (--format html draws it)\n",
