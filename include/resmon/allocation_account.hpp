@@ -242,9 +242,16 @@ class alloc_frame {
  public:
   explicit alloc_frame(bool layered = true) noexcept : layered_(layered), outer_(t_alloc.depth == 0) {}
 
-  /// Returns: false when the allocation must be refused.
-  bool admit(allocation_account* account, std::uint64_t bytes) noexcept {
+  /// Returns: false when the allocation must be refused: by the failure
+  /// plan, by a hard limit on kind memory (set_limit; checked by the
+  /// outermost layer only), or by the account's budget.
+  bool admit(allocation_account* account, std::uint64_t bytes, const site* where = nullptr) noexcept {
     if (RESMON_DETAIL_UNLIKELY(t_alloc.fail_at != 0) && plan_fails()) return false;
+    if (RESMON_DETAIL_UNLIKELY(core::kind_limited(std::uint16_t(kind::memory))) && outer_ &&
+        !core::admit(std::uint16_t(kind::memory), bytes, where)) {
+      after_tracking();  // the refusal is an event for the receptors
+      return false;
+    }
     return account == nullptr || account->try_charge(bytes);
   }
   void enter() noexcept {
@@ -300,7 +307,7 @@ template <class Upstream>
 RESMON_DETAIL_INLINE void* allocate_tracked(bool layered, allocation_account* account, std::uint64_t bytes,
                                             const site* where, const void* ret, Upstream&& upstream) {
   alloc_frame frame(layered);
-  if (RESMON_DETAIL_UNLIKELY(!frame.admit(account, bytes))) throw_bad_alloc();
+  if (RESMON_DETAIL_UNLIKELY(!frame.admit(account, bytes, where))) throw_bad_alloc();
   void* p;
   frame.enter();
 #if RESMON_CONFIG_EXCEPTIONS
@@ -333,23 +340,21 @@ RESMON_DETAIL_INLINE void deallocate_tracked(bool layered, const void* p, alloca
   frame.forgotten();
 }
 
-// The budget of <resmon/global_new.hpp>'s operator new ({0, 0}: none).
-inline std::uint64_t g_new_budget_bytes = 0;
-inline std::uint64_t g_new_budget_count = 0;
-
 }  // namespace detail
 
-/// Effects: makes the operator new of <resmon/global_new.hpp> refuse a block
-/// when the memory tracked in the process (resmon::live(kind::memory): every
-/// tracking layer and macro) would then exceed `budget`: the throwing forms
-/// throw std::bad_alloc, the nothrow forms return nullptr. {} removes it.
-/// With several threads allocating at once the limit may be passed by what
-/// they allocate at that moment. Costs a sum over the threads' tables per
-/// operator new while a budget is set; nothing otherwise.
-/// Returns: the previous budget. Thread-safety: atomic per field.
+/// Effects: the same as set_limit(kind::memory, {.count = budget.count,
+/// .bytes = budget.bytes, .hard = true}) ({} removes the limit): every
+/// tracking layer (global operator new of <resmon/global_new.hpp>, tracking
+/// allocators and resources) refuses a block that would pass it: the
+/// throwing forms throw std::bad_alloc, the nothrow forms return nullptr.
+/// Kept for one release; use set_limit.
+/// Returns: the previous limit on kind memory, as a budget.
 inline alloc_budget set_global_new_budget(alloc_budget budget) noexcept {
-  alloc_budget old{__atomic_exchange_n(&detail::g_new_budget_bytes, budget.bytes, __ATOMIC_RELAXED),
-                   __atomic_exchange_n(&detail::g_new_budget_count, budget.count, __ATOMIC_RELAXED)};
+  const core::kind_limit& l = core::g_limits.kinds[std::uint16_t(kind::memory)];
+  alloc_budget old{core::load_relaxed(&l.xbytes), core::load_relaxed(&l.xcount)};
+  core::set_limit(std::uint16_t(kind::memory), budget.count, budget.bytes,
+                  budget.count != 0 || budget.bytes != 0 ? uint32_t(core::limit_hard) : uint32_t(0), 0);
+  detail::after_tracking();
   return old;
 }
 

@@ -38,25 +38,13 @@ RESMON_DETAIL_INLINE const site* global_new_site() noexcept {
   return core::cached_site(&g_global_new_site, "operator new", 0, "operator new");
 }
 
-/// Returns: true when the budget of set_global_new_budget() refuses `bytes` more.
-RESMON_DETAIL_NOINLINE inline bool over_new_budget(std::uint64_t bytes) noexcept {
-  std::uint64_t max_bytes = __atomic_load_n(&g_new_budget_bytes, __ATOMIC_RELAXED);
-  std::uint64_t max_count = __atomic_load_n(&g_new_budget_count, __ATOMIC_RELAXED);
-  if (max_bytes == 0 && max_count == 0) return false;
-  core::kind_figures f = core::figures(std::uint16_t(kind::memory));
-  return (max_bytes != 0 && f.live_bytes + bytes > max_bytes) || (max_count != 0 && f.live + 1 > max_count);
-}
-
 /// Returns: a recorded block of `bytes` aligned to `alignment`, or nullptr,
 /// with *refused set when the failure plan or the budget said no (else the
 /// system has no memory; no new_handler is called here).
 inline void* global_new_try(std::size_t bytes, std::size_t alignment, const void* ret, bool* refused) noexcept {
   alloc_frame frame;
   if (bytes == 0) bytes = 1;
-  if (RESMON_DETAIL_UNLIKELY(!frame.admit(nullptr, bytes)) ||
-      RESMON_DETAIL_UNLIKELY((__atomic_load_n(&g_new_budget_bytes, __ATOMIC_RELAXED) |
-                              __atomic_load_n(&g_new_budget_count, __ATOMIC_RELAXED)) != 0 &&
-                             over_new_budget(bytes))) {
+  if (RESMON_DETAIL_UNLIKELY(!frame.admit(nullptr, bytes, global_new_site()))) {
     *refused = true;
     return nullptr;
   }

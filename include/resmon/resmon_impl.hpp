@@ -17,6 +17,7 @@
 #ifndef RESMON_DETAIL_PLATFORM_LAYER
 #include "platform/posix.hpp"
 #endif
+#include "core/limit_text.hpp"
 #include "core/report.hpp"
 #include "core/site_table.hpp"
 
@@ -28,10 +29,7 @@ struct state {
   void* xcontext;                  // written before xcallback (release)
   uint32_t xinstalled;
   uint32_t xchecks;
-  uint64_t xmemory_limit;
-  uint64_t xcount_limit[max_kinds];
-  uint32_t xlimited[max_kinds];    // 1: check this kind on acquire
-  uint32_t xover[max_kinds];       // 1 while over a limit (reported once per crossing)
+  uint64_t xlimits_set;            // bit k: install set kind k's limit (core/limits.hpp), uninstall clears it
   // Rate limit of per-event lines (misuse, unknown kinds); see may_write_line.
   uint64_t xevent_lines;           // events that asked for a line since install
   uint64_t xlast_line_ns;          // clock_coarse_ns of the last line written
@@ -134,30 +132,22 @@ inline void on_misuse(const core::misuse_event& e, void*) noexcept {
   end_event_line(w, suppressed);
 }
 
-/// Compares kind k's live figures with its limits; writes one line when it
-/// crosses one. Returns: true when over a limit.
-RESMON_DETAIL_NOINLINE inline bool check_limit(resmon_kind k, const site* where, bool latch) noexcept {
-  core::kind_figures f = core::figures(k);
-  uint64_t count_limit = core::load_relaxed(&g_state.xcount_limit[k]);
-  uint64_t bytes_limit = k == resmon_kind(kind::memory) ? core::load_relaxed(&g_state.xmemory_limit) : 0;
-  bool over_count = count_limit != 0 && f.live > count_limit;
-  bool over_bytes = bytes_limit != 0 && f.live_bytes > bytes_limit;
-  if (!over_count && !over_bytes) {
-    if (latch) core::store_relaxed(&g_state.xover[k], uint32_t(0));
-    return false;
+/// Writes one line per queued limit event (crossed, kept again, refused):
+/// the core queues them on acquire and release, outside any table's state.
+RESMON_DETAIL_NOINLINE inline void write_limit_events() noexcept {
+  core::limit_record e;
+  while (core::take_limit_event(&e)) {
+    core::writer w(current_sink());
+    core::write_limit_line(w, e);
   }
-  if (latch && __atomic_exchange_n(&g_state.xover[k], uint32_t(1), __ATOMIC_RELAXED) != 0) return true;
+}
+
+/// Writes one line when kind k is over its limit now. Returns: true when over.
+inline bool check_limit(resmon_kind k) noexcept {
+  core::limit_record e = core::limit_now(k);
+  if (e.change != core::limit_change::crossed) return false;
   core::writer w(current_sink());
-  w.put("resmon: limit exceeded: ");
-  put_kind(w, k);
-  if (over_count) w.put(" held ").put_uint(f.live).put(", limit ").put_uint(count_limit);
-  if (over_bytes) w.put(over_count ? "; " : " ").put("bytes held ").put_uint(f.live_bytes).put(", limit ").put_uint(bytes_limit);
-  if (where != nullptr) {
-    w.put(" (acquired at ");
-    core::put_site(w, where);
-    w.put(")");
-  }
-  w.put_char('\n');
+  core::write_limit_line(w, e);
   return true;
 }
 
@@ -243,13 +233,17 @@ int resmon_install(const resmon_limits* limits) noexcept {
   }
   facade::state& g = facade::g_state;
   core::store_relaxed(&g.xchecks, limits->checks);
-  core::store_relaxed(&g.xmemory_limit, limits->memory_bytes);
-  bool on_acquire = (limits->checks & RESMON_CHECK_LIMITS_ON_ACQUIRE) != 0;
-  for (uint16_t k = 0; k < max_kinds; ++k) {
-    core::store_relaxed(&g.xcount_limit[k], limits->count[k]);
-    core::store_relaxed(&g.xover[k], uint32_t(0));
-    bool limited = limits->count[k] != 0 || (k == uint16_t(kind::memory) && limits->memory_bytes != 0);
-    core::store_relaxed(&g.xlimited[k], uint32_t(on_acquire && limited));
+  // The facade's limits are the core's (soft): the C++ API sees the same.
+  if ((limits->checks & RESMON_CHECK_LIMITS_ON_ACQUIRE) != 0) {
+    uint64_t set = 0;
+    for (uint16_t k = 0; k < max_kinds; ++k) {
+      uint64_t bytes = k == uint16_t(kind::memory) ? limits->memory_bytes : 0;
+      if (limits->count[k] == 0 && bytes == 0) continue;
+      core::set_limit(k, limits->count[k], bytes, 0, 0);
+      set |= uint64_t(1) << k;
+    }
+    core::store_relaxed(&g.xlimits_set, set);
+    facade::write_limit_events();
   }
   if (limits->capacity != 0) core::set_capacity(limits->capacity);
   core::store_relaxed(&g.xevent_lines, uint64_t(0));  // a new session: the free lines again
@@ -263,7 +257,10 @@ void resmon_uninstall(void) noexcept {
   bool installed = core::load_acquire(&g.xinstalled) != 0;
   uint32_t checks = installed ? core::load_relaxed(&g.xchecks) : uint32_t(RESMON_CHECK_ALL);
   if ((checks & RESMON_CHECK_LEAKS_ON_UNINSTALL) != 0) facade::report("resmon: still held at uninstall");
-  for (uint16_t k = 0; k < max_kinds; ++k) core::store_relaxed(&g.xlimited[k], uint32_t(0));
+  uint64_t set = __atomic_exchange_n(&g.xlimits_set, uint64_t(0), __ATOMIC_RELAXED);
+  for (uint16_t k = 0; k < max_kinds; ++k)
+    if ((set >> k & 1) != 0) core::set_limit(k, 0, 0, 0, 0);
+  facade::write_limit_events();
   core::set_misuse_action(core::misuse_action::log, nullptr, nullptr);
   core::store_release(&g.xinstalled, uint32_t(0));
 }
@@ -274,7 +271,7 @@ int resmon_limits_check(void) noexcept {
   using namespace resmon;
   int over = 0;
   uint16_t kinds = core::kind_count();
-  for (uint16_t k = 0; k < kinds; ++k) over += facade::check_limit(k, nullptr, false) ? 1 : 0;
+  for (uint16_t k = 0; k < kinds; ++k) over += facade::check_limit(k) ? 1 : 0;
   return over;
 }
 
@@ -317,7 +314,7 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
     [[maybe_unused]] facade::context_guard pin;
     core::acquire({k, 0, 0, key, size, where, ret, false});
   }
-  if (RESMON_DETAIL_UNLIKELY(core::load_relaxed(&facade::g_state.xlimited[k]) != 0)) facade::check_limit(k, where, true);
+  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::write_limit_events();
 }
 
 RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, const char* file, int line) noexcept {
@@ -334,8 +331,11 @@ RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, c
     return;
   }
   const site* where = core::intern_site_by_address(file, facade::line_of(line), nullptr);
-  [[maybe_unused]] facade::context_guard pin;
-  core::release(k, key, where, nullptr);
+  {
+    [[maybe_unused]] facade::context_guard pin;
+    core::release(k, key, where, nullptr);
+  }
+  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::write_limit_events();
 }
 
 uint64_t resmon_live_count(resmon_kind k) noexcept {

@@ -31,6 +31,7 @@ RESMON_DETAIL_MODE_BEGIN
 /// Returns: the stream, or an empty handle and the error (errno).
 inline result<unique_dir> opendir(const char* path, call_site where = call_site::current()) noexcept {
   if (path == nullptr) return {{}, std::make_error_code(std::errc::invalid_argument)};
+  if (std::error_code e = detail::refused_by_limit(kind::dir, where)) return {{}, e};
   DIR* d = ::opendir(path);
   if (d == nullptr) return {{}, std::error_code(errno, std::generic_category())};
   return {unique_dir(d, where), {}};

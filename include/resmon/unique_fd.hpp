@@ -51,9 +51,11 @@ template <class Handle> result<Handle> from_descriptor(int fd, call_site where) 
 RESMON_DETAIL_MODE_BEGIN
 
 /// Effects: ::open(path, flags, mode); O_CLOEXEC is added.
-/// Returns: the descriptor, or an empty handle and the error (errno).
+/// Returns: the descriptor, or an empty handle and the error (errno;
+/// too_many_files_open when a hard limit on kind fd refuses it).
 inline result<unique_fd> open(const char* path, int flags, mode_t mode = 0,
                               call_site where = call_site::current()) noexcept {
+  if (std::error_code e = detail::refused_by_limit(kind::fd, where)) return {unique_fd(), e};
   return detail::from_descriptor<unique_fd>(::open(path, flags | O_CLOEXEC, mode), where);
 }
 
@@ -61,6 +63,7 @@ inline result<unique_fd> open(const char* path, int flags, mode_t mode = 0,
 /// Returns: the socket, or an empty handle and the error.
 inline result<unique_socket> socket(int domain, int type, int protocol = 0,
                                     call_site where = call_site::current()) noexcept {
+  if (std::error_code e = detail::refused_by_limit(kind::socket, where)) return {unique_socket(), e};
   return detail::from_descriptor<unique_socket>(::socket(domain, type | SOCK_CLOEXEC, protocol), where);
 }
 
@@ -73,6 +76,7 @@ struct pipe_ends {
 /// Effects: ::pipe2 with `flags` | O_CLOEXEC.
 /// Returns: both ends, or empty handles and the error.
 inline result<pipe_ends> pipe(int flags = 0, call_site where = call_site::current()) noexcept {
+  if (std::error_code e = detail::refused_by_limit(kind::fd, where)) return {{}, e};
   int fds[2];
   if (::pipe2(fds, flags | O_CLOEXEC) != 0) return {{}, std::error_code(errno, std::generic_category())};
   return {{unique_fd(fds[0], where), unique_fd(fds[1], where)}, {}};
@@ -81,17 +85,20 @@ inline result<pipe_ends> pipe(int flags = 0, call_site where = call_site::curren
 /// Effects: ::eventfd(initial, flags | EFD_CLOEXEC).
 inline result<unique_fd> eventfd(unsigned initial = 0, int flags = 0,
                                  call_site where = call_site::current()) noexcept {
+  if (std::error_code e = detail::refused_by_limit(kind::fd, where)) return {unique_fd(), e};
   return detail::from_descriptor<unique_fd>(::eventfd(initial, flags | EFD_CLOEXEC), where);
 }
 
 /// Effects: ::epoll_create1(EPOLL_CLOEXEC).
 inline result<unique_fd> epoll_create(call_site where = call_site::current()) noexcept {
+  if (std::error_code e = detail::refused_by_limit(kind::fd, where)) return {unique_fd(), e};
   return detail::from_descriptor<unique_fd>(::epoll_create1(EPOLL_CLOEXEC), where);
 }
 
 /// Effects: ::timerfd_create(clock, flags | TFD_CLOEXEC).
 inline result<unique_fd> timerfd_create(int clock = CLOCK_MONOTONIC, int flags = 0,
                                         call_site where = call_site::current()) noexcept {
+  if (std::error_code e = detail::refused_by_limit(kind::fd, where)) return {unique_fd(), e};
   return detail::from_descriptor<unique_fd>(::timerfd_create(clock, flags | TFD_CLOEXEC), where);
 }
 

@@ -31,6 +31,7 @@ RESMON_DETAIL_MODE_BEGIN
 inline result<unique_file> fopen(const char* path, const char* mode,
                                  call_site where = call_site::current()) noexcept {
   if (path == nullptr || mode == nullptr) return {{}, std::make_error_code(std::errc::invalid_argument)};
+  if (std::error_code e = detail::refused_by_limit(kind::file, where)) return {{}, e};
   std::FILE* f = std::fopen(path, mode);
   if (f == nullptr) return {{}, std::error_code(errno, std::generic_category())};
   return {unique_file(f, where), {}};

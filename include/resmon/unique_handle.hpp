@@ -288,4 +288,17 @@ template <class Handle> struct result {
   explicit operator bool() const noexcept { return !error; }
 };
 
+namespace detail {
+
+/// Returns: std::errc::too_many_files_open when a hard limit on kind `k`
+/// (set_limit) refuses one more handle, else no error. One load while the
+/// kind has no limit. Factories call it before they open anything.
+inline std::error_code refused_by_limit(kind k, call_site where) noexcept {
+  if (RESMON_DETAIL_LIKELY(!core::kind_limited(std::uint16_t(k)))) return {};
+  if (core::admit(std::uint16_t(k), 0, where.intern())) return {};
+  after_tracking();  // the refusal is an event for the receptors
+  return std::make_error_code(std::errc::too_many_files_open);
+}
+
+}  // namespace detail
 }  // namespace resmon

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "base.hpp"
+#include "limits.hpp"
 #include "misuse.hpp"
 #include "origin.hpp"
 #include "platform.hpp"
@@ -147,6 +148,7 @@ inline bool acquire(const acquire_args& a) noexcept {
       sample_peak(a.kind);
     }
   }
+  if (RESMON_DETAIL_UNLIKELY(kind_limited(a.kind))) limit_after_acquire(a.kind, a.where);
   return true;
 }
 
@@ -273,7 +275,7 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
 /// Returns: true when found, and the record in *out when out is not null.
 /// Lock-free; does not allocate (except a thread's first table).
 /// Safe in interrupt context: no.
-inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
+inline bool release_record(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
   thread_table* own = platform::current_table();
   if (RESMON_DETAIL_UNLIKELY(own == nullptr)) {
     // A thread's first act may be a release. Its new table may be an adopted
@@ -306,6 +308,17 @@ inline bool release(uint16_t k, uint64_t key, const site* at, record_view* out) 
     }
   }
   return release_elsewhere(own, k, key, at, out);
+}
+
+/// Releases the record of (k, key), wherever it is held (release_record),
+/// and notes the way back under a limit the kind was over (limits.hpp).
+/// Returns: true when found, and the record in *out when out is not null.
+/// Lock-free; does not allocate (except a thread's first table).
+/// Safe in interrupt context: no.
+RESMON_DETAIL_INLINE bool release(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
+  bool found = release_record(k, key, at, out);
+  if (RESMON_DETAIL_UNLIKELY(kind_limited(k)) && load_relaxed(&g_limits.kinds[k].xover) != 0) limit_after_release(k);
+  return found;
 }
 
 /// Effects: gives back what the calling thread's table no longer needs:

@@ -12,6 +12,7 @@
 //   tables.hpp     walking tables, binding one to a thread, growing a slab
 //   walk.hpp       counters, copies of records, searches, walks
 //   misuse.hpp     quarantine of releases, misuse log and actions
+//   limits.hpp     limits per kind, checked on acquire, crossings queued
 //   track.hpp      acquire and release
 //   fork.hpp       what a fork child resets
 //
@@ -21,6 +22,7 @@
 
 #include "base.hpp"
 #include "fork.hpp"
+#include "limits.hpp"
 #include "misuse.hpp"
 #include "origin.hpp"
 #include "pages.hpp"
