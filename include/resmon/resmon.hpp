@@ -7,6 +7,9 @@
 #include "handles.hpp"
 #include "leak_scope.hpp"
 #include "macros.hpp"
+#include "monitor/limit.hpp"
+#include "monitor/monitor.hpp"
+#include "monitor/openmetrics.hpp"
 #include "report.hpp"
 #include "tracker.hpp"
 

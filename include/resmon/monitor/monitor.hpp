@@ -1,0 +1,619 @@
+// SPDX-License-Identifier: MIT
+// resmon::monitor: one background thread that samples the process and the
+// tracked figures every interval, keeps a bounded history, names the sites
+// whose holdings keep growing (leak suspects), checks process limits, and
+// sends events to sinks. Layer: hosted (Linux).
+//
+// Suspects: for each (kind, site) the held count and bytes of the last
+// `suspect_window` intervals go through a Mann-Kendall trend test (S, the
+// sum of signs of every later-minus-earlier pair, normalised to Z). A site is
+// a suspect when Z >= suspect_z (3: one-sided p < 0.0014), at least two
+// thirds of its steps went up, and it grew by at least suspect_min_count
+// resources or suspect_min_bytes over the window. Churn that holds a steady
+// amount has Z near 0 and as many steps down as up, so it is never named.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <syslog.h>
+#include <time.h>
+
+#include "limit.hpp"
+#include "process.hpp"
+
+namespace resmon {
+
+/// A limit on the disk space used on the file system that holds `path`.
+struct disk_limit {
+  std::string path;
+  std::uint64_t max_used_bytes = 0;  ///< 0: none
+  double max_used_percent = 0;       ///< of the file system's size; 0: none
+};
+
+/// Limits on process figures (not resmon kinds), the seed's MonLimits. 0: none.
+struct process_limits {
+  std::uint64_t resident_bytes = 0;
+  std::uint64_t virtual_bytes = 0;
+  std::uint64_t open_fds = 0;
+  std::uint64_t threads = 0;
+  double cpu_percent = 0;  ///< user + system over one interval; 100 is one core
+  std::vector<disk_limit> disks;  ///< also sampled without a limit (0, 0)
+};
+
+/// How event lines are written.
+enum class event_format { key_value, json };
+
+/// One event: a limit crossed or cleared, a new suspect, a periodic summary.
+struct monitor_event {
+  std::string type;  ///< limit_crossed, limit_cleared, limit_refused, process_limit_crossed,
+                     ///< process_limit_cleared, suspect, summary
+  std::uint64_t unix_ms = 0;
+  /// The fields in order; numbers are written bare, text quoted.
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::vector<bool> numeric;
+  std::string line;  ///< as the sinks write it (format of the options), without newline
+};
+
+struct monitor_options {
+  std::chrono::milliseconds interval{5000};  ///< the seed's resMonInterval; 0: no thread, call sample()
+  process_limits limits;
+  std::size_t history = 720;        ///< samples kept (an hour at 5 s)
+  std::size_t suspect_window = 12;  ///< intervals the trend test reads (at least 6)
+  double suspect_z = 3.0;
+  std::uint64_t suspect_min_count = 4;
+  std::uint64_t suspect_min_bytes = 4096;
+  std::size_t summary_every = 0;  ///< intervals between summary events; 0: none
+  // Sinks: every event goes to each one set.
+  bool log_stderr = true;
+  std::string log_file;                      ///< appended; empty: none
+  std::uint64_t log_file_max_bytes = 10 << 20;  ///< past it the file becomes FILE.1 and a new one starts
+  bool log_syslog = false;
+  std::function<void(const monitor_event&)> on_event;
+  event_format format = event_format::key_value;
+  /// Serve /metrics (OpenMetrics text) on this loopback address and port
+  /// while the monitor runs; needs <resmon/monitor/http.hpp> and its
+  /// library (Meson: resmon_http_dep). Port 0: no server.
+  std::string http_address = "127.0.0.1";
+  std::uint16_t http_port = 0;
+};
+
+/// One interval's sample.
+struct monitor_sample {
+  std::uint64_t unix_ms = 0;
+  process_figures process;
+  double cpu_percent = 0;  ///< user + system over the interval
+  double cpu_user_percent = 0, cpu_system_percent = 0;
+  std::uint64_t tracked_fds = 0;  ///< descriptors and sockets resmon holds records of
+  struct kind_usage {
+    resmon::kind kind;
+    usage held, total;
+  };
+  std::vector<kind_usage> kinds;  ///< kinds that hold or ever held something
+  std::vector<disk_figures> disks;
+};
+
+class monitor;
+
+namespace detail {
+
+/// The HTTP endpoint a monitor starts (http.hpp installs the factory).
+class metrics_endpoint {
+ public:
+  virtual ~metrics_endpoint() = default;
+  virtual std::uint16_t port() const noexcept = 0;
+};
+using endpoint_factory = std::unique_ptr<metrics_endpoint> (*)(const std::string& address, std::uint16_t port,
+                                                                std::string* error);
+inline constinit endpoint_factory g_endpoint_factory = nullptr;
+
+inline std::mutex& active_monitor_lock() {
+  static std::mutex* m = new std::mutex();
+  return *m;
+}
+inline monitor* g_active_monitor = nullptr;  // the newest running monitor (write_openmetrics reads it)
+
+inline std::uint64_t unix_ms_now() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return std::uint64_t(ts.tv_sec) * 1000 + std::uint64_t(ts.tv_nsec) / 1000000;
+}
+
+inline std::string site_text(const site* s) {
+  if (s == nullptr) return "?";
+  std::string t = s->file != nullptr ? s->file : "?";
+  t += ':';
+  t += s->line == 0 ? std::string("?") : std::to_string(s->line);
+  return t;
+}
+
+/// Every (kind, site) holding something now. Walks the held records once.
+struct site_key {
+  std::uint16_t kind;
+  const site* where;
+  bool operator<(const site_key& o) const noexcept {
+    return kind != o.kind ? kind < o.kind : std::less<const site*>()(where, o.where);
+  }
+};
+
+inline std::map<site_key, site_usage> holdings_by_site() {
+  // Grouped into a fixed table during the walk (no allocation while tables
+  // are read), then copied out.
+  struct slot {
+    std::uint16_t kind;
+    site_usage u;
+  };
+  constexpr std::size_t slots = 4096;
+  std::vector<slot> table(slots, slot{0, site_usage{nullptr, {0, 0}, 0}});
+  core::for_each_live([&](const core::record_view& v) {
+    if (v.where == nullptr) return;
+    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.where) ^ (std::uintptr_t(v.kind) << 3);
+    std::size_t h = std::size_t((a >> 4) * 0x9E3779B97F4A7C15ull >> 52);
+    for (std::size_t probe = 0; probe < slots; ++probe, h = (h + 1) & (slots - 1)) {
+      slot& s = table[h];
+      if (s.u.where == nullptr) s = slot{std::uint16_t(v.kind), site_usage{v.where, {0, 0}, v.stack_id}};
+      if (s.u.where != v.where || s.kind != std::uint16_t(v.kind)) continue;
+      ++s.u.held.count;
+      s.u.held.bytes += v.size;
+      return;
+    }
+  });
+  std::map<site_key, site_usage> out;
+  for (const slot& s : table)
+    if (s.u.where != nullptr) out.emplace(site_key{s.kind, s.u.where}, s.u);
+  return out;
+}
+
+/// Mann-Kendall: Returns Z of the series (0 for fewer than 3 points).
+inline double trend_z(const std::deque<std::uint64_t>& x) noexcept {
+  std::size_t n = x.size();
+  if (n < 3) return 0;
+  long long s = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = i + 1; j < n; ++j) s += x[j] > x[i] ? 1 : x[j] < x[i] ? -1 : 0;
+  double var = double(n) * double(n - 1) * double(2 * n + 5) / 18.0;
+  if (s > 0) return double(s - 1) / std::sqrt(var);
+  if (s < 0) return double(s + 1) / std::sqrt(var);
+  return 0;
+}
+
+inline std::size_t rising_steps(const std::deque<std::uint64_t>& x) noexcept {
+  std::size_t ups = 0;
+  for (std::size_t i = 1; i < x.size(); ++i) ups += x[i] > x[i - 1] ? 1 : 0;
+  return ups;
+}
+
+inline std::string json_escape(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += char(c);
+    } else if (c < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      o += b;
+    } else {
+      o += char(c);
+    }
+  }
+  return o;
+}
+
+}  // namespace detail
+
+/// A background monitor: RAII, one sampling thread (interval > 0).
+/// Thread-safety: every member may be called from any thread.
+class monitor {
+ public:
+  /// A site whose holdings keep growing.
+  struct suspect {
+    resmon::site site;
+    resmon::kind kind;
+    usage held;      ///< now
+    usage growth;    ///< over the window
+    std::size_t intervals = 0;  ///< samples the test read
+    double z = 0;               ///< Mann-Kendall Z of the series that qualified
+    std::uint32_t stack_id = 0; ///< a stack of one of its records (0: none)
+    std::uint64_t since_unix_ms = 0;  ///< when it was first named
+  };
+
+  /// Effects: starts sampling (a thread when options.interval > 0) and the
+  /// HTTP endpoint when options.http_port is set. A bad option (a window
+  /// under 6, an endpoint that cannot start) is one line on stderr; the
+  /// monitor runs without that part.
+  explicit monitor(monitor_options options = {}) : options_(std::move(options)) {
+    if (options_.suspect_window < 6) {
+      std::fprintf(stderr, "resmon: monitor_options.suspect_window = %zu is not valid: expected 6 or more; using 6\n",
+                   options_.suspect_window);
+      options_.suspect_window = 6;
+    }
+    if (options_.history == 0) options_.history = 1;
+    {
+      std::lock_guard<std::mutex> g(detail::receptors().lock);
+      detail::receptors().watchers.push_back([this](const limit_event& e) { on_limit_event(e); });
+      watcher_index_ = detail::receptors().watchers.size() - 1;
+    }
+    {
+      std::lock_guard<std::mutex> g(detail::active_monitor_lock());
+      previous_active_ = detail::g_active_monitor;
+      detail::g_active_monitor = this;
+    }
+    if (options_.http_port != 0) {
+      std::string error;
+      if (detail::g_endpoint_factory == nullptr) {
+        std::fprintf(stderr, "resmon: monitor_options.http_port = %u: no HTTP endpoint in this program: include "
+                             "<resmon/monitor/http.hpp> and link resmon_http_dep; serving nothing\n",
+                     unsigned(options_.http_port));
+      } else if (!(endpoint_ = detail::g_endpoint_factory(options_.http_address, options_.http_port, &error))) {
+        std::fprintf(stderr, "resmon: monitor_options.http_address:http_port = %s:%u: %s; serving nothing\n",
+                     options_.http_address.c_str(), unsigned(options_.http_port), error.c_str());
+      }
+    }
+    sample();
+    if (options_.interval.count() > 0) thread_ = std::thread([this] { run(); });
+  }
+
+  monitor(const monitor&) = delete;
+  monitor& operator=(const monitor&) = delete;
+
+  /// Effects: stops the thread and the endpoint.
+  ~monitor() {
+    {
+      std::lock_guard<std::mutex> g(stop_lock_);
+      stopping_ = true;
+    }
+    stop_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    endpoint_.reset();
+    {
+      std::lock_guard<std::mutex> g(detail::receptors().lock);
+      // Watchers are kept by index; an ended monitor's becomes a no-op.
+      detail::receptors().watchers[watcher_index_] = [](const limit_event&) {};
+    }
+    std::lock_guard<std::mutex> g(detail::active_monitor_lock());
+    if (detail::g_active_monitor == this) detail::g_active_monitor = previous_active_;
+  }
+
+  /// Effects: samples now (the thread does it every interval): process and
+  /// tracked figures, sites, suspects, limits; sends the events.
+  void sample() {
+    deliver_limit_events();
+    monitor_sample s;
+    s.unix_ms = detail::unix_ms_now();
+    s.process = read_process_figures();
+    for (std::uint16_t k = 0; k < core::kind_count(); ++k) {
+      core::kind_figures f = core::figures(k);
+      if (f.total == 0 && f.live == 0) continue;
+      s.kinds.push_back({kind(k), {f.live, f.live_bytes}, {f.total, f.total_bytes}});
+      if (k == std::uint16_t(kind::fd) || k == std::uint16_t(kind::socket)) s.tracked_fds += f.live;
+    }
+    for (const disk_limit& d : options_.limits.disks) s.disks.push_back(read_disk_figures(d.path));
+    auto sites = detail::holdings_by_site();
+    std::vector<monitor_event> events;
+    {
+      std::lock_guard<std::mutex> g(lock_);
+      if (!history_.empty()) {
+        const monitor_sample& prev = history_.back();
+        double wall = double(s.unix_ms - prev.unix_ms) / 1000.0;
+        if (wall > 0) {
+          s.cpu_user_percent = 100.0 * (s.process.cpu_user_seconds - prev.process.cpu_user_seconds) / wall;
+          s.cpu_system_percent = 100.0 * (s.process.cpu_system_seconds - prev.process.cpu_system_seconds) / wall;
+          s.cpu_percent = s.cpu_user_percent + s.cpu_system_percent;
+        }
+      }
+      check_process_limits(s, events);
+      update_sites(sites, s.unix_ms, events);
+      history_.push_back(s);
+      while (history_.size() > options_.history) history_.pop_front();
+      ++samples_;
+      if (options_.summary_every != 0 && samples_ % options_.summary_every == 0) events.push_back(summary_event(s));
+    }
+    for (monitor_event& e : events) emit(e);
+  }
+
+  /// Returns: the sites whose holdings keep growing, most growth first.
+  std::vector<suspect> suspects() const {
+    std::lock_guard<std::mutex> g(lock_);
+    std::vector<suspect> out;
+    for (const auto& [key, t] : sites_)
+      if (t.named) out.push_back(t.last);
+    std::sort(out.begin(), out.end(), [](const suspect& a, const suspect& b) {
+      return a.growth.bytes != b.growth.bytes ? a.growth.bytes > b.growth.bytes : a.growth.count > b.growth.count;
+    });
+    return out;
+  }
+
+  /// Returns: the samples kept (oldest first).
+  std::vector<monitor_sample> history() const {
+    std::lock_guard<std::mutex> g(lock_);
+    return {history_.begin(), history_.end()};
+  }
+
+  /// Returns: the newest sample.
+  monitor_sample latest() const {
+    std::lock_guard<std::mutex> g(lock_);
+    return history_.empty() ? monitor_sample{} : history_.back();
+  }
+
+  /// Returns: the port the HTTP endpoint listens on (0: none).
+  std::uint16_t http_port() const noexcept { return endpoint_ ? endpoint_->port() : 0; }
+
+  const monitor_options& options() const noexcept { return options_; }
+
+  /// Returns: the events sent so far, per type.
+  std::uint64_t events_sent() const noexcept { return __atomic_load_n(&events_sent_, __ATOMIC_RELAXED); }
+
+ private:
+  struct site_track {
+    std::deque<std::uint64_t> counts, bytes;
+    std::uint64_t last_seen_sample = 0;
+    bool named = false;  // a suspect now
+    suspect last;
+  };
+
+  void run() {
+    std::unique_lock<std::mutex> g(stop_lock_);
+    auto next = std::chrono::steady_clock::now() + options_.interval;
+    while (!stop_cv_.wait_until(g, next, [this] { return stopping_; })) {
+      g.unlock();
+      sample();
+      g.lock();
+      next += options_.interval;
+      auto now = std::chrono::steady_clock::now();
+      if (next < now) next = now + options_.interval;  // a late wake-up: no burst of samples
+    }
+  }
+
+  void update_sites(const std::map<detail::site_key, site_usage>& now, std::uint64_t unix_ms,
+                    std::vector<monitor_event>& events) {
+    std::uint64_t sample_no = samples_ + 1;
+    // Sites that hold nothing now get a 0: a released site's series falls.
+    for (auto& [key, t] : sites_) {
+      if (now.count(key) != 0) continue;
+      push(t.counts, 0);
+      push(t.bytes, 0);
+      t.named = false;
+    }
+    for (const auto& [key, u] : now) {
+      site_track& t = sites_[key];
+      push(t.counts, u.held.count);
+      push(t.bytes, u.held.bytes);
+      t.last_seen_sample = sample_no;
+      bool was = t.named;
+      t.named = judge(t, key, u, unix_ms);
+      if (t.named && !was) events.push_back(suspect_event(t.last));
+    }
+    // Forget sites that held nothing for a whole window (bounded memory).
+    for (auto it = sites_.begin(); it != sites_.end();) {
+      if (sample_no - it->second.last_seen_sample > options_.suspect_window) it = sites_.erase(it);
+      else ++it;
+    }
+  }
+
+  void push(std::deque<std::uint64_t>& d, std::uint64_t v) const {
+    d.push_back(v);
+    while (d.size() > options_.suspect_window) d.pop_front();
+  }
+
+  bool judge(site_track& t, const detail::site_key& key, const site_usage& u, std::uint64_t unix_ms) const {
+    std::size_t n = t.counts.size();
+    if (n < options_.suspect_window) return false;
+    std::size_t need_up = (2 * (n - 1) + 2) / 3;
+    auto grows = [&](const std::deque<std::uint64_t>& x, std::uint64_t min_growth, double* z) {
+      *z = detail::trend_z(x);
+      return x.back() > x.front() && x.back() - x.front() >= min_growth && *z >= options_.suspect_z &&
+             detail::rising_steps(x) >= need_up;
+    };
+    double zc = 0, zb = 0;
+    bool by_count = grows(t.counts, options_.suspect_min_count, &zc);
+    bool by_bytes = grows(t.bytes, options_.suspect_min_bytes, &zb);
+    if (!by_count && !by_bytes) return false;
+    suspect s;
+    s.site = *u.where;
+    s.kind = kind(key.kind);
+    s.held = u.held;
+    s.growth = {t.counts.back() > t.counts.front() ? t.counts.back() - t.counts.front() : 0,
+                t.bytes.back() > t.bytes.front() ? t.bytes.back() - t.bytes.front() : 0};
+    s.intervals = n;
+    s.z = by_count ? zc : zb;
+    s.stack_id = u.stack_id;
+    s.since_unix_ms = t.named ? t.last.since_unix_ms : unix_ms;
+    t.last = s;
+    return true;
+  }
+
+  void check_process_limits(const monitor_sample& s, std::vector<monitor_event>& events) {
+    const process_limits& l = options_.limits;
+    auto check = [&](const char* figure, double value, double max) {
+      if (max <= 0) return;
+      bool over = value > max;
+      bool& was = process_over_[figure];
+      if (over == was) return;
+      was = over;
+      monitor_event e = make_event(over ? "process_limit_crossed" : "process_limit_cleared", s.unix_ms);
+      add(e, "figure", figure);
+      add_number(e, "value", value);
+      add_number(e, "limit", max);
+      events.push_back(std::move(e));
+    };
+    check("resident_bytes", double(s.process.resident_bytes), double(l.resident_bytes));
+    check("virtual_bytes", double(s.process.virtual_bytes), double(l.virtual_bytes));
+    check("open_fds", double(s.process.open_fds), double(l.open_fds));
+    check("threads", double(s.process.threads), double(l.threads));
+    if (history_.size() > 0) check("cpu_percent", s.cpu_percent, l.cpu_percent);
+    for (std::size_t i = 0; i < l.disks.size() && i < s.disks.size(); ++i) {
+      const disk_figures& d = s.disks[i];
+      if (!d.ok) continue;
+      std::string name = "disk_used_bytes:" + d.path;
+      check(intern_figure(name), double(d.used_bytes), double(l.disks[i].max_used_bytes));
+      if (d.total_bytes != 0)
+        check(intern_figure("disk_used_percent:" + d.path), 100.0 * double(d.used_bytes) / double(d.total_bytes),
+              l.disks[i].max_used_percent);
+    }
+  }
+
+  const char* intern_figure(const std::string& name) {
+    auto it = figure_names_.insert(name).first;
+    return it->c_str();
+  }
+
+  static monitor_event make_event(const char* type, std::uint64_t unix_ms) {
+    monitor_event e;
+    e.type = type;
+    e.unix_ms = unix_ms;
+    return e;
+  }
+  static void add(monitor_event& e, std::string key, std::string value) {
+    e.fields.emplace_back(std::move(key), std::move(value));
+    e.numeric.push_back(false);
+  }
+  static void add_number(monitor_event& e, std::string key, double value) {
+    char b[32];
+    if (value == std::floor(value) && std::fabs(value) < 1e18) std::snprintf(b, sizeof b, "%.0f", value);
+    else std::snprintf(b, sizeof b, "%.2f", value);
+    e.fields.emplace_back(std::move(key), b);
+    e.numeric.push_back(true);
+  }
+
+  monitor_event suspect_event(const suspect& s) const {
+    monitor_event e = make_event("suspect", s.since_unix_ms);
+    add(e, "kind", kind_name(s.kind) != nullptr ? kind_name(s.kind) : "?");
+    add(e, "site", detail::site_text(&s.site));
+    add(e, "function", s.site.function != nullptr ? s.site.function : "");
+    add_number(e, "held_count", double(s.held.count));
+    add_number(e, "held_bytes", double(s.held.bytes));
+    add_number(e, "growth_count", double(s.growth.count));
+    add_number(e, "growth_bytes", double(s.growth.bytes));
+    add_number(e, "intervals", double(s.intervals));
+    add_number(e, "z", s.z);
+    return e;
+  }
+
+  monitor_event summary_event(const monitor_sample& s) const {
+    monitor_event e = make_event("summary", s.unix_ms);
+    add_number(e, "resident_bytes", double(s.process.resident_bytes));
+    add_number(e, "open_fds", double(s.process.open_fds));
+    add_number(e, "tracked_fds", double(s.tracked_fds));
+    add_number(e, "threads", double(s.process.threads));
+    add_number(e, "cpu_percent", s.cpu_percent);
+    for (const auto& k : s.kinds) {
+      std::string name = kind_name(k.kind) != nullptr ? kind_name(k.kind) : "?";
+      add_number(e, name + "_held", double(k.held.count));
+      add_number(e, name + "_held_bytes", double(k.held.bytes));
+    }
+    std::size_t n = 0;
+    for (const auto& [key, t] : sites_) n += t.named ? 1 : 0;
+    add_number(e, "suspects", double(n));
+    return e;
+  }
+
+  void on_limit_event(const limit_event& le) {
+    monitor_event e = make_event(le.refused ? "limit_refused" : le.back_under ? "limit_cleared" : "limit_crossed",
+                                 detail::unix_ms_now());
+    add(e, "kind", kind_name(le.kind) != nullptr ? kind_name(le.kind) : "?");
+    add_number(e, "held_count", double(le.held.count));
+    add_number(e, "held_bytes", double(le.held.bytes));
+    add_number(e, "limit_count", double(le.limit.count));
+    add_number(e, "limit_bytes", double(le.limit.bytes));
+    add(e, "hard", le.limit.hard ? "true" : "false");
+    if (le.where != nullptr) add(e, "site", detail::site_text(le.where));
+    if (!le.top_sites.empty()) {
+      add(e, "top_site", detail::site_text(le.top_sites.front().where));
+      add_number(e, "top_site_count", double(le.top_sites.front().held.count));
+    }
+    emit(e);
+  }
+
+  void render(monitor_event& e) const {
+    std::string line;
+    if (options_.format == event_format::json) {
+      line = "{\"event\":\"" + e.type + "\",\"unix_ms\":" + std::to_string(e.unix_ms);
+      for (std::size_t i = 0; i < e.fields.size(); ++i) {
+        line += ",\"" + detail::json_escape(e.fields[i].first) + "\":";
+        line += e.numeric[i] ? e.fields[i].second : "\"" + detail::json_escape(e.fields[i].second) + "\"";
+      }
+      line += "}";
+    } else {
+      line = "resmon event=" + e.type + " unix_ms=" + std::to_string(e.unix_ms);
+      for (std::size_t i = 0; i < e.fields.size(); ++i) {
+        line += " " + e.fields[i].first + "=";
+        line += e.numeric[i] ? e.fields[i].second : "\"" + detail::json_escape(e.fields[i].second) + "\"";
+      }
+    }
+    e.line = std::move(line);
+  }
+
+  void emit(monitor_event& e) {
+    render(e);
+    __atomic_add_fetch(&events_sent_, 1, __ATOMIC_RELAXED);
+    std::lock_guard<std::mutex> g(sink_lock_);
+    if (options_.log_stderr) std::fprintf(stderr, "%s\n", e.line.c_str());
+    if (!options_.log_file.empty()) write_file(e.line);
+    if (options_.log_syslog) ::syslog(LOG_USER | (e.type == "summary" ? LOG_INFO : LOG_WARNING), "%s", e.line.c_str());
+    if (options_.on_event) options_.on_event(e);
+  }
+
+  void write_file(const std::string& line) {
+    if (file_ == nullptr) {
+      file_.reset(std::fopen(options_.log_file.c_str(), "ae"));
+      if (file_ == nullptr) {
+        if (!file_error_reported_)
+          std::fprintf(stderr, "resmon: monitor_options.log_file = '%s' cannot be opened for appending; "
+                               "events go to the other sinks\n", options_.log_file.c_str());
+        file_error_reported_ = true;
+        return;
+      }
+      std::fseek(file_.get(), 0, SEEK_END);
+      file_bytes_ = std::uint64_t(std::ftell(file_.get()));
+    }
+    std::fprintf(file_.get(), "%s\n", line.c_str());
+    std::fflush(file_.get());
+    file_bytes_ += line.size() + 1;
+    if (options_.log_file_max_bytes != 0 && file_bytes_ >= options_.log_file_max_bytes) {
+      file_.reset();
+      std::string old = options_.log_file + ".1";
+      std::rename(options_.log_file.c_str(), old.c_str());
+    }
+  }
+
+  struct file_closer {
+    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+  };
+
+  monitor_options options_;
+  mutable std::mutex lock_;  // history_, sites_, process_over_, samples_
+  std::deque<monitor_sample> history_;
+  std::map<detail::site_key, site_track> sites_;
+  std::map<std::string, bool> process_over_;
+  std::set<std::string> figure_names_;
+  std::uint64_t samples_ = 0;
+  std::mutex sink_lock_;
+  std::unique_ptr<std::FILE, file_closer> file_;
+  std::uint64_t file_bytes_ = 0;
+  bool file_error_reported_ = false;
+  std::uint64_t events_sent_ = 0;
+  std::size_t watcher_index_ = 0;
+  monitor* previous_active_ = nullptr;
+  std::unique_ptr<detail::metrics_endpoint> endpoint_;
+  std::mutex stop_lock_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace resmon

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+// Budgets per kind: soft limits call receptors both ways, hard limits refuse
+// where refusal is possible, stacks switch on at a crossing.
+#include <resmon/monitor/limit.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <resmon/handles.hpp>
+#include <resmon/macros.hpp>
+#include <resmon/tracking_allocator.hpp>
+
+namespace {
+
+struct recorded {
+  std::vector<resmon::limit_event> events;
+  recorded() {
+    resmon::on_limit([this](const resmon::limit_event& e) { events.push_back(e); });
+  }
+  ~recorded() { resmon::on_limit(nullptr); }
+};
+
+const resmon::kind gadget = resmon::register_kind("gadget");
+
+void acquire_gadget(std::uintptr_t key) { RESMON_TRACK_ACQUIRE(gadget, key, 10); }
+void release_gadget(std::uintptr_t key) { RESMON_TRACK_RELEASE(gadget, key); }
+
+}  // namespace
+
+TEST_CASE("set_limit: a soft count limit calls the receptor when crossed and when back under, once each") {
+  recorded r;
+  resmon::set_limit(gadget, {.count = 3});
+  CHECK(resmon::get_limit(gadget).count == 3);
+  for (std::uintptr_t k = 1; k <= 5; ++k) acquire_gadget(k);
+  REQUIRE(r.events.size() == 1);
+  const resmon::limit_event& e = r.events[0];
+  CHECK(e.kind == gadget);
+  CHECK(e.held.count == 4);
+  CHECK(e.held.bytes == 40);
+  CHECK(e.limit.count == 3);
+  CHECK_FALSE(e.back_under);
+  CHECK_FALSE(e.refused);
+  REQUIRE(e.where != nullptr);
+  CHECK(std::string(e.where->function) == "acquire_gadget");
+  REQUIRE_FALSE(e.top_sites.empty());
+  CHECK(std::string(e.top_sites[0].where->function) == "acquire_gadget");
+  CHECK(e.top_sites[0].held.count == 4);
+  CHECK(resmon::over_limit(gadget));
+  release_gadget(5);
+  CHECK(r.events.size() == 1);  // 4 held: still over
+  release_gadget(4);
+  REQUIRE(r.events.size() == 2);
+  CHECK(r.events[1].back_under);
+  CHECK(r.events[1].held.count == 3);
+  CHECK_FALSE(resmon::over_limit(gadget));
+  for (std::uintptr_t k = 1; k <= 3; ++k) release_gadget(k);
+  resmon::set_limit(gadget, {});
+  CHECK(r.events.size() == 2);
+}
+
+TEST_CASE("set_limit: a limit already passed when set is reported at once; removing it reports it kept") {
+  recorded r;
+  for (std::uintptr_t k = 1; k <= 3; ++k) acquire_gadget(k);
+  resmon::set_limit(gadget, {.bytes = 25});
+  REQUIRE(r.events.size() == 1);
+  CHECK(r.events[0].held.bytes == 30);
+  CHECK(r.events[0].limit.bytes == 25);
+  resmon::set_limit(gadget, {});
+  REQUIRE(r.events.size() == 2);
+  CHECK(r.events[1].back_under);
+  for (std::uintptr_t k = 1; k <= 3; ++k) release_gadget(k);
+}
+
+TEST_CASE("set_limit: the default receptor prints one line naming the kind, the limit and the top site") {
+  resmon::limit_event e;
+  e.kind = resmon::kind::fd;
+  e.held = {5, 0};
+  e.limit = {.count = 4};
+  static const resmon::site here{"service.cpp", 42, "open_all"};
+  e.where = &here;
+  e.top_sites.push_back({&here, {5, 0}, 0});
+  std::string line = resmon::detail::limit_line(e);
+  CHECK(line == "resmon: limit exceeded: fd held 5, limit 4 (acquired at service.cpp:42 in open_all); "
+                "top site service.cpp:42 in open_all holds 5");
+  e.back_under = true;
+  e.held = {4, 0};
+  CHECK(resmon::detail::limit_line(e) == "resmon: limit kept again: fd held 4, limit 4 (acquired at service.cpp:42 in open_all)");
+}
+
+TEST_CASE("set_limit: a hard limit on memory makes tracking_allocator throw bad_alloc, and is reported") {
+  recorded r;
+  resmon::usage now = resmon::live(resmon::kind::memory);
+  resmon::set_limit(resmon::kind::memory, {.bytes = now.bytes + 1000, .hard = true});
+  std::vector<char, resmon::tracking_allocator<char>> v;
+  v.reserve(600);
+  CHECK_THROWS_AS(v.reserve(1200), std::bad_alloc);
+  CHECK(v.capacity() == 600);
+  CHECK(resmon::refused(resmon::kind::memory) >= 1);
+  bool saw_refusal = false;
+  for (const auto& e : r.events) saw_refusal = saw_refusal || e.refused;
+  CHECK(saw_refusal);
+  resmon::set_limit(resmon::kind::memory, {});
+  v.reserve(1200);  // no limit: allowed
+  CHECK(v.capacity() >= 1200);
+}
+
+TEST_CASE("set_limit: a hard limit on descriptors makes the handle factories return too_many_files_open") {
+  recorded r;
+  resmon::usage now = resmon::live(resmon::kind::fd);
+  resmon::set_limit(resmon::kind::fd, {.count = now.count + 1, .hard = true});
+  auto [a, ea] = resmon::open("/dev/null", O_RDONLY);
+  REQUIRE_FALSE(ea);
+  auto [b, eb] = resmon::open("/dev/null", O_RDONLY);
+  CHECK(eb == std::errc::too_many_files_open);
+  CHECK(b.get() == -1);
+  auto [p, ep] = resmon::pipe();
+  CHECK(ep == std::errc::too_many_files_open);
+  a.reset();
+  auto [c, ec] = resmon::open("/dev/null", O_RDONLY);  // room again
+  CHECK_FALSE(ec);
+  resmon::set_limit(resmon::kind::fd, {});
+}
+
+TEST_CASE("set_limit: stack_depth switches call stacks on for the kind once the limit is crossed") {
+  recorded r;
+  resmon::set_limit(gadget, {.count = 1, .stack_depth = 8});
+  acquire_gadget(1);
+  acquire_gadget(2);  // crosses
+  acquire_gadget(3);  // recorded with a stack
+  std::uint32_t stack1 = 0, stack3 = 0;
+  resmon::core::for_each_live([&](const resmon::core::record_view& v) {
+    if (v.kind != gadget) return;
+    if (v.key == 1) stack1 = v.stack_id;
+    if (v.key == 3) stack3 = v.stack_id;
+  });
+  CHECK(stack1 == 0);
+  CHECK(stack3 != 0);
+  for (std::uintptr_t k = 1; k <= 3; ++k) release_gadget(k);
+  resmon::set_limit(gadget, {});
+}
+
+TEST_CASE("set_limit: a receptor that tracks and reports does not deadlock; another thread's crossing reaches it") {
+  std::vector<std::string> seen;
+  resmon::on_limit([&](const resmon::limit_event& e) {
+    std::vector<int, resmon::tracking_allocator<int>> scratch(16);  // tracked allocation inside a receptor
+    seen.push_back(e.back_under ? "under" : "over");
+  });
+  resmon::set_limit(gadget, {.count = 2});
+  std::thread([] {
+    for (std::uintptr_t k = 1; k <= 3; ++k) acquire_gadget(k);
+  }).join();
+  for (std::uintptr_t k = 1; k <= 3; ++k) release_gadget(k);
+  resmon::on_limit(nullptr);
+  resmon::set_limit(gadget, {});
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0] == "over");
+  CHECK(seen[1] == "under");
+}
