@@ -41,6 +41,13 @@
 #define RESMON_CONFIG_LIBDW 0
 #endif
 
+/// RESMON_CONFIG_HTTPLIB: 1 when the program links cpp-httplib, so that
+/// <resmon/monitor/http.hpp> can serve a monitor's /metrics. Meson's
+/// `httplib` feature option sets it in resmon_http_dep.
+#ifndef RESMON_CONFIG_HTTPLIB
+#define RESMON_CONFIG_HTTPLIB 0
+#endif
+
 #ifdef RESMON_HAS_TRACKING
 #error "RESMON_HAS_TRACKING is derived; define RESMON_ENABLE instead"
 #endif

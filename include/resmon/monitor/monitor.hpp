@@ -482,6 +482,10 @@ class monitor {
     e.fields.emplace_back(std::move(key), std::move(value));
     e.numeric.push_back(false);
   }
+  static void add_raw(monitor_event& e, std::string key, std::string token) {  // true, false: written bare
+    e.fields.emplace_back(std::move(key), std::move(token));
+    e.numeric.push_back(true);
+  }
   static void add_number(monitor_event& e, std::string key, double value) {
     char b[32];
     if (value == std::floor(value) && std::fabs(value) < 1e18) std::snprintf(b, sizeof b, "%.0f", value);
@@ -530,7 +534,7 @@ class monitor {
     add_number(e, "held_bytes", double(le.held.bytes));
     add_number(e, "limit_count", double(le.limit.count));
     add_number(e, "limit_bytes", double(le.limit.bytes));
-    add(e, "hard", le.limit.hard ? "true" : "false");
+    add_raw(e, "hard", le.limit.hard ? "true" : "false");
     if (le.where != nullptr) add(e, "site", detail::site_text(le.where));
     if (!le.top_sites.empty()) {
       add(e, "top_site", detail::site_text(le.top_sites.front().where));
