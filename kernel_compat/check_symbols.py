@@ -17,7 +17,8 @@ FLAGS = ["-std=c++20", "-ffreestanding", "-fno-exceptions", "-fno-rtti", "-fno-a
 ALLOWED = re.compile(r"^(resmon_kc_[a-z_]+|memcpy|memset|memmove)$")
 FACADE = ["resmon_install", "resmon_uninstall", "resmon_log_all", "resmon_track_acquire", "resmon_track_release",
           "resmon_live_count", "resmon_live_bytes", "resmon_register_kind", "resmon_set_report_callback",
-          "resmon_limits_init", "resmon_limits_check", "resmon_misuse_count"]
+          "resmon_limits_init", "resmon_limits_check", "resmon_misuse_count", "resmon_set_limit", "resmon_admit",
+          "resmon_refused_count", "resmon_process_figures"]
 
 out_dir, include_dir, source = sys.argv[1], sys.argv[2], sys.argv[3]
 rest = sys.argv[4:]

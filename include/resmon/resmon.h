@@ -56,6 +56,8 @@ typedef uint16_t resmon_kind;
 #define RESMON_E_ALREADY_INSTALLED (-2)
 /** A kind that is neither built in nor registered. */
 #define RESMON_E_UNKNOWN_KIND (-3)
+/** The platform does not provide what was asked (process figures in a kernel). */
+#define RESMON_E_UNAVAILABLE (-4)
 
 /* --- limits ----------------------------------------------------------------- */
 
@@ -80,6 +82,49 @@ typedef struct resmon_limits {
 /** Effects: sets *limits to the defaults: no budget, default capacity,
     RESMON_CHECK_ALL. */
 void resmon_limits_init(resmon_limits* limits) RESMON_DETAIL_C_NOEXCEPT;
+
+/* --- budgets: the same limits as resmon::set_limit --------------------------- */
+
+/** resmon_set_limit flags: refuse acquisitions that would pass the limit
+    (resmon_admit returns 0 for them; C++ allocators and factories refuse). */
+#define RESMON_LIMIT_HARD 0x1u
+
+/** Effects: sets kind k's limit: at most `count` resources and `bytes` bytes
+    held at once (0: no limit on that figure). Crossing it, and coming back
+    under it, writes one line through the report callback (and calls the C++
+    receptors of resmon::on_limit, where a C++ part of the program set any).
+    resmon_install sets these limits from resmon_limits; this call changes one.
+    Returns: RESMON_OK; RESMON_E_UNKNOWN_KIND (nothing changed).
+    Thread-safety: lock-free. */
+int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Returns: 1 when one more resource of kind k (`size` bytes) is allowed;
+    0 when a hard limit refuses it (counted, and one line written). Call it
+    before acquiring, where refusal is possible. */
+int resmon_admit(resmon_kind k, size_t size) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Returns: acquisitions of kind k refused by its hard limit so far. */
+uint64_t resmon_refused_count(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+
+/* --- process figures (the monitor's, for C) ---------------------------------- */
+
+/** The process's own figures (Linux: /proc/self). */
+typedef struct resmon_process {
+  uint64_t resident_bytes;
+  uint64_t virtual_bytes;
+  uint64_t open_fds;       /**< every open descriptor, tracked or not */
+  uint64_t untracked_fds;  /**< open_fds less the descriptors and sockets resmon holds records of */
+  uint64_t threads;
+  uint64_t cpu_user_us;    /**< since the process started */
+  uint64_t cpu_system_us;
+  uint64_t read_bytes;     /**< by system calls */
+  uint64_t written_bytes;
+} resmon_process;
+
+/** Effects: fills *out with the process's figures now.
+    Returns: RESMON_OK; RESMON_E_UNAVAILABLE where the platform has none (a
+    kernel layer) or /proc cannot be read (*out is then zeroed). */
+int resmon_process_figures(resmon_process* out) RESMON_DETAIL_C_NOEXCEPT;
 
 /* --- reports ---------------------------------------------------------------- */
 

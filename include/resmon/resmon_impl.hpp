@@ -16,6 +16,8 @@
 
 #ifndef RESMON_DETAIL_PLATFORM_LAYER
 #include "platform/posix.hpp"
+#include "monitor/process.hpp"  // /proc/self figures: libc only, no C++ runtime
+#define RESMON_DETAIL_FACADE_PROCESS 1
 #endif
 #include "core/limit_text.hpp"
 #include "core/report.hpp"
@@ -344,6 +346,49 @@ uint64_t resmon_live_count(resmon_kind k) noexcept {
 
 uint64_t resmon_live_bytes(resmon_kind k) noexcept {
   return resmon::facade::known_kind(k) ? resmon::core::figures(k).live_bytes : 0;
+}
+
+int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) noexcept {
+  using namespace resmon;
+  if (!facade::known_kind(k)) return RESMON_E_UNKNOWN_KIND;
+  core::set_limit(k, count, bytes, (flags & RESMON_LIMIT_HARD) != 0 ? uint32_t(core::limit_hard) : uint32_t(0), 0);
+  facade::write_limit_events();
+  return RESMON_OK;
+}
+
+int resmon_admit(resmon_kind k, size_t size) noexcept {
+  using namespace resmon;
+  if (!facade::known_kind(k)) return 1;
+  bool ok = core::admit(k, size, nullptr);
+  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::write_limit_events();
+  return ok ? 1 : 0;
+}
+
+uint64_t resmon_refused_count(resmon_kind k) noexcept {
+  return k < resmon::max_kinds ? resmon::core::load_relaxed(&resmon::core::g_limits.kinds[k].xrefused) : 0;
+}
+
+int resmon_process_figures(resmon_process* out) noexcept {
+  if (out == nullptr) return RESMON_E_UNAVAILABLE;
+  *out = resmon_process{};
+#ifdef RESMON_DETAIL_FACADE_PROCESS
+  using namespace resmon;
+  process_figures f = read_process_figures();
+  if ((f.missing & 1) != 0) return RESMON_E_UNAVAILABLE;
+  uint64_t tracked = core::figures(uint16_t(kind::fd)).live + core::figures(uint16_t(kind::socket)).live;
+  out->resident_bytes = f.resident_bytes;
+  out->virtual_bytes = f.virtual_bytes;
+  out->open_fds = f.open_fds;
+  out->untracked_fds = f.open_fds > tracked ? f.open_fds - tracked : 0;
+  out->threads = f.threads;
+  out->cpu_user_us = uint64_t(f.cpu_user_seconds * 1e6);
+  out->cpu_system_us = uint64_t(f.cpu_system_seconds * 1e6);
+  out->read_bytes = f.read_bytes;
+  out->written_bytes = f.written_bytes;
+  return RESMON_OK;
+#else
+  return RESMON_E_UNAVAILABLE;
+#endif
 }
 
 uint64_t resmon_misuse_count(void) noexcept {

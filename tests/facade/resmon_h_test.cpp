@@ -168,6 +168,40 @@ TEST_CASE("resmon_limits: a count limit is reported once per crossing; resmon_li
   CHECK(c.text.find("0 resources held") != std::string::npos);
 }
 
+TEST_CASE("resmon_set_limit: the core's limits from C: a line each way, a hard limit refuses in resmon_admit") {
+  capture c;
+  CHECK(resmon_set_limit(RESMON_KIND_INVALID, 1, 0, 0) == RESMON_E_UNKNOWN_KIND);
+  REQUIRE(resmon_set_limit(RESMON_KIND_SOCKET, 2, 0, RESMON_LIMIT_HARD) == RESMON_OK);
+  c_acquire(RESMON_KIND_SOCKET, 0x71, 0);
+  c_acquire(RESMON_KIND_SOCKET, 0x72, 0);
+  CHECK(resmon_admit(RESMON_KIND_SOCKET, 0) == 0);
+  CHECK(resmon_refused_count(RESMON_KIND_SOCKET) == 1);
+  CHECK(c.text.find("resmon: limit refused an acquisition: socket held 2, limit 2 (hard)") != std::string::npos);
+  c_acquire(RESMON_KIND_SOCKET, 0x73, 0);  // a C caller that did not ask: recorded, and over
+  CHECK(c.text.find("resmon: limit exceeded: socket held 3, limit 2 (hard; acquired at ") != std::string::npos);
+  c_release(RESMON_KIND_SOCKET, 0x73);
+  CHECK(c.text.find("resmon: limit kept again: socket held 2, limit 2 (hard)") != std::string::npos);
+  c_release(RESMON_KIND_SOCKET, 0x71);
+  CHECK(resmon_admit(RESMON_KIND_SOCKET, 0) == 1);
+  c_release(RESMON_KIND_SOCKET, 0x72);
+  CHECK(resmon_set_limit(RESMON_KIND_SOCKET, 0, 0, 0) == RESMON_OK);
+}
+
+TEST_CASE("resmon_process_figures: the monitor's process figures, and descriptors resmon has no record of") {
+  resmon_process p;
+  REQUIRE(resmon_process_figures(&p) == RESMON_OK);
+  CHECK(p.resident_bytes > 0);
+  CHECK(p.threads >= 1);
+  CHECK(p.open_fds >= 3);
+  CHECK(p.untracked_fds <= p.open_fds);
+  c_acquire(RESMON_KIND_FD, 0x4242, 0);  // a record without a descriptor: tracked, so one less untracked
+  resmon_process q;
+  REQUIRE(resmon_process_figures(&q) == RESMON_OK);
+  CHECK(q.untracked_fds + 1 == p.untracked_fds + (q.open_fds - p.open_fds));
+  c_release(RESMON_KIND_FD, 0x4242);
+  CHECK(resmon_process_figures(nullptr) == RESMON_E_UNAVAILABLE);
+}
+
 TEST_CASE("resmon_track_release: a double release is one line with both sites, never fatal") {
   capture c;
   REQUIRE(resmon_install(nullptr) == RESMON_OK);

@@ -53,9 +53,8 @@ struct kind_limit {
   uint64_t xrefused;      // acquisitions refused by a hard limit
 };
 
-/// One queued limit event.
+/// One limit event, as a consumer takes it.
 struct limit_record {
-  uint64_t xseq;  // 2n + 1 while event n is written, 2n + 2 once complete
   uint32_t kind;
   limit_change change;
   usage held;
@@ -63,6 +62,17 @@ struct limit_record {
   uint32_t hard;
   const site* where;  // the acquisition that crossed (or was refused), if known
   uint64_t time_ns;   // platform::clock_coarse_ns()
+};
+
+/// An entry of the event ring: a limit_record behind a seqlock.
+struct limit_slot {
+  uint64_t xseq;  // 2n + 1 while event n is written, 2n + 2 once complete
+  uint32_t kind;
+  uint32_t change;  // limit_change
+  uint64_t count, bytes, limit_count, limit_bytes;
+  uint32_t hard;
+  const site* where;
+  uint64_t time_ns;
 };
 
 inline constexpr uint32_t limit_ring_size = 64;
@@ -75,7 +85,7 @@ struct limits_state {
   uint64_t xtaken;  // events consumed
   alignas(cache_line) uint64_t xlost;  // events overwritten before they were consumed
   kind_limit kinds[max_kinds];
-  limit_record events[limit_ring_size];
+  limit_slot events[limit_ring_size];
 };
 
 inline constinit limits_state g_limits{};
@@ -90,13 +100,13 @@ RESMON_DETAIL_INLINE bool over_limit(uint64_t count, uint64_t bytes, uint64_t ma
 inline void queue_limit_event(uint16_t k, limit_change change, usage held, const site* where) noexcept {
   kind_limit& l = g_limits.kinds[k];
   uint64_t n = fetch_add_relaxed(&g_limits.xhead, uint64_t(1));
-  limit_record& e = g_limits.events[n % limit_ring_size];
+  limit_slot& e = g_limits.events[n % limit_ring_size];
   store_relaxed(&e.xseq, 2 * n + 1);
   __atomic_thread_fence(__ATOMIC_RELEASE);  // the odd sequence is seen before the fields change
   store_relaxed(&e.kind, uint32_t(k));
-  store_relaxed(&e.change, change);
-  store_relaxed(&e.held.count, held.count);
-  store_relaxed(&e.held.bytes, held.bytes);
+  store_relaxed(&e.change, uint32_t(change));
+  store_relaxed(&e.count, held.count);
+  store_relaxed(&e.bytes, held.bytes);
   store_relaxed(&e.limit_count, load_relaxed(&l.xcount));
   store_relaxed(&e.limit_bytes, load_relaxed(&l.xbytes));
   store_relaxed(&e.hard, load_relaxed(&l.xflags) & limit_hard);
@@ -117,15 +127,14 @@ inline bool take_limit_event(limit_record* out) noexcept {
   for (;;) {
     uint64_t n = load_acquire(&g_limits.xtaken);
     if (n == load_relaxed(&g_limits.xhead)) return false;
-    const limit_record& e = g_limits.events[n % limit_ring_size];
+    const limit_slot& e = g_limits.events[n % limit_ring_size];
     uint64_t seq = load_acquire(&e.xseq);  // pairs with store_release in queue_limit_event
     if (seq < 2 * n + 2) return false;  // claimed, still being written
     if (seq == 2 * n + 2) {
       limit_record copy;
-      copy.xseq = seq;
       copy.kind = load_relaxed(&e.kind);
-      copy.change = load_relaxed(&e.change);
-      copy.held = {load_relaxed(&e.held.count), load_relaxed(&e.held.bytes)};
+      copy.change = limit_change(load_relaxed(&e.change));
+      copy.held = {load_relaxed(&e.count), load_relaxed(&e.bytes)};
       copy.limit_count = load_relaxed(&e.limit_count);
       copy.limit_bytes = load_relaxed(&e.limit_bytes);
       copy.hard = load_relaxed(&e.hard);

@@ -56,13 +56,10 @@ inline long read_proc_file(const char* path, char* buf, std::size_t size) noexce
 
 /// Returns: the boot time (btime of /proc/stat) in seconds since the epoch, 0 if unknown.
 inline std::uint64_t boot_time_seconds() noexcept {
-  static const std::uint64_t cached = [] {
-    char buf[8192];
-    if (read_proc_file("/proc/stat", buf, sizeof buf) < 0) return std::uint64_t(0);
-    const char* p = std::strstr(buf, "\nbtime ");
-    return p == nullptr ? std::uint64_t(0) : std::uint64_t(std::strtoull(p + 7, nullptr, 10));
-  }();
-  return cached;
+  char buf[8192];
+  if (read_proc_file("/proc/stat", buf, sizeof buf) < 0) return 0;
+  const char* p = std::strstr(buf, "\nbtime ");
+  return p == nullptr ? 0 : std::uint64_t(std::strtoull(p + 7, nullptr, 10));
 }
 
 }  // namespace detail
