@@ -134,8 +134,24 @@ void ticker_off(const benchmark::State&) { resmon::stop_clock_ticker(); }
 void tracked_ticker(benchmark::State& state) { tracked(state); }
 void tracked_churn_ticker(benchmark::State& state) { churn<true>(state); }
 
+// Limits (set_limit): one on another kind (every acquire reads the
+// limited-kinds word and finds memory clear: the cost of an unused limit),
+// and one on memory itself (every acquire sums the threads' counters).
+void limit_other_on(const benchmark::State&) { resmon::set_limit(resmon::kind::dir, {.count = 1u << 30}); }
+void limit_memory_on(const benchmark::State&) { resmon::set_limit(resmon::kind::memory, {.bytes = 1ull << 40}); }
+void limits_off(const benchmark::State&) {
+  resmon::set_limit(resmon::kind::dir, {});
+  resmon::set_limit(resmon::kind::memory, {});
+}
+void tracked_limit_other(benchmark::State& state) { tracked(state); }
+void tracked_limit_memory(benchmark::State& state) { tracked(state); }
+void tracked_churn_limit_memory(benchmark::State& state) { churn<true>(state); }
+
 }  // namespace
 
+BENCHMARK(tracked_limit_other)->Threads(1)->UseRealTime()->Setup(limit_other_on)->Teardown(limits_off);
+BENCHMARK(tracked_limit_memory)->Threads(1)->Threads(2)->UseRealTime()->Setup(limit_memory_on)->Teardown(limits_off);
+BENCHMARK(tracked_churn_limit_memory)->Arg(1024)->Threads(1)->UseRealTime()->Setup(limit_memory_on)->Teardown(limits_off);
 BENCHMARK(baseline)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(tracked)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(baseline_cross_thread)->UseRealTime();
