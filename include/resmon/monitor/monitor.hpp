@@ -285,6 +285,9 @@ class monitor {
       // Watchers are kept by index; an ended monitor's becomes a no-op.
       detail::receptors().watchers[watcher_index_] = [](const limit_event&) {};
     }
+    // A delivery on another thread may still hold a copy of the old watcher:
+    // wait for it to end (unless this thread is the one delivering).
+    if (!detail::t_in_delivery) std::lock_guard<std::mutex> wait(detail::receptors().delivering);
     std::lock_guard<std::mutex> g(detail::active_monitor_lock());
     if (detail::g_active_monitor == this) detail::g_active_monitor = previous_active_;
   }
