@@ -107,11 +107,104 @@ struct settings {
   bool flush_running;
   bool cached_unwind;         // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
   int log_fd;                 // RESMON_LOG: misuse events, one line each; -1: none (the default)
+  std::uint64_t sample_mean;  // RESMON_SAMPLE: mean bytes between sampled blocks; 0: every block (exact)
 };
 constinit settings g{};
 
 inline bool tracking(tracked_kind k) noexcept {
   return t_inside == 0 && core::load_acquire(&g.xready) != 0 && (g.kinds >> k & 1) != 0;
+}
+
+// ---------------------------------------------------------------------------
+// Sampling (RESMON_SAMPLE): a Poisson sample of memory by bytes, as tcmalloc's
+// and Go's heap profilers take. Each thread counts down the bytes to its next
+// sample point, drawn from an exponential distribution of mean
+// g.sample_mean; the block that reaches it is recorded (with its stack), the
+// others are not. A block of s bytes is sampled with probability
+// p = 1 - exp(-s/mean) and stands for 1/p blocks (snapshot::sample_weight).
+// Frees must find out cheaply whether their block was sampled: a filter of
+// 2^20 saturating 8-bit counters, indexed by the block's address hash, counts
+// the sampled blocks held there; a free whose counter is 0 was not sampled
+// (one load), any other goes to the core.
+
+inline constexpr unsigned sample_filter_log2 = 20;
+
+struct sampling_totals {
+  std::uint8_t* filter;           // 2^sample_filter_log2 counters, mapped at start
+  std::uint64_t xsampled;         // sampled acquisitions
+  std::uint64_t xestimated_milli; // estimated acquisitions x 1000
+  std::uint64_t xestimated_bytes; // estimated bytes acquired
+};
+constinit sampling_totals g_sampling{};
+
+[[gnu::tls_model("initial-exec")]] thread_local std::int64_t t_sample_left = 0;  // bytes to the next sample point
+[[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_sample_rng = 0;   // 0: not seeded yet
+
+inline std::size_t sample_slot(const void* p) noexcept {
+  return std::size_t((std::uint64_t(p) >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - sample_filter_log2));
+}
+
+/// Returns: a distance to the next sample point (exponential, mean g.sample_mean).
+std::int64_t next_sample_distance() noexcept {
+  // xorshift64*; 53 random bits make u in (0, 1].
+  std::uint64_t x = t_sample_rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  t_sample_rng = x;
+  double u = double(((x * 0x2545F4914F6CDD1DULL) >> 11) + 1) * (1.0 / 9007199254740992.0);
+  double d = -__builtin_log(u) * double(g.sample_mean);
+  return d < 1.0 ? 1 : d > 9.0e18 ? std::int64_t(9.0e18) : std::int64_t(d);
+}
+
+/// The slow half of sampled(): the countdown reached this block (or the
+/// thread's first block). Returns: true when the block is sampled.
+__attribute__((noinline)) bool sample_point(std::size_t n) noexcept {
+  if (t_sample_rng == 0) {
+    t_sample_rng = ((std::uint64_t(::syscall(SYS_gettid)) * 0x9E3779B97F4A7C15ULL) ^ std::uint64_t(&t_sample_rng) ^
+                    std::uint64_t(g.start_realtime_ns)) | 1;
+    t_sample_left = next_sample_distance() - std::int64_t(n);
+    if (t_sample_left > 0) return false;
+  }
+  // One or more points fell inside this block: it is sampled once (its
+  // weight accounts for the size); the countdown starts again past it.
+  do t_sample_left += next_sample_distance();
+  while (t_sample_left <= 0);
+  return true;
+}
+
+/// Returns: true when a block of n bytes is to be recorded (always, without sampling).
+inline bool sampled(std::size_t n) noexcept {
+  if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) return true;
+  t_sample_left -= std::int64_t(n);
+  if (RESMON_DETAIL_LIKELY(t_sample_left > 0)) return false;
+  return sample_point(n);
+}
+
+/// Effects: notes a sampled block p of n bytes: its filter counter and the estimates.
+void note_sampled(const void* p, std::size_t n) noexcept {
+  std::uint8_t* c = &g_sampling.filter[sample_slot(p)];
+  std::uint8_t v = core::load_relaxed(c);
+  while (v != 255 && !__atomic_compare_exchange_n(c, &v, std::uint8_t(v + 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  double w = snapshot::sample_weight(n, g.sample_mean);
+  core::fetch_add_relaxed(&g_sampling.xsampled, std::uint64_t(1));
+  core::fetch_add_relaxed(&g_sampling.xestimated_milli, std::uint64_t(w * 1000.0));
+  core::fetch_add_relaxed(&g_sampling.xestimated_bytes, std::uint64_t(w * double(n)));
+}
+
+/// Returns: false when block p was certainly not sampled (its counter is 0).
+inline bool maybe_sampled(const void* p) noexcept {
+  return g.sample_mean == 0 || core::load_relaxed(&g_sampling.filter[sample_slot(p)]) != 0;
+}
+
+/// Effects: the release of sampled block p was recorded: one less in its counter (unless saturated).
+void forget_sampled(const void* p) noexcept {
+  std::uint8_t* c = &g_sampling.filter[sample_slot(p)];
+  std::uint8_t v = core::load_relaxed(c);
+  while (v != 0 && v != 255 &&
+         !__atomic_compare_exchange_n(c, &v, std::uint8_t(v - 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
 }
 
 inline std::uint16_t core_kind(tracked_kind k) noexcept {
@@ -316,6 +409,10 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
       info.reach_kinds = 1ULL << core_kind(k_memory) | 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
       info.stream_kinds = 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
       info.peak = g.peak;
+      info.sample_bytes = g.sample_mean;
+      info.sampled = core::load_relaxed(&g_sampling.xsampled);
+      info.estimated_count_milli = core::load_relaxed(&g_sampling.xestimated_milli);
+      info.estimated_bytes = core::load_relaxed(&g_sampling.xestimated_bytes);
       info.modules_fresh = modules_fresh;
       writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
       bool ok = write_snapshot(fd, info, ws);
@@ -535,6 +632,14 @@ __attribute__((constructor(101))) void start() noexcept {
     if (!parse_size(text, &g.max_size) || g.max_size < (1u << 20))
       bad_variable("RESMON_MAX_SIZE", text, "a size of at least 1MiB such as 512MB, 2GiB or 8G");
   }
+  if ((text = std::getenv("RESMON_SAMPLE")) != nullptr) {
+    if (!parse_size(text, &g.sample_mean) || (g.sample_mean != 0 && g.sample_mean < 64))
+      bad_variable("RESMON_SAMPLE", text, "a mean distance between sampled blocks such as 512KiB or 1M (at least 64), or 0 for every block");
+    if (g.sample_mean != 0) {
+      g_sampling.filter = static_cast<std::uint8_t*>(platform::pages_alloc(std::size_t(1) << sample_filter_log2));
+      if (g_sampling.filter == nullptr) bad_variable("RESMON_SAMPLE", text, "memory for its filter (1 MiB)");
+    }
+  }
   // About 40 bytes of tracker memory per held record (record, index, slack).
   core::set_capacity(g.max_size != 0 ? g.max_size / 40 : std::uint64_t(1) << 28);
   if ((text = std::getenv("RESMON_KINDS")) != nullptr && !parse_kinds(text, &g.kinds))
@@ -553,6 +658,9 @@ __attribute__((constructor(101))) void start() noexcept {
       bad_variable("RESMON_REACHABILITY", text, "1 (classify held memory at exit, the default) or 0");
     g.reachability = text[0] == '1';
   }
+  // The scan follows pointers through the blocks it knows: with a sample it
+  // knows few, and would call blocks lost that unsampled ones point to.
+  if (g.sample_mean != 0) g.reachability = false;
   // What the reachability scan needs of the C library and the dynamic linker.
   using tls_info_fn = void (*)(std::size_t*, std::size_t*);
   if (auto get_tls = reinterpret_cast<tls_info_fn>(::dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info")); get_tls != nullptr) {
@@ -594,6 +702,7 @@ __attribute__((constructor(101))) void start() noexcept {
   }
   g.sync_kind = core::register_kind("sync");
   core::set_quiet_unknown(~std::uint64_t(0));
+  if (g.sample_mean != 0) core::set_quiet_misses(std::uint64_t(1) << core_kind(k_memory));
   if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
   (void)pthread_atfork(nullptr, nullptr, after_fork_child);
   install_signal_handlers();
@@ -614,7 +723,9 @@ bool exit_condition(const reach::result& classes) noexcept {
     if ((g.kinds >> i & 1) == 0 || (g.exit_on >> i & 1) == 0) continue;
     if (core::figures(core_kind(tracked_kind(i))).live != 0) return true;
   }
-  bool memory_held = (g.kinds >> k_memory & 1) != 0 && core::figures(core_kind(k_memory)).live != 0;
+  // Sampled memory has no reachability: neither lost nor indirect can be said of it.
+  bool memory_held = (g.kinds >> k_memory & 1) != 0 && g.sample_mean == 0 &&
+                     core::figures(core_kind(k_memory)).live != 0;
   if ((g.exit_on & exit_on_lost) != 0) {
     if (classes.valid ? classes.definite + classes.lost_streams != 0 : memory_held) return true;
   }
@@ -699,9 +810,14 @@ __attribute__((destructor(101))) void finish() noexcept {
 [[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_since_peak_check = 0;
 
 void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
-  if (p != nullptr && tracking(k_memory)) {
+  if (p != nullptr && tracking(k_memory) && sampled(n)) {
     note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
-    if ((t_since_peak_check += n) >= (64u << 10)) {
+    std::uint64_t seen = n;
+    if (RESMON_DETAIL_UNLIKELY(g.sample_mean != 0)) {
+      note_sampled(p, n);
+      seen = std::uint64_t(snapshot::sample_weight(n, g.sample_mean) * double(n));
+    }
+    if ((t_since_peak_check += seen) >= (64u << 10)) {
       t_since_peak_check = 0;
       inside guard;
       maybe_sample_series(core_kind(k_memory));
@@ -712,7 +828,13 @@ void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp
 }
 
 void track_free(void* p) noexcept {
-  if (p != nullptr && tracking(k_memory)) note_release(k_memory, std::uint64_t(p));
+  if (p == nullptr || !tracking(k_memory) || !maybe_sampled(p)) return;
+  if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) {
+    note_release(k_memory, std::uint64_t(p));
+    return;
+  }
+  inside guard;
+  if (core::release(core_kind(k_memory), std::uint64_t(p), nullptr, nullptr)) forget_sampled(p);
 }
 
 }  // namespace resmon::preload

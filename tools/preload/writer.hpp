@@ -358,6 +358,8 @@ struct snapshot_info {
   std::uint64_t stream_kinds = 0;                // bit k: kind k's records are FILE* or DIR*
   bool modules_fresh = false;                    // the module map was refreshed (the world is stopped: no loader lock)
   bool peak = false;                             // write the high-water mark (PEAK)
+  std::uint64_t sample_bytes = 0;                // RESMON_SAMPLE (0: exact); then a SAMP section:
+  std::uint64_t sampled = 0, estimated_count_milli = 0, estimated_bytes = 0;
 };
 
 /// Scratch of one writer: the stack ids a snapshot names (one bit per word
@@ -434,6 +436,17 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
   });
   w.patch_u64(count_at, n);
   end_section(w, at);
+
+  if (info.sample_bytes != 0) {
+    ++h.sections;
+    w.patch_u64(offsetof(snapshot::header, sections), h.sections);
+    at = begin_section(w, snapshot::tag_sampling);
+    w.put_u64(info.sample_bytes);
+    w.put_u64(info.sampled);
+    w.put_u64(info.estimated_count_milli);
+    w.put_u64(info.estimated_bytes);
+    end_section(w, at);
+  }
 
   // Held memory over time, with a last point now.
   if (try_lock_for_a_while(&g_series.xlock)) {

@@ -48,7 +48,7 @@ std::string find_preload() {
 int main(int argc, char** argv) {
   CLI::App app{"resmon-run: run a program and record every resource it holds (whole-process mode)",
                "resmon-run"};
-  std::string output, kinds, flush, max_size, method, exit_on;
+  std::string output, kinds, flush, max_size, method, exit_on, sample;
   int depth = -1, exit_code = -1;
   std::vector<std::string> command;
   app.add_option("-o,--output", output,
@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
   app.add_option("--kinds", kinds, "kinds to track, comma-separated: memory,fd,file,dir,socket,mmap,thread,sync or all");
   app.add_option("--flush-interval", flush, "also write a snapshot this often: 500ms, 2s, 30min, 5h");
   app.add_option("--max-size", max_size, "cap on the tracker's memory (RESMON_MAX_SIZE): 512MB, 8GiB");
+  app.add_option("--sample", sample,
+                 "record a Poisson sample of memory, one block per this many bytes on average (RESMON_SAMPLE): "
+                 "512KiB; figures become estimates, descriptors and other kinds stay exact");
   app.add_option("--exit-code", exit_code,
                  "exit status when what --exit-on names is held at exit (RESMON_EXIT_CODE): a CI gate")
       ->check(CLI::Range(0, 255));
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
   if (!kinds.empty()) ::setenv("RESMON_KINDS", kinds.c_str(), 1);
   if (!flush.empty()) ::setenv("RESMON_FLUSH_INTERVAL", flush.c_str(), 1);
   if (!max_size.empty()) ::setenv("RESMON_MAX_SIZE", max_size.c_str(), 1);
+  if (!sample.empty()) ::setenv("RESMON_SAMPLE", sample.c_str(), 1);
   if (exit_code >= 0) ::setenv("RESMON_EXIT_CODE", std::to_string(exit_code).c_str(), 1);
   if (!exit_on.empty()) ::setenv("RESMON_EXIT_ON", exit_on.c_str(), 1);
   ::unsetenv("RESMON_ROOT_PID");  // the program run here is the root of its own tree

@@ -26,6 +26,10 @@
 //   SERI  u32 n, u32 0; n x {u64 monotonic_ns, u64 held memory bytes}: held
 //         memory over time, oldest first (at most 8192 points: when full,
 //         every other point goes and the spacing doubles)
+//   SAMP  u64 mean bytes between samples (RESMON_SAMPLE), u64 sampled
+//         acquisitions, u64 estimated acquisitions x 1000, u64 estimated
+//         bytes acquired: memory is a Poisson sample by bytes; a record of
+//         size s stands for 1/(1 - exp(-s/mean)) blocks of its size
 //   PEAK  u64 held bytes, u64 time (the records' clock), u64 n; n x
 //         record_entry: the memory blocks held when held memory was at its
 //         highest (to within 1/64); only with RESMON_PEAK=1
@@ -77,6 +81,7 @@ inline constexpr std::uint32_t tag_stacks = make_tag("STKS");
 inline constexpr std::uint32_t tag_records = make_tag("RECS");
 inline constexpr std::uint32_t tag_peak = make_tag("PEAK");
 inline constexpr std::uint32_t tag_series = make_tag("SERI");
+inline constexpr std::uint32_t tag_sampling = make_tag("SAMP");
 inline constexpr std::uint32_t tag_end = make_tag("END.");
 
 struct header {
@@ -111,6 +116,14 @@ struct record_entry {
   std::uint64_t ret;
 };
 static_assert(sizeof(record_entry) == 48);
+
+/// Returns: how many blocks a sampled block of `size` bytes stands for when
+/// the mean distance between samples is `mean` bytes (1 when not sampled).
+inline double sample_weight(std::uint64_t size, std::uint64_t mean) noexcept {
+  if (mean == 0) return 1.0;
+  double p = 1.0 - __builtin_exp(-double(size == 0 ? 1 : size) / double(mean));
+  return p > 0 ? 1.0 / p : double(mean);
+}
 
 /// The checksum of the trailer: a 64-bit FNV-1a over 8-byte words (then
 /// the remaining bytes), continued across calls through `h`.

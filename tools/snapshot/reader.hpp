@@ -46,6 +46,9 @@ struct file {
   bool has_peak = false;
   std::uint64_t peak_bytes = 0, peak_monotonic_ns = 0;
   std::vector<record_entry> peak_records;
+  /// Sampling (SAMP): the mean bytes between samples (0: exact), and the
+  /// estimated acquisitions of memory since start.
+  std::uint64_t sample_bytes = 0, sampled = 0, estimated_count_milli = 0, estimated_bytes = 0;
   /// Held memory over time (SERI): {monotonic_ns, bytes}, oldest first.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> series;
 
@@ -211,6 +214,10 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
         b.get(&t);
         b.get(&bytes);
       }
+    } else if (sh.tag == tag_sampling) {
+      if (!b.get(&f.sample_bytes) || !b.get(&f.sampled) || !b.get(&f.estimated_count_milli) ||
+          !b.get(&f.estimated_bytes) || f.sample_bytes == 0)
+        return bad + tag;
     } else if (sh.tag == tag_peak) {
       std::uint64_t n;
       if (!b.get(&f.peak_bytes) || !b.get(&f.peak_monotonic_ns) || !b.get(&n) || n > b.left() / sizeof(record_entry))

@@ -123,6 +123,9 @@ inline std::string moment(const view& v) {
 
 inline std::string to_text(const view& v, bool callstack, bool full_names) {
   std::string s = fmt::format("{} (pid {}), {}\n", v.program, v.pid, moment(v));
+  if (v.sample_bytes != 0)
+    s += fmt::format("  memory is a sample (RESMON_SAMPLE: one block per {} on average): its figures are estimates\n",
+                     human_bytes(std::int64_t(v.sample_bytes)));
   for (const kind_totals& k : v.kinds) {
     if (k.live == 0 && k.total == 0) continue;
     if (v.diff) {
@@ -176,7 +179,8 @@ inline std::string to_json(const view& v) {
                               json_string(v.program), v.pid);
   s += fmt::format("\"child\":{},\"final\":{},\"diff\":{},\"signal\":{},", v.child, v.final, v.diff,
                    v.signal != 0 ? std::to_string(v.signal) : "null");
-  s += fmt::format("\"sampling\":null,\"dropped\":{},\"misuse\":{},\"unknown_releases\":{},", v.dropped, v.misuse,
+  s += fmt::format("\"sampling\":{},\"dropped\":{},\"misuse\":{},\"unknown_releases\":{},",
+                   v.sample_bytes != 0 ? fmt::format("{{\"bytes\":{}}}", v.sample_bytes) : "null", v.dropped, v.misuse,
                    v.unknown_releases);
   s += fmt::format("\"suppressed\":{{\"count\":{},\"bytes\":{}}},", v.suppressed_count, v.suppressed_bytes);
   if (v.reachability) {

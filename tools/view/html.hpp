@@ -17,8 +17,8 @@
 namespace resmon::view {
 
 inline std::string html_data(const view& v) {
-  std::string s = fmt::format("{{\"program\":{},\"pid\":{},\"diff\":{},\"final\":{},\"moment\":{},\"kinds\":[",
-                              json_string(v.program), v.pid, v.diff, v.final, json_string(moment(v)));
+  std::string s = fmt::format("{{\"program\":{},\"pid\":{},\"diff\":{},\"final\":{},\"moment\":{},\"sample\":{},\"kinds\":[",
+                              json_string(v.program), v.pid, v.diff, v.final, json_string(moment(v)), v.sample_bytes);
   bool first = true;
   for (const kind_totals& k : v.kinds) {
     s += fmt::format("{}{{\"kind\":{},\"held\":{},\"held_bytes\":{},\"peak\":{},\"total\":{}}}", first ? "" : ",",
@@ -116,7 +116,8 @@ function age(ns) {
 }
 function esc(t) { return String(t).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c])); }
 $("title").textContent = "resmon-view: " + D.program;
-$("sub").textContent = "pid " + D.pid + " \u2014 " + D.moment;
+$("sub").textContent = "pid " + D.pid + " \u2014 " + D.moment +
+  (D.sample ? " \u2014 memory sampled (one block per " + D.sample + " bytes on average): estimates" : "");
 $("totals").innerHTML = D.kinds.filter((k) => k.held || k.total).map((k) =>
   "<span><b>" + esc(k.kind) + "</b> held " + k.held + (k.held_bytes ? " (" + human(k.held_bytes) + ")" : "") +
   (D.diff ? "" : ", peak " + k.peak) + ", acquired " + k.total + "</span>").join("") +

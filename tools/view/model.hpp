@@ -103,6 +103,7 @@ struct view {
   int signal = 0;  // the snapshot was written at this signal (RESMON_SNAPSHOT_SIGNAL, or a fatal one)
   bool at_peak = false;  // the memory held at the high-water mark (--at peak)
   std::vector<std::pair<double, std::uint64_t>> series;  // held memory: {seconds since start, bytes}
+  std::uint64_t sample_bytes = 0;  // memory was sampled (RESMON_SAMPLE): its figures are estimates
   std::uint64_t realtime_ns = 0, start_realtime_ns = 0;
   std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0;
   std::uint64_t suppressed_count = 0, suppressed_bytes = 0;
@@ -143,6 +144,7 @@ struct folded {
   std::vector<frame> stack;
   std::int64_t count = 0, bytes = 0;
   std::uint64_t oldest_age_ns = 0;
+  double estimated_count = 0, estimated_bytes = 0;  // sampled memory: the blocks the records stand for
 };
 
 /// The frames a group shows for a record's return addresses.
@@ -251,6 +253,19 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     ++g.count;
     g.bytes += std::int64_t(r.size);
     g.oldest_age_ns = std::max(g.oldest_age_ns, age);
+    if (f.sample_bytes != 0 && kind == "memory") {
+      double w = snapshot::sample_weight(r.size, f.sample_bytes);
+      g.estimated_count += w;
+      g.estimated_bytes += w * double(r.size);
+    }
+  }
+  if (f.sample_bytes != 0) {
+    for (auto& [key, entry] : records_by_stack) {
+      detail::folded& g = entry.second;
+      if (g.kind != "memory") continue;
+      g.count = std::llround(g.estimated_count);
+      g.bytes = std::llround(g.estimated_bytes);
+    }
   }
   // The same frames can come from two stack ids (a record without a stack
   // whose return address starts another stack): merged here by identity.
@@ -328,6 +343,7 @@ inline void describe(const snapshot::file& f, view& v) {
   v.misuse = f.misuse;
   v.unknown_releases = f.unknown_releases;
   v.reachability = (f.head.flags & snapshot::flag_reachability) != 0;
+  v.sample_bytes = f.sample_bytes;
   // The start on the monotonic clock: the header has both clocks at writing.
   std::uint64_t run_ns = f.head.realtime_ns > f.head.start_realtime_ns ? f.head.realtime_ns - f.head.start_realtime_ns : 0;
   std::uint64_t start_ns = f.head.monotonic_ns > run_ns ? f.head.monotonic_ns - run_ns : 0;
@@ -354,8 +370,38 @@ inline snapshot::file at_peak(const snapshot::file& f) {
   return p;
 }
 
-/// The view of one snapshot.
-inline view make_view(const snapshot::file& f, const selection& s, std::vector<suppression>& suppressions) {
+/// Returns: `f` with the figures of sampled memory (RESMON_SAMPLE) turned
+/// into estimates: held from the records' weights, acquired from the SAMP
+/// section, the peak and the series scaled as held is. Exact files unchanged.
+inline snapshot::file estimated(const snapshot::file& f) {
+  snapshot::file e = f;
+  for (snapshot::kind_entry& k : e.kinds) {
+    if (k.name != "memory") continue;
+    double count = 0, bytes = 0;
+    for (const snapshot::record_entry& r : f.records) {
+      if (r.kind != k.id) continue;
+      double w = snapshot::sample_weight(r.size, f.sample_bytes);
+      count += w;
+      bytes += w * double(r.size);
+    }
+    double scale = k.live_bytes != 0 ? bytes / double(k.live_bytes)
+                 : k.total_bytes != 0 ? double(f.estimated_bytes) / double(k.total_bytes) : 1.0;
+    k.live = std::uint64_t(std::llround(count));
+    k.live_bytes = std::uint64_t(std::llround(bytes));
+    k.total = f.estimated_count_milli / 1000;
+    k.total_bytes = f.estimated_bytes;
+    k.peak = std::max(k.live, std::uint64_t(double(k.peak) * scale));
+    k.peak_bytes = std::max(k.live_bytes, std::uint64_t(double(k.peak_bytes) * scale));
+    for (auto& point : e.series) point.second = std::uint64_t(double(point.second) * scale);
+  }
+  return e;
+}
+
+/// The view of one snapshot (sampled memory as estimates).
+inline view make_view(const snapshot::file& exact_or_sampled, const selection& s, std::vector<suppression>& suppressions) {
+  snapshot::file scaled;
+  const snapshot::file& f =
+      exact_or_sampled.sample_bytes == 0 ? exact_or_sampled : (scaled = estimated(exact_or_sampled));
   view v;
   describe(f, v);
   for (const snapshot::kind_entry& k : f.kinds) {
@@ -369,8 +415,13 @@ inline view make_view(const snapshot::file& f, const selection& s, std::vector<s
 
 /// The growth from `older` to `newer`, by kind and stack: groups whose count
 /// or bytes changed, with the difference (negative: shrinkage).
-inline view make_diff(const snapshot::file& older, const snapshot::file& newer, const selection& s,
+inline view make_diff(const snapshot::file& older_file, const snapshot::file& newer_file, const selection& s,
                       std::vector<suppression>& suppressions) {
+  snapshot::file older_scaled, newer_scaled;
+  const snapshot::file& older =
+      older_file.sample_bytes == 0 ? older_file : (older_scaled = estimated(older_file));
+  const snapshot::file& newer =
+      newer_file.sample_bytes == 0 ? newer_file : (newer_scaled = estimated(newer_file));
   view v;
   describe(newer, v);
   v.diff = true;

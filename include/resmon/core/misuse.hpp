@@ -174,6 +174,12 @@ inline misuse_callback set_misuse_action(misuse_action action, misuse_callback c
 /// Double releases and wrong kinds are still reported. Thread-safety: atomic.
 inline void set_quiet_unknown(uint64_t kinds) noexcept { store_relaxed(&g_registry.xquiet_unknown, kinds); }
 
+/// Effects: for the kinds whose bit is set in `kinds`, a release that finds
+/// no record is counted (unknown_quiet_count) and never diagnosed, not even
+/// as a double release: what a sampled kind needs (most of its releases
+/// find no record, and a released key comes back unsampled).
+inline void set_quiet_misses(uint64_t kinds) noexcept { store_relaxed(&g_registry.xquiet_misses, kinds); }
+
 /// Returns: the releases of unknown keys counted under set_quiet_unknown.
 inline uint64_t unknown_quiet_count() noexcept { return load_relaxed(&g_registry.xunknown_quiet); }
 

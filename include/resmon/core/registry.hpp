@@ -77,7 +77,9 @@ struct registry {
   uint64_t xquiet_unknown;            // bit k: a release of an unknown key of kind k is counted
                                       // (xunknown_quiet), not misuse (whole-process mode: blocks from
                                       // before tracking started, descriptors the program inherited)
-  uint64_t xunknown_quiet;            // releases of unknown keys counted under xquiet_unknown
+  uint64_t xunknown_quiet;            // releases of unknown keys counted under xquiet_unknown (or xquiet_misses)
+  uint64_t xquiet_misses;             // bit k: a release of kind k that finds no record is only counted,
+                                      // even when its key was released just before (whole-process sampling)
   void (*xfork_child_hook)() noexcept;  // report.hpp's checkpoint reset, set with the first checkpoint
   uint64_t xstart_ns;                 // platform::clock_coarse_ns() at the first attach; record times count from it
   uint64_t xclock_ns;                 // a ticker's last coarse clock reading (stamp_clock); 0: no ticker

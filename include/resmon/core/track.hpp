@@ -251,7 +251,11 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
     if (attempt == 2) break;  // acquired meanwhile on the caller's own table: not a release of ours
   }
   released_entry prior;
-  if (quarantine_find(key, &prior) && prior.kind == k) {
+  if (RESMON_DETAIL_UNLIKELY((load_relaxed(&g_registry.xquiet_misses) >> k & 1) != 0)) {
+    // Sampling: most releases find no record, and a released key comes back
+    // unsampled; neither is misuse.
+    fetch_add_relaxed(&g_registry.xunknown_quiet, uint64_t(1));
+  } else if (quarantine_find(key, &prior) && prior.kind == k) {
     report_misuse(misuse_type::double_release, k, key, at, prior.acquired_at, prior.released_at, prior.thread);
   } else if ((load_relaxed(&g_registry.xquiet_unknown) >> k & 1) != 0) {
     fetch_add_relaxed(&g_registry.xunknown_quiet, uint64_t(1));
