@@ -248,10 +248,8 @@ class alloc_frame {
   bool admit(allocation_account* account, std::uint64_t bytes, const site* where = nullptr) noexcept {
     if (RESMON_DETAIL_UNLIKELY(t_alloc.fail_at != 0) && plan_fails()) return false;
     if (RESMON_DETAIL_UNLIKELY(core::kind_limited(std::uint16_t(kind::memory))) && outer_ &&
-        !core::admit(std::uint16_t(kind::memory), bytes, where)) {
-      after_tracking();  // the refusal is an event for the receptors
+        !core::admit(std::uint16_t(kind::memory), 1, bytes, where))
       return false;
-    }
     return account == nullptr || account->try_charge(bytes);
   }
   void enter() noexcept {
@@ -352,9 +350,9 @@ RESMON_DETAIL_INLINE void deallocate_tracked(bool layered, const void* p, alloca
 inline alloc_budget set_global_new_budget(alloc_budget budget) noexcept {
   const core::kind_limit& l = core::g_limits.kinds[std::uint16_t(kind::memory)];
   alloc_budget old{core::load_relaxed(&l.xbytes), core::load_relaxed(&l.xcount)};
+  const std::uint32_t depth = core::load_relaxed(&l.xstack_depth);  // kept: a budget does not change it
   core::set_limit(std::uint16_t(kind::memory), budget.count, budget.bytes,
-                  budget.count != 0 || budget.bytes != 0 ? uint32_t(core::limit_hard) : uint32_t(0), 0);
-  detail::after_tracking();
+                  budget.count != 0 || budget.bytes != 0 ? uint32_t(core::limit_hard) : uint32_t(0), depth);
   return old;
 }
 

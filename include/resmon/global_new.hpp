@@ -44,7 +44,8 @@ RESMON_DETAIL_INLINE const site* global_new_site() noexcept {
 inline void* global_new_try(std::size_t bytes, std::size_t alignment, const void* ret, bool* refused) noexcept {
   alloc_frame frame;
   if (bytes == 0) bytes = 1;
-  if (RESMON_DETAIL_UNLIKELY(!frame.admit(nullptr, bytes, global_new_site()))) {
+  // No site for a refusal: "operator new" names nobody (the line gives the size).
+  if (RESMON_DETAIL_UNLIKELY(!frame.admit(nullptr, bytes, nullptr))) {
     *refused = true;
     return nullptr;
   }

@@ -31,7 +31,10 @@ struct state {
   void* xcontext;                  // written before xcallback (release)
   uint32_t xinstalled;
   uint32_t xchecks;
-  uint64_t xlimits_set;            // bit k: install set kind k's limit (core/limits.hpp), uninstall clears it
+  uint64_t xmemory_limit;          // resmon_limits as installed: resmon_limits_check compares with them
+  uint64_t xcount_limit[max_kinds];
+  uint64_t xlimits_set;            // bit k: install set kind k's core limit (core/limits.hpp)
+  uint32_t xobserving;             // 1 while write_limit_line below observes the core's limit events
   // Rate limit of per-event lines (misuse, unknown kinds); see may_write_line.
   uint64_t xevent_lines;           // events that asked for a line since install
   uint64_t xlast_line_ns;          // clock_coarse_ns of the last line written
@@ -134,20 +137,41 @@ inline void on_misuse(const core::misuse_event& e, void*) noexcept {
   end_event_line(w, suppressed);
 }
 
-/// Writes one line per queued limit event (crossed, kept again, refused):
-/// the core queues them on acquire and release, outside any table's state.
-RESMON_DETAIL_NOINLINE inline void write_limit_events() noexcept {
-  core::limit_record e;
-  while (core::take_limit_event(&e)) {
-    core::writer w(current_sink());
-    core::write_limit_line(w, e);
-  }
+/// A core limit observer (core/limits.hpp): one line per limit event
+/// (crossed, kept again, refused, removed) through the report callback.
+inline void write_limit_line(const core::limit_record& e, void*) noexcept {
+  core::writer w(current_sink());
+  core::write_limit_line(w, e);
 }
 
-/// Writes one line when kind k is over its limit now. Returns: true when over.
+/// Effects: makes the facade's line writer observe limit events (once).
+inline void observe_limits() noexcept {
+  uint32_t no = 0;
+  if (core::load_relaxed(&g_state.xobserving) == 0 && core::cas_acq_rel(&g_state.xobserving, no, uint32_t(1)))
+    (void)core::add_limit_observer(write_limit_line, nullptr);
+}
+
+/// Effects: where no hosted consumer delivers limit events (a C program, a
+/// kernel), takes the queued ones and hands them to the observers.
+RESMON_DETAIL_NOINLINE inline void consume_limit_events() noexcept {
+  if (core::load_acquire(&core::g_limits.xwake) != nullptr) return;  // the C++ receptors' thread does it
+  core::limit_record e;
+  while (core::take_limit_event(&e)) core::notify_limit_observers(e);
+}
+
+/// Writes one line when kind k is over a limit now: the one resmon_install
+/// set (kept even without RESMON_CHECK_LIMITS_ON_ACQUIRE), else the core's.
+/// Returns: true when over.
 inline bool check_limit(resmon_kind k) noexcept {
   core::limit_record e = core::limit_now(k);
-  if (e.change != core::limit_change::crossed) return false;
+  uint64_t count = core::load_relaxed(&g_state.xcount_limit[k]);
+  uint64_t bytes = k == resmon_kind(kind::memory) ? core::load_relaxed(&g_state.xmemory_limit) : 0;
+  if (count != 0 || bytes != 0) {
+    e.limit_count = count;
+    e.limit_bytes = bytes;
+  }
+  if (!core::over_limit(e.held.count, e.held.bytes, e.limit_count, e.limit_bytes)) return false;
+  e.change = core::limit_change::crossed;
   core::writer w(current_sink());
   core::write_limit_line(w, e);
   return true;
@@ -235,7 +259,11 @@ int resmon_install(const resmon_limits* limits) noexcept {
   }
   facade::state& g = facade::g_state;
   core::store_relaxed(&g.xchecks, limits->checks);
-  // The facade's limits are the core's (soft): the C++ API sees the same.
+  core::store_relaxed(&g.xmemory_limit, limits->memory_bytes);
+  for (uint16_t k = 0; k < max_kinds; ++k) core::store_relaxed(&g.xcount_limit[k], limits->count[k]);
+  facade::observe_limits();
+  // Checked on acquire: the facade's limits become the core's (soft), which
+  // the C++ API sees too (the last to set a kind's limit wins).
   if ((limits->checks & RESMON_CHECK_LIMITS_ON_ACQUIRE) != 0) {
     uint64_t set = 0;
     for (uint16_t k = 0; k < max_kinds; ++k) {
@@ -245,7 +273,7 @@ int resmon_install(const resmon_limits* limits) noexcept {
       set |= uint64_t(1) << k;
     }
     core::store_relaxed(&g.xlimits_set, set);
-    facade::write_limit_events();
+    facade::consume_limit_events();
   }
   if (limits->capacity != 0) core::set_capacity(limits->capacity);
   core::store_relaxed(&g.xevent_lines, uint64_t(0));  // a new session: the free lines again
@@ -259,10 +287,19 @@ void resmon_uninstall(void) noexcept {
   bool installed = core::load_acquire(&g.xinstalled) != 0;
   uint32_t checks = installed ? core::load_relaxed(&g.xchecks) : uint32_t(RESMON_CHECK_ALL);
   if ((checks & RESMON_CHECK_LEAKS_ON_UNINSTALL) != 0) facade::report("resmon: still held at uninstall");
+  // Removes the limits install set, unless they were changed since.
   uint64_t set = __atomic_exchange_n(&g.xlimits_set, uint64_t(0), __ATOMIC_RELAXED);
-  for (uint16_t k = 0; k < max_kinds; ++k)
-    if ((set >> k & 1) != 0) core::set_limit(k, 0, 0, 0, 0);
-  facade::write_limit_events();
+  for (uint16_t k = 0; k < max_kinds; ++k) {
+    if ((set >> k & 1) == 0) continue;
+    const core::kind_limit& l = core::g_limits.kinds[k];
+    uint64_t bytes = k == uint16_t(kind::memory) ? core::load_relaxed(&g.xmemory_limit) : 0;
+    if (core::load_relaxed(&l.xcount) == core::load_relaxed(&g.xcount_limit[k]) &&
+        core::load_relaxed(&l.xbytes) == bytes && core::load_relaxed(&l.xflags) == 0)
+      core::set_limit(k, 0, 0, 0, 0);
+  }
+  for (uint16_t k = 0; k < max_kinds; ++k) core::store_relaxed(&g.xcount_limit[k], uint64_t(0));
+  core::store_relaxed(&g.xmemory_limit, uint64_t(0));
+  facade::consume_limit_events();
   core::set_misuse_action(core::misuse_action::log, nullptr, nullptr);
   core::store_release(&g.xinstalled, uint32_t(0));
 }
@@ -316,7 +353,7 @@ RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, s
     [[maybe_unused]] facade::context_guard pin;
     core::acquire({k, 0, 0, key, size, where, ret, false});
   }
-  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::write_limit_events();
+  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::consume_limit_events();
 }
 
 RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, const char* file, int line) noexcept {
@@ -337,7 +374,7 @@ RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, c
     [[maybe_unused]] facade::context_guard pin;
     core::release(k, key, where, nullptr);
   }
-  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::write_limit_events();
+  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::consume_limit_events();
 }
 
 uint64_t resmon_live_count(resmon_kind k) noexcept {
@@ -351,16 +388,17 @@ uint64_t resmon_live_bytes(resmon_kind k) noexcept {
 int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) noexcept {
   using namespace resmon;
   if (!facade::known_kind(k)) return RESMON_E_UNKNOWN_KIND;
+  facade::observe_limits();
   core::set_limit(k, count, bytes, (flags & RESMON_LIMIT_HARD) != 0 ? uint32_t(core::limit_hard) : uint32_t(0), 0);
-  facade::write_limit_events();
+  facade::consume_limit_events();
   return RESMON_OK;
 }
 
 int resmon_admit(resmon_kind k, size_t size) noexcept {
   using namespace resmon;
   if (!facade::known_kind(k)) return 1;
-  bool ok = core::admit(k, size, nullptr);
-  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::write_limit_events();
+  bool ok = core::admit(k, 1, size, nullptr);
+  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::consume_limit_events();
   return ok ? 1 : 0;
 }
 

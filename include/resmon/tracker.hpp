@@ -10,7 +10,7 @@
 #include <type_traits>
 
 #include "config.hpp"
-#include "core/limit_text.hpp"
+#include "core/limits.hpp"
 #include "core/owner_table.hpp"
 #include "core/report.hpp"
 #include "core/tracker.hpp"
@@ -265,35 +265,6 @@ RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, std::uint64_t key, con
   return adoption;
 }
 
-/// The function that hands queued limit events to receptors
-/// (<resmon/monitor/limit.hpp> installs it before main); none: one line each
-/// on stderr.
-using limit_delivery_fn = void (*)() noexcept;
-inline constinit limit_delivery_fn g_limit_delivery = nullptr;
-
-inline void install_limit_delivery(limit_delivery_fn fn) noexcept {
-  __atomic_store_n(&g_limit_delivery, fn, __ATOMIC_RELEASE);
-}
-
-/// Effects: delivers the limit events the core queued (core/limits.hpp).
-RESMON_DETAIL_NOINLINE inline void deliver_pending_limit_events() noexcept {
-  if (limit_delivery_fn fn = __atomic_load_n(&g_limit_delivery, __ATOMIC_ACQUIRE)) {
-    fn();
-    return;
-  }
-  core::limit_record e;
-  while (core::take_limit_event(&e)) {
-    core::writer w(core::sink{[](void*, const char* s, std::size_t n) { platform::default_output(s, n); }, nullptr});
-    core::write_limit_line(w, e);
-  }
-}
-
-/// Effects: after an acquisition or release, outside the core's state:
-/// delivers limit events when some are queued (one read-mostly line read).
-RESMON_DETAIL_INLINE void after_tracking() noexcept {
-  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) deliver_pending_limit_events();
-}
-
 /// Records an acquisition (the macros' target). For descriptors, FILE*, DIR*
 /// and mappings it first reports a key still held as reused (see
 /// release_reused). An invalid kind (kind{max_kinds} from register_kind, or
@@ -313,14 +284,11 @@ inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* w
   }
   const bool repeat = reusable_key_kind(k) && release_reused(k, key, where);
   std::uint32_t depth = core::stack_depth();
-  if (RESMON_DETAIL_UNLIKELY(depth == 0)) depth = core::limit_stack_depth(std::uint16_t(k));  // a crossed limit's
+  if (RESMON_DETAIL_LIKELY(depth == 0)) depth = core::limit_stack_depth(std::uint16_t(k));  // a crossed limit's
   if (RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
     stack_id = capture_stack(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)),
                              reinterpret_cast<std::uintptr_t>(ret), depth);
-  bool recorded =
-      core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret), repeat});
-  after_tracking();
-  return recorded;
+  return core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret), repeat});
 }
 
 /// Records an acquisition with the return address of this call: the address
@@ -361,9 +329,7 @@ inline bool release(kind k, std::uint64_t key, const site* where, core::record_v
     report_wrong_owner(k, key, where);
     return false;
   }
-  bool found = core::release(std::uint16_t(k), key, where, out);
-  after_tracking();
-  return found;
+  return core::release(std::uint16_t(k), key, where, out);
 }
 
 /// Parses an unsigned decimal number with an optional k/M/G suffix (powers

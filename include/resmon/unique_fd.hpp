@@ -76,7 +76,7 @@ struct pipe_ends {
 /// Effects: ::pipe2 with `flags` | O_CLOEXEC.
 /// Returns: both ends, or empty handles and the error.
 inline result<pipe_ends> pipe(int flags = 0, call_site where = call_site::current()) noexcept {
-  if (std::error_code e = detail::refused_by_limit(kind::fd, where)) return {{}, e};
+  if (std::error_code e = detail::refused_by_limit(kind::fd, where, 2)) return {{}, e};
   int fds[2];
   if (::pipe2(fds, flags | O_CLOEXEC) != 0) return {{}, std::error_code(errno, std::generic_category())};
   return {{unique_fd(fds[0], where), unique_fd(fds[1], where)}, {}};

@@ -291,12 +291,11 @@ template <class Handle> struct result {
 namespace detail {
 
 /// Returns: std::errc::too_many_files_open when a hard limit on kind `k`
-/// (set_limit) refuses one more handle, else no error. One load while the
-/// kind has no limit. Factories call it before they open anything.
-inline std::error_code refused_by_limit(kind k, call_site where) noexcept {
+/// (set_limit) refuses `count` more handles, else no error. One load while
+/// the kind has no limit. Factories call it before they open anything.
+inline std::error_code refused_by_limit(kind k, call_site where, std::uint64_t count = 1) noexcept {
   if (RESMON_DETAIL_LIKELY(!core::kind_limited(std::uint16_t(k)))) return {};
-  if (core::admit(std::uint16_t(k), 0, where.intern())) return {};
-  after_tracking();  // the refusal is an event for the receptors
+  if (core::admit(std::uint16_t(k), count, 0, where.intern())) return {};
   return std::make_error_code(std::errc::too_many_files_open);
 }
 

@@ -52,6 +52,7 @@ RESMON_DETAIL_MODE_BEGIN
 inline result<unique_mapping> map_file(const char* path, int prot = PROT_READ, int flags = MAP_PRIVATE,
                                        call_site where = call_site::current()) noexcept {
   if (path == nullptr) return {{}, std::make_error_code(std::errc::invalid_argument)};
+  if (std::error_code e = detail::refused_by_limit(kind::mmap, where)) return {{}, e};
   int open_flags = (prot & PROT_WRITE) && (flags & MAP_SHARED) ? O_RDWR : O_RDONLY;
   int fd = ::open(path, open_flags | O_CLOEXEC);  // not tracked: it lives only in this function
   if (fd < 0) return {{}, std::error_code(errno, std::generic_category())};
@@ -77,6 +78,8 @@ inline result<unique_mapping> map_file(const char* path, int prot = PROT_READ, i
 /// Returns: the mapping, or an empty handle and the error (EINVAL for length 0).
 inline result<unique_mapping> map_anonymous(std::size_t length, call_site where = call_site::current()) noexcept {
   if (length == 0) return {{}, std::make_error_code(std::errc::invalid_argument)};
+  if (!core::admit(std::uint16_t(kind::mmap), 1, length, where.intern()))
+    return {{}, std::make_error_code(std::errc::not_enough_memory)};
   void* p = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return {{}, std::error_code(errno, std::generic_category())};
   return {unique_mapping(mapping{p, length}, where), {}};

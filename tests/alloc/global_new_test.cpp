@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -14,8 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include <resmon/alloc_failure.hpp>
 #include <resmon/leak_scope.hpp>
+#include <resmon/monitor/monitor.hpp>
 #include <resmon/tracking_allocator.hpp>
 
 namespace {
@@ -160,4 +165,57 @@ TEST_CASE("global_new: a budget on tracked memory refuses: bad_alloc, or nullptr
   delete one;
   CHECK(resmon::set_global_new_budget(old).count == now.count + 1);
   delete kept(new int(3));  // no budget: allowed
+}
+
+TEST_CASE("global_new: a hard limit with a monitor and a receptor that allocate: no loop, no hang, no terminate") {
+  std::atomic<int> calls{0};
+  resmon::on_limit([&](const resmon::limit_event& e) {
+    std::string line = resmon::detail::limit_line(e);  // allocates through this operator new
+    std::vector<std::string> more(64, line);
+    ++calls;
+  });
+  resmon::monitor_options o;
+  o.interval = std::chrono::milliseconds(5);
+  o.log_stderr = false;
+  {
+    resmon::monitor m(o);  // its thread allocates through this operator new too
+    resmon::usage now = resmon::live(resmon::kind::memory);
+    resmon::set_limit(resmon::kind::memory, {.bytes = now.bytes + 256, .hard = true});
+    int refused = 0;
+    for (int i = 0; i < 2000; ++i) {
+      char* p = new (std::nothrow) char[512];
+      if (p == nullptr) ++refused;
+      delete[] p;
+    }
+    CHECK(refused == 2000);
+    ::usleep(30000);  // a few samples under the limit
+    resmon::set_limit(resmon::kind::memory, {});
+    REQUIRE(resmon::deliver_limit_events());
+    CHECK(m.history().size() >= 2);
+  }
+  resmon::on_limit(nullptr);
+  CHECK(calls.load() >= 1);
+  CHECK(calls.load() < 100);
+}
+
+TEST_CASE("global_new: a soft limit with little headroom and an allocating receptor does not feed itself") {
+  std::atomic<int> calls{0};
+  resmon::on_limit([&](const resmon::limit_event&) {
+    std::vector<std::string> scratch(100, std::string(100, 'x'));
+    ++calls;
+  });
+  REQUIRE(resmon::deliver_limit_events());
+  resmon::usage now = resmon::live(resmon::kind::memory);
+  resmon::set_limit(resmon::kind::memory, {.bytes = now.bytes + 16});
+  char* p = new char[64];  // crosses
+  REQUIRE(resmon::deliver_limit_events());
+  delete[] p;  // back under
+  REQUIRE(resmon::deliver_limit_events());
+  ::usleep(200000);  // the receptors' thread looks again every 100 ms: nothing new comes
+  REQUIRE(resmon::deliver_limit_events());
+  resmon::set_limit(resmon::kind::memory, {});
+  REQUIRE(resmon::deliver_limit_events());
+  resmon::on_limit(nullptr);
+  CHECK(calls.load() >= 2);
+  CHECK(calls.load() <= 3);  // crossed, back under (and perhaps the removal)
 }

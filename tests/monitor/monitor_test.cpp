@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
@@ -138,6 +139,7 @@ TEST_CASE("monitor: a limit crossing reaches the monitor's sinks; the log file r
   drop(1);
   drop(2);
   resmon::set_limit(widget, {});
+  REQUIRE(resmon::deliver_limit_events());
   resmon::on_limit(nullptr);
   m.sample();  // a summary, in a new file after the rotation
   std::ifstream rotated(path + ".1");
@@ -181,4 +183,29 @@ TEST_CASE("openmetrics_text: kinds, limits, top sites with escaped labels, and t
   CHECK(text.find("\nprocess_open_fds ") != std::string::npos);
   resmon::set_limit(widget, {});
   resmon::detail::release(widget, 0x77, &odd);
+}
+
+TEST_CASE("monitor: monitors ended in any order leave no dangling monitor for the metrics") {
+  auto a = std::make_unique<resmon::monitor>(quiet());
+  auto b = std::make_unique<resmon::monitor>(quiet());
+  a.reset();
+  CHECK(resmon::openmetrics_text().find("resmon_held_resources") != std::string::npos);
+  b.reset();
+  CHECK(resmon::openmetrics_text().find("resmon_leak_suspect_growth_bytes") == std::string::npos);  // no monitor
+}
+
+TEST_CASE("monitor: a receptor may end a monitor; later events do not reach it") {
+  std::vector<resmon::monitor_event> events;
+  auto m = std::make_unique<resmon::monitor>(quiet(&events));
+  resmon::on_limit([&](const resmon::limit_event&) { m.reset(); });
+  resmon::set_limit(widget, {.count = 1});
+  leak_acquire(11);
+  leak_acquire(12);  // crosses: the receptor ends the monitor
+  REQUIRE(resmon::deliver_limit_events());
+  CHECK(m == nullptr);
+  drop(11);
+  drop(12);
+  resmon::set_limit(widget, {});
+  REQUIRE(resmon::deliver_limit_events());
+  resmon::on_limit(nullptr);
 }

@@ -21,20 +21,20 @@ inline void write_limit_line(writer& w, const limit_record& e) noexcept {
     case limit_change::crossed: w.put("limit exceeded: "); break;
     case limit_change::back_under: w.put("limit kept again: "); break;
     case limit_change::refused: w.put("limit refused an acquisition: "); break;
+    case limit_change::removed: w.put("limit removed: "); break;
   }
   put_kind(w, e.kind);
-  // The figures that have a limit; with none left (a limit removed), both.
+  // The figures that have a limit; with none left (a limit removed), what is held.
   bool counts = e.limit_count != 0, bytes = e.limit_bytes != 0;
-  if (!counts && !bytes) counts = bytes = true;
-  if (counts) {
+  if (!counts && !bytes) {
     w.put(" held ").put_uint(e.held.count);
-    if (e.limit_count != 0) w.put(", limit ").put_uint(e.limit_count);
-    else w.put(", no limit");
+    if (e.held.bytes != 0) w.put(" (").put_uint(e.held.bytes).put(" bytes)");
   }
+  if (counts) w.put(" held ").put_uint(e.held.count).put(", limit ").put_uint(e.limit_count);
   if (bytes) {
     w.put(counts ? "; " : " ").put("bytes held ").put_uint(e.held.bytes);
-    if (e.limit_bytes != 0) w.put(", limit ").put_uint(e.limit_bytes);
-    else w.put(", no limit");
+    if (e.change == limit_change::refused && e.requested != 0) w.put(" + ").put_uint(e.requested).put(" asked");
+    w.put(", limit ").put_uint(e.limit_bytes);
   }
   if (e.where != nullptr || e.hard != 0) {
     w.put(" (");
@@ -61,6 +61,7 @@ inline limit_record limit_now(uint16_t k) noexcept {
   e.hard = load_relaxed(&l.xflags) & limit_hard;
   e.change = over_limit(f.live, f.live_bytes, e.limit_count, e.limit_bytes) ? limit_change::crossed
                                                                             : limit_change::back_under;
+  e.phase = load_relaxed(&l.xphase);
   return e;
 }
 

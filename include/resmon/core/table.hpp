@@ -126,6 +126,8 @@ struct thread_table {
   uint32_t gen_top;          // the highest generation inserted
   uint32_t reserved;         // records reserved from the capacity
   uint32_t mapped;           // records the mapped chunks hold
+  uint8_t limits_exempt;     // 1 while resmon's own hosted code runs here: its acquisitions and
+                             // releases neither cross limits nor are refused (limits.hpp)
   alignas(cache_line) own_counters own[max_kinds];
   // Written rarely by the owner, read by every remote search and walk.
   alignas(cache_line) uint64_t xindex;  // index pointer | its log2 (the pointer is page-aligned)

@@ -54,6 +54,7 @@ RESMON_DETAIL_NOINLINE inline thread_table** table_array() noexcept {
 inline void adopt_table(thread_table* t, uint64_t self) noexcept {
   store_relaxed(&t->xthread, self);
   t->hot_thread = uint32_t(self);
+  t->limits_exempt = 0;  // the last thread's, not this one's
   for (auto& o : t->origins) o.id = 0;
   trim_owned(t);
   platform::set_current_table(t);

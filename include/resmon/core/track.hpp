@@ -148,7 +148,7 @@ inline bool acquire(const acquire_args& a) noexcept {
       sample_peak(a.kind);
     }
   }
-  if (RESMON_DETAIL_UNLIKELY(kind_limited(a.kind))) limit_after_acquire(a.kind, a.where);
+  if (RESMON_DETAIL_UNLIKELY(kind_limited(a.kind)) && t->limits_exempt == 0) check_limit(a.kind, a.where);
   return true;
 }
 
@@ -321,7 +321,9 @@ inline bool release_record(uint16_t k, uint64_t key, const site* at, record_view
 /// Safe in interrupt context: no.
 RESMON_DETAIL_INLINE bool release(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
   bool found = release_record(k, key, at, out);
-  if (RESMON_DETAIL_UNLIKELY(kind_limited(k)) && load_relaxed(&g_limits.kinds[k].xover) != 0) limit_after_release(k);
+  if (RESMON_DETAIL_UNLIKELY(kind_limited(k)) && (load_relaxed(&g_limits.kinds[k].xphase) & 1) != 0 &&
+      !limits_exempt())
+    check_limit(k, nullptr);
   return found;
 }
 

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 // The monitor's /metrics endpoint over HTTP, through cpp-httplib (Debian
-// libcpp-httplib-dev). Include it in one translation unit of a program whose
-// monitor sets monitor_options::http_port, and link resmon_http_dep (Meson
-// option -Dhttplib). Nothing else in resmon depends on it.
-// Layer: hosted.
+// libcpp-httplib-dev). Include it in exactly one translation unit of a
+// program whose monitor sets monitor_options::http_port, and link
+// resmon_http_dep (Meson option -Dhttplib). Nothing else in resmon depends
+// on it. Layer: hosted.
 #pragma once
 
 #include <httplib.h>
 
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,13 +19,14 @@ namespace resmon::detail {
 
 class httplib_endpoint final : public metrics_endpoint {
  public:
-  bool start(const std::string& address, std::uint16_t port, std::string* error) {
+  bool start(const std::string& address, std::uint16_t port, const monitor* source, std::string* error) {
     if (address != "127.0.0.1" && address != "::1" && address != "localhost") {
       *error = "expected a loopback address (127.0.0.1, ::1 or localhost): metrics are not for the network at large";
       return false;
     }
-    server_.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content(openmetrics_text(), "text/plain; version=0.0.4; charset=utf-8");
+    server_.Get("/metrics", [source](const httplib::Request&, httplib::Response& res) {
+      exempt_this_thread();
+      res.set_content(openmetrics_text(source), "text/plain; version=0.0.4; charset=utf-8");
     });
     server_.Get("/", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("resmon: metrics at /metrics\n", "text/plain; charset=utf-8");
@@ -44,18 +46,28 @@ class httplib_endpoint final : public metrics_endpoint {
   std::uint16_t port() const noexcept override { return port_; }
 
  private:
+  /// The server's threads are resmon's: what they allocate for a scrape is
+  /// neither refused by a hard limit nor a crossing.
+  static void exempt_this_thread() noexcept { core::exempt_thread_from_limits(); }
+
   httplib::Server server_;
   std::thread thread_;
   std::uint16_t port_ = 0;
 };
 
-inline std::unique_ptr<metrics_endpoint> make_httplib_endpoint(const std::string& address, std::uint16_t port,
-                                                              std::string* error) {
-  auto e = std::make_unique<httplib_endpoint>();
-  if (!e->start(address, port, error)) return nullptr;
-  return e;
-}
-
-inline const bool httplib_endpoint_installed = (g_endpoint_factory = make_httplib_endpoint, true);
-
 }  // namespace resmon::detail
+
+// The definition behind monitor.hpp's weak declaration: one per program.
+extern "C" resmon::detail::metrics_endpoint* resmon_detail_make_endpoint(const char* address, std::uint16_t port,
+                                                                        const void* source, char* error,
+                                                                        std::size_t error_size) {
+  std::string why;
+  try {
+    auto e = std::make_unique<resmon::detail::httplib_endpoint>();
+    if (e->start(address, port, static_cast<const resmon::monitor*>(source), &why)) return e.release();
+  } catch (const std::exception& x) {
+    why = x.what();
+  }
+  std::snprintf(error, error_size, "%s", why.c_str());
+  return nullptr;
+}

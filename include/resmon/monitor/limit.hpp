@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Budgets per kind and their receptors: resmon::set_limit, resmon::on_limit.
-// Layer: hosted (the core keeps the limits and queues crossings; this header
-// delivers them to receptors, outside any acquire's internal state).
+// Layer: hosted (the core keeps the limits and queues crossings; one thread
+// of this header delivers them to the receptors).
 //
 // Staged actions, as Android's fdtrack: a soft limit calls the receptors when
 // it is crossed and again when the figure is back under it (and can switch on
@@ -9,15 +9,34 @@
 // acquisitions that would pass it where refusal is possible: tracking
 // allocators and global operator new throw std::bad_alloc (nothrow forms
 // return nullptr), handle factories return std::errc::too_many_files_open.
+//
+// Delivery: an acquisition or release that crosses a limit only queues an
+// event in the core and wakes the receptors' thread (one futex wake, on that
+// rare path). The thread, started by the first set_limit, on_limit or
+// monitor, calls the C facade's observers, the receptors and the monitors'
+// watchers, in the order the events were queued. Its own allocations are
+// exempt from limits (they neither cross nor are refused), so a receptor may
+// allocate, track, lock and call report(): nothing it does can run inside an
+// acquisition of the program's.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../core/limit_text.hpp"
 #include "../tracker.hpp"
@@ -30,7 +49,7 @@ struct limit {
   std::uint64_t count = 0;        ///< resources held at once
   std::uint64_t bytes = 0;        ///< bytes held at once
   bool hard = false;              ///< refuse acquisitions that would pass it, where the caller can
-  std::uint32_t stack_depth = 0;  ///< once crossed, capture this many frames for the kind (0: no change)
+  std::uint32_t stack_depth = 0;  ///< once crossed, capture this many frames for the kind (0: none)
 };
 
 /// What one site holds of a kind.
@@ -40,16 +59,19 @@ struct site_usage {
   std::uint32_t stack_id;  ///< a stack of one of its records (0: none)
 };
 
-/// A limit crossed, kept again, or refusing an acquisition.
+/// A limit crossed, kept again, refusing acquisitions, or removed while passed.
 struct limit_event {
   resmon::kind kind;
-  usage held;                  ///< what the kind held when it happened
+  usage held;                  ///< what the kind held when it happened (a refusal: before it)
   resmon::limit limit;         ///< the limit then
-  bool back_under = false;     ///< true: the figures came back to the limit or below
-  bool refused = false;        ///< true: a hard limit refused an acquisition (held is before it)
+  bool back_under = false;     ///< true: the figures came back to the limit or below, or the limit was removed
+  bool refused = false;        ///< true: a hard limit refused acquisitions
+  bool removed = false;        ///< true: the limit was removed while passed (back_under is true too)
+  std::uint64_t refusals = 0;  ///< refused: how many since the last refusal event (they coalesce)
+  std::uint64_t requested = 0; ///< refused: the bytes the first refused acquisition asked for
   const resmon::site* where = nullptr;  ///< the acquisition that crossed or was refused, if known
   std::uint64_t time_ns = 0;   ///< coarse clock (CLOCK_MONOTONIC_COARSE)
-  std::vector<site_usage> top_sites;  ///< the sites holding most of the kind (by bytes, then count), at most 5
+  std::vector<site_usage> top_sites;  ///< the sites holding most of the kind when delivered (by bytes, then count), at most 5
 };
 
 /// Returns: the `n` sites holding most of kind `k` now, by bytes then count
@@ -60,7 +82,7 @@ inline std::vector<site_usage> top_sites(kind k, std::size_t n) {
   std::vector<site_usage> table(slots, site_usage{nullptr, {0, 0}, 0});
   core::for_each_live([&](const core::record_view& v) {
     if (v.kind != k || v.where == nullptr) return;
-    std::size_t h = (reinterpret_cast<std::uintptr_t>(v.where) >> 4) * 0x9E3779B97F4A7C15ull >> 54;
+    std::size_t h = std::size_t((reinterpret_cast<std::uintptr_t>(v.where) >> 4) * 0x9E3779B97F4A7C15ull >> 54);
     for (std::size_t probe = 0; probe < slots; ++probe, h = (h + 1) & (slots - 1)) {
       site_usage& s = table[h];
       if (s.where == nullptr) s = site_usage{v.where, {0, 0}, v.stack_id};
@@ -75,22 +97,262 @@ inline std::vector<site_usage> top_sites(kind k, std::size_t n) {
   std::sort(table.begin(), table.end(), [](const site_usage& a, const site_usage& b) {
     if (a.held.bytes != b.held.bytes) return a.held.bytes > b.held.bytes;
     if (a.held.count != b.held.count) return a.held.count > b.held.count;
-    return core::str_order(a.where->file, b.where->file) < 0 ||
-           (core::str_equal(a.where->file, b.where->file) && a.where->line < b.where->line);
+    int by_file = core::str_order(a.where->file, b.where->file);
+    return by_file != 0 ? by_file < 0 : a.where->line < b.where->line;
   });
   if (table.size() > n) table.resize(n);
   return table;
 }
 
+namespace detail {
+
+using limit_receptor = std::function<void(const limit_event&)>;
+
+struct limit_receptors {
+  std::mutex lock;                                          // guards what follows
+  std::vector<limit_receptor> user;                         // on_limit; empty: the default receptor
+  std::vector<std::pair<std::uint64_t, limit_receptor>> watchers;  // monitors, called besides the receptors
+  std::uint64_t next_watcher = 1;
+  std::uint32_t stderr_monitors = 0;  // monitors that log events on stderr: the default receptor keeps quiet
+};
+
+inline limit_receptors& receptors() {
+  static limit_receptors* r = new limit_receptors();  // never destroyed: events may come during exit
+  return *r;
+}
+
+/// The receptors' thread.
+struct delivery_state {
+  std::uint32_t xword = 0;     // futex: 1 when woken
+  std::uint32_t xstop = 0;     // 1: deliver what is queued, then end
+  std::uint32_t xrunning = 0;  // 1 once the thread started (0 again in a fork child)
+  pthread_t thread{};
+  std::uint64_t xdone = 0;      // the core's xtail after the last event this thread delivered (or dropped)
+  std::uint32_t last_phase[max_kinds] = {};
+  std::uint64_t last_refused[max_kinds] = {};
+};
+inline constinit delivery_state g_delivery{};
+inline constinit std::uint32_t g_delivery_thread_id = 0;  // its records are resmon's (monitor.hpp leaves them out)
+
+/// The core's wake hook (core/limits.hpp): a futex wake, no allocation, no lock.
+inline void wake_delivery() noexcept {
+  __atomic_store_n(&g_delivery.xword, std::uint32_t(1), __ATOMIC_RELEASE);
+  ::syscall(SYS_futex, &g_delivery.xword, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+/// Returns: the line the default receptor prints for `e` (no newline).
+inline std::string limit_line(const limit_event& e) {
+  core::limit_record r{};
+  r.kind = std::uint32_t(e.kind);
+  r.change = e.refused ? core::limit_change::refused
+           : e.removed ? core::limit_change::removed
+           : e.back_under ? core::limit_change::back_under : core::limit_change::crossed;
+  r.held = e.held;
+  r.limit_count = e.limit.count;
+  r.limit_bytes = e.limit.bytes;
+  r.hard = e.limit.hard ? 1 : 0;
+  r.where = e.where;
+  r.requested = e.requested;
+  std::string text;
+  auto append = [](void* c, const char* s, std::size_t n) { static_cast<std::string*>(c)->append(s, n); };
+  {
+    core::writer w(core::sink{append, &text});
+    core::write_limit_line(w, r);
+  }
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (e.refused && e.refusals > 1) text += "; " + std::to_string(e.refusals) + " refused since the last line";
+  if (!e.back_under && !e.top_sites.empty()) {
+    const site_usage& top = e.top_sites.front();
+    text += "; top site ";
+    core::writer w(core::sink{append, &text});
+    core::put_site(w, top.where);
+    w.put(" holds ").put_uint(top.held.count);
+    if (top.held.bytes != 0) w.put(" (").put_bytes(top.held.bytes).put(")");
+  }
+  return text;
+}
+
+inline void default_receptor(const limit_event& e) {
+  std::string line = limit_line(e);
+  std::fprintf(stderr, "%s\n", line.c_str());
+}
+
+/// Delivers one event taken from the core's queue.
+inline void deliver(const core::limit_record& raw) {
+  core::notify_limit_observers(raw);  // the C facade's lines
+  std::uint16_t k = std::uint16_t(raw.kind % max_kinds);
+  limit_event e;
+  e.kind = kind(k);
+  e.held = raw.held;
+  e.limit = limit{raw.limit_count, raw.limit_bytes, raw.hard != 0,
+                  core::load_relaxed(&core::g_limits.kinds[k].xstack_depth)};
+  e.refused = raw.change == core::limit_change::refused;
+  e.removed = raw.change == core::limit_change::removed;
+  e.back_under = raw.change == core::limit_change::back_under || e.removed;
+  e.requested = raw.requested;
+  e.where = raw.where;
+  e.time_ns = raw.time_ns;
+  if (e.refused) {
+    std::uint64_t total = core::load_relaxed(&core::g_limits.kinds[k].xrefused);
+    e.refusals = total - g_delivery.last_refused[k];
+    g_delivery.last_refused[k] = total;
+  }
+  if (!e.back_under) e.top_sites = top_sites(e.kind, 5);
+  limit_receptors& r = receptors();
+  std::vector<limit_receptor> user;
+  std::vector<std::pair<std::uint64_t, limit_receptor>> watchers;
+  bool quiet;
+  {
+    std::lock_guard<std::mutex> g(r.lock);
+    user = r.user;
+    watchers = r.watchers;
+    quiet = r.stderr_monitors != 0 || core::limit_observed();
+  }
+  if (user.empty() && !quiet) default_receptor(e);
+  for (auto& f : user) {
+#if RESMON_CONFIG_EXCEPTIONS
+    try {
+      f(e);
+    } catch (...) {
+      // A receptor that throws loses nothing for the others.
+    }
+#else
+    f(e);
+#endif
+  }
+  for (auto& [id, f] : watchers) f(e);
+}
+
+/// Effects: takes every queued event and delivers those still current (a
+/// crossing overtaken in the queue by a later change of the same kind is
+/// dropped); then brings the phase of kinds that are over in line with
+/// their figures (releases on exempt threads do not check). At most 256
+/// events a call.
+inline void deliver_queued() {
+  core::limit_record raw;
+  for (int n = 0; n < 256 && core::take_limit_event(&raw); ++n) {
+    std::uint16_t k = std::uint16_t(raw.kind % max_kinds);
+    bool stale = raw.change != core::limit_change::refused && std::int32_t(raw.phase - g_delivery.last_phase[k]) <= 0;
+    if (!stale) {
+      if (raw.change != core::limit_change::refused) g_delivery.last_phase[k] = raw.phase;
+#if RESMON_CONFIG_EXCEPTIONS
+      try {
+        deliver(raw);
+      } catch (...) {
+        // No memory for the event: it is lost, the next ones are not.
+      }
+#else
+      deliver(raw);
+#endif
+    }
+    __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
+  }
+  for (std::uint16_t k = 0; k < max_kinds; ++k)
+    if ((core::load_relaxed(&core::g_limits.kinds[k].xphase) & 1) != 0) core::check_limit(k, nullptr);
+}
+
+inline void* delivery_main(void*) noexcept {
+  core::exempt_thread_from_limits();  // its own memory neither crosses limits nor is refused
+  __atomic_store_n(&g_delivery_thread_id, std::uint32_t(platform::thread_id()), __ATOMIC_RELEASE);
+  __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
+  for (;;) {
+    if (__atomic_exchange_n(&g_delivery.xword, std::uint32_t(0), __ATOMIC_ACQ_REL) == 0 &&
+        __atomic_load_n(&g_delivery.xstop, __ATOMIC_ACQUIRE) == 0) {
+      timespec pause{0, 100 * 1000 * 1000};  // also looks every 100 ms (a release on an exempt thread)
+      ::syscall(SYS_futex, &g_delivery.xword, FUTEX_WAIT_PRIVATE, 0, &pause, nullptr, 0);
+    }
+    deliver_queued();
+    if (!core::limit_events_pending())
+      __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
+    if (__atomic_load_n(&g_delivery.xstop, __ATOMIC_ACQUIRE) != 0 && !core::limit_events_pending()) break;
+  }
+  return nullptr;
+}
+
+inline void stop_delivery() noexcept {
+  if (__atomic_load_n(&g_delivery.xrunning, __ATOMIC_ACQUIRE) == 0) return;
+  if (pthread_equal(pthread_self(), g_delivery.thread)) return;  // exit() from a receptor
+  __atomic_store_n(&g_delivery.xstop, std::uint32_t(1), __ATOMIC_RELEASE);
+  wake_delivery();
+  pthread_join(g_delivery.thread, nullptr);
+  __atomic_store_n(&g_delivery.xrunning, std::uint32_t(0), __ATOMIC_RELEASE);
+  __atomic_store_n(&core::g_limits.xwake, static_cast<void (*)() noexcept>(nullptr), __ATOMIC_RELEASE);
+}
+
+inline void delivery_prefork() noexcept { receptors().lock.lock(); }
+inline void delivery_postfork_parent() noexcept { receptors().lock.unlock(); }
+inline void delivery_postfork_child() noexcept {
+  receptors().lock.unlock();
+  // The thread is not in the child: its receptors resume with the child's
+  // next set_limit, on_limit or monitor; until then the C facade consumes.
+  __atomic_store_n(&g_delivery.xrunning, std::uint32_t(0), __ATOMIC_RELEASE);
+  __atomic_store_n(&core::g_limits.xwake, static_cast<void (*)() noexcept>(nullptr), __ATOMIC_RELEASE);
+}
+
+/// Effects: starts the receptors' thread once (per process). Thread-safety: any thread.
+inline void ensure_delivery() noexcept {
+  static std::mutex* start_lock = new std::mutex();
+  std::lock_guard<std::mutex> g(*start_lock);
+  if (__atomic_load_n(&g_delivery.xrunning, __ATOMIC_ACQUIRE) != 0) return;
+  static const bool hooks = [] {
+    (void)receptors();
+    (void)pthread_atfork(delivery_prefork, delivery_postfork_parent, delivery_postfork_child);
+    (void)std::atexit([] { stop_delivery(); });
+    return true;
+  }();
+  (void)hooks;
+  __atomic_store_n(&g_delivery.xstop, std::uint32_t(0), __ATOMIC_RELEASE);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);  // the program's signals go to its own threads
+  bool started = pthread_create(&g_delivery.thread, nullptr, delivery_main, nullptr) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (!started) {
+    std::fprintf(stderr, "resmon: the limit receptors' thread could not start; limit events go to the C facade's "
+                         "lines only\n");
+    return;
+  }
+  __atomic_store_n(&g_delivery.xrunning, std::uint32_t(1), __ATOMIC_RELEASE);
+  __atomic_store_n(&core::g_limits.xwake, &wake_delivery, __ATOMIC_RELEASE);
+  if (core::limit_events_pending()) wake_delivery();
+}
+
+/// Effects: registers a watcher (a monitor's); Returns: its id for remove_watcher.
+inline std::uint64_t add_watcher(limit_receptor w, bool logs_stderr) {
+  ensure_delivery();
+  limit_receptors& r = receptors();
+  std::lock_guard<std::mutex> g(r.lock);
+  std::uint64_t id = r.next_watcher++;
+  r.watchers.emplace_back(id, std::move(w));
+  if (logs_stderr) ++r.stderr_monitors;
+  return id;
+}
+
+inline void remove_watcher(std::uint64_t id, bool logs_stderr) {
+  limit_receptors& r = receptors();
+  std::lock_guard<std::mutex> g(r.lock);
+  std::erase_if(r.watchers, [id](const auto& w) { return w.first == id; });
+  if (logs_stderr && r.stderr_monitors != 0) --r.stderr_monitors;
+}
+
+}  // namespace detail
+
 /// Effects: sets kind `k`'s limit (limit{} removes it). A limit already
-/// passed when set calls the receptors at once. Cost: one load per
-/// acquisition while no kind has a limit; with one, a sum over the threads'
-/// tables per acquisition of that kind (bench/track_bench measures both).
-/// Thread-safety: lock-free; acquisitions racing with the change see the old
-/// or the new limit.
+/// passed when set is reported at once. Cost: one load per acquisition while
+/// no kind has a limit; with one, a sum over the threads' tables per
+/// acquisition of that kind (bench/track_bench measures both). A kind out of
+/// range is one line on stderr and changes nothing.
+/// Thread-safety: lock-free in the core; acquisitions racing with the change
+/// see the old or the new limit.
 inline void set_limit(kind k, limit l) noexcept {
-  core::set_limit(std::uint16_t(k), l.count, l.bytes, l.hard ? std::uint32_t(core::limit_hard) : std::uint32_t(0), l.stack_depth);
-  detail::deliver_pending_limit_events();
+  if (std::uint16_t(k) >= max_kinds) {
+    std::fprintf(stderr, "resmon: set_limit: kind %u is not valid: expected a built-in kind or one from "
+                         "register_kind(); no limit set\n", unsigned(k));
+    return;
+  }
+  detail::ensure_delivery();
+  core::set_limit(std::uint16_t(k), l.count, l.bytes, l.hard ? std::uint32_t(core::limit_hard) : std::uint32_t(0),
+                  l.stack_depth);
 }
 
 /// Returns: kind `k`'s limit now.
@@ -108,126 +370,38 @@ inline std::uint64_t refused(kind k) noexcept {
 
 /// Returns: true while kind `k` is over its limit (crossed, not yet back under).
 inline bool over_limit(kind k) noexcept {
-  return std::uint16_t(k) < max_kinds && core::load_relaxed(&core::g_limits.kinds[std::uint16_t(k)].xover) != 0;
+  return std::uint16_t(k) < max_kinds && (core::load_relaxed(&core::g_limits.kinds[std::uint16_t(k)].xphase) & 1) != 0;
 }
-
-namespace detail {
-
-struct limit_receptors {
-  std::mutex lock;  // guards the lists
-  std::vector<std::function<void(const limit_event&)>> user;      // on_limit; empty: the default receptor
-  std::vector<std::function<void(const limit_event&)>> watchers;  // monitors: called besides the receptors
-  std::mutex delivering;  // one deliverer at a time, so events reach receptors in order
-};
-
-inline limit_receptors& receptors() {
-  static limit_receptors* r = new limit_receptors();  // never destroyed: events may come during exit
-  return *r;
-}
-
-inline thread_local bool t_in_delivery = false;
-
-/// Returns: the line the default receptor prints for `e` (no newline).
-inline std::string limit_line(const limit_event& e) {
-  core::limit_record r{};
-  r.kind = std::uint32_t(e.kind);
-  r.change = e.refused ? core::limit_change::refused
-                       : e.back_under ? core::limit_change::back_under : core::limit_change::crossed;
-  r.held = e.held;
-  r.limit_count = e.limit.count;
-  r.limit_bytes = e.limit.bytes;
-  r.hard = e.limit.hard ? 1 : 0;
-  r.where = e.where;
-  std::string text;
-  {
-    core::writer w(core::sink{[](void* c, const char* s, std::size_t n) { static_cast<std::string*>(c)->append(s, n); },
-                              &text});
-    core::write_limit_line(w, r);
-  }
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  if (!e.back_under && !e.top_sites.empty()) {
-    const site_usage& top = e.top_sites.front();
-    text += "; top site ";
-    {
-      core::writer w(core::sink{[](void* c, const char* s, std::size_t n) { static_cast<std::string*>(c)->append(s, n); },
-                                &text});
-      core::put_site(w, top.where);
-      w.put(" holds ").put_uint(top.held.count);
-      if (top.held.bytes != 0) w.put(" (").put_bytes(top.held.bytes).put(")");
-    }
-  }
-  return text;
-}
-
-inline void default_receptor(const limit_event& e) {
-  std::string line = limit_line(e);
-  std::fprintf(stderr, "%s\n", line.c_str());
-}
-
-/// Effects: calls the receptors (and the monitors' watchers) for every
-/// queued limit event, on the calling thread. Skipped when the thread is
-/// already delivering (a receptor that allocates) or another thread is (it
-/// takes the events queued meanwhile).
-inline void deliver_queued_limit_events() noexcept {
-  if (t_in_delivery) return;
-  limit_receptors& r = receptors();
-  std::unique_lock<std::mutex> one(r.delivering, std::try_to_lock);
-  if (!one.owns_lock()) return;
-  t_in_delivery = true;
-  core::limit_record raw;
-  while (core::take_limit_event(&raw)) {
-#if RESMON_CONFIG_EXCEPTIONS
-    try {
-#endif
-      limit_event e;
-      e.kind = kind(raw.kind);
-      e.held = raw.held;
-      e.limit = limit{raw.limit_count, raw.limit_bytes, raw.hard != 0,
-                      core::load_relaxed(&core::g_limits.kinds[raw.kind % max_kinds].xstack_depth)};
-      e.back_under = raw.change == core::limit_change::back_under;
-      e.refused = raw.change == core::limit_change::refused;
-      e.where = raw.where;
-      e.time_ns = raw.time_ns;
-      if (!e.back_under) e.top_sites = top_sites(e.kind, 5);
-      std::vector<std::function<void(const limit_event&)>> user, watchers;
-      {
-        std::lock_guard<std::mutex> g(r.lock);
-        user = r.user;
-        watchers = r.watchers;
-      }
-      if (user.empty()) default_receptor(e);
-      for (auto& f : user) f(e);
-      for (auto& f : watchers) f(e);
-#if RESMON_CONFIG_EXCEPTIONS
-    } catch (...) {
-      // A receptor that throws (or no memory for the event) loses this event only.
-    }
-#endif
-  }
-  t_in_delivery = false;
-}
-
-// Installed before main in every program that includes this header: the
-// tracker's wrappers call it when events are queued (tracker.hpp).
-inline const bool limit_delivery_installed = (install_limit_delivery(deliver_queued_limit_events), true);
-
-}  // namespace detail
 
 /// Effects: adds `receptor`, called for every limit event (crossed, back
-/// under, refused) of any kind, on the thread whose acquisition or release
-/// caused it, after the tracker is done with that acquisition: it may call
-/// report() and allocate. nullptr removes every receptor and restores the
-/// default (one line on stderr). Events of one process reach the receptors in
-/// order, one at a time.
+/// under, refused, removed) of any kind, on the receptors' thread, in the
+/// order the events happened; the first limit event after the call reaches
+/// it. nullptr removes every receptor and restores the default (one line on
+/// stderr, unless a monitor logs events there or the C facade writes its
+/// lines). A receptor may allocate, track, lock and call report(); one that
+/// throws does not keep the event from the others.
 inline void on_limit(std::function<void(const limit_event&)> receptor) {
+  detail::ensure_delivery();
   detail::limit_receptors& r = detail::receptors();
   std::lock_guard<std::mutex> g(r.lock);
   if (!receptor) r.user.clear();
   else r.user.push_back(std::move(receptor));
 }
 
-/// Effects: calls the receptors for events queued and not yet delivered
-/// (a monitor's thread calls it every interval).
-inline void deliver_limit_events() noexcept { detail::deliver_queued_limit_events(); }
+/// Effects: waits (at most `timeout_ms`) until every limit event queued
+/// before the call has reached the receptors. Returns: true when they have.
+/// For tests and orderly shutdowns; receptors need no call to run.
+inline bool deliver_limit_events(unsigned timeout_ms = 2000) noexcept {
+  if (__atomic_load_n(&detail::g_delivery.xrunning, __ATOMIC_ACQUIRE) == 0) return !core::limit_events_pending();
+  if (pthread_equal(pthread_self(), detail::g_delivery.thread)) return false;
+  std::uint64_t until = core::load_acquire(&core::g_limits.xhead);
+  detail::wake_delivery();
+  for (unsigned waited = 0; waited <= timeout_ms; ++waited) {
+    if (std::int64_t(__atomic_load_n(&detail::g_delivery.xdone, __ATOMIC_ACQUIRE) - until) >= 0) return true;
+    timespec ms{0, 1000 * 1000};
+    ::nanosleep(&ms, nullptr);
+  }
+  return false;
+}
 
 }  // namespace resmon

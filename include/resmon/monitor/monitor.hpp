@@ -4,13 +4,18 @@
 // whose holdings keep growing (leak suspects), checks process limits, and
 // sends events to sinks. Layer: hosted (Linux).
 //
-// Suspects: for each (kind, site) the held count and bytes of the last
-// `suspect_window` intervals go through a Mann-Kendall trend test (S, the
-// sum of signs of every later-minus-earlier pair, normalised to Z). A site is
-// a suspect when Z >= suspect_z (3: one-sided p < 0.0014), at least two
-// thirds of its steps went up, and it grew by at least suspect_min_count
-// resources or suspect_min_bytes over the window. Churn that holds a steady
-// amount has Z near 0 and as many steps down as up, so it is never named.
+// Suspects: for each (kind, site) the held count of the last
+// `suspect_window` intervals (12) goes through a Mann-Kendall trend test (S,
+// the sum of signs of every later-minus-earlier pair, normalised to Z). A
+// site passes when Z >= suspect_z (3: one-sided p < 0.0014), it grew by at
+// least suspect_min_count resources, and the growth is at least half the
+// path the series travelled (a random walk wanders about as far down as up).
+// Its bytes pass the same way (suspect_min_bytes) while its count trends up
+// too (Z >= 1): a steady set of blocks of random sizes random-walks in bytes
+// with a flat count. A site that passes two samples running is named; one
+// that stops passing is no longer a suspect. Churn of a steady population is
+// never named; a population that random-walks (a queue's length) can be,
+// while it climbs (simulated: 0.4 % of samples for an AR(0.9) count).
 #pragma once
 
 #include <algorithm>
@@ -73,8 +78,9 @@ struct monitor_options {
   std::chrono::milliseconds interval{5000};  ///< the seed's resMonInterval; 0: no thread, call sample()
   process_limits limits;
   std::size_t history = 720;        ///< samples kept (an hour at 5 s)
-  std::size_t suspect_window = 12;  ///< intervals the trend test reads (at least 6)
+  std::size_t suspect_window = 12;  ///< intervals the trend test reads (at least 8)
   double suspect_z = 3.0;
+  double suspect_efficiency = 0.5;  ///< net growth over the path travelled (1: rose every step)
   std::uint64_t suspect_min_count = 4;
   std::uint64_t suspect_min_bytes = 4096;
   std::size_t summary_every = 0;  ///< intervals between summary events; 0: none
@@ -95,10 +101,11 @@ struct monitor_options {
 /// One interval's sample.
 struct monitor_sample {
   std::uint64_t unix_ms = 0;
+  std::uint64_t steady_ns = 0;  ///< CLOCK_MONOTONIC: what CPU % divides by
   process_figures process;
   double cpu_percent = 0;  ///< user + system over the interval
   double cpu_user_percent = 0, cpu_system_percent = 0;
-  std::uint64_t tracked_fds = 0;  ///< descriptors and sockets resmon holds records of
+  std::uint64_t tracked_fds = 0;  ///< descriptors, sockets, FILE* and DIR* resmon holds records of
   struct kind_usage {
     resmon::kind kind;
     usage held, total;
@@ -110,6 +117,18 @@ struct monitor_sample {
 class monitor;
 
 namespace detail {
+class metrics_endpoint;
+}  // namespace detail
+}  // namespace resmon
+
+/// Defined by <resmon/monitor/http.hpp> in the one translation unit that
+/// includes it; a null address otherwise (a weak reference: no order of
+/// initialisation to get wrong).
+extern "C" __attribute__((weak)) resmon::detail::metrics_endpoint* resmon_detail_make_endpoint(
+    const char* address, std::uint16_t port, const void* source, char* error, std::size_t error_size);
+
+namespace resmon {
+namespace detail {
 
 /// The HTTP endpoint a monitor starts (http.hpp installs the factory).
 class metrics_endpoint {
@@ -117,15 +136,31 @@ class metrics_endpoint {
   virtual ~metrics_endpoint() = default;
   virtual std::uint16_t port() const noexcept = 0;
 };
-using endpoint_factory = std::unique_ptr<metrics_endpoint> (*)(const std::string& address, std::uint16_t port,
-                                                                std::string* error);
-inline constinit endpoint_factory g_endpoint_factory = nullptr;
 
 inline std::mutex& active_monitor_lock() {
   static std::mutex* m = new std::mutex();
   return *m;
 }
-inline monitor* g_active_monitor = nullptr;  // the newest running monitor (write_openmetrics reads it)
+/// The running monitors, oldest first (write_openmetrics reads the newest).
+/// Guarded by active_monitor_lock().
+inline std::vector<monitor*>& active_monitors() {
+  static std::vector<monitor*>* v = new std::vector<monitor*>();
+  return *v;
+}
+
+/// A monitor's watcher reaches it through a gate: the monitor's end closes
+/// it (waiting for a call in progress), so a delivery that copied the
+/// watcher never calls into a monitor that is gone.
+struct watch_gate {
+  std::mutex lock;
+  monitor* target = nullptr;
+};
+
+inline std::uint64_t steady_ns_now() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::uint64_t(ts.tv_sec) * 1000000000ull + std::uint64_t(ts.tv_nsec);
+}
 
 inline std::uint64_t unix_ms_now() noexcept {
   timespec ts{};
@@ -141,16 +176,22 @@ inline std::string site_text(const site* s) {
   return t;
 }
 
-/// Every (kind, site) holding something now. Walks the held records once.
+/// A (kind, site) by the site's value: two interned copies of one site are one key.
 struct site_key {
   std::uint16_t kind;
   const site* where;
   bool operator<(const site_key& o) const noexcept {
-    return kind != o.kind ? kind < o.kind : std::less<const site*>()(where, o.where);
+    if (kind != o.kind) return kind < o.kind;
+    if (where->line != o.where->line) return where->line < o.where->line;
+    if (int c = core::str_order(where->file, o.where->file)) return c < 0;
+    return core::str_order(where->function != nullptr ? where->function : "",
+                           o.where->function != nullptr ? o.where->function : "") < 0;
   }
 };
 
-inline std::map<site_key, site_usage> holdings_by_site() {
+/// Returns: every (kind, site) holding something now, but for the records
+/// of the threads in `skip` (resmon's own). Walks the held records once.
+inline std::map<site_key, site_usage> holdings_by_site(const std::vector<std::uint32_t>& skip = {}) {
   // Grouped into a fixed table during the walk (no allocation while tables
   // are read), then copied out.
   struct slot {
@@ -161,6 +202,8 @@ inline std::map<site_key, site_usage> holdings_by_site() {
   std::vector<slot> table(slots, slot{0, site_usage{nullptr, {0, 0}, 0}});
   core::for_each_live([&](const core::record_view& v) {
     if (v.where == nullptr) return;
+    for (std::uint32_t t : skip)
+      if (v.thread == t) return;
     std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.where) ^ (std::uintptr_t(v.kind) << 3);
     std::size_t h = std::size_t((a >> 4) * 0x9E3779B97F4A7C15ull >> 52);
     for (std::size_t probe = 0; probe < slots; ++probe, h = (h + 1) & (slots - 1)) {
@@ -173,8 +216,14 @@ inline std::map<site_key, site_usage> holdings_by_site() {
     }
   });
   std::map<site_key, site_usage> out;
-  for (const slot& s : table)
-    if (s.u.where != nullptr) out.emplace(site_key{s.kind, s.u.where}, s.u);
+  for (const slot& s : table) {
+    if (s.u.where == nullptr) continue;
+    auto [it, added] = out.emplace(site_key{s.kind, s.u.where}, s.u);
+    if (!added) {
+      it->second.held.count += s.u.held.count;
+      it->second.held.bytes += s.u.held.bytes;
+    }
+  }
   return out;
 }
 
@@ -191,10 +240,13 @@ inline double trend_z(const std::deque<std::uint64_t>& x) noexcept {
   return 0;
 }
 
-inline std::size_t rising_steps(const std::deque<std::uint64_t>& x) noexcept {
-  std::size_t ups = 0;
-  for (std::size_t i = 1; i < x.size(); ++i) ups += x[i] > x[i - 1] ? 1 : 0;
-  return ups;
+/// Returns: the net change over the path travelled: 1 for a series that
+/// only rises, about 1/sqrt(n) for a random walk, 0 for a flat one.
+inline double efficiency(const std::deque<std::uint64_t>& x) noexcept {
+  double path = 0;
+  for (std::size_t i = 1; i < x.size(); ++i) path += x[i] > x[i - 1] ? double(x[i] - x[i - 1]) : double(x[i - 1] - x[i]);
+  if (path == 0 || x.back() <= x.front()) return 0;
+  return double(x.back() - x.front()) / path;
 }
 
 inline std::string json_escape(const std::string& s) {
@@ -234,44 +286,49 @@ class monitor {
 
   /// Effects: starts sampling (a thread when options.interval > 0) and the
   /// HTTP endpoint when options.http_port is set. A bad option (a window
-  /// under 6, an endpoint that cannot start) is one line on stderr; the
-  /// monitor runs without that part.
+  /// under 8, an endpoint that cannot start) is one line on stderr; the
+  /// monitor runs without that part (or with the nearest valid value).
+  /// Throws: what sample() and std::thread throw (then nothing stays registered).
   explicit monitor(monitor_options options = {}) : options_(std::move(options)) {
-    if (options_.suspect_window < 6) {
-      std::fprintf(stderr, "resmon: monitor_options.suspect_window = %zu is not valid: expected 6 or more; using 6\n",
+    if (options_.suspect_window < 8) {
+      // With fewer points a Z of 3 is out of reach (7 rising points give 3.0 exactly).
+      std::fprintf(stderr, "resmon: monitor_options.suspect_window = %zu is not valid: expected 8 or more; using 8\n",
                    options_.suspect_window);
-      options_.suspect_window = 6;
+      options_.suspect_window = 8;
     }
-    if (options_.history == 0) options_.history = 1;
-    {
-      std::lock_guard<std::mutex> g(detail::receptors().lock);
-      detail::receptors().watchers.push_back([this](const limit_event& e) { on_limit_event(e); });
-      watcher_index_ = detail::receptors().watchers.size() - 1;
-    }
-    {
-      std::lock_guard<std::mutex> g(detail::active_monitor_lock());
-      previous_active_ = detail::g_active_monitor;
-      detail::g_active_monitor = this;
-    }
-    if (options_.http_port != 0) {
-      std::string error;
-      if (detail::g_endpoint_factory == nullptr) {
-        std::fprintf(stderr, "resmon: monitor_options.http_port = %u: no HTTP endpoint in this program: include "
-                             "<resmon/monitor/http.hpp> and link resmon_http_dep; serving nothing\n",
-                     unsigned(options_.http_port));
-      } else if (!(endpoint_ = detail::g_endpoint_factory(options_.http_address, options_.http_port, &error))) {
-        std::fprintf(stderr, "resmon: monitor_options.http_address:http_port = %s:%u: %s; serving nothing\n",
-                     options_.http_address.c_str(), unsigned(options_.http_port), error.c_str());
-      }
+    if (options_.history == 0) {
+      std::fprintf(stderr, "resmon: monitor_options.history = 0 is not valid: expected 1 or more samples; using 1\n");
+      options_.history = 1;
     }
     sample();
-    if (options_.interval.count() > 0) thread_ = std::thread([this] { run(); });
+    gate_ = std::make_shared<detail::watch_gate>();
+    gate_->target = this;
+    std::shared_ptr<detail::watch_gate> gate = gate_;
+    watcher_ = detail::add_watcher(
+        [gate](const limit_event& e) {
+          std::lock_guard<std::mutex> g(gate->lock);
+          if (gate->target != nullptr) gate->target->on_limit_event(e);
+        },
+        options_.log_stderr);
+    {
+      std::lock_guard<std::mutex> g(detail::active_monitor_lock());
+      detail::active_monitors().push_back(this);
+    }
+    if (options_.http_port != 0) start_endpoint();
+    try {
+      if (options_.interval.count() > 0) thread_ = std::thread([this] { run(); });
+    } catch (...) {
+      unregister();
+      throw;
+    }
   }
 
   monitor(const monitor&) = delete;
   monitor& operator=(const monitor&) = delete;
 
-  /// Effects: stops the thread and the endpoint.
+  /// Effects: stops the thread and the endpoint; from then on no watcher
+  /// call reaches this monitor. Requires: not called from the monitor's own
+  /// on_event callback (its thread cannot join itself).
   ~monitor() {
     {
       std::lock_guard<std::mutex> g(stop_lock_);
@@ -279,40 +336,33 @@ class monitor {
     }
     stop_cv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    endpoint_.reset();
-    {
-      std::lock_guard<std::mutex> g(detail::receptors().lock);
-      // Watchers are kept by index; an ended monitor's becomes a no-op.
-      detail::receptors().watchers[watcher_index_] = [](const limit_event&) {};
-    }
-    // A delivery on another thread may still hold a copy of the old watcher:
-    // wait for it to end (unless this thread is the one delivering).
-    if (!detail::t_in_delivery) std::lock_guard<std::mutex> wait(detail::receptors().delivering);
-    std::lock_guard<std::mutex> g(detail::active_monitor_lock());
-    if (detail::g_active_monitor == this) detail::g_active_monitor = previous_active_;
+    unregister();
   }
 
   /// Effects: samples now (the thread does it every interval): process and
   /// tracked figures, sites, suspects, limits; sends the events.
   void sample() {
-    deliver_limit_events();
     monitor_sample s;
     s.unix_ms = detail::unix_ms_now();
+    s.steady_ns = detail::steady_ns_now();
     s.process = read_process_figures();
     for (std::uint16_t k = 0; k < core::kind_count(); ++k) {
       core::kind_figures f = core::figures(k);
       if (f.total == 0 && f.live == 0) continue;
       s.kinds.push_back({kind(k), {f.live, f.live_bytes}, {f.total, f.total_bytes}});
-      if (k == std::uint16_t(kind::fd) || k == std::uint16_t(kind::socket)) s.tracked_fds += f.live;
+      // Each of these holds a descriptor (a FILE* and a DIR* one of their own).
+      if (k == std::uint16_t(kind::fd) || k == std::uint16_t(kind::socket) || k == std::uint16_t(kind::file) ||
+          k == std::uint16_t(kind::dir))
+        s.tracked_fds += f.live;
     }
     for (const disk_limit& d : options_.limits.disks) s.disks.push_back(read_disk_figures(d.path));
-    auto sites = detail::holdings_by_site();
+    auto sites = detail::holdings_by_site(own_threads());
     std::vector<monitor_event> events;
     {
       std::lock_guard<std::mutex> g(lock_);
       if (!history_.empty()) {
         const monitor_sample& prev = history_.back();
-        double wall = double(s.unix_ms - prev.unix_ms) / 1000.0;
+        double wall = double(s.steady_ns - prev.steady_ns) / 1e9;
         if (wall > 0) {
           s.cpu_user_percent = 100.0 * (s.process.cpu_user_seconds - prev.process.cpu_user_seconds) / wall;
           s.cpu_system_percent = 100.0 * (s.process.cpu_system_seconds - prev.process.cpu_system_seconds) / wall;
@@ -358,7 +408,7 @@ class monitor {
 
   const monitor_options& options() const noexcept { return options_; }
 
-  /// Returns: the events sent so far, per type.
+  /// Returns: the events sent so far (every type).
   std::uint64_t events_sent() const noexcept { return __atomic_load_n(&events_sent_, __ATOMIC_RELAXED); }
 
  private:
@@ -366,15 +416,61 @@ class monitor {
     std::deque<std::uint64_t> counts, bytes;
     std::uint64_t last_seen_sample = 0;
     bool named = false;  // a suspect now
+    std::uint32_t passes = 0;  // samples running that passed the test
     suspect last;
   };
 
+  /// The threads whose records are resmon's own (this monitor's, the
+  /// receptors'): left out of sites and suspects.
+  std::vector<std::uint32_t> own_threads() const {
+    std::vector<std::uint32_t> v;
+    if (std::uint32_t t = __atomic_load_n(&thread_id_, __ATOMIC_ACQUIRE)) v.push_back(t);
+    if (std::uint32_t t = __atomic_load_n(&detail::g_delivery_thread_id, __ATOMIC_ACQUIRE)) v.push_back(t);
+    return v;
+  }
+
+  void start_endpoint() {
+    char error[200] = "";
+    if (resmon_detail_make_endpoint == nullptr) {
+      std::fprintf(stderr, "resmon: monitor_options.http_port = %u: no HTTP endpoint in this program: include "
+                           "<resmon/monitor/http.hpp> and link resmon_http_dep; serving nothing\n",
+                   unsigned(options_.http_port));
+      return;
+    }
+    endpoint_.reset(resmon_detail_make_endpoint(options_.http_address.c_str(), options_.http_port, this, error,
+                                                sizeof error));
+    if (!endpoint_)
+      std::fprintf(stderr, "resmon: monitor_options.http_address:http_port = %s:%u: %s; serving nothing\n",
+                   options_.http_address.c_str(), unsigned(options_.http_port), error);
+  }
+
+  void unregister() {
+    endpoint_.reset();
+    detail::remove_watcher(watcher_, options_.log_stderr);
+    {
+      std::lock_guard<std::mutex> g(gate_->lock);  // waits for a watcher call in progress
+      gate_->target = nullptr;
+    }
+    std::lock_guard<std::mutex> g(detail::active_monitor_lock());
+    std::erase(detail::active_monitors(), this);
+  }
+
   void run() {
+    core::exempt_thread_from_limits();  // its own memory neither crosses limits nor is refused
+    __atomic_store_n(&thread_id_, std::uint32_t(platform::thread_id()), __ATOMIC_RELEASE);
     std::unique_lock<std::mutex> g(stop_lock_);
     auto next = std::chrono::steady_clock::now() + options_.interval;
     while (!stop_cv_.wait_until(g, next, [this] { return stopping_; })) {
       g.unlock();
+#if RESMON_CONFIG_EXCEPTIONS
+      try {
+        sample();
+      } catch (...) {
+        // No memory for this sample (a hard limit, or none left): the next interval tries again.
+      }
+#else
       sample();
+#endif
       g.lock();
       next += options_.interval;
       auto now = std::chrono::steady_clock::now();
@@ -391,6 +487,7 @@ class monitor {
       push(t.counts, 0);
       push(t.bytes, 0);
       t.named = false;
+      t.passes = 0;
     }
     for (const auto& [key, u] : now) {
       site_track& t = sites_[key];
@@ -416,16 +513,22 @@ class monitor {
   bool judge(site_track& t, const detail::site_key& key, const site_usage& u, std::uint64_t unix_ms) const {
     std::size_t n = t.counts.size();
     if (n < options_.suspect_window) return false;
-    std::size_t need_up = (2 * (n - 1) + 2) / 3;
+    // A trend (Mann-Kendall Z), a real amount, and a rise that is most of
+    // the way travelled: a random walk (churn of a steady set of blocks of
+    // random sizes) wanders as far down as up.
     auto grows = [&](const std::deque<std::uint64_t>& x, std::uint64_t min_growth, double* z) {
       *z = detail::trend_z(x);
       return x.back() > x.front() && x.back() - x.front() >= min_growth && *z >= options_.suspect_z &&
-             detail::rising_steps(x) >= need_up;
+             detail::efficiency(x) >= options_.suspect_efficiency;
     };
     double zc = 0, zb = 0;
     bool by_count = grows(t.counts, options_.suspect_min_count, &zc);
-    bool by_bytes = grows(t.bytes, options_.suspect_min_bytes, &zb);
-    if (!by_count && !by_bytes) return false;
+    bool by_bytes = !by_count && zc >= 1.0 && grows(t.bytes, options_.suspect_min_bytes, &zb);
+    if (!by_count && !by_bytes) {
+      t.passes = 0;
+      return false;
+    }
+    if (++t.passes < 2) return false;
     suspect s;
     s.site = *u.where;
     s.kind = kind(key.kind);
@@ -454,11 +557,15 @@ class monitor {
       add_number(e, "limit", max);
       events.push_back(std::move(e));
     };
-    check("resident_bytes", double(s.process.resident_bytes), double(l.resident_bytes));
-    check("virtual_bytes", double(s.process.virtual_bytes), double(l.virtual_bytes));
-    check("open_fds", double(s.process.open_fds), double(l.open_fds));
-    check("threads", double(s.process.threads), double(l.threads));
-    if (history_.size() > 0) check("cpu_percent", s.cpu_percent, l.cpu_percent);
+    // A figure that could not be read is not checked (when descriptors run
+    // out, /proc/self/fd cannot be opened: not a reason to say "cleared").
+    if ((s.process.missing & 1) == 0) {
+      check("resident_bytes", double(s.process.resident_bytes), double(l.resident_bytes));
+      check("virtual_bytes", double(s.process.virtual_bytes), double(l.virtual_bytes));
+      check("threads", double(s.process.threads), double(l.threads));
+      if (history_.size() > 0) check("cpu_percent", s.cpu_percent, l.cpu_percent);
+    }
+    if ((s.process.missing & 2) == 0) check("open_fds", double(s.process.open_fds), double(l.open_fds));
     for (std::size_t i = 0; i < l.disks.size() && i < s.disks.size(); ++i) {
       const disk_figures& d = s.disks[i];
       if (!d.ok) continue;
@@ -614,8 +721,9 @@ class monitor {
   std::uint64_t file_bytes_ = 0;
   bool file_error_reported_ = false;
   std::uint64_t events_sent_ = 0;
-  std::size_t watcher_index_ = 0;
-  monitor* previous_active_ = nullptr;
+  std::uint64_t watcher_ = 0;
+  std::shared_ptr<detail::watch_gate> gate_;
+  std::uint32_t thread_id_ = 0;  // the sampling thread's, once it runs
   std::unique_ptr<detail::metrics_endpoint> endpoint_;
   std::mutex stop_lock_;
   std::condition_variable stop_cv_;

@@ -35,14 +35,35 @@ inline constexpr std::size_t openmetrics_sites_per_kind = 10;
 
 namespace detail {
 
+/// Returns: `s` as a label value: backslash, quote and newline escaped, and
+/// any byte that is not part of valid UTF-8 replaced by U+FFFD (a scrape
+/// with invalid UTF-8 fails as a whole).
 inline std::string label_escape(const char* s) {
   std::string o;
   if (s == nullptr) return o;
-  for (; *s != '\0'; ++s) {
-    if (*s == '\\') o += "\\\\";
-    else if (*s == '"') o += "\\\"";
-    else if (*s == '\n') o += "\\n";
-    else o += *s;
+  const auto* p = reinterpret_cast<const unsigned char*>(s);
+  while (*p != 0) {
+    unsigned char c = *p;
+    if (c < 0x80) {
+      if (c == '\\') o += "\\\\";
+      else if (c == '"') o += "\\\"";
+      else if (c == '\n') o += "\\n";
+      else o += char(c);
+      ++p;
+      continue;
+    }
+    int n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c <= 0xDF ? 1 : -1;
+    bool ok = n > 0;
+    for (int i = 1; ok && i <= n; ++i) ok = (p[i] & 0xC0) == 0x80;
+    if (ok && n == 2 && ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))) ok = false;  // overlong, surrogate
+    if (ok && n == 3 && ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))) ok = false;
+    if (ok) {
+      o.append(reinterpret_cast<const char*>(p), std::size_t(n) + 1);
+      p += n + 1;
+    } else {
+      o += "\xEF\xBF\xBD";
+      ++p;
+    }
   }
   return o;
 }
@@ -60,12 +81,18 @@ class metrics_text {
     out_ += type;
     out_ += '\n';
   }
+  void value(const char* name, const std::string& labels, std::uint64_t v) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += ' ';
+    out_ += std::to_string(v);
+    out_ += '\n';
+  }
   void value(const char* name, const std::string& labels, double v) {
     out_ += name;
     if (!labels.empty()) out_ += "{" + labels + "}";
-    char b[40];
-    if (v == double(std::uint64_t(v)) && v < 1.8e19) std::snprintf(b, sizeof b, " %llu\n", (unsigned long long)v);
-    else std::snprintf(b, sizeof b, " %.6g\n", v);
+    char b[48];
+    std::snprintf(b, sizeof b, " %.17g\n", v);  // seconds since the epoch keep their milliseconds
     out_ += b;
   }
   std::string take() { return std::move(out_); }
@@ -86,9 +113,10 @@ inline std::string site_labels(std::uint16_t k, const site* s) {
 
 }  // namespace detail
 
-/// Returns: the metrics text (see the list above). Walks the held records
-/// once for the top sites. Thread-safety: any thread.
-inline std::string openmetrics_text() {
+/// Returns: the metrics text (see the list above), with the suspects and
+/// disks of monitor `of` (nullptr: the newest running monitor, if any).
+/// Walks the held records once for the top sites. Thread-safety: any thread.
+inline std::string openmetrics_text(const monitor* of = nullptr) {
   detail::metrics_text m;
   std::vector<std::uint16_t> kinds;
   std::vector<core::kind_figures> figs;
@@ -98,7 +126,7 @@ inline std::string openmetrics_text() {
   }
   auto per_kind = [&](const char* name, const char* type, const char* help, auto get) {
     m.family(name, type, help);
-    for (std::size_t i = 0; i < kinds.size(); ++i) m.value(name, detail::kind_label(kinds[i]), double(get(figs[i])));
+    for (std::size_t i = 0; i < kinds.size(); ++i) m.value(name, detail::kind_label(kinds[i]), std::uint64_t(get(figs[i])));
   };
   per_kind("resmon_held_resources", "gauge", "Resources held now, per kind.",
            [](const core::kind_figures& f) { return f.live; });
@@ -114,6 +142,8 @@ inline std::string openmetrics_text() {
            [](const core::kind_figures& f) { return f.total_bytes; });
   per_kind("resmon_dropped_total", "counter", "Acquisitions counted but not recorded (capacity, threads).",
            [](const core::kind_figures& f) { return f.dropped; });
+  m.family("resmon_limit_events_lost_total", "counter", "Limit events dropped because their queue was full.");
+  m.value("resmon_limit_events_lost_total", "", core::load_relaxed(&core::g_limits.xlost));
 
   std::vector<std::uint16_t> limited;
   for (std::uint16_t k : kinds)
@@ -121,14 +151,14 @@ inline std::string openmetrics_text() {
   if (!limited.empty()) {
     auto per_limit = [&](const char* name, const char* type, const char* help, auto get) {
       m.family(name, type, help);
-      for (std::uint16_t k : limited) m.value(name, detail::kind_label(k), double(get(core::g_limits.kinds[k])));
+      for (std::uint16_t k : limited) m.value(name, detail::kind_label(k), std::uint64_t(get(core::g_limits.kinds[k])));
     };
     per_limit("resmon_limit_resources", "gauge", "Limit on resources of a kind held at once (0: none).",
               [](const core::kind_limit& l) { return core::load_relaxed(&l.xcount); });
     per_limit("resmon_limit_bytes", "gauge", "Limit on bytes of a kind held at once (0: none).",
               [](const core::kind_limit& l) { return core::load_relaxed(&l.xbytes); });
     per_limit("resmon_limit_exceeded", "gauge", "1 while a kind is over its limit.",
-              [](const core::kind_limit& l) { return core::load_relaxed(&l.xover); });
+              [](const core::kind_limit& l) { return core::load_relaxed(&l.xphase) & 1; });
     per_limit("resmon_limit_refused_total", "counter", "Acquisitions refused by a hard limit.",
               [](const core::kind_limit& l) { return core::load_relaxed(&l.xrefused); });
   }
@@ -149,68 +179,74 @@ inline std::string openmetrics_text() {
   }
   m.family("resmon_site_held_resources", "gauge", "Resources held now by one of the top sites of a kind.");
   for (const auto& [key, u] : top)
-    m.value("resmon_site_held_resources", detail::site_labels(key.kind, key.where), double(u.held.count));
+    m.value("resmon_site_held_resources", detail::site_labels(key.kind, key.where), std::uint64_t(u.held.count));
   m.family("resmon_site_held_bytes", "gauge", "Bytes held now by one of the top sites of a kind.");
   for (const auto& [key, u] : top)
-    m.value("resmon_site_held_bytes", detail::site_labels(key.kind, key.where), double(u.held.bytes));
+    m.value("resmon_site_held_bytes", detail::site_labels(key.kind, key.where), std::uint64_t(u.held.bytes));
 
   process_figures p = read_process_figures();
   std::uint64_t tracked_fds = 0;
   for (std::size_t i = 0; i < kinds.size(); ++i)
-    if (kinds[i] == std::uint16_t(kind::fd) || kinds[i] == std::uint16_t(kind::socket)) tracked_fds += figs[i].live;
+    if (kinds[i] == std::uint16_t(kind::fd) || kinds[i] == std::uint16_t(kind::socket) ||
+        kinds[i] == std::uint16_t(kind::file) || kinds[i] == std::uint16_t(kind::dir))
+      tracked_fds += figs[i].live;  // a FILE* and a DIR* hold a descriptor each
   m.family("resmon_untracked_fds", "gauge", "Open descriptors that resmon holds no record of (untracked code).");
-  m.value("resmon_untracked_fds", "", p.open_fds > tracked_fds ? double(p.open_fds - tracked_fds) : 0.0);
+  m.value("resmon_untracked_fds", "", p.open_fds > tracked_fds ? p.open_fds - tracked_fds : std::uint64_t(0));
   m.family("resmon_misuse_total", "counter", "Misuse events (unknown, double or wrong-kind releases...).");
-  m.value("resmon_misuse_total", "", double(core::misuse_total() + core::invalid_kind_total()));
+  m.value("resmon_misuse_total", "", std::uint64_t(core::misuse_total() + core::invalid_kind_total()));
 
   {
     std::lock_guard<std::mutex> g(detail::active_monitor_lock());
-    if (monitor* mon = detail::g_active_monitor) {
+    const auto& active = detail::active_monitors();
+    const monitor* mon = nullptr;
+    if (of != nullptr && std::find(active.begin(), active.end(), of) != active.end()) mon = of;
+    else if (of == nullptr && !active.empty()) mon = active.back();
+    if (mon != nullptr) {
       auto sus = mon->suspects();
       m.family("resmon_leak_suspect_growth_resources", "gauge",
                "Growth over the trend window of a site the monitor suspects of leaking.");
       for (const auto& s : sus)
         m.value("resmon_leak_suspect_growth_resources", detail::site_labels(std::uint16_t(s.kind), &s.site),
-                double(s.growth.count));
+                std::uint64_t(s.growth.count));
       m.family("resmon_leak_suspect_growth_bytes", "gauge",
                "Growth in bytes over the trend window of a site the monitor suspects of leaking.");
       for (const auto& s : sus)
         m.value("resmon_leak_suspect_growth_bytes", detail::site_labels(std::uint16_t(s.kind), &s.site),
-                double(s.growth.bytes));
+                std::uint64_t(s.growth.bytes));
       monitor_sample last = mon->latest();
       if (!last.disks.empty()) {
         m.family("resmon_disk_used_bytes", "gauge", "Bytes used on the file system that holds a path.");
         for (const auto& d : last.disks)
           if (d.ok) m.value("resmon_disk_used_bytes", "path=\"" + detail::label_escape(d.path.c_str()) + "\"",
-                            double(d.used_bytes));
+                            std::uint64_t(d.used_bytes));
         m.family("resmon_disk_size_bytes", "gauge", "Size of the file system that holds a path.");
         for (const auto& d : last.disks)
           if (d.ok) m.value("resmon_disk_size_bytes", "path=\"" + detail::label_escape(d.path.c_str()) + "\"",
-                            double(d.total_bytes));
+                            std::uint64_t(d.total_bytes));
       }
     }
   }
 
   m.family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-  m.value("process_resident_memory_bytes", "", double(p.resident_bytes));
+  m.value("process_resident_memory_bytes", "", std::uint64_t(p.resident_bytes));
   m.family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-  m.value("process_virtual_memory_bytes", "", double(p.virtual_bytes));
+  m.value("process_virtual_memory_bytes", "", std::uint64_t(p.virtual_bytes));
   m.family("process_open_fds", "gauge", "Number of open file descriptors.");
-  m.value("process_open_fds", "", double(p.open_fds));
+  m.value("process_open_fds", "", std::uint64_t(p.open_fds));
   if (p.max_fds != 0) {
     m.family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
-    m.value("process_max_fds", "", double(p.max_fds));
+    m.value("process_max_fds", "", std::uint64_t(p.max_fds));
   }
   m.family("process_threads", "gauge", "Number of OS threads in the process.");
-  m.value("process_threads", "", double(p.threads));
+  m.value("process_threads", "", std::uint64_t(p.threads));
   m.family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
   m.value("process_cpu_seconds_total", "", p.cpu_user_seconds + p.cpu_system_seconds);
   m.family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
   m.value("process_start_time_seconds", "", p.start_time_seconds);
   m.family("resmon_process_read_bytes_total", "counter", "Bytes read by system calls (rchar).");
-  m.value("resmon_process_read_bytes_total", "", double(p.read_bytes));
+  m.value("resmon_process_read_bytes_total", "", std::uint64_t(p.read_bytes));
   m.family("resmon_process_written_bytes_total", "counter", "Bytes written by system calls (wchar).");
-  m.value("resmon_process_written_bytes_total", "", double(p.written_bytes));
+  m.value("resmon_process_written_bytes_total", "", std::uint64_t(p.written_bytes));
   return m.take();
 }
 

@@ -54,12 +54,24 @@ inline long read_proc_file(const char* path, char* buf, std::size_t size) noexce
   return long(n);
 }
 
-/// Returns: the boot time (btime of /proc/stat) in seconds since the epoch, 0 if unknown.
+/// Returns: the boot time (btime of /proc/stat) in seconds since the epoch,
+/// 0 if unknown. Reads line by line: on a machine with many processors the
+/// line comes after a long "intr" line.
 inline std::uint64_t boot_time_seconds() noexcept {
-  char buf[8192];
-  if (read_proc_file("/proc/stat", buf, sizeof buf) < 0) return 0;
-  const char* p = std::strstr(buf, "\nbtime ");
-  return p == nullptr ? 0 : std::uint64_t(std::strtoull(p + 7, nullptr, 10));
+  std::FILE* f = std::fopen("/proc/stat", "re");
+  if (f == nullptr) return 0;
+  char line[256];
+  std::uint64_t btime = 0;
+  bool line_start = true;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (line_start && std::strncmp(line, "btime ", 6) == 0) {
+      btime = std::strtoull(line + 6, nullptr, 10);
+      break;
+    }
+    line_start = std::strchr(line, '\n') != nullptr;  // a long line comes in pieces
+  }
+  std::fclose(f);
+  return btime;
 }
 
 }  // namespace detail
