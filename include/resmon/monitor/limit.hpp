@@ -177,6 +177,19 @@ inline void default_receptor(const limit_event& e) {
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 
+/// Calls f(); what it throws is dropped: one receptor's (or event's) loss,
+/// not the others'.
+template <class F> void guarded(F&& f) noexcept {
+#if RESMON_CONFIG_EXCEPTIONS
+  try {
+    f();
+  } catch (...) {
+  }
+#else
+  f();
+#endif
+}
+
 /// Delivers one event taken from the core's queue.
 inline void deliver(const core::limit_record& raw) {
   core::notify_limit_observers(raw);  // the C facade's lines
@@ -208,19 +221,9 @@ inline void deliver(const core::limit_record& raw) {
     watchers = r.watchers;
     quiet = r.stderr_monitors != 0 || core::limit_observed();
   }
-  if (user.empty() && !quiet) default_receptor(e);
-  for (auto& f : user) {
-#if RESMON_CONFIG_EXCEPTIONS
-    try {
-      f(e);
-    } catch (...) {
-      // A receptor that throws loses nothing for the others.
-    }
-#else
-    f(e);
-#endif
-  }
-  for (auto& [id, f] : watchers) f(e);
+  if (user.empty() && !quiet) guarded([&] { default_receptor(e); });
+  for (auto& f : user) guarded([&] { f(e); });
+  for (auto& [id, f] : watchers) guarded([&] { f(e); });
 }
 
 /// Effects: takes every queued event and delivers those still current (a
@@ -235,15 +238,7 @@ inline void deliver_queued() {
     bool stale = raw.change != core::limit_change::refused && std::int32_t(raw.phase - g_delivery.last_phase[k]) <= 0;
     if (!stale) {
       if (raw.change != core::limit_change::refused) g_delivery.last_phase[k] = raw.phase;
-#if RESMON_CONFIG_EXCEPTIONS
-      try {
-        deliver(raw);
-      } catch (...) {
-        // No memory for the event: it is lost, the next ones are not.
-      }
-#else
-      deliver(raw);
-#endif
+      guarded([&] { deliver(raw); });  // no memory for the event: it is lost, the next ones are not
     }
     __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
   }

@@ -124,24 +124,26 @@ inline std::string openmetrics_text(const monitor* of = nullptr) {
     kinds.push_back(k);
     figs.push_back(core::figures(k));
   }
-  auto per_kind = [&](const char* name, const char* type, const char* help, auto get) {
-    m.family(name, type, help);
-    for (std::size_t i = 0; i < kinds.size(); ++i) m.value(name, detail::kind_label(kinds[i]), std::uint64_t(get(figs[i])));
+  struct per_kind {
+    const char* name;
+    const char* type;
+    const char* help;
+    std::uint64_t core::kind_figures::*figure;
   };
-  per_kind("resmon_held_resources", "gauge", "Resources held now, per kind.",
-           [](const core::kind_figures& f) { return f.live; });
-  per_kind("resmon_held_bytes", "gauge", "Bytes held now by the resources of a kind.",
-           [](const core::kind_figures& f) { return f.live_bytes; });
-  per_kind("resmon_peak_resources", "gauge", "Highest number of resources of a kind held at once.",
-           [](const core::kind_figures& f) { return f.peak; });
-  per_kind("resmon_peak_bytes", "gauge", "Highest bytes held at once by a kind.",
-           [](const core::kind_figures& f) { return f.peak_bytes; });
-  per_kind("resmon_acquired_total", "counter", "Resources of a kind acquired since start.",
-           [](const core::kind_figures& f) { return f.total; });
-  per_kind("resmon_acquired_bytes_total", "counter", "Bytes acquired since start, per kind.",
-           [](const core::kind_figures& f) { return f.total_bytes; });
-  per_kind("resmon_dropped_total", "counter", "Acquisitions counted but not recorded (capacity, threads).",
-           [](const core::kind_figures& f) { return f.dropped; });
+  static constexpr per_kind families[] = {
+      {"resmon_held_resources", "gauge", "Resources held now, per kind.", &core::kind_figures::live},
+      {"resmon_held_bytes", "gauge", "Bytes held now by the resources of a kind.", &core::kind_figures::live_bytes},
+      {"resmon_peak_resources", "gauge", "Highest number of resources of a kind held at once.", &core::kind_figures::peak},
+      {"resmon_peak_bytes", "gauge", "Highest bytes held at once by a kind.", &core::kind_figures::peak_bytes},
+      {"resmon_acquired_total", "counter", "Resources of a kind acquired since start.", &core::kind_figures::total},
+      {"resmon_acquired_bytes_total", "counter", "Bytes acquired since start, per kind.", &core::kind_figures::total_bytes},
+      {"resmon_dropped_total", "counter", "Acquisitions counted but not recorded (capacity, threads).",
+       &core::kind_figures::dropped},
+  };
+  for (const per_kind& family : families) {
+    m.family(family.name, family.type, family.help);
+    for (std::size_t i = 0; i < kinds.size(); ++i) m.value(family.name, detail::kind_label(kinds[i]), figs[i].*family.figure);
+  }
   m.family("resmon_limit_events_lost_total", "counter", "Limit events dropped because their queue was full.");
   m.value("resmon_limit_events_lost_total", "", core::load_relaxed(&core::g_limits.xlost));
 
