@@ -107,6 +107,25 @@ TEST_CASE("report: JSON escapes strings") {
   resmon::detail::release(k, 1, &odd);
 }
 
+TEST_CASE("report: JSON is valid UTF-8 whatever the names: an invalid byte becomes U+FFFD, valid text stays") {
+  static constexpr resmon::site odd{"caf\xc3\xa9/\xff\x80.cpp", 9, "g\xed\xa0\x80"};  // valid, stray, surrogate
+  resmon::kind k = resmon::register_kind("caf\xe9");  // Latin-1, not UTF-8
+  REQUIRE(std::uint16_t(k) < resmon::max_kinds);
+  resmon::detail::acquire(k, 1, 1, &odd, nullptr);
+  std::string json = resmon::report_json_string();
+  CHECK(json.find("\"caf\xEF\xBF\xBD\"") != std::string::npos);
+  CHECK(json.find("\"file\":\"caf\xc3\xa9/\xEF\xBF\xBD\xEF\xBF\xBD.cpp\"") != std::string::npos);
+  CHECK(json.find("\"function\":\"g\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"") != std::string::npos);
+  // Every byte of the document is part of a valid UTF-8 sequence.
+  const auto* p = reinterpret_cast<const unsigned char*>(json.c_str());
+  while (*p != 0) {
+    int n = resmon::core::utf8_length(p);
+    REQUIRE(n > 0);
+    p += n;
+  }
+  resmon::detail::release(k, 1, &odd);
+}
+
 TEST_CASE("report: writer formats durations and sizes for people") {
   std::string out;
   {

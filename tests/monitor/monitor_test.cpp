@@ -183,6 +183,10 @@ TEST_CASE("openmetrics_text: kinds, limits, top sites with escaped labels, and t
   CHECK(text.find("\nprocess_open_fds ") != std::string::npos);
   resmon::set_limit(widget, {});
   resmon::detail::release(widget, 0x77, &odd);
+  static const resmon::site latin1{"caf\xe9.cpp", 3, "h"};  // not UTF-8: the scrape would fail as a whole
+  resmon::detail::acquire(widget, 0x78, 5, &latin1, nullptr);
+  CHECK(resmon::openmetrics_text().find("site=\"caf\xEF\xBF\xBD.cpp:3\"") != std::string::npos);
+  resmon::detail::release(widget, 0x78, &latin1);
 }
 
 TEST_CASE("monitor: monitors ended in any order leave no dangling monitor for the metrics") {

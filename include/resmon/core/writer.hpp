@@ -15,6 +15,23 @@ struct sink {
   void* context;
 };
 
+/// Returns: the length (1 to 4) of the valid UTF-8 sequence that starts at
+/// `p`, or 0 when the byte there starts none (a stray continuation byte, an
+/// overlong form, a surrogate, past U+10FFFF, or cut short by the end).
+inline int utf8_length(const unsigned char* p) noexcept {
+  unsigned char c = p[0];
+  if (c < 0x80) return 1;
+  int n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+  for (int i = 1; i < n; ++i)
+    if ((p[i] & 0xC0) != 0x80) return 0;  // also stops at the terminating NUL
+  if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F)) return 0;  // overlong, surrogate
+  if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F)) return 0;  // overlong, past U+10FFFF
+  return n;
+}
+
+/// The UTF-8 of U+FFFD, what an invalid byte becomes in JSON and metrics.
+inline constexpr char utf8_replacement[] = "\xEF\xBF\xBD";
+
 /// Buffered text output with the few conversions reports need.
 /// Does not allocate.
 class writer {
@@ -86,19 +103,31 @@ class writer {
     // (b % scale) * 10 < 10 * 2^60 < 2^64: no overflow.
     return put_uint(b / scale).put_char('.').put_uint((b % scale) * 10 / scale).put(units[u]);
   }
-  /// A JSON string literal, escaped.
+  /// A JSON string literal, escaped; bytes that are not valid UTF-8 become
+  /// U+FFFD, so the document is always valid (json.loads reads it).
   writer& put_json_string(const char* s) noexcept {
     if (s == nullptr) return put("null");
     put_char('"');
-    for (; *s != '\0'; ++s) {
-      unsigned char c = static_cast<unsigned char>(*s);
+    const auto* p = reinterpret_cast<const unsigned char*>(s);
+    while (*p != 0) {
+      unsigned char c = *p;
       if (c == '"' || c == '\\') {
         put_char('\\').put_char(char(c));
       } else if (c < 0x20) {
         put("\\u00").put_char("0123456789abcdef"[c >> 4]).put_char("0123456789abcdef"[c & 0xf]);
+      } else if (c >= 0x80) {
+        int n = utf8_length(p);
+        if (n == 0) {
+          put(utf8_replacement);
+        } else {
+          for (int i = 0; i < n; ++i) put_char(char(p[i]));
+          p += n;
+          continue;
+        }
       } else {
         put_char(char(c));
       }
+      ++p;
     }
     return put_char('"');
   }

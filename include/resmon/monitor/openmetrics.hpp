@@ -52,17 +52,13 @@ inline std::string label_escape(const char* s) {
       ++p;
       continue;
     }
-    int n = c >= 0xF0 && c <= 0xF4 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 && c <= 0xDF ? 1 : -1;
-    bool ok = n > 0;
-    for (int i = 1; ok && i <= n; ++i) ok = (p[i] & 0xC0) == 0x80;
-    if (ok && n == 2 && ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))) ok = false;  // overlong, surrogate
-    if (ok && n == 3 && ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))) ok = false;
-    if (ok) {
-      o.append(reinterpret_cast<const char*>(p), std::size_t(n) + 1);
-      p += n + 1;
-    } else {
-      o += "\xEF\xBF\xBD";
+    int n = core::utf8_length(p);
+    if (n == 0) {
+      o += core::utf8_replacement;
       ++p;
+    } else {
+      o.append(reinterpret_cast<const char*>(p), std::size_t(n));
+      p += n;
     }
   }
   return o;
