@@ -85,6 +85,17 @@ inline report_options with_symbols(const report_options& options, report_symbols
 }
 }  // namespace detail
 
+RESMON_DETAIL_MODE_BEGIN
+/// Returns: `options` for a report of this translation unit's mode: built
+/// without tracking, while nothing in the process tracks (no thread ever had
+/// a table), the report says tracking is disabled instead of "0 held".
+/// (Not in detail: a namespace of that name here would hide resmon::detail.)
+inline report_options detail_mode_options(const report_options& options) noexcept {
+  report_options o = options;
+  o.tracking_disabled = !RESMON_HAS_TRACKING && core::load_acquire(&core::g_registry.xtable_count) == 0;
+  return o;
+}
+
 /// Effects: writes a readable report of everything held now to `out`: per
 /// kind the held count and bytes, peak and total, then held resources grouped
 /// by call site and stack, largest first, with the oldest age, its thread and
@@ -98,7 +109,7 @@ inline report_options with_symbols(const report_options& options, report_symbols
 /// malloc after the snapshot was taken.
 inline void report(std::FILE* out = stderr, const report_options& options = {}) {
   detail::report_symbols symbols;
-  core::write_text_report({detail::write_file, out}, detail::with_symbols(options, symbols));
+  core::write_text_report({detail::write_file, out}, detail::with_symbols(detail_mode_options(options), symbols));
   std::fflush(out);
 }
 
@@ -110,7 +121,7 @@ inline void report(std::FILE* out = stderr, const report_options& options = {}) 
 /// "bytes", "total"}).
 inline void report_json(std::FILE* out, const report_options& options = {}) {
   detail::report_symbols symbols;
-  core::write_json_report({detail::write_file, out}, detail::with_symbols(options, symbols));
+  core::write_json_report({detail::write_file, out}, detail::with_symbols(detail_mode_options(options), symbols));
   std::fflush(out);
 }
 
@@ -118,7 +129,7 @@ inline void report_json(std::FILE* out, const report_options& options = {}) {
 inline std::string report_string(const report_options& options = {}) {
   std::string text;
   detail::report_symbols symbols;
-  core::write_text_report({detail::write_string, &text}, detail::with_symbols(options, symbols));
+  core::write_text_report({detail::write_string, &text}, detail::with_symbols(detail_mode_options(options), symbols));
   return text;
 }
 
@@ -126,9 +137,11 @@ inline std::string report_string(const report_options& options = {}) {
 inline std::string report_json_string(const report_options& options = {}) {
   std::string text;
   detail::report_symbols symbols;
-  core::write_json_report({detail::write_string, &text}, detail::with_symbols(options, symbols));
+  core::write_json_report({detail::write_string, &text}, detail::with_symbols(detail_mode_options(options), symbols));
   return text;
 }
+
+RESMON_DETAIL_MODE_END
 
 /// Effects: remembers what every group (kind, site, stack) holds now; later
 /// reports rank the groups that grew the most since ("top culprits by

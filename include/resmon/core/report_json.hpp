@@ -61,7 +61,7 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   uint16_t kinds = kind_count();
   const site_group* g = snap.groups();
   const record_view* r = snap.records();
-  w.put("{\"schema\":\"resmon.report\",\"version\":1");
+  w.put("{\"schema\":\"resmon.report\",\"version\":1,\"tracking\":").put(opt.tracking_disabled ? "false" : "true");
   uint64_t start = load_relaxed(&g_registry.xstart_ns), clock = platform::clock_coarse_ns();
   w.put(",\"uptime_ns\":").put_uint(start != 0 && clock > start ? clock - start : 0);
   w.put(",\"capacity\":").put_uint(capacity()).put(",\"max_threads\":").put_uint(max_threads());

@@ -115,6 +115,11 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
 /// report while the interrupted code was reporting or taking a checkpoint.
 inline void write_text_report(sink out, const report_options& opt = {}) noexcept {
   writer w(out);
+  if (opt.tracking_disabled) {
+    w.put(opt.title).put(": tracking disabled in this build: nothing is recorded (define RESMON_ENABLE=1, or build "
+                         "with Meson's -Dtracking=enabled)\n");
+    return;
+  }
   grouped_snapshot snap(opt.min_epoch);
   uint64_t now = platform::clock_coarse_ns();
   uint16_t kinds = kind_count();

@@ -81,6 +81,7 @@ struct report_options {
   bool scope_only = false;      // a leak-scope report: no process-wide figures, no misuse
   bool all_kinds = false;       // also kinds with nothing held
   const char* title = "resmon report";
+  bool tracking_disabled = false;  // the caller was built without tracking and nothing tracks: say so, not "0 held"
   /// Optional: appends a description of a return address (symbol name) to w.
   void (*describe_address)(writer& w, uintptr_t address, void* context) = nullptr;
   /// Optional: appends the frames of stack `id`, one per line, indented.
