@@ -62,7 +62,7 @@ inline void set_stack_method(stack_method m) noexcept { core::set_stack_method(m
 struct stack_stats {
   std::uint64_t stacks;    // distinct stacks stored
   std::uint64_t unknown;   // captures not stored: the depot was full
-  std::uint64_t bytes;     // raw pages the depot holds
+  std::uint64_t bytes;     // what the stored stacks use (depot_reserved_bytes: the address space reserved)
   std::uint64_t fallback;  // captures that ran the fallback unwinder
 };
 

@@ -87,7 +87,10 @@ TEST_CASE("stack_depot: past its bound new stacks are unknown and counted; store
   CHECK(core::depot_unknown_count() == unknown);
   CHECK(core::depot_stack_count() <= core::depot_max_stacks);
   CHECK(core::depot_insert(first.data(), 4) == id1);  // the hit path still works when full
-  CHECK(core::depot_bytes() == core::depot_table_slots * 8 + core::depot_arena_words * sizeof(std::uintptr_t));
+  CHECK(core::depot_reserved_bytes() == core::depot_table_slots * 8 + core::depot_arena_words * sizeof(std::uintptr_t));
+  // What the stacks use: 1 + max stacks of 2 frames (hash, depth, frames) and a slot each, not the reservation.
+  CHECK(core::depot_bytes() <= (core::depot_stack_count() + 1) * (4 * sizeof(std::uintptr_t) + 8) + 64);
+  CHECK(core::depot_bytes() < core::depot_reserved_bytes());
 }
 
 #endif

@@ -18,7 +18,8 @@ namespace resmon::core {
 /// for the stacks of the snapshot's groups, each once, by id.
 inline void write_json_stacks(writer& w, const grouped_snapshot& snap, const report_options& opt) noexcept {
   w.put(",\"stack_depot\":{\"stacks\":").put_uint(depot_stack_count());
-  w.put(",\"unknown\":").put_uint(depot_unknown_count()).put(",\"bytes\":").put_uint(depot_bytes()).put("}");
+  w.put(",\"unknown\":").put_uint(depot_unknown_count()).put(",\"bytes\":").put_uint(depot_bytes());
+  w.put(",\"reserved_bytes\":").put_uint(depot_reserved_bytes()).put("}");
   w.put(",\"stacks\":[");
   size_t n = snap.group_count();
   scratch<uint32_t> ids(n);

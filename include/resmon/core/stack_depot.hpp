@@ -145,12 +145,22 @@ inline uint64_t depot_stack_count() noexcept { return load_relaxed(&g_stack_depo
 /// Returns: the number of captures that could not be stored (depot full).
 inline uint64_t depot_unknown_count() noexcept { return load_relaxed(&g_stack_depot.xunknown); }
 
-/// Returns: the bytes of raw pages the depot holds (0 before first use).
-inline uint64_t depot_bytes() noexcept {
+/// Returns: the bytes of address space the depot reserved (0 before first
+/// use); pages are mapped as they are first written.
+inline uint64_t depot_reserved_bytes() noexcept {
   uint64_t b = 0;
   if (load_relaxed(&g_stack_depot.xtable) != nullptr) b += depot_table_slots * sizeof(uint64_t);
   if (load_relaxed(&g_stack_depot.xarena) != nullptr) b += depot_arena_words * sizeof(uintptr_t);
   return b;
+}
+
+/// Returns: the bytes the stored stacks use: their arena words and one
+/// table slot each (what a report calls the depot's size).
+inline uint64_t depot_bytes() noexcept {
+  if (load_relaxed(&g_stack_depot.xarena) == nullptr) return 0;
+  uint64_t words = load_relaxed(&g_stack_depot.xarena_used);
+  if (words > depot_arena_words) words = depot_arena_words;
+  return words * sizeof(uintptr_t) + depot_stack_count() * sizeof(uint64_t);
 }
 
 }  // namespace resmon::core
