@@ -223,7 +223,7 @@ inline void deliver(const core::limit_record& raw) {
   }
   if (user.empty() && !quiet) guarded([&] { default_receptor(e); });
   for (auto& f : user) guarded([&] { f(e); });
-  for (auto& [id, f] : watchers) guarded([&] { f(e); });
+  for (auto& w : watchers) guarded([&] { w.second(e); });  // (clang 14 cannot capture a structured binding)
 }
 
 /// Effects: takes every queued event and delivers those still current (a
