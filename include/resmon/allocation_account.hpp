@@ -182,9 +182,11 @@ class allocation_account {
     std::uint64_t count = __atomic_add_fetch(&live_count_, 1, __ATOMIC_RELAXED);
     std::uint64_t sum = __atomic_add_fetch(&live_bytes_, bytes, __ATOMIC_RELAXED);
     std::uint64_t max_count = load(budget_count_), max_bytes = load(budget_bytes_);
-    if ((max_count != 0 && count > max_count) || (max_bytes != 0 && sum > max_bytes)) {
+    if (core::over_limit(count, sum, max_count, max_bytes)) {
       credit(bytes);
-      return refuse();
+      refuse();
+      report_refusal(bytes, max_count, max_bytes);
+      return false;
     }
     return true;
   }
@@ -203,12 +205,36 @@ class allocation_account {
     return false;
   }
 
+  /// Effects: a refusal by the budget is a limit event like a kind's (the
+  /// same receptors and lines, core/limits.hpp), its site the account's;
+  /// at most one a second per account, with the refusals since the last.
+  void report_refusal(std::uint64_t bytes, std::uint64_t max_count, std::uint64_t max_bytes) noexcept {
+    std::uint64_t now = platform::clock_coarse_ns(), last = __atomic_load_n(&last_event_ns_, __ATOMIC_RELAXED);
+    if ((last != 0 && now - last < 1000000000) ||
+        !__atomic_compare_exchange_n(&last_event_ns_, &last, now, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      return;
+    std::uint64_t total = load(refused_);
+    core::limit_record e{};
+    e.kind = std::uint32_t(kind::memory);
+    e.change = core::limit_change::refused;
+    e.held = {load(live_count_), load(live_bytes_)};
+    e.limit_count = max_count;
+    e.limit_bytes = max_bytes;
+    e.hard = 1;
+    e.where = site_;
+    e.requested = bytes;
+    e.refusals = total - __atomic_exchange_n(&refused_reported_, total, __ATOMIC_RELAXED);
+    core::queue_limit_event(e);
+  }
+
   const site* site_;
   std::uint64_t budget_bytes_, budget_count_;
   bool counted_;  // counters kept: set once, by a budget
   std::uint64_t countdown_ = 0;
   std::uint64_t live_count_ = 0, live_bytes_ = 0;
   std::uint64_t refused_ = 0;
+  std::uint64_t refused_reported_ = 0;  // refused_ when the last limit event was queued
+  std::uint64_t last_event_ns_ = 0;     // when it was (report_refusal)
 };
 
 namespace detail {

@@ -225,3 +225,31 @@ TEST_CASE("set_limit: a kind out of range is one line and no limit") {
   resmon::set_limit(resmon::kind(200), {.count = 1});
   CHECK(resmon::get_limit(resmon::kind(200)).count == 0);
 }
+
+TEST_CASE("allocation_account: a budget's refusal is a limit event like a kind's, named by the account") {
+  recorded r;
+  resmon::allocation_account book("order_book", {.bytes = 1000});
+  resmon::accounted_allocator<char> a(book);
+  char* kept = a.allocate(800);
+  int refused = 0;
+  for (int i = 0; i < 50; ++i) {
+    try {
+      (void)a.allocate(400);
+    } catch (const std::bad_alloc&) {
+      ++refused;
+    }
+  }
+  CHECK(refused == 50);
+  auto events = r.events();
+  REQUIRE(events.size() == 1);  // one a second per account, with its count
+  CHECK(events[0].refused);
+  CHECK(events[0].refusals == 1);
+  CHECK(events[0].requested == 400);
+  CHECK(events[0].limit.bytes == 1000);
+  CHECK(events[0].held.bytes == 800);
+  REQUIRE(events[0].where != nullptr);
+  CHECK(std::string(events[0].where->function) == "order_book");
+  CHECK(resmon::detail::limit_line(events[0]).rfind(
+            "resmon: limit refused an acquisition: memory bytes held 800 + 400 asked, limit 1000 (hard; at ", 0) == 0);
+  a.deallocate(kept, 800);
+}

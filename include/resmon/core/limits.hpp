@@ -81,6 +81,7 @@ struct limit_record {
   uint32_t phase;            // the kind's phase after a crossing or the way back; 0 for refusals
   const site* where;         // the acquisition that crossed (or was refused), if known
   uint64_t requested;        // a refusal: the bytes the refused acquisition asked for
+  uint64_t refusals;         // a refusal: how many it stands for (0: the kind's since its last event)
   uint64_t time_ns;          // platform::clock_coarse_ns()
 };
 

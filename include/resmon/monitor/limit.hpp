@@ -205,7 +205,9 @@ inline void deliver(const core::limit_record& raw) {
   e.requested = raw.requested;
   e.where = raw.where;
   e.time_ns = raw.time_ns;
-  if (e.refused) {
+  if (e.refused && raw.refusals != 0) {
+    e.refusals = raw.refusals;  // an account's budget: it counts its own
+  } else if (e.refused) {
     std::uint64_t total = core::load_relaxed(&core::g_limits.kinds[k].xrefused);
     e.refusals = total - g_delivery.last_refused[k];
     g_delivery.last_refused[k] = total;
