@@ -127,7 +127,9 @@ class allocation_account {
   explicit allocation_account(const char* name, alloc_budget budget = {},
                               const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
       : site_(detail::intern_site(name, file, line)), budget_bytes_(budget.bytes),
-        budget_count_(budget.count), counted_(budget.bytes != 0 || budget.count != 0) {}
+        budget_count_(budget.count), counted_(budget.bytes != 0 || budget.count != 0) {
+    if (counted_) core::start_limit_consumer();  // its refusals are limit events
+  }
   allocation_account(const allocation_account&) = delete;
   allocation_account& operator=(const allocation_account&) = delete;
 
@@ -145,6 +147,7 @@ class allocation_account {
       __atomic_store_n(&live_count_, now.count, __ATOMIC_RELAXED);
       __atomic_store_n(&live_bytes_, now.bytes, __ATOMIC_RELAXED);
     }
+    core::start_limit_consumer();
     __atomic_store_n(&budget_bytes_, b.bytes, __ATOMIC_RELAXED);
     __atomic_store_n(&budget_count_, b.count, __ATOMIC_RELAXED);
     __atomic_store_n(&counted_, true, __ATOMIC_RELEASE);  // pairs with the load above and in try_charge
@@ -377,6 +380,7 @@ inline alloc_budget set_global_new_budget(alloc_budget budget) noexcept {
   const core::kind_limit& l = core::g_limits.kinds[std::uint16_t(kind::memory)];
   alloc_budget old{core::load_relaxed(&l.xbytes), core::load_relaxed(&l.xcount)};
   const std::uint32_t depth = core::load_relaxed(&l.xstack_depth);  // kept: a budget does not change it
+  core::start_limit_consumer();  // the receptors hear of it, where <resmon/monitor/limit.hpp> is in the program
   core::set_limit(std::uint16_t(kind::memory), budget.count, budget.bytes,
                   budget.count != 0 || budget.bytes != 0 ? uint32_t(core::limit_hard) : uint32_t(0), depth);
   return old;

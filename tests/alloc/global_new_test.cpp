@@ -150,6 +150,10 @@ TEST_CASE("global_new: blocks freed on another thread are released") {
 }
 
 TEST_CASE("global_new: a budget on tracked memory refuses: bad_alloc, or nullptr from nothrow") {
+  // The first budget starts resmon's receptors' thread, which allocates a
+  // little (tracked): start it before measuring the headroom.
+  resmon::on_limit([](const resmon::limit_event&) {});
+  REQUIRE(resmon::deliver_limit_events());
   resmon::usage now = resmon::live(resmon::kind::memory);
   resmon::alloc_budget old = resmon::set_global_new_budget({.bytes = now.bytes + 1000});
   char* a = kept(new char[600]);
@@ -165,6 +169,8 @@ TEST_CASE("global_new: a budget on tracked memory refuses: bad_alloc, or nullptr
   delete one;
   CHECK(resmon::set_global_new_budget(old).count == now.count + 1);
   delete kept(new int(3));  // no budget: allowed
+  REQUIRE(resmon::deliver_limit_events());
+  resmon::on_limit(nullptr);
 }
 
 TEST_CASE("global_new: a hard limit with a monitor and a receptor that allocate: no loop, no hang, no terminate") {

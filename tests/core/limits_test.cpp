@@ -130,3 +130,26 @@ TEST_CASE("limits: a hard limit refuses in admit; refusals coalesce into one eve
   core::set_limit(widget, 0, 0, 0, 0);
   drain();
 }
+
+TEST_CASE("limits: a refusal dropped by a full ring does not silence the kind's later refusals") {
+  drain();
+  REQUIRE(core::set_limit(widget, 1, 0, core::limit_hard, 0));
+  acquire(1);
+  drain();
+  for (std::uint32_t i = 0; i < core::limit_ring_size; ++i) {
+    core::limit_record e{};
+    e.kind = widget;
+    core::queue_limit_event(e);  // fills the ring
+  }
+  std::uint64_t lost = core::load_relaxed(&core::g_limits.xlost);
+  CHECK_FALSE(core::admit(widget, 1, 8, &here));  // its event is dropped
+  CHECK(core::load_relaxed(&core::g_limits.xlost) == lost + 1);
+  CHECK(drain().size() == core::limit_ring_size);
+  CHECK_FALSE(core::admit(widget, 1, 8, &here));
+  auto got = drain();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].change == core::limit_change::refused);
+  release(1);
+  core::set_limit(widget, 0, 0, 0, 0);
+  drain();
+}

@@ -14,6 +14,7 @@
 #pragma once
 
 #include "base.hpp"
+#include "limits.hpp"
 #include "platform.hpp"
 #include "registry.hpp"
 #include "table.hpp"
@@ -35,7 +36,9 @@ inline void after_fork_child() noexcept {
     self->hot_thread = uint32_t(id);
     store_relaxed(&self->xthread, id);
     for (auto& o : self->origins) o.id = 0;  // origins name the thread
+    self->limits_exempt = 0;  // a child forked from resmon's own thread is the program's
   }
+  reset_limit_events_after_fork();
   uint64_t reserved = 0;
   for_each_table([&](thread_table* t) {
     if (t != self) {

@@ -120,8 +120,9 @@ RESMON_DETAIL_INLINE bool over_limit(uint64_t count, uint64_t bytes, uint64_t ma
 
 /// Effects: queues `e` (its time set here) and wakes the consumer; drops it
 /// and counts it in xlost when the ring is full. Lock-free; does not allocate.
+/// Returns: false when it was dropped.
 /// Safe in interrupt context: yes, when xwake is.
-inline void queue_limit_event(limit_record e) noexcept {
+inline bool queue_limit_event(limit_record e) noexcept {
   e.time_ns = platform::clock_coarse_ns();
   uint64_t t = load_relaxed(&g_limits.xhead);
   for (;;) {
@@ -138,11 +139,12 @@ inline void queue_limit_event(limit_record e) noexcept {
     }
     if (st < free_state) {  // still holds the event of the lap before: full
       fetch_add_relaxed(&g_limits.xlost, uint64_t(1));
-      return;
+      return false;
     }
     t = load_relaxed(&g_limits.xhead);  // another producer took t
   }
   if (void (*wake)() noexcept = load_acquire(&g_limits.xwake)) wake();
+  return true;
 }
 
 /// Returns: true when events wait for a consumer.
@@ -164,7 +166,8 @@ inline bool take_limit_event(limit_record* out) noexcept {
     if (cas_acq_rel(&g_limits.xtail, t, t + 1)) {
       *out = s.event;
       store_release(&s.xstate, full_state + 1);  // free for the next lap; pairs with load_acquire in queue
-      if (out->change == limit_change::refused && out->kind < max_kinds)
+      // A kind's refusal (not an account's, which counts its own): the next queues anew.
+      if (out->change == limit_change::refused && out->refusals == 0 && out->kind < max_kinds)
         store_release(&g_limits.kinds[out->kind].xrefusal_queued, uint32_t(0));
       return true;
     }
@@ -264,7 +267,7 @@ inline bool admit(uint16_t k, uint64_t count, uint64_t bytes, const site* where)
   if (load_relaxed(&l.xrefusal_queued) == 0 && cas_acq_rel(&l.xrefusal_queued, idle, uint32_t(1))) {
     limit_record e = limit_event_of(k, limit_change::refused, f, where);
     e.requested = bytes;
-    queue_limit_event(e);
+    if (!queue_limit_event(e)) store_release(&l.xrefusal_queued, uint32_t(0));  // dropped: the next may queue
   }
   return false;
 }
@@ -279,12 +282,15 @@ RESMON_DETAIL_INLINE uint32_t limit_stack_depth(uint16_t k) noexcept {
 
 /// Effects: registers an observer called for every event by its consumer.
 /// Returns: false when max_limit_observers are registered.
+inline void limit_observer_claimed(const limit_record&, void*) noexcept {}  // a slot being filled
+
 inline bool add_limit_observer(limit_observer_fn fn, void* context) noexcept {
   for (limit_observer& o : g_limits.observers) {
     limit_observer_fn none = nullptr;
-    if (load_relaxed(&o.xfn) == nullptr) {
+    if (load_relaxed(&o.xfn) == nullptr && cas_acq_rel(&o.xfn, none, &limit_observer_claimed)) {
       store_relaxed(&o.xcontext, context);
-      if (cas_acq_rel(&o.xfn, none, fn)) return true;  // the context is published with fn (release)
+      store_release(&o.xfn, fn);  // the context is published with fn; pairs with load_acquire in notify
+      return true;
     }
   }
   return false;
@@ -309,6 +315,50 @@ inline bool limit_observed() noexcept {
   for (limit_observer& o : g_limits.observers)
     if (load_relaxed(&o.xfn) != nullptr) return true;
   return false;
+}
+
+/// Effects (a fork child): empties the event ring and the refusal flags; a
+/// thread of the parent may have been between its claim and its write.
+inline void reset_limit_events_after_fork() noexcept {
+  for (limit_slot& s : g_limits.events) store_relaxed(&s.xstate, uint64_t(0));
+  store_relaxed(&g_limits.xhead, uint64_t(0));
+  store_relaxed(&g_limits.xtail, uint64_t(0));
+  for (kind_limit& l : g_limits.kinds) store_relaxed(&l.xrefusal_queued, uint32_t(0));
+  store_relaxed(&g_limits.xwake, static_cast<void (*)() noexcept>(nullptr));  // the consumer's thread is not here
+}
+
+/// Exempts the calling thread from limits while it lives (resmon's own
+/// work on a program's thread, e.g. starting the receptors' thread), and
+/// restores what was before.
+class limits_exempt_scope {
+ public:
+  limits_exempt_scope() noexcept : t_(platform::current_table()) {
+    if (t_ == nullptr) t_ = attach_table();
+    if (t_ != nullptr) {
+      was_ = t_->limits_exempt;
+      t_->limits_exempt = 1;
+    }
+  }
+  ~limits_exempt_scope() {
+    if (t_ != nullptr) t_->limits_exempt = was_;
+  }
+  limits_exempt_scope(const limits_exempt_scope&) = delete;
+  limits_exempt_scope& operator=(const limits_exempt_scope&) = delete;
+
+ private:
+  thread_table* t_;
+  uint8_t was_ = 0;
+};
+
+/// A hosted hook that starts the consumer of limit events (monitor/limit.hpp
+/// installs it): callers that set limits outside that header
+/// (set_global_new_budget, account budgets) call it. Never from inside an
+/// acquisition.
+using start_limit_consumer_fn = void (*)() noexcept;
+inline constinit start_limit_consumer_fn g_start_limit_consumer = nullptr;
+
+inline void start_limit_consumer() noexcept {
+  if (start_limit_consumer_fn start = __atomic_load_n(&g_start_limit_consumer, __ATOMIC_ACQUIRE)) start();
 }
 
 }  // namespace resmon::core

@@ -128,6 +128,7 @@ struct delivery_state {
   std::uint32_t xrunning = 0;  // 1 once the thread started (0 again in a fork child)
   pthread_t thread{};
   std::uint64_t xdone = 0;      // the core's xtail after the last event this thread delivered (or dropped)
+  std::uint32_t xfinished = 0;  // 1 once the thread left its loop (a timed stop)
   std::uint32_t last_phase[max_kinds] = {};
   std::uint64_t last_refused[max_kinds] = {};
 };
@@ -244,11 +245,25 @@ inline void deliver_queued() {
     }
     __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
   }
-  for (std::uint16_t k = 0; k < max_kinds; ++k)
+  for (std::uint16_t k = 0; k < max_kinds; ++k) {
     if ((core::load_relaxed(&core::g_limits.kinds[k].xphase) & 1) != 0) core::check_limit(k, nullptr);
+    // A change whose event was dropped (the ring was full) is made up from
+    // the state now, so the receptors never miss that a kind is over.
+    std::uint32_t p = core::load_acquire(&core::g_limits.kinds[k].xphase);
+    if (std::int32_t(p - g_delivery.last_phase[k]) > 0 && !core::limit_events_pending()) {
+      core::limit_record now = core::limit_now(k);
+      now.change = (p & 1) != 0 ? core::limit_change::crossed
+                 : core::kind_limited(k) ? core::limit_change::back_under : core::limit_change::removed;
+      now.phase = p;
+      now.time_ns = platform::clock_coarse_ns();
+      g_delivery.last_phase[k] = p;
+      guarded([&] { deliver(now); });
+    }
+  }
 }
 
 inline void* delivery_main(void*) noexcept {
+  int stop_rounds = 0;
   core::exempt_thread_from_limits();  // its own memory neither crosses limits nor is refused
   __atomic_store_n(&g_delivery_thread_id, std::uint32_t(platform::thread_id()), __ATOMIC_RELEASE);
   __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
@@ -261,8 +276,11 @@ inline void* delivery_main(void*) noexcept {
     deliver_queued();
     if (!core::limit_events_pending())
       __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
-    if (__atomic_load_n(&g_delivery.xstop, __ATOMIC_ACQUIRE) != 0 && !core::limit_events_pending()) break;
+    // Stopping: what is queued is delivered, for a few rounds at most (producers may go on).
+    if (__atomic_load_n(&g_delivery.xstop, __ATOMIC_ACQUIRE) != 0 && (!core::limit_events_pending() || ++stop_rounds > 8))
+      break;
   }
+  __atomic_store_n(&g_delivery.xfinished, std::uint32_t(1), __ATOMIC_RELEASE);
   return nullptr;
 }
 
@@ -271,15 +289,31 @@ inline void stop_delivery() noexcept {
   if (pthread_equal(pthread_self(), g_delivery.thread)) return;  // exit() from a receptor
   __atomic_store_n(&g_delivery.xstop, std::uint32_t(1), __ATOMIC_RELEASE);
   wake_delivery();
-  pthread_join(g_delivery.thread, nullptr);
+  // At most about 2 s: a receptor that waits on what the exiting thread
+  // holds must not hang the exit; the thread is then left to the exit.
+  for (int waited = 0; waited < 2000 && __atomic_load_n(&g_delivery.xfinished, __ATOMIC_ACQUIRE) == 0; ++waited) {
+    timespec ms{0, 1000 * 1000};
+    ::nanosleep(&ms, nullptr);
+  }
+  if (__atomic_load_n(&g_delivery.xfinished, __ATOMIC_ACQUIRE) != 0) pthread_join(g_delivery.thread, nullptr);
+  else pthread_detach(g_delivery.thread);
   __atomic_store_n(&g_delivery.xrunning, std::uint32_t(0), __ATOMIC_RELEASE);
   __atomic_store_n(&core::g_limits.xwake, static_cast<void (*)() noexcept>(nullptr), __ATOMIC_RELEASE);
 }
 
-inline void delivery_prefork() noexcept { receptors().lock.lock(); }
-inline void delivery_postfork_parent() noexcept { receptors().lock.unlock(); }
+inline constinit std::mutex g_delivery_start_lock;  // constant-initialised: no allocation to start
+
+inline void delivery_prefork() noexcept {
+  g_delivery_start_lock.lock();
+  receptors().lock.lock();
+}
+inline void delivery_postfork_parent() noexcept {
+  receptors().lock.unlock();
+  g_delivery_start_lock.unlock();
+}
 inline void delivery_postfork_child() noexcept {
   receptors().lock.unlock();
+  g_delivery_start_lock.unlock();
   // The thread is not in the child: its receptors resume with the child's
   // next set_limit, on_limit or monitor; until then the C facade consumes.
   __atomic_store_n(&g_delivery.xrunning, std::uint32_t(0), __ATOMIC_RELEASE);
@@ -288,8 +322,9 @@ inline void delivery_postfork_child() noexcept {
 
 /// Effects: starts the receptors' thread once (per process). Thread-safety: any thread.
 inline void ensure_delivery() noexcept {
-  static std::mutex* start_lock = new std::mutex();
-  std::lock_guard<std::mutex> g(*start_lock);
+  if (__atomic_load_n(&g_delivery.xrunning, __ATOMIC_ACQUIRE) != 0) return;
+  core::limits_exempt_scope exempt;  // what starting allocates is never refused (a hard limit may be set)
+  std::lock_guard<std::mutex> g(g_delivery_start_lock);
   if (__atomic_load_n(&g_delivery.xrunning, __ATOMIC_ACQUIRE) != 0) return;
   static const bool hooks = [] {
     (void)receptors();
@@ -299,6 +334,7 @@ inline void ensure_delivery() noexcept {
   }();
   (void)hooks;
   __atomic_store_n(&g_delivery.xstop, std::uint32_t(0), __ATOMIC_RELEASE);
+  __atomic_store_n(&g_delivery.xfinished, std::uint32_t(0), __ATOMIC_RELEASE);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);  // the program's signals go to its own threads
@@ -331,6 +367,12 @@ inline void remove_watcher(std::uint64_t id, bool logs_stderr) {
   std::erase_if(r.watchers, [id](const auto& w) { return w.first == id; });
   if (logs_stderr && r.stderr_monitors != 0) --r.stderr_monitors;
 }
+
+// Budgets set outside this header (set_global_new_budget, account budgets)
+// start the receptors' thread through the core's hook.
+inline const bool limit_consumer_hook =
+    (__atomic_store_n(&core::g_start_limit_consumer, core::start_limit_consumer_fn(&ensure_delivery), __ATOMIC_RELEASE),
+     true);
 
 }  // namespace detail
 

@@ -302,23 +302,23 @@ class monitor {
     }
     sample();
     gate_ = std::make_shared<detail::watch_gate>();
-    gate_->target = this;
-    std::shared_ptr<detail::watch_gate> gate = gate_;
-    watcher_ = detail::add_watcher(
-        [gate](const limit_event& e) {
-          std::lock_guard<std::mutex> g(gate->lock);
-          if (gate->target != nullptr) gate->target->on_limit_event(e);
-        },
-        options_.log_stderr);
-    {
-      std::lock_guard<std::mutex> g(detail::active_monitor_lock());
-      detail::active_monitors().push_back(this);
-    }
-    if (options_.http_port != 0) start_endpoint();
     try {
+      gate_->target = this;
+      std::shared_ptr<detail::watch_gate> gate = gate_;
+      watcher_ = detail::add_watcher(
+          [gate](const limit_event& e) {
+            std::lock_guard<std::mutex> g(gate->lock);
+            if (gate->target != nullptr) gate->target->on_limit_event(e);
+          },
+          options_.log_stderr);
+      {
+        std::lock_guard<std::mutex> g(detail::active_monitor_lock());
+        detail::active_monitors().push_back(this);
+      }
+      if (options_.http_port != 0) start_endpoint();
       if (options_.interval.count() > 0) thread_ = std::thread([this] { run(); });
     } catch (...) {
-      unregister();
+      unregister();  // nothing registered stays behind
       throw;
     }
   }
