@@ -92,26 +92,28 @@ inline void global_delete(void* p) noexcept {
 // protocol (see layers_may_nest).
 RESMON_OPERATOR_NEW_IS_TRACKED();
 
+// Never inlined (a compiler may inline a replaceable operator new defined in
+// the same translation unit): the return address must be the caller's.
 #define RESMON_DETAIL_CALLER __builtin_extract_return_addr(__builtin_return_address(0))
 
-void* operator new(std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }
-void* operator new[](std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+RESMON_DETAIL_NOINLINE void* operator new(std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }
+RESMON_DETAIL_NOINLINE void* operator new[](std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }
+RESMON_DETAIL_NOINLINE void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   return resmon::detail::global_new_nothrow(n, 0, RESMON_DETAIL_CALLER);
 }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+RESMON_DETAIL_NOINLINE void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
   return resmon::detail::global_new_nothrow(n, 0, RESMON_DETAIL_CALLER);
 }
-void* operator new(std::size_t n, std::align_val_t a) {
+RESMON_DETAIL_NOINLINE void* operator new(std::size_t n, std::align_val_t a) {
   return resmon::detail::global_new(n, std::size_t(a), RESMON_DETAIL_CALLER);
 }
-void* operator new[](std::size_t n, std::align_val_t a) {
+RESMON_DETAIL_NOINLINE void* operator new[](std::size_t n, std::align_val_t a) {
   return resmon::detail::global_new(n, std::size_t(a), RESMON_DETAIL_CALLER);
 }
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+RESMON_DETAIL_NOINLINE void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return resmon::detail::global_new_nothrow(n, std::size_t(a), RESMON_DETAIL_CALLER);
 }
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+RESMON_DETAIL_NOINLINE void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
   return resmon::detail::global_new_nothrow(n, std::size_t(a), RESMON_DETAIL_CALLER);
 }
 

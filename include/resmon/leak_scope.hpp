@@ -24,6 +24,10 @@ struct leak {
   std::chrono::nanoseconds age;
   std::uint32_t stack_id;          // 0 when no stack was captured
   std::uintptr_t return_address;   // of the acquiring call
+  /// The site the record names: `site` too, but for a tracking layer's
+  /// record (operator new, tracking_allocator<T>: layer_site), whose `site`
+  /// is the program's first frame found in its stack or return address.
+  resmon::site recorded_at;
 };
 
 /// Everything acquired, by any thread, after construction and still held.
@@ -56,12 +60,20 @@ class leak_scope {
     out.reserve(snap.record_count());
     static constexpr site unknown{"?", 0, "?"};
     const core::site_group* groups = snap.groups();
+    detail::report_symbols symbols;  // symbolizes only for records at a layer site
     for (std::size_t g = 0; g < snap.group_count(); ++g) {
       if (only != nullptr && groups[g].kind != std::uint16_t(*only)) continue;
+      // A layer site (operator new, tracking_allocator<T>) names the
+      // program's first frame instead, interned so that the leak can keep it.
+      const site* where = groups[g].where;
+      site origin{};
+      if (layer_site(where) && detail::report_symbols::origin(groups[g].ret, groups[g].stack_id, 0, &origin, &symbols))
+        where = core::intern_site_text(origin.file, origin.line, origin.function);
       for (std::size_t i = groups[g].first; i < groups[g].first + groups[g].count; ++i) {
         const core::record_view& v = snap.records()[i];
-        out.push_back(leak{v.kind, std::uintptr_t(v.key), std::size_t(v.size), v.where ? *v.where : unknown, v.thread,
-                           std::chrono::nanoseconds(now > v.time_ns ? now - v.time_ns : 0), v.stack_id, v.ret});
+        out.push_back(leak{v.kind, std::uintptr_t(v.key), std::size_t(v.size), where ? *where : unknown, v.thread,
+                           std::chrono::nanoseconds(now > v.time_ns ? now - v.time_ns : 0), v.stack_id, v.ret,
+                           v.where ? *v.where : unknown});
       }
     }
     return out;
@@ -112,6 +124,16 @@ inline std::string describe_leak(const leak& first, std::size_t count, std::uint
   if (check.line != 0) {
     m += ':';
     m += std::to_string(check.line);
+  }
+  if (first.stack_id != 0 && first.stack_id != core::unknown_stack_id) {  // as StackTraceTestAllocator does
+    std::string frames;
+    core::writer w({detail::write_string, &frames});
+    detail::report_symbols symbols;
+    detail::report_symbols::stack(w, first.stack_id, "    ", &symbols);
+    w.flush();
+    m += "; acquired by:\n";
+    m += frames;
+    while (!m.empty() && m.back() == '\n') m.pop_back();
   }
   return m;
 }

@@ -5,6 +5,9 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
 
 #include "core/report.hpp"
 #include "registries.hpp"
@@ -28,28 +31,111 @@ inline void write_string(void* context, const char* text, std::size_t length) {
 /// snapshot was taken (its allocations never show up in the report).
 struct report_symbols {
   std::unique_ptr<symbolizer> sym;
+  bool full_names = false;
+  std::string cwd;  // paths under it are shown relative to it
+  // describe_origin's last group and what it found there
+  std::uintptr_t origin_ret = 0;
+  std::uint32_t origin_stack = 0;
+  bool origin_known = false;
+  std::vector<frame_info> own;  // the program's first two frames
+  std::string origin_file[2], origin_function[2];
+
   symbolizer& get() {
-    if (!sym) sym = std::make_unique<symbolizer>();
+    if (!sym) {
+      sym = std::make_unique<symbolizer>();
+      char buf[4096];
+      if (::getcwd(buf, sizeof(buf)) != nullptr) cwd = std::string(buf) + "/";
+    }
     return *sym;
+  }
+  std::string shown_path(const std::string& file) const {
+    return !cwd.empty() && file.rfind(cwd, 0) == 0 ? file.substr(cwd.size()) : file;
+  }
+
+  /// Returns: the frames of the stack (or of `ret` alone when it has none),
+  /// inline frames expanded, start-up frames left out.
+  std::vector<frame_info> logical_frames(std::uintptr_t ret, std::uint32_t stack_id) {
+    const std::uintptr_t* frames = &ret;
+    std::uint32_t n = ret != 0 ? 1 : 0;
+    if (stack_id != 0 && stack_id != core::unknown_stack_id) {
+      const std::uintptr_t* stored = nullptr;
+      if (std::uint32_t m = core::depot_frames(stack_id, &stored)) frames = stored, n = m;
+    }
+    std::vector<frame_info> out;
+    for (std::uint32_t i = 0; i < n; ++i)
+      for (frame_info& f : get().frames(frames[i]))
+        if (!startup_frame(f)) out.push_back(std::move(f));
+    return out;
+  }
+
+  static bool origin(std::uintptr_t ret, std::uint32_t stack_id, int which, site* out, void* self_) noexcept {
+    auto* self = static_cast<report_symbols*>(self_);
+    try {
+      if (!self->origin_known || self->origin_ret != ret || self->origin_stack != stack_id) {
+        self->origin_known = true;
+        self->origin_ret = ret;
+        self->origin_stack = stack_id;
+        self->own.clear();
+        for (frame_info& f : self->logical_frames(ret, stack_id))
+          if (!internal_frame(f) && (!f.function.empty() || !f.file.empty()) && self->own.size() < 2)
+            self->own.push_back(std::move(f));  // unknown code (an unloaded module) names nobody
+        for (std::size_t i = 0; i < self->own.size(); ++i) {
+          self->origin_file[i] = self->own[i].file.empty() ? self->own[i].module : self->shown_path(self->own[i].file);
+          self->origin_function[i] = readable_name(self->own[i].function, self->full_names);
+          if (self->origin_function[i].empty()) self->origin_function[i] = "??";
+        }
+      }
+      if (which < 0 || std::size_t(which) >= self->own.size()) return false;
+      *out = site{self->origin_file[which].c_str(), self->own[std::size_t(which)].line,
+                  self->origin_function[which].c_str()};
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
+  /// Returns: the frame of the program's own code at `a` (the innermost
+  /// frame of its inline chain that is not resmon's or the standard
+  /// library's; the innermost if all are), with that function's own line.
+  std::string describe_text(std::uintptr_t a) {
+    std::vector<frame_info> chain = get().frames(a);
+    std::size_t pick = 0;
+    while (pick + 1 < chain.size() && internal_frame(chain[pick])) ++pick;
+    frame_info f = chain[pick];
+    f.function = readable_name(f.function, full_names);
+    f.module = chain.back().module;
+    f.offset = chain.back().offset;
+    return symbolizer::format(f);
   }
   static void address(core::writer& w, std::uintptr_t a, void* self) noexcept {
     try {
-      w.put(symbolizer::format(static_cast<report_symbols*>(self)->get().describe(a)).c_str());
+      w.put(static_cast<report_symbols*>(self)->describe_text(a).c_str());
     } catch (...) {
       w.put("?");
     }
   }
-  static void stack(core::writer& w, std::uint32_t id, const char* indent, void* self) noexcept {
+  /// Writes the frames of stack `id`, one logical frame a line: inline
+  /// frames expanded ("(inlined)": same address as the next), start-up
+  /// frames left out.
+  static void stack(core::writer& w, std::uint32_t id, const char* indent, void* self_) noexcept {
+    auto* self = static_cast<report_symbols*>(self_);
     const std::uintptr_t* frames = nullptr;
     std::uint32_t n = core::depot_frames(id, &frames);
+    std::uint32_t shown = 0;
     for (std::uint32_t i = 0; i < n; ++i) {
-      w.put(indent).put_char('#').put_uint(i).put_char(' ');
       try {
-        w.put(symbolizer::format(static_cast<report_symbols*>(self)->get().describe(frames[i])).c_str());
+        for (frame_info& f : self->get().frames(frames[i])) {
+          if (startup_frame(f)) continue;
+          f.function = readable_name(f.function, self->full_names);
+          w.put(indent).put_char('#').put_uint(shown++).put_char(' ');
+          if (f.inlined) f.module.clear();
+          w.put(symbolizer::format(f).c_str());
+          if (f.inlined) w.put(" (inlined)");
+          w.put_char('\n');
+        }
       } catch (...) {
-        w.put_hex(frames[i]);
+        w.put(indent).put_char('#').put_uint(shown++).put_char(' ').put_hex(frames[i]).put_char('\n');
       }
-      w.put_char('\n');
     }
   }
   static void modules(core::writer& w, void* self) noexcept {
@@ -79,7 +165,9 @@ inline report_options with_symbols(const report_options& options, report_symbols
     o.describe_address = &report_symbols::address;
     o.describe_stack = &report_symbols::stack;
     o.describe_modules = &report_symbols::modules;
+    o.describe_origin = &report_symbols::origin;
     o.describe_context = &symbols;
+    symbols.full_names = o.full_names;
   }
   return o;
 }

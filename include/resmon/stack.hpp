@@ -180,14 +180,16 @@ inline void verdict_store(std::uint64_t key, bool right) noexcept {
   }
 }
 
-/// Returns: the index of `first` among a[0..min(n, 8)), or -1.
-inline int find_first(const std::uintptr_t* a, int n, std::uintptr_t first) noexcept {
-  for (int i = 0; i < n && i < 8; ++i)
+/// Returns: the index of `first` among a[0..min(n, limit)), or -1.
+inline int find_first(const std::uintptr_t* a, int n, std::uintptr_t first, int limit = 8) noexcept {
+  for (int i = 0; i < n && i < limit; ++i)
     if (a[i] == first) return i;
   return -1;
 }
 
-inline constexpr int fallback_lead = 8;  // our own frames an unwinder reports before `first`
+// Our own frames an unwinder reports before `first`: the unwinder's, the
+// capture's and the tracking layers' (global operator new at -O0: eleven).
+inline constexpr int fallback_lead = 16;
 inline constexpr int fallback_extra = fallback_lead + chain_slack + 1;
 
 /// Runs the fallback into frames[0..depth + fallback_extra); returns the
@@ -197,7 +199,7 @@ inline int fallback_from(std::uintptr_t* frames, std::uint32_t depth, std::uintp
                          int* total = nullptr) noexcept {
   core::fetch_add_relaxed(&g_fallback_captures, std::uint64_t(1));
   int m = fallback_backtrace(frames, int(depth) + fallback_extra);
-  int s = find_first(frames, m, first);
+  int s = find_first(frames, m, first, fallback_lead);
   if (s < 0) s = 0;
   *start = s;
   if (total != nullptr) *total = m - s;  // may exceed depth by up to chain_slack + 1
@@ -207,15 +209,18 @@ inline int fallback_from(std::uintptr_t* frames, std::uint32_t depth, std::uintp
 /// Captures the calling thread's stack into the depot.
 /// `fp`: a frame pointer of the acquiring code; `first`: the return address
 /// the stack must start with (the acquiring call's); `depth`: frames wanted.
+/// `cheap`: frame pointers only, whatever the method (a tracking layer's
+/// default stack): the fallback runs at most once per (first, last frame) to
+/// give its verdict, and a broken chain gives no stack.
 /// Returns: the stack id; 0 when nothing could be captured (or on reentry).
 /// Does not allocate through malloc (but see step 3 above). Lock-free.
 RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std::uintptr_t first,
-                                                         std::uint32_t depth) noexcept {
+                                                         std::uint32_t depth, bool cheap = false) noexcept {
   if (tls_in_capture) return 0;  // tracking from inside the unwinder or the depot's first mapping
   tls_in_capture = true;
   std::uintptr_t frames[core::max_stack_depth + fallback_extra];
   if (depth > core::max_stack_depth) depth = core::max_stack_depth;
-  stack_method method = core::get_stack_method();
+  stack_method method = cheap ? stack_method::automatic : core::get_stack_method();
   std::uintptr_t lo = 0, hi = 0;
   const std::uintptr_t* stack = frames;
   int n = 0;
@@ -227,11 +232,12 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
       stack = frames + start;
       n = int(w.frames) - start > int(depth) ? int(depth) : int(w.frames) - start;
     }
-    if (method == stack_method::automatic) {  // 2.
+    if (method == stack_method::automatic && !(cheap && n == 0)) {  // 2.
       std::uint64_t key = verdict_key(first, n > 0 ? stack[n - 1] : 0);
       verdict v = n > 0 ? verdict_lookup(key) : verdict::broken;
       if (v == verdict::broken) {
-        use_fallback = true;
+        use_fallback = !cheap;
+        n = 0;
       } else if (v == verdict::unknown) {
         std::uintptr_t walked[core::max_stack_depth];
         for (int i = 0; i < n; ++i) walked[i] = stack[i];
@@ -244,6 +250,8 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
         if (right) {  // the walk's stack, as later walks of this pair will give it
           for (int i = 0; i < n; ++i) frames[i] = walked[i];
           stack = frames;
+        } else if (cheap) {  // as later captures of this pair: none
+          n = 0;
         } else {
           stack = frames + s;
           n = fb;

@@ -34,6 +34,7 @@
 #include "config.hpp"
 
 #if RESMON_CONFIG_LIBDW
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #endif
 
@@ -55,7 +56,78 @@ struct frame_info {
   std::uintptr_t offset = 0;  // address - the module's load bias
   std::string file;      // source file (libdw only); empty when unknown
   unsigned line = 0;
+  bool inlined = false;  // inlined into the next frame (frames() only): same address, its caller's function
 };
+
+/// Returns: true when `f` is code of resmon's own headers, the C++ standard
+/// library (its headers or libstdc++/libc++), the C library or the dynamic
+/// loader: never the program's own frame. By the source file where it is
+/// known, else by the function's name and the module.
+inline bool internal_frame(const frame_info& f) {
+  auto has = [](const std::string& s, const char* part) { return s.find(part) != std::string::npos; };
+  auto starts = [](const std::string& s, const char* part) { return s.rfind(part, 0) == 0; };
+  if (!f.file.empty())
+    return has(f.file, "include/resmon/") || has(f.file, "/include/c++/") || starts(f.file, "/usr/include/") ||
+           starts(f.file, "/usr/lib/gcc/") || starts(f.file, "/usr/lib/llvm") || has(f.file, "libc_start_call_main");
+  if (starts(f.module, "libstdc++") || starts(f.module, "libc++") || starts(f.module, "libc.so") ||
+      starts(f.module, "ld-linux") || starts(f.module, "libgcc_s") || starts(f.module, "libresmon"))
+    return true;
+  return starts(f.function, "resmon::") || starts(f.function, "std::") || starts(f.function, "__gnu_cxx::") ||
+         starts(f.function, "operator new") || starts(f.function, "operator delete") || starts(f.function, "__libc_");
+}
+
+/// Returns: true for the process start-up frames a readable stack leaves
+/// out (_start, __libc_start_main and the C library's call of main).
+inline bool startup_frame(const frame_info& f) {
+  return f.function == "_start" || f.function == "__libc_start_main" || f.function == "__libc_start_call_main" ||
+         f.file.find("libc_start_call_main.h") != std::string::npos || f.file.find("libc-start.c") != std::string::npos;
+}
+
+/// Returns: `name` made readable: the standard library's long spellings
+/// shortened (std::__cxx11::basic_string<char, ...> is std::string) and,
+/// unless `full`, template argument lists of more than `keep` characters
+/// elided as <...>.
+inline std::string readable_name(std::string name, bool full = false, std::size_t keep = 24) {
+  static const char* const spellings[][2] = {
+      {"std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> >", "std::string"},
+      {"std::basic_string<char, std::char_traits<char>, std::allocator<char> >", "std::string"},
+      {"std::__cxx11::basic_string_view<char, std::char_traits<char> >", "std::string_view"},
+      {"std::basic_string_view<char, std::char_traits<char> >", "std::string_view"},
+      {"std::__cxx11::", "std::"},
+      {"std::__1::", "std::"},
+  };
+  for (const auto& sp : spellings)
+    for (std::size_t at; (at = name.find(sp[0])) != std::string::npos;) name.replace(at, std::strlen(sp[0]), sp[1]);
+  if (full) return name;
+  std::string out;
+  out.reserve(name.size());
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    // "operator<", "operator<<", "operator<=>" are names, not argument lists.
+    bool op = name[i] == '<' && i >= 8 && name.compare(i - 8, 8, "operator") == 0;
+    if (name[i] != '<' || op) {
+      if (op) {
+        while (i < name.size() && (name[i] == '<' || name[i] == '=' || name[i] == '>')) out += name[i++];
+        --i;
+      } else {
+        out += name[i];
+      }
+      continue;
+    }
+    std::size_t depth = 0, j = i;
+    for (; j < name.size(); ++j) {
+      if (name[j] == '<') ++depth;
+      else if (name[j] == '>' && --depth == 0) break;
+    }
+    if (j >= name.size()) {  // unbalanced: leave the rest as it is
+      out.append(name, i, std::string::npos);
+      break;
+    }
+    if (j - i - 1 > keep) out += "<...>";
+    else out.append(name, i, j - i + 1);
+    i = j;
+  }
+  return out;
+}
 
 /// Resolves addresses of the running process. Construct one per report: it
 /// snapshots the module map and loads symbol tables on first use of a module.
@@ -111,6 +183,32 @@ class symbolizer {
     line_of(look, &f);
 #endif
     return f;
+  }
+
+  /// Returns: the frames of `address`, innermost first: with libdw, one per
+  /// function inlined at that address (each with its own file:line: the
+  /// inlined callee's line, then the line of each call to it) and last the
+  /// function the code belongs to; without it, describe(address) alone.
+  std::vector<frame_info> frames(std::uintptr_t address, bool return_address = true) {
+    frame_info outer = describe(address, return_address);
+    std::vector<frame_info> out;
+#if RESMON_CONFIG_LIBDW
+    inline_chain(return_address && address != 0 ? address - 1 : address, outer, &out);
+#endif
+    if (out.empty()) out.push_back(std::move(outer));
+    // A function inlined into an inlined copy of itself (what partial
+    // inlining leaves) is one call: keep the inner line.
+    for (std::size_t i = 1; i < out.size();) {
+      if (out[i - 1].inlined && out[i].function == out[i - 1].function) {
+        out[i - 1].inlined = out[i].inlined;
+        out[i - 1].module = out[i].module;
+        out[i - 1].offset = out[i].offset;
+        out.erase(out.begin() + std::ptrdiff_t(i));
+      } else {
+        ++i;
+      }
+    }
+    return out;
   }
 
   /// Returns: `name` demangled when it is a C++ symbol, else `name`.
@@ -303,6 +401,112 @@ class symbolizer {
       }
     }
   }
+  /// Returns: the compile unit of `address` (with *bias), also where the
+  /// module has no .debug_aranges; nullptr when unknown.
+  Dwarf_Die* unit_of(std::uintptr_t address, Dwarf_Addr* bias) {
+    if (dwfl_ == nullptr) return nullptr;
+    Dwfl_Module* mod = dwfl_addrmodule(dwfl_, Dwarf_Addr(address));
+    if (mod == nullptr) return nullptr;
+    if (Dwarf_Die* cu = dwfl_module_addrdie(mod, Dwarf_Addr(address), bias)) return cu;
+    for (Dwarf_Die* cu = nullptr; (cu = dwfl_module_nextcu(mod, cu, bias)) != nullptr;) {
+      Dwarf_Addr rel = Dwarf_Addr(address) - *bias, base = 0, start = 0, end = 0;
+      for (ptrdiff_t off = 0; (off = dwarf_ranges(cu, off, &base, &start, &end)) > 0;)
+        if (rel >= start && rel < end) return cu;
+    }
+    return nullptr;
+  }
+
+  /// Returns: the function `die` (an inlined instance or a subprogram)
+  /// names: its linkage name demangled, else (g++ gives none to a function
+  /// with no out-of-line copy) its name qualified by the namespaces,
+  /// classes and functions around its declaration.
+  static std::string die_name(Dwarf_Die* die) {
+    Dwarf_Attribute a;
+    for (int at : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name})
+      if (const char* n = dwarf_formstring(dwarf_attr_integrate(die, at, &a))) return demangle(n);
+    Dwarf_Die decl = *die, next;
+    for (int hops = 0; hops < 8; ++hops) {  // to the declaration, where the enclosing scopes are
+      Dwarf_Attribute* ref = dwarf_attr(&decl, DW_AT_abstract_origin, &a);
+      if (ref == nullptr) ref = dwarf_attr(&decl, DW_AT_specification, &a);
+      if (ref == nullptr || dwarf_formref_die(ref, &next) == nullptr) break;
+      decl = next;
+    }
+    const char* own = dwarf_diename(&decl);
+    if (own == nullptr) return {};
+    std::string name = own;
+    Dwarf_Die* scopes = nullptr;
+    int n = dwarf_getscopes_die(&decl, &scopes);
+    for (int i = 1; i < n; ++i) {
+      int tag = dwarf_tag(&scopes[i]);
+      const char* part = dwarf_diename(&scopes[i]);
+      if (tag == DW_TAG_namespace) name = std::string(part ? part : "(anonymous namespace)") + "::" + name;
+      else if (tag == DW_TAG_class_type || tag == DW_TAG_structure_type || tag == DW_TAG_union_type)
+        name = std::string(part ? part : "{lambda}") + "::" + name;
+      else if (tag == DW_TAG_subprogram) {
+        name = die_name(&scopes[i]) + "::" + name;  // a local class (a lambda's): its function says the rest
+        break;
+      }
+    }
+    std::free(scopes);
+    return name;
+  }
+
+  /// Appends the inline chain at `look` (an address inside the call): the
+  /// innermost inlined function with the line of `outer`, each caller with
+  /// the line of its call (DW_AT_call_file/line), the containing function
+  /// last, with `outer`'s name, module and offset. Leaves *out empty when
+  /// the debug information says nothing of `look`.
+  void inline_chain(std::uintptr_t look, const frame_info& outer, std::vector<frame_info>* out) {
+    Dwarf_Addr bias = 0;
+    Dwarf_Die* cu = unit_of(look, &bias);
+    if (cu == nullptr) return;
+    Dwarf_Die* scopes = nullptr;
+    int n = dwarf_getscopes(cu, Dwarf_Addr(look) - bias, &scopes);
+    if (n <= 0) return;
+    // Past an inlined instance, dwarf_getscopes follows the abstract
+    // definition; the concrete nesting (who inlined whom) comes from the
+    // innermost scope's own parents.
+    Dwarf_Die inner = scopes[0];
+    std::free(scopes);
+    scopes = nullptr;
+    n = dwarf_getscopes_die(&inner, &scopes);
+    if (n <= 0) return;
+    Dwarf_Files* files = nullptr;
+    std::size_t file_count = 0;
+    if (dwarf_getsrcfiles(cu, &files, &file_count) != 0) files = nullptr;
+    std::string file = outer.file;
+    unsigned line = outer.line;
+    for (int i = 0; i < n; ++i) {
+      int tag = dwarf_tag(&scopes[i]);
+      if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+      frame_info f = outer;
+      f.file = file;
+      f.line = line;
+      if (tag == DW_TAG_subprogram) {
+        if (f.function.empty()) f.function = die_name(&scopes[i]);
+        out->push_back(std::move(f));
+        break;
+      }
+      f.function = die_name(&scopes[i]);
+      f.inlined = true;
+      out->push_back(std::move(f));
+      Dwarf_Attribute a;
+      Dwarf_Word call_file = 0, call_line = 0;
+      const char* name = nullptr;
+      if (files != nullptr && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &a), &call_file) == 0)
+        name = dwarf_filesrc(files, call_file, nullptr, nullptr);
+      file = name != nullptr ? name : std::string();
+      line = dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &a), &call_line) == 0 ? unsigned(call_line) : 0;
+    }
+    std::free(scopes);
+    if (!out->empty() && out->back().inlined) {  // no enclosing function in the scopes: the symbol's own
+      frame_info f = outer;
+      f.file = file;
+      f.line = line;
+      out->push_back(std::move(f));
+    }
+  }
+
   Dwfl* dwfl_ = nullptr;
   bool dwfl_failed_ = false;
 #endif

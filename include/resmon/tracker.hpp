@@ -273,7 +273,10 @@ RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, std::uint64_t key, con
 /// type core::misuse_invalid_kind).
 /// When the stack depth is above 0 and no `stack_id` is
 /// given, captures the call stack that starts at `ret` (see stack.hpp); with
-/// the depth at 0 this costs one relaxed load.
+/// the depth at 0 this costs one relaxed load. A record at a layer site
+/// (layer_site: tracking_allocator, operator new) carries
+/// layer_stack_depth() frames while the depth is 0, from frame pointers only
+/// (none where the chain is broken: the report then reads `ret` alone).
 /// Does not throw or allocate (but for a thread's first table and the stack
 /// depot's first use). Returns: false when dropped.
 inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
@@ -284,10 +287,15 @@ inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* w
   }
   const bool repeat = reusable_key_kind(k) && release_reused(k, key, where);
   std::uint32_t depth = core::stack_depth();
+  bool layer_only = false;
   if (RESMON_DETAIL_LIKELY(depth == 0)) depth = core::limit_stack_depth(std::uint16_t(k));  // a crossed limit's
+  if (RESMON_DETAIL_LIKELY(depth == 0) && layer_site(where)) {  // find the program's frame behind the layer
+    depth = core::layer_stack_depth();
+    layer_only = true;
+  }
   if (RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
     stack_id = capture_stack(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)),
-                             reinterpret_cast<std::uintptr_t>(ret), depth);
+                             reinterpret_cast<std::uintptr_t>(ret), depth, layer_only);
   return core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret), repeat});
 }
 

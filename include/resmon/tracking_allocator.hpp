@@ -54,13 +54,14 @@ template <class T> struct alloc_site_name {
   }();
 };
 
-/// Returns: the site blocks of T are recorded at by tracking_allocator: this
-/// header, and "tracking_allocator<T>" as its function. Interned (a copy that
-/// outlives the module instantiating it, see core/site_table.hpp), cached per
-/// instantiation: one load after the first call.
+/// Returns: the site blocks of T are recorded at by tracking_allocator: the
+/// layer site (line 0, see layer_site) "tracking_allocator<T>"; the
+/// report names the program's own frame from the record's stack. Interned (a
+/// copy that outlives the module instantiating it, see core/site_table.hpp),
+/// cached per instantiation: one load after the first call.
 template <class T> const site* alloc_site() noexcept {
   static constinit const site* cache = nullptr;
-  return core::cached_site(&cache, __FILE__, __LINE__, alloc_site_name<T>::text.data());
+  return core::cached_site(&cache, alloc_site_name<T>::text.data(), 0, alloc_site_name<T>::text.data());
 }
 
 /// The allocate/deallocate both allocators share. `account` may be null.

@@ -39,7 +39,7 @@ template <class T> T* kept(T* p) {
 int records_at_new_site(const resmon::leak_scope& scope, std::uintptr_t key, std::size_t* size = nullptr) {
   int n = 0;
   for (const resmon::leak& l : scope.leaks(resmon::kind::memory)) {
-    if (l.key == key && std::strcmp(l.site.function, "operator new") == 0) {
+    if (l.key == key && std::strcmp(l.recorded_at.function, "operator new") == 0) {
       ++n;
       if (size != nullptr) *size = l.size;
     }
@@ -130,7 +130,7 @@ TEST_CASE("global_new: with a tracking_allocator over std::allocator each block 
     std::vector<int, resmon::tracking_allocator<int>> v(100, 1);
     auto leaks = scope.leaks(resmon::kind::memory);
     REQUIRE(leaks.size() == 1);
-    CHECK(std::strstr(leaks[0].site.function, "tracking_allocator<") != nullptr);  // the allocator's site won
+    CHECK(std::strstr(leaks[0].recorded_at.function, "tracking_allocator<") != nullptr);  // the allocator's site won
   }
   CHECK(resmon::live(resmon::kind::memory).count == before.count);
   CHECK(resmon::misuse_count() == 0);

@@ -30,7 +30,7 @@ using tstring = std::basic_string<char, std::char_traits<char>, ta<char>>;
 resmon::usage tracked_since(const resmon::leak_scope& scope) {
   resmon::usage u{0, 0};
   for (const resmon::leak& l : scope.leaks(resmon::kind::memory)) {
-    if (l.site.function != nullptr && std::strstr(l.site.function, "tracking_allocator<") != nullptr) {
+    if (l.recorded_at.function != nullptr && std::strstr(l.recorded_at.function, "tracking_allocator<") != nullptr) {
       ++u.count;
       u.bytes += l.size;
     }
@@ -74,12 +74,20 @@ TEST_CASE("tracking_allocator: vector growth is tracked and released") {
 TEST_CASE("tracking_allocator: records the size and a site naming the element type") {
   resmon::leak_scope scope;
   ta<double> a;
+  const int line = __LINE__ + 1;
   double* p = a.allocate(7);
   auto leaks = scope.leaks(resmon::kind::memory);
   REQUIRE(leaks.size() == 1);
   CHECK(leaks[0].key == reinterpret_cast<std::uintptr_t>(p));
   CHECK(leaks[0].size == 7 * sizeof(double));
-  CHECK(std::string(leaks[0].site.function) == "tracking_allocator<double>");
+  CHECK(std::string(leaks[0].recorded_at.function) == "tracking_allocator<double>");
+  CHECK(leaks[0].recorded_at.line == 0);  // a layer site: the leak names the caller instead
+#if RESMON_CONFIG_LIBDW
+  CHECK(std::strstr(leaks[0].site.file, "tracking_allocator_test.cpp") != nullptr);
+  CHECK(leaks[0].site.line == std::uint32_t(line));
+#else
+  (void)line;
+#endif
   CHECK(leaks[0].return_address != 0);
   a.deallocate(p, 7);
   CHECK(scope.leaks().empty());

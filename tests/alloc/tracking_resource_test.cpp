@@ -136,7 +136,7 @@ TEST_CASE("tracking_resource: an outer tracking_allocator takes over the inner r
     v.assign(10, 1);
     auto leaks = scope.leaks(resmon::kind::memory);
     REQUIRE(leaks.size() == 1);  // one block, one record
-    CHECK(std::strstr(leaks[0].site.function, "tracking_allocator<") != nullptr);
+    CHECK(std::strstr(leaks[0].recorded_at.function, "tracking_allocator<") != nullptr);
     // Without a budget, an account's live() sums the records at its site:
     // the outer layer took this one over.
     CHECK(inner.account().live().count == 0);

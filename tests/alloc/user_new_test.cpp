@@ -50,7 +50,7 @@ int records_of(const resmon::leak_scope& scope, const void* key, const char** fu
   for (const resmon::leak& l : scope.leaks(resmon::kind::memory)) {
     if (l.key != reinterpret_cast<std::uintptr_t>(key)) continue;
     ++n;
-    *function = l.site.function;
+    *function = l.recorded_at.function;
   }
   return n;
 }

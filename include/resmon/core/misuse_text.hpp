@@ -110,10 +110,10 @@ inline void put_site(writer& w, const site* s) noexcept {
     w.put("an unknown site");
     return;
   }
-  w.put(s->file).put_char(':');
-  if (s->line == 0) w.put_char('?');
-  else w.put_uint(s->line);
-  if (s->function != nullptr && s->function[0] != '\0') w.put(" in ").put(s->function);
+  w.put(s->file);
+  if (s->line != 0) w.put_char(':').put_uint(s->line);
+  if (s->function != nullptr && s->function[0] != '\0' && !(s->line == 0 && str_order(s->file, s->function) == 0))
+    w.put(" in ").put(s->function);
 }
 
 inline void put_kind(writer& w, uint64_t k) noexcept {

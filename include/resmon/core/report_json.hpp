@@ -104,6 +104,15 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
       w.put("{\"file\":").put_json_string(s.where ? s.where->file : nullptr);
       w.put(",\"line\":").put_uint(s.where ? s.where->line : 0);
       w.put(",\"function\":").put_json_string(s.where ? s.where->function : nullptr);
+      w.put(",\"origin\":");
+      site origin{};
+      if (layer_site(s.where) && opt.describe_origin != nullptr &&
+          opt.describe_origin(s.ret, s.stack_id, 0, &origin, opt.describe_context)) {
+        w.put("{\"file\":").put_json_string(origin.file).put(",\"line\":").put_uint(origin.line);
+        w.put(",\"function\":").put_json_string(origin.function).put("}");
+      } else {
+        w.put("null");
+      }
       w.put(",\"stack_id\":").put_uint(s.stack_id);
       w.put(",\"count\":").put_uint(s.count).put(",\"bytes\":").put_uint(s.bytes);
       w.put(",\"oldest_age_ns\":").put_uint(now > s.oldest_ns ? now - s.oldest_ns : 0);

@@ -16,14 +16,21 @@ namespace resmon::core {
 /// Writes ", at <site>, oldest <age> old, thread <t>[, called from <ret>][, stack <id>]\n".
 inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const report_options& opt,
                              bool frames_follow = false) noexcept {
+  site origin{}, caller{};
+  const bool own = layer_site(s.where) && opt.describe_origin != nullptr &&
+                   opt.describe_origin(s.ret, s.stack_id, 0, &origin, opt.describe_context);
+  const bool called = own && opt.describe_origin(s.ret, s.stack_id, 1, &caller, opt.describe_context);
   w.put(", at ");
-  put_site(w, s.where);
+  put_site(w, own ? &origin : s.where);
   uint64_t age = now > s.oldest_ns ? now - s.oldest_ns : 0;
   w.put(", oldest ");
   if (age < 1000000) w.put("under 1 ms");  // the record clock is coarse
   else w.put_duration(age);
   w.put(" old, thread ").put_uint(s.thread);
-  if (s.ret != 0 && !frames_follow) {  // frame #0 would repeat it
+  if (called) {  // the program's caller of its own first frame
+    w.put(", called from ").put(caller.function);
+    if (caller.file != nullptr && caller.file[0] != '\0') w.put(" (").put(caller.file).put_char(':').put_uint(caller.line).put(")");
+  } else if (s.ret != 0 && !frames_follow && !own) {  // frame #0 would repeat it
     w.put(", called from ").put_hex(s.ret);
     if (opt.describe_address != nullptr) {
       w.put(" (");
@@ -61,8 +68,16 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
     if (g[a].bytes != g[b].bytes) return g[a].bytes > g[b].bytes;
     return g[a].count > g[b].count;
   });
-  w.put("  top culprits by held bytes:\n");
-  for (size_t i = 0; i < n && i < opt.max_culprits; ++i) {
+  // The ranking by bytes says something new only across kinds or past a
+  // kind's cut (max_groups): else it repeats the list above, in its order.
+  bool kinds = false, cut = false;
+  for (size_t i = 0, run = 0; i < n; ++i) {
+    run = i > 0 && g[i].kind == g[i - 1].kind ? run + 1 : 1;
+    kinds = kinds || (i > 0 && g[i].kind != g[0].kind);
+    cut = cut || run > opt.max_groups;
+  }
+  if (kinds || cut) w.put("  top culprits by held bytes:\n");
+  for (size_t i = 0; (kinds || cut) && i < n && i < opt.max_culprits; ++i) {
     const site_group& s = g[o[i]];
     w.put("    ").put_uint(i + 1).put(". ");
     put_kind(w, s.kind);

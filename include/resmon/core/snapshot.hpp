@@ -89,7 +89,16 @@ struct report_options {
   /// Optional (JSON): appends the module map as a JSON array of objects
   /// {"path", "base", "build_id"}; without it JSON carries "modules":[].
   void (*describe_modules)(writer& w, void* context) = nullptr;
+  /// Optional: for a group at a layer site (layer_site), the program's own
+  /// code in the group's stack or return address: `which` 0 the first frame
+  /// of it (reported as the group's site), 1 the frame that called that one.
+  /// Fills *out (strings valid until the call for another group); false when
+  /// none is known (the layer site is reported).
+  bool (*describe_origin)(uintptr_t ret, uint32_t stack_id, int which, site* out, void* context) = nullptr;
   void* describe_context = nullptr;
+  /// For the describe_* hooks: keep template arguments in function names
+  /// (else long argument lists read <...>).
+  bool full_names = false;
   uint32_t max_culprits = 5;    // per ranking in the "top culprits" section; 0: no section
   /// Optional: describes registries other than the one reported on (modules
   /// that keep one of their own, whose records this report cannot see).
@@ -98,6 +107,15 @@ struct report_options {
   /// Called with `describe_context`.
   void (*describe_registries)(writer& w, bool json, void* context) = nullptr;
 };
+
+/// Returns: the order of two records of one site and stack by the caller
+/// that matters: records at a layer site without a stack (tracking_allocator,
+/// operator new, return address only) are grouped per return address, since
+/// the address, not the site, names the program's code; 0 for any other.
+inline int caller_order(const record_view& a, const record_view& b) noexcept {
+  if (a.stack_id != 0 || !layer_site(a.where) || a.ret == b.ret) return 0;
+  return a.ret < b.ret ? -1 : 1;
+}
 
 /// A snapshot of held records, grouped. Scratch memory from raw pages.
 ///
@@ -124,13 +142,15 @@ class grouped_snapshot {
       if (a.kind != b.kind) return a.kind < b.kind;
       if (int c = site_order(a.where, b.where)) return c < 0;
       if (a.stack_id != b.stack_id) return a.stack_id < b.stack_id;
+      if (caller_order(a, b) != 0) return caller_order(a, b) < 0;
       return a.time_ns < b.time_ns;
     });
     // Invariant: group_count_ <= count_ <= bound, so g has room for every group.
     for (size_t i = 0; i < count_; ++i) {
       const record_view& v = r[i];
       bool same = group_count_ > 0 && g[group_count_ - 1].kind == uint16_t(v.kind) &&
-                  site_order(g[group_count_ - 1].where, v.where) == 0 && g[group_count_ - 1].stack_id == v.stack_id;
+                  site_order(g[group_count_ - 1].where, v.where) == 0 && g[group_count_ - 1].stack_id == v.stack_id &&
+                  caller_order(r[g[group_count_ - 1].first], v) == 0;
       if (!same) g[group_count_++] = site_group{uint16_t(v.kind), v.stack_id, v.where, 0, 0, v.time_ns, v.thread, v.ret, i};
       site_group& cur = g[group_count_ - 1];
       ++cur.count;

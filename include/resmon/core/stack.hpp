@@ -30,12 +30,20 @@ enum class stack_method : uint32_t {
   fallback = 2,        // the platform's unwinder only (slowest, needs no frame pointers)
 };
 
+/// Frames a record made by a tracking layer (tracking_allocator, global
+/// operator new) carries by default when no depth is set: its site names the
+/// layer, so the report looks for the user's frame in the stack.
+inline constexpr uint32_t default_layer_stack_depth = 16;
+
 /// Process-wide stack settings. Constant-initialised.
+/// (The x prefix: a field read and written by several threads at once,
+/// through the atomic helpers only.)
 struct stack_settings {
-  uint32_t xdepth;   // frames per record, 0: no stacks
-  uint32_t xmethod;  // stack_method
+  uint32_t xdepth;        // frames per record, 0: no stacks
+  uint32_t xmethod;       // stack_method
+  uint32_t xlayer_depth;  // frames per layer record while xdepth is 0 (a frame-pointer walk only)
 };
-inline constinit stack_settings g_stack_settings{};
+inline constinit stack_settings g_stack_settings{0, 0, default_layer_stack_depth};
 
 /// Returns: the frames captured per record now (0: none).
 /// Does not allocate. Does not block. Safe in interrupt context: yes.
@@ -45,6 +53,15 @@ RESMON_DETAIL_INLINE uint32_t stack_depth() noexcept { return load_relaxed(&g_st
 /// Thread-safety: atomic; captures already under way use the old depth.
 inline void set_stack_depth(uint32_t frames) noexcept {
   store_relaxed(&g_stack_settings.xdepth, frames > max_stack_depth ? max_stack_depth : frames);
+}
+
+/// Returns: the frames a tracking layer's record carries while stack_depth()
+/// is 0 (0: the return address only).
+RESMON_DETAIL_INLINE uint32_t layer_stack_depth() noexcept { return load_relaxed(&g_stack_settings.xlayer_depth); }
+
+/// Effects: sets layer_stack_depth(), clamped to max_stack_depth.
+inline void set_layer_stack_depth(uint32_t frames) noexcept {
+  store_relaxed(&g_stack_settings.xlayer_depth, frames > max_stack_depth ? max_stack_depth : frames);
 }
 
 inline stack_method get_stack_method() noexcept { return stack_method(load_relaxed(&g_stack_settings.xmethod)); }

@@ -25,6 +25,12 @@ struct site {
   const char* function;
 };
 
+/// Returns: true when `s` names a tracking layer rather than a line of the
+/// program (line 0: "operator new", "tracking_allocator<T>"). A record made
+/// at such a site carries a short stack by default (layer_stack_depth), and
+/// a report names the first frame of the program's own code in its place.
+constexpr bool layer_site(const site* s) noexcept { return s != nullptr && s->line == 0; }
+
 /// A count of resources and the bytes they hold.
 struct usage {
   uint64_t count;
