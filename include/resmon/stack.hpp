@@ -151,32 +151,36 @@ RESMON_DETAIL_NOINLINE inline int fallback_backtrace(std::uintptr_t* out, int ma
 inline constexpr unsigned verdict_slots = 8192;  // 64 KiB
 inline constexpr unsigned verdict_probes = 16;
 inline constexpr int chain_slack = 3;
-// Slot: a 63-bit hash of (first, last) << 1 | 1 when walks are right, | 0
-// when broken; 0 empty. Written once by CAS; a full neighbourhood leaves a
-// pair unknown (its captures keep using the fallback: slower, still right).
+// Slot: a 62-bit hash of (first, last) << 2 | the verdict (1 right, 2
+// broken, 3 prefix); 0 empty. Written once by CAS; a full neighbourhood
+// leaves a pair unknown (its captures keep using the fallback: slower,
+// still right).
 inline constinit std::uint64_t g_verdicts[verdict_slots] = {};
 inline constinit std::uint64_t g_fallback_captures = 0;
 
-enum class verdict : int { unknown, right, broken };
+// right: the walk gives the stack; broken: it does not; prefix: its frames
+// are right but it ends early (code without frame pointers further up): a
+// full capture needs the fallback, a cheap one keeps the frames it has.
+enum class verdict : int { unknown = 0, right = 1, broken = 2, prefix = 3 };
 
 inline std::uint64_t verdict_key(std::uintptr_t first, std::uintptr_t last) noexcept {
-  return (core::mix64(std::uint64_t(first) * 0x9e3779b97f4a7c15ULL ^ std::uint64_t(last)) | 2) >> 1;
+  return (core::mix64(std::uint64_t(first) * 0x9e3779b97f4a7c15ULL ^ std::uint64_t(last)) | 4) >> 2;
 }
 
 inline verdict verdict_lookup(std::uint64_t key) noexcept {
   for (unsigned p = 0; p < verdict_probes; ++p) {
     std::uint64_t v = core::load_relaxed(&g_verdicts[(key + p) % verdict_slots]);
     if (v == 0) return verdict::unknown;
-    if ((v >> 1) == key) return (v & 1) ? verdict::right : verdict::broken;
+    if ((v >> 2) == key) return verdict(v & 3);
   }
   return verdict::unknown;
 }
 
-inline void verdict_store(std::uint64_t key, bool right) noexcept {
-  std::uint64_t v = key << 1 | (right ? 1 : 0);
+inline void verdict_store(std::uint64_t key, verdict what) noexcept {
+  std::uint64_t v = key << 2 | std::uint64_t(what);
   for (unsigned p = 0; p < verdict_probes; ++p) {
     std::uint64_t expected = 0;
-    if (core::cas_acq_rel(&g_verdicts[(key + p) % verdict_slots], expected, v) || (expected >> 1) == key) return;
+    if (core::cas_acq_rel(&g_verdicts[(key + p) % verdict_slots], expected, v) || (expected >> 2) == key) return;
   }
 }
 
@@ -235,19 +239,19 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
     if (method == stack_method::automatic && !(cheap && n == 0)) {  // 2.
       std::uint64_t key = verdict_key(first, n > 0 ? stack[n - 1] : 0);
       verdict v = n > 0 ? verdict_lookup(key) : verdict::broken;
-      if (v == verdict::broken) {
+      if (v == verdict::broken || (v == verdict::prefix && !cheap)) {
         use_fallback = !cheap;
-        n = 0;
+        if (cheap) n = 0;
       } else if (v == verdict::unknown) {
         std::uintptr_t walked[core::max_stack_depth];
         for (int i = 0; i < n; ++i) walked[i] = stack[i];
         int s = 0, total = 0;
         int fb = fallback_from(frames, depth, first, &s, &total);
-        bool right = fb >= n && frames[s] == first &&
-                     std::memcmp(walked, frames + s, sizeof(std::uintptr_t) * unsigned(n)) == 0 &&
-                     (n == int(depth) || total - n <= chain_slack);
-        verdict_store(key, right);
-        if (right) {  // the walk's stack, as later walks of this pair will give it
+        bool same = fb >= n && frames[s] == first &&
+                    std::memcmp(walked, frames + s, sizeof(std::uintptr_t) * unsigned(n)) == 0;
+        bool whole = same && (n == int(depth) || total - n <= chain_slack);
+        verdict_store(key, whole ? verdict::right : same ? verdict::prefix : verdict::broken);
+        if (whole || (same && cheap)) {  // the walk's stack, as later walks of this pair will give it
           for (int i = 0; i < n; ++i) frames[i] = walked[i];
           stack = frames;
         } else if (cheap) {  // as later captures of this pair: none

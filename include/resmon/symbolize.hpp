@@ -98,6 +98,11 @@ inline std::string readable_name(std::string name, bool full = false, std::size_
   };
   for (const auto& sp : spellings)
     for (std::size_t at; (at = name.find(sp[0])) != std::string::npos;) name.replace(at, std::strlen(sp[0]), sp[1]);
+  // The compiler's copies of a function (" [clone .constprop.0]") are the function.
+  for (std::size_t at; (at = name.find(" [clone ")) != std::string::npos;) {
+    std::size_t end = name.find(']', at);
+    name.erase(at, end == std::string::npos ? std::string::npos : end - at + 1);
+  }
   if (full) return name;
   std::string out;
   out.reserve(name.size());
