@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -112,8 +113,10 @@ inline std::string describe_leak(const leak& first, std::size_t count, std::uint
   if (bytes != 0) m += " (" + std::to_string(bytes) + " bytes)";
   m += " acquired at ";
   m += first.site.file;
-  m += ':';
-  m += std::to_string(first.site.line);
+  if (first.site.line != 0) {
+    m += ':';
+    m += std::to_string(first.site.line);
+  }
   if (first.site.function != nullptr && first.site.function[0] != '\0') {
     m += " in ";
     m += first.site.function;
@@ -137,6 +140,48 @@ inline std::string describe_leak(const leak& first, std::size_t count, std::uint
   }
   return m;
 }
+
+namespace detail {
+/// Returns: true when `f` is code of a test framework (GoogleTest, doctest):
+/// by its function, also as a template argument (the standard library's
+/// containers of testing::TestPartResult), its file or its module.
+inline bool framework_frame(const frame_info& f) {
+  auto has = [](const std::string& s, const char* part) { return s.find(part) != std::string::npos; };
+  return has(f.function, "testing::") || has(f.function, "doctest::") || has(f.file, "/gtest/") ||
+         has(f.file, "/gmock/") || has(f.file, "doctest/doctest.h") || f.module.rfind("libgtest", 0) == 0 ||
+         f.module.rfind("libgmock", 0) == 0;
+}
+
+/// Returns: true when the leak was acquired by the test framework's own code
+/// (its failure records, its bookkeeping): the first frame of its stack that
+/// is not resmon's or the standard library's is the framework's.
+inline bool made_by_test_framework(const leak& l, report_symbols& symbols) {
+  for (const frame_info& f : symbols.logical_frames(l.return_address, l.stack_id)) {
+    if (framework_frame(f)) return true;
+    if (!internal_frame(f) && (!f.function.empty() || !f.file.empty())) return false;
+  }
+  return false;
+}
+
+/// Effects: removes the leaks the test framework made (made_by_test_framework).
+inline void drop_test_framework_leaks(std::vector<leak>& leaks) {
+  report_symbols symbols;
+  std::vector<leak> kept;
+  kept.reserve(leaks.size());
+  for (const leak& l : leaks)
+    if (!made_by_test_framework(l, symbols)) kept.push_back(l);
+  leaks.swap(kept);
+}
+
+/// Effects: a test binary (one that includes <resmon/gtest.hpp> or
+/// <resmon/doctest.hpp>) records 16 frames per acquisition unless
+/// RESMON_STACK_DEPTH or set_stack_depth chose a depth: failure messages
+/// show the stack, and the framework's own allocations are told apart.
+inline bool default_test_stack_depth() noexcept {
+  if (std::getenv("RESMON_STACK_DEPTH") == nullptr && stack_depth() == 0) set_stack_depth(16);
+  return true;
+}
+}  // namespace detail
 
 /// Called when a leak check finds leaks: `check` is where RESMON_LEAK_CHECK()
 /// stands, `leaks` what it found, `epoch` the scope's epoch.

@@ -63,6 +63,34 @@ struct frame_info {
 /// library (its headers or libstdc++/libc++), the C library or the dynamic
 /// loader: never the program's own frame. By the source file where it is
 /// known, else by the function's name and the module.
+/// Returns: the qualified name in a demangled function name, without its
+/// return type and parameters ("void std::vector<int>::push_back(int&&)":
+/// "std::vector<int>::push_back").
+inline std::string function_token(const std::string& name) {
+  std::size_t depth = 0, start = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '(' && depth == 0) {
+      std::string before = name.substr(start, i - start);
+      while (!before.empty() && before.back() == ' ') before.pop_back();
+      bool op = before.size() >= 8 && before.compare(before.size() - 8, 8, "operator") == 0;
+      if (before != "decltype" && !op) return name.substr(start, i - start);
+      if (op) {  // operator(): the name goes on past its parentheses
+        i = i + 1 < name.size() && name[i + 1] == ')' ? i + 1 : i;
+        continue;
+      }
+      ++depth;  // decltype(...): part of the return type
+    } else if (c == '<' || c == '(') {
+      ++depth;
+    } else if ((c == '>' || c == ')') && depth > 0) {
+      --depth;
+    } else if (c == ' ' && depth == 0 && !(i + 1 < name.size() && name[i + 1] == '(')) {  // "decltype (" stays one token
+      start = i + 1;
+    }
+  }
+  return name.substr(start);
+}
+
 inline bool internal_frame(const frame_info& f) {
   auto has = [](const std::string& s, const char* part) { return s.find(part) != std::string::npos; };
   auto starts = [](const std::string& s, const char* part) { return s.rfind(part, 0) == 0; };
@@ -72,8 +100,9 @@ inline bool internal_frame(const frame_info& f) {
   if (starts(f.module, "libstdc++") || starts(f.module, "libc++") || starts(f.module, "libc.so") ||
       starts(f.module, "ld-linux") || starts(f.module, "libgcc_s") || starts(f.module, "libresmon"))
     return true;
-  return starts(f.function, "resmon::") || starts(f.function, "std::") || starts(f.function, "__gnu_cxx::") ||
-         starts(f.function, "operator new") || starts(f.function, "operator delete") || starts(f.function, "__libc_");
+  const std::string name = function_token(f.function);
+  return starts(name, "resmon::") || starts(name, "std::") || starts(name, "__gnu_cxx::") ||
+         starts(name, "operator new") || starts(name, "operator delete") || starts(name, "__libc_");
 }
 
 /// Returns: true for the process start-up frames a readable stack leaves

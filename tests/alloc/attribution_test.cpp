@@ -205,4 +205,18 @@ TEST_CASE("internal_frame: resmon's headers, the standard library and the C runt
   CHECK_FALSE(resmon::internal_frame(f));
   f.module = "libstdc++.so.6";
   CHECK(resmon::internal_frame(f));
+  f = {};
+  f.function = "void std::string::_M_construct<char*>(char*, char*, std::forward_iterator_tag)";  // a return type
+  CHECK(resmon::internal_frame(f));
+  f.function = "decltype (::new ((void*)(0)) std::string((declval<char const*&>)())) std::construct_at<std::string>()";
+  CHECK(resmon::internal_frame(f));
+  f.function = "main::{lambda}::operator()";
+  CHECK_FALSE(resmon::internal_frame(f));
+}
+
+TEST_CASE("function_token: the qualified name without return type and parameters") {
+  CHECK(resmon::function_token("void std::vector<int>::push_back(int&&)") == "std::vector<int>::push_back");
+  CHECK(resmon::function_token("main") == "main");
+  CHECK(resmon::function_token("cache::operator()(int) const") == "cache::operator()");
+  CHECK(resmon::function_token("decltype (f(x)) g<int>(int)") == "g<int>");
 }
