@@ -55,13 +55,14 @@ class leak_scope {
  private:
   std::vector<leak> collect(const kind* only) const {
     core::grouped_snapshot snap(epoch_);
+    detail::report_symbols symbols;  // symbolizes only for records at a layer site, or to match suppressions
+    snap.suppress(&detail::report_symbols::suppressed, &symbols);  // RESMON_SUPPRESSIONS, add_suppressions
     __atomic_store_n(&missed_, snap.missed(), __ATOMIC_RELAXED);
     std::uint64_t now = platform::clock_coarse_ns();
     std::vector<leak> out;
     out.reserve(snap.record_count());
     static constexpr site unknown{"?", 0, "?"};
     const core::site_group* groups = snap.groups();
-    detail::report_symbols symbols;  // symbolizes only for records at a layer site
     for (std::size_t g = 0; g < snap.group_count(); ++g) {
       if (only != nullptr && groups[g].kind != std::uint16_t(*only)) continue;
       // A layer site (operator new, tracking_allocator<T>) names the

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,7 @@
 
 #include "core/report.hpp"
 #include "registries.hpp"
+#include "suppressions.hpp"
 #include "symbolize.hpp"
 #include "tracker.hpp"
 
@@ -39,6 +42,7 @@ struct report_symbols {
   bool origin_known = false;
   std::vector<frame_info> own;  // the program's first two frames
   std::string origin_file[2], origin_function[2];
+  bool hits_reset = false;  // the suppressions' hits were reset for this report
 
   symbolizer& get() {
     if (!sym) {
@@ -66,6 +70,20 @@ struct report_symbols {
       for (frame_info& f : get().frames(frames[i]))
         if (!startup_frame(f)) out.push_back(std::move(f));
     return out;
+  }
+
+  /// Returns: true when the record with this stack (or return address) was
+  /// made by resmon's own code (a frame of its headers, none of the
+  /// program's): its bookkeeping, not the program's resource.
+  bool resmon_own(std::uintptr_t ret, std::uint32_t stack_id) {
+    bool ours = false;
+    for (const frame_info& f : logical_frames(ret, stack_id)) {
+      if (!internal_frame(f)) return false;
+      // Also the standard library's code for resmon's types (a deque of resmon::monitor_sample).
+      ours = ours || f.file.find("include/resmon/") != std::string::npos ||
+             f.function.find("resmon::") != std::string::npos;
+    }
+    return ours;
   }
 
   static bool origin(std::uintptr_t ret, std::uint32_t stack_id, int which, site* out, void* self_) noexcept {
@@ -138,6 +156,50 @@ struct report_symbols {
       }
     }
   }
+  /// Returns: true when a rule of the process's suppressions hides group
+  /// `g`: a kind:<name> of its kind, or a leak:<pattern> matching its site
+  /// or a frame of its stack (function, file or module). Counts the rule's
+  /// hits (reset by each report).
+  static bool suppressed(const core::site_group& g, void* self_) noexcept {
+    auto* self = static_cast<report_symbols*>(self_);
+    try {
+      detail::suppression_set& set = detail::process_suppressions();
+      std::lock_guard<std::mutex> hold(set.lock);
+      if (set.rules.empty()) return false;
+      if (!self->hits_reset) {
+        for (stored_suppression& r : set.rules) r.hits = 0;
+        self->hits_reset = true;
+      }
+      const char* kind = core::kind_name(g.kind);
+      std::vector<frame_info> frames;
+      bool framed = false;
+      for (stored_suppression& stored : set.rules) {
+        bool hit = false;
+        if (!stored.kind.empty()) {
+          hit = kind != nullptr && stored.kind == kind;
+        } else {
+          const std::string pattern(stored.pattern.data(), stored.pattern.size());
+          hit = g.where != nullptr && ((g.where->file != nullptr && pattern_matches(pattern, g.where->file)) ||
+                                       (g.where->function != nullptr && pattern_matches(pattern, g.where->function)));
+          if (!hit && !framed) {
+            frames = self->logical_frames(g.ret, g.stack_id);
+            framed = true;
+          }
+          for (std::size_t i = 0; !hit && i < frames.size(); ++i)
+            hit = pattern_matches(pattern, frames[i].function) ||
+                  (!frames[i].file.empty() && pattern_matches(pattern, frames[i].file)) ||
+                  (!frames[i].module.empty() && pattern_matches(pattern, frames[i].module));
+        }
+        if (hit) {
+          stored.hits += g.count;
+          return true;
+        }
+      }
+    } catch (...) {
+    }
+    return false;
+  }
+
   static void modules(core::writer& w, void* self) noexcept {
     w.put_char('[');
     try {
@@ -168,6 +230,7 @@ inline report_options with_symbols(const report_options& options, report_symbols
     o.describe_origin = &report_symbols::origin;
     o.describe_context = &symbols;
     symbols.full_names = o.full_names;
+    if (o.suppress == nullptr) o.suppress = &report_symbols::suppressed;
   }
   return o;
 }
@@ -230,6 +293,105 @@ inline std::string report_json_string(const report_options& options = {}) {
 }
 
 RESMON_DETAIL_MODE_END
+
+namespace detail {
+/// The exit-time check (report_at_exit, RESMON_REPORT_AT_EXIT,
+/// RESMON_EXIT_CODE). Constant-initialised; set before exit.
+struct exit_check {
+  std::FILE* out;      // where the report goes; nullptr: no report asked for
+  int exit_code;       // 0: keep the program's status
+  bool done;
+};
+inline constinit exit_check g_exit_check{nullptr, 0, false};
+
+/// Returns: the resources held now that no suppression hides.
+inline std::uint64_t held_unsuppressed() {
+  core::grouped_snapshot snap(0);
+  report_symbols symbols;
+  snap.suppress(&report_symbols::suppressed, &symbols);
+  std::uint64_t n = 0;
+  for (std::size_t i = 0; i < snap.group_count(); ++i) n += snap.groups()[i].count;
+  return n;
+}
+
+/// Runs once, after the program's static destructors and atexit handlers
+/// (an ELF destructor of the executable runs last, as LeakSanitizer's check
+/// does): writes the report of what is still held when asked, and ends the
+/// process with the exit code when something is held that no suppression
+/// hides.
+[[gnu::destructor]] inline void run_exit_check() {
+  exit_check& c = g_exit_check;
+  if (c.done || (c.out == nullptr && c.exit_code == 0)) return;
+  c.done = true;
+  std::uint64_t held = held_unsuppressed();
+  if (c.out != nullptr || (c.exit_code != 0 && held != 0)) {
+    report_options o;
+    o.title = "resmon report at exit";
+    std::FILE* out = c.out != nullptr ? c.out : stderr;
+    report_symbols symbols;
+    core::write_text_report({write_file, out}, with_symbols(o, symbols));
+    std::fflush(out);
+  }
+  if (c.exit_code != 0 && held != 0) {
+    std::fprintf(stderr, "resmon: %llu %s still held at exit: exit status %d (RESMON_EXIT_CODE)\n",
+                 static_cast<unsigned long long>(held), held == 1 ? "resource" : "resources", c.exit_code);
+    std::fflush(nullptr);
+    ::_exit(c.exit_code);
+  }
+}
+
+/// Parses RESMON_REPORT_AT_EXIT, RESMON_EXIT_CODE and RESMON_SUPPRESSIONS;
+/// a bad value gets one line on stderr naming it and is ignored.
+inline bool read_report_environment() noexcept {
+#if RESMON_CONFIG_READ_ENVIRONMENT
+  if (const char* t = std::getenv("RESMON_REPORT_AT_EXIT")) {
+    if (t[0] == '1' && t[1] == '\0') g_exit_check.out = stderr;
+    else if (!(t[0] == '0' && t[1] == '\0'))
+      std::fprintf(stderr, "resmon: RESMON_REPORT_AT_EXIT='%s' is not valid: expected 1 (a report on stderr at exit) "
+                           "or 0; keeping 0\n", t);
+  }
+  if (const char* t = std::getenv("RESMON_EXIT_CODE")) {
+    char* end = nullptr;
+    long v = std::strtol(t, &end, 10);
+    if (*t != '\0' && *end == '\0' && v >= 1 && v <= 255) g_exit_check.exit_code = int(v);
+    else
+      std::fprintf(stderr, "resmon: RESMON_EXIT_CODE='%s' is not valid: expected an exit status from 1 to 255 (the "
+                           "status when resources are still held at exit); ignored\n", t);
+  }
+  if (const char* t = std::getenv("RESMON_SUPPRESSIONS")) {
+    try {
+      std::vector<suppression> rules;
+      std::string error = read_suppressions_file(t, &rules);
+      suppression_set& set = process_suppressions();
+      {
+        std::lock_guard<std::mutex> hold(set.lock);
+        set.add(rules);
+      }
+      if (!error.empty())
+        std::fprintf(stderr, "resmon: RESMON_SUPPRESSIONS: %s; using the %zu rules before it\n", error.c_str(),
+                     rules.size());
+    } catch (...) {
+    }
+  }
+#endif
+  return true;
+}
+}  // namespace detail
+
+#if RESMON_HAS_TRACKING
+// Reads the environment once, before main, in every program that reports.
+inline const bool report_environment_read = detail::read_report_environment();
+#endif
+
+/// Effects: at exit (after static destructors), writes the report of what is
+/// still held to `out`, as LeakSanitizer does; with `exit_code` 1..255, ends
+/// the process with that status when something is held that no suppression
+/// hides (for CI). RESMON_REPORT_AT_EXIT=1 and RESMON_EXIT_CODE=N ask for
+/// the same from the environment. Call before exit, from any thread.
+inline void report_at_exit(std::FILE* out = stderr, int exit_code = 0) noexcept {
+  detail::g_exit_check.out = out;
+  if (exit_code > 0 && exit_code <= 255) detail::g_exit_check.exit_code = exit_code;
+}
 
 /// Effects: remembers what every group (kind, site, stack) holds now; later
 /// reports rank the groups that grew the most since ("top culprits by

@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <resmon/suppressions.hpp>
+
 #include "../snapshot/reader.hpp"
 #include "symbolizer.hpp"
 
@@ -36,42 +38,8 @@ struct selection {
   std::string debug_dir;
 };
 
-/// A suppression: LeakSanitizer's `leak:<pattern>`; `*` matches any run of
-/// characters, `^` and `$` anchor; otherwise the pattern may match anywhere
-/// in a frame's function, file or module.
-struct suppression {
-  std::string pattern;
-  std::uint64_t hits = 0;
-};
-
-/// Returns: true when `text` matches LeakSanitizer-style `pattern`.
-inline bool pattern_matches(const std::string& pattern, const std::string& text) {
-  std::string p = pattern;
-  bool anchor_start = !p.empty() && p.front() == '^';
-  if (anchor_start) p.erase(0, 1);
-  bool anchor_end = !p.empty() && p.back() == '$';
-  if (anchor_end) p.pop_back();
-  if (!anchor_start) p = "*" + p;
-  if (!anchor_end) p += "*";
-  // Iterative wildcard match ('*' only), no recursion.
-  std::size_t ti = 0, pi = 0, star = std::string::npos, mark = 0;
-  while (ti < text.size()) {
-    if (pi < p.size() && p[pi] == '*') {
-      star = pi++;
-      mark = ti;
-    } else if (pi < p.size() && p[pi] == text[ti]) {
-      ++pi;
-      ++ti;
-    } else if (star != std::string::npos) {
-      pi = star + 1;
-      ti = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.size() && p[pi] == '*') ++pi;
-  return pi == p.size();
-}
+using resmon::pattern_matches;  // <resmon/suppressions.hpp>: LeakSanitizer's leak:<pattern> and kind:<name>
+using resmon::suppression;
 
 /// A group: the held resources of one kind with one stack (or one folded frame).
 struct group {
@@ -288,7 +256,9 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     }
     bool suppressed = false;
     for (suppression& sup : suppressions) {
-      for (const frame& fr : stack) {
+      if (!sup.kind.empty()) suppressed = sup.kind == g.kind;
+      for (std::size_t i = 0; sup.kind.empty() && i < stack.size(); ++i) {
+        const frame& fr = stack[i];
         if (pattern_matches(sup.pattern, fr.function) || (!fr.file.empty() && pattern_matches(sup.pattern, fr.file)) ||
             (!fr.module.empty() && pattern_matches(sup.pattern, fr.module))) {
           suppressed = true;

@@ -58,21 +58,12 @@ std::uint64_t datetime_option(const std::string& name, const std::string& text) 
   return std::uint64_t(s) * 1000000000ULL;
 }
 
-/// Reads LeakSanitizer-style suppressions: `leak:<pattern>` lines, `#` comments.
+/// Reads LeakSanitizer-style suppressions: `leak:<pattern>` and
+/// `kind:<name>` lines, `#` comments (<resmon/suppressions.hpp>).
 std::vector<suppression> read_suppressions(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) bad_option(fmt::format("--suppressions {}: cannot open: {}", path, std::strerror(errno)));
   std::vector<suppression> out;
-  std::string line;
-  for (int n = 1; std::getline(in, line); ++n) {
-    std::size_t a = line.find_first_not_of(" \t\r");
-    if (a == std::string::npos || line[a] == '#') continue;
-    std::size_t b = line.find_last_not_of(" \t\r");
-    line = line.substr(a, b - a + 1);
-    if (line.rfind("leak:", 0) != 0 || line.size() == 5)
-      bad_option(fmt::format("--suppressions {}:{}: '{}': expected leak:<pattern>", path, n, line));
-    out.push_back({line.substr(5), 0});
-  }
+  std::string error = resmon::read_suppressions_file(path, &out);
+  if (!error.empty()) bad_option("--suppressions " + error);
   return out;
 }
 
@@ -139,7 +130,7 @@ int main(int argc, char** argv) {
                  "exit with this status when anything is left after the filters and suppressions (a CI gate: "
                  "--lost --suppressions FILE --exit-code 23)")
       ->check(CLI::Range(1, 255));
-  app.add_option("--suppressions", suppressions_file, "LeakSanitizer-style file of leak:<pattern> lines");
+  app.add_option("--suppressions", suppressions_file, "LeakSanitizer-style file of leak:<pattern> (and kind:<name>) lines");
   app.add_flag("--callstack", callstack, "print every group's whole stack (text)");
   app.add_flag("--full-names", full_names, "keep template arguments in C++ names");
   app.add_flag("--all-frames", all_frames, "keep frames of resmon and of the process start-up");
@@ -233,8 +224,9 @@ int main(int argc, char** argv) {
   }
   std::fwrite(text.data(), 1, text.size(), out);
   for (const suppression& sup : suppressions)
-    if (format == "text" && sup.hits != 0) std::fprintf(out, "suppressed by leak:%s: %llu\n", sup.pattern.c_str(),
-                                                        static_cast<unsigned long long>(sup.hits));
+    if (format == "text" && sup.hits != 0)
+      std::fprintf(out, "suppressed by %s:%s: %llu\n", sup.kind.empty() ? "leak" : "kind",
+                   (sup.kind.empty() ? sup.pattern : sup.kind).c_str(), static_cast<unsigned long long>(sup.hits));
   if (out != stdout && std::fclose(out) != 0) {
     std::fprintf(stderr, "resmon-view: --output %s: cannot write: %s\n", output.c_str(), std::strerror(errno));
     return 1;

@@ -58,6 +58,7 @@ inline void write_json_stacks(writer& w, const grouped_snapshot& snap, const rep
 inline void write_json_report(sink out, const report_options& opt = {}) noexcept {
   writer w(out);
   grouped_snapshot snap(opt.min_epoch);
+  snap.suppress(opt.suppress, opt.describe_context);
   uint64_t now = platform::clock_coarse_ns();
   uint16_t kinds = kind_count();
   const site_group* g = snap.groups();
@@ -70,6 +71,8 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   w.put(",\"unmatched_releases\":").put_uint(load_relaxed(&g_registry.xunmatched_after_drop));
   w.put(",\"min_epoch\":").put_uint(opt.min_epoch);
   w.put(",\"missed\":").put_uint(snap.missed());
+  w.put(",\"suppressed\":{\"count\":").put_uint(snap.suppressed().count).put(",\"bytes\":");
+  w.put_uint(snap.suppressed().bytes).put("}");
   w.put(",\"bytes_saturated\":").put(snap.saturated() ? "true" : "false");
   checkpoint_reader reader;  // one checkpoint for the whole document
   const checkpoint_block* c = reader.get();

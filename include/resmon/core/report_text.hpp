@@ -136,6 +136,7 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     return;
   }
   grouped_snapshot snap(opt.min_epoch);
+  snap.suppress(opt.suppress, opt.describe_context);
   uint64_t now = platform::clock_coarse_ns();
   uint16_t kinds = kind_count();
   const site_group* g = snap.groups();
@@ -192,6 +193,11 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     }
   }
   write_missed_note(w, snap);
+  if (usage hidden = snap.suppressed(); hidden.count != 0) {
+    w.put("  note: ").put_uint(hidden.count).put(hidden.count == 1 ? " resource" : " resources");
+    if (hidden.bytes != 0) put_total_bytes(w.put(" ("), hidden.bytes).put(")");
+    w.put(" suppressed (RESMON_SUPPRESSIONS, add_suppressions): not counted above\n");
+  }
   if (snap.saturated())
     w.put("  note: byte totals saturated: a sum shown as \"at least 16.0 EiB\" is 2^64 bytes or more (sizes near "
           "SIZE_MAX); peak and total bytes are not shown for its kind\n");

@@ -95,6 +95,10 @@ struct report_options {
   /// Fills *out (strings valid until the call for another group); false when
   /// none is known (the layer site is reported).
   bool (*describe_origin)(uintptr_t ret, uint32_t stack_id, int which, site* out, void* context) = nullptr;
+  /// Optional: true when group `g` is suppressed (a rule of the program's,
+  /// see <resmon/suppressions.hpp>): reports leave it out of their lists and
+  /// counts and say how many resources they left out.
+  bool (*suppress)(const site_group& g, void* context) = nullptr;
   void* describe_context = nullptr;
   /// For the describe_* hooks: keep template arguments in function names
   /// (else long argument lists read <...>).
@@ -165,6 +169,25 @@ class grouped_snapshot {
     });
   }
 
+  /// Effects: removes the groups `is_suppressed` says are suppressed (none
+  /// when it is null) and counts their resources in suppressed().
+  void suppress(bool (*is_suppressed)(const site_group&, void*), void* context) noexcept {
+    if (is_suppressed == nullptr) return;
+    site_group* g = groups_.get();
+    size_t kept = 0;
+    for (size_t i = 0; i < group_count_; ++i) {
+      if (is_suppressed(g[i], context)) {
+        suppressed_.count += g[i].count;
+        suppressed_.bytes = add_saturated(suppressed_.bytes, g[i].bytes);
+      } else {
+        g[kept++] = g[i];
+      }
+    }
+    group_count_ = kept;
+  }
+  /// Returns: the resources suppress() removed.
+  usage suppressed() const noexcept { return suppressed_; }
+
   const record_view* records() const noexcept { return records_.get(); }
   size_t record_count() const noexcept { return count_; }
   const site_group* groups() const noexcept { return groups_.get(); }
@@ -189,6 +212,7 @@ class grouped_snapshot {
   size_t count_ = 0;
   size_t group_count_ = 0;
   uint64_t missed_ = 0;
+  usage suppressed_{0, 0};
   bool saturated_ = false;
 };
 

@@ -38,6 +38,7 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "../report.hpp"
 #include "limit.hpp"
 #include "process.hpp"
 
@@ -176,12 +177,19 @@ inline std::string site_text(const site* s) {
   return t;
 }
 
-/// A (kind, site) by the site's value: two interned copies of one site are one key.
+/// A (kind, site) by the site's value: two interned copies of one site are
+/// one key. A layer site's records (layer_site) are one key per stack (or,
+/// without one, per return address): the program's frame that made them is
+/// found from it when shown (shown_site), not while sampling.
 struct site_key {
   std::uint16_t kind;
   const site* where;
+  std::uint32_t stack = 0;   // a layer site's only
+  std::uintptr_t ret = 0;    // a layer site's without a stack only
   bool operator<(const site_key& o) const noexcept {
     if (kind != o.kind) return kind < o.kind;
+    if (stack != o.stack) return stack < o.stack;
+    if (ret != o.ret) return ret < o.ret;
     if (where->line != o.where->line) return where->line < o.where->line;
     if (int c = core::str_order(where->file, o.where->file)) return c < 0;
     return core::str_order(where->function != nullptr ? where->function : "",
@@ -189,36 +197,82 @@ struct site_key {
   }
 };
 
+/// Returns: the site that names the program's own frame for records of a
+/// layer site (layer_site: operator new, tracking_allocator<T>) with this
+/// stack (or, without one, this return address), interned; `layer` itself
+/// when no frame of the program's is known; nullptr when resmon's own code
+/// made them (a monitor sampled by hand allocates on the caller's thread).
+/// Symbolizes once per stack or address (a process-wide cache).
+/// Thread-safety: safe from any thread.
+inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::uintptr_t ret) {
+  static std::mutex lock;
+  // Live to the end (a monitor may sample during exit); one symbolizer for
+  // every lookup: making one reads every module's symbols.
+  static auto* known = new std::map<std::pair<std::uint32_t, std::uintptr_t>, const site*>;
+  static auto* symbols = new report_symbols;
+  static const site own{"(resmon)", 0, "(resmon)"};
+  const auto key = std::make_pair(stack_id, stack_id != 0 ? std::uintptr_t(0) : ret);
+  std::lock_guard<std::mutex> hold(lock);
+  auto it = known->find(key);
+  if (it == known->end()) {
+    site origin{};
+    const site* found = nullptr;
+    symbols->origin_known = false;  // no group cached across calls
+    if (report_symbols::origin(ret, stack_id, 0, &origin, symbols))
+      found = core::intern_site_text(origin.file, origin.line, origin.function);
+    else if (symbols->resmon_own(ret, stack_id))
+      found = &own;
+    it = known->emplace(key, found).first;
+  }
+  if (it->second == &own) return nullptr;
+  return it->second != nullptr ? it->second : layer;
+}
+
+/// Returns: the site to show for `key`: its own, or for a layer site's
+/// records the program's frame that made them (layer_origin: may be the
+/// layer site itself, or nullptr for resmon's own bookkeeping).
+inline const site* shown_site(const site_key& key) {
+  return layer_site(key.where) ? layer_origin(key.where, key.stack, key.ret) : key.where;
+}
+
 /// Returns: every (kind, site) holding something now, but for the records
-/// of the threads in `skip` (resmon's own). Walks the held records once.
+/// of the threads in `skip` (resmon's own). Walks the held records once;
+/// allocates only after the walk.
 inline std::map<site_key, site_usage> holdings_by_site(const std::vector<std::uint32_t>& skip = {}) {
   // Grouped into a fixed table during the walk (no allocation while tables
   // are read), then copied out.
   struct slot {
     std::uint16_t kind;
     site_usage u;
+    std::uintptr_t ret;  // a layer site's records without a stack: per return address
   };
   constexpr std::size_t slots = 4096;
-  std::vector<slot> table(slots, slot{0, site_usage{nullptr, {0, 0}, 0}});
+  std::vector<slot> table(slots, slot{0, site_usage{nullptr, {0, 0}, 0}, 0});
   core::for_each_live([&](const core::record_view& v) {
     if (v.where == nullptr) return;
     for (std::uint32_t t : skip)
       if (v.thread == t) return;
-    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.where) ^ (std::uintptr_t(v.kind) << 3);
+    const bool layer = layer_site(v.where);
+    const std::uint32_t stack = layer ? v.stack_id : 0;
+    const std::uintptr_t ret = layer && v.stack_id == 0 ? v.ret : 0;
+    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.where) ^ (std::uintptr_t(v.kind) << 3) ^
+                       (std::uintptr_t(stack) * 0x9E3779B1u) ^ ret;
     std::size_t h = std::size_t((a >> 4) * 0x9E3779B97F4A7C15ull >> 52);
     for (std::size_t probe = 0; probe < slots; ++probe, h = (h + 1) & (slots - 1)) {
       slot& s = table[h];
-      if (s.u.where == nullptr) s = slot{std::uint16_t(v.kind), site_usage{v.where, {0, 0}, v.stack_id}};
-      if (s.u.where != v.where || s.kind != std::uint16_t(v.kind)) continue;
+      if (s.u.where == nullptr) s = slot{std::uint16_t(v.kind), site_usage{v.where, {0, 0}, v.stack_id}, ret};
+      if (s.u.where != v.where || s.kind != std::uint16_t(v.kind) || (layer && (s.u.stack_id != stack || s.ret != ret)))
+        continue;
       ++s.u.held.count;
       s.u.held.bytes += v.size;
       return;
     }
   });
   std::map<site_key, site_usage> out;
-  for (const slot& s : table) {
+  for (slot& s : table) {
     if (s.u.where == nullptr) continue;
-    auto [it, added] = out.emplace(site_key{s.kind, s.u.where}, s.u);
+    const bool layer = layer_site(s.u.where);
+    auto [it, added] = out.emplace(site_key{s.kind, s.u.where, layer ? s.u.stack_id : 0, s.ret}, s.u);
     if (!added) {
       it->second.held.count += s.u.held.count;
       it->second.held.bytes += s.u.held.bytes;
@@ -529,8 +583,13 @@ class monitor {
       return false;
     }
     if (++t.passes < 2) return false;
+    // A layer site's records are named by the program's frame that made
+    // them; resmon's own, or none found (a layer site that names nobody):
+    // not a suspect.
+    const site* named = detail::shown_site(key);
+    if (named == nullptr || layer_site(named)) return false;
     suspect s;
-    s.site = *u.where;
+    s.site = *named;
     s.kind = kind(key.kind);
     s.held = u.held;
     s.growth = {t.counts.back() > t.counts.front() ? t.counts.back() - t.counts.front() : 0,

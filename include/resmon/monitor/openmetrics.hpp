@@ -168,6 +168,30 @@ inline std::string openmetrics_text(const monitor* of = nullptr) {
     std::vector<std::pair<detail::site_key, site_usage>> of_kind;
     for (const auto& h : holdings)
       if (h.first.kind == k) of_kind.push_back(h);
+    // Largest first, then named: a layer site's records by the program's
+    // frame (detail::shown_site; resmon's own left out), one line per name.
+    std::sort(of_kind.begin(), of_kind.end(), [](const auto& a, const auto& b) {
+      return a.second.held.bytes != b.second.held.bytes ? a.second.held.bytes > b.second.held.bytes
+                                                        : a.second.held.count > b.second.held.count;
+    });
+    std::vector<std::pair<detail::site_key, site_usage>> named;
+    for (auto& h : of_kind) {
+      if (named.size() >= 4 * openmetrics_sites_per_kind) break;  // bounded symbolization per scrape
+      const site* shown = detail::shown_site(h.first);
+      if (shown == nullptr) continue;
+      h.first = detail::site_key{h.first.kind, shown};
+      h.second.where = shown;
+      bool merged = false;
+      for (auto& n : named)
+        if (!(n.first < h.first) && !(h.first < n.first)) {
+          n.second.held.count += h.second.held.count;
+          n.second.held.bytes += h.second.held.bytes;
+          merged = true;
+          break;
+        }
+      if (!merged) named.push_back(h);
+    }
+    of_kind.swap(named);
     std::sort(of_kind.begin(), of_kind.end(), [](const auto& a, const auto& b) {
       return a.second.held.bytes != b.second.held.bytes ? a.second.held.bytes > b.second.held.bytes
                                                         : a.second.held.count > b.second.held.count;

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: MIT
+// A program that leaks two blocks through global operator new (at
+// keep_cache and lose_entry) and one descriptor: run by exit_check_test.py
+// with RESMON_REPORT_AT_EXIT, RESMON_EXIT_CODE and RESMON_SUPPRESSIONS.
+// With the argument "api" it asks for the exit report itself.
+#include <resmon/global_new.hpp>
+#include <resmon/report.hpp>
+#include <resmon/resmon.hpp>
+
+#include <cstdio>
+#include <cstring>
+
+namespace {
+struct entry {
+  char data[48];
+};
+struct lost_entry {  // not `entry`: identical functions may be folded into one
+  char data[64];
+};
+[[gnu::noinline]] entry* keep_cache() {
+  auto* e = new entry;  // leak-site: keep_cache
+  asm volatile("" : : "g"(e) : "memory");
+  return e;
+}
+[[gnu::noinline]] lost_entry* lose_entry() {
+  auto* e = new lost_entry;  // leak-site: lose_entry
+  asm volatile("" : : "g"(e) : "memory");
+  return e;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "api") == 0) resmon::report_at_exit(stdout, 7);
+  keep_cache();
+  lose_entry();
+  RESMON_TRACK_ACQUIRE(resmon::kind::fd, 99, 0);  // leak-site: fd
+  std::printf("main done\n");
+  return 0;
+}
