@@ -457,7 +457,7 @@ class symbolizer {
   static std::string die_name(Dwarf_Die* die) {
     Dwarf_Attribute a;
     for (int at : {DW_AT_linkage_name, DW_AT_MIPS_linkage_name})
-      if (const char* n = dwarf_formstring(dwarf_attr_integrate(die, at, &a))) return demangle(n);
+      if (const char* n = dwarf_formstring(dwarf_attr_integrate(die, unsigned(at), &a))) return demangle(n);
     Dwarf_Die decl = *die, next;
     for (int hops = 0; hops < 8; ++hops) {  // to the declaration, where the enclosing scopes are
       Dwarf_Attribute* ref = dwarf_attr(&decl, DW_AT_abstract_origin, &a);

@@ -17,9 +17,19 @@ def run(cmd, **kw):
     return p.stdout
 
 
-def check_output(out, how):
-    if "consumer: 1 held" not in out or "consumer: 0 held" not in out:
+def check_output(out, how, tracked=True):
+    if tracked and ("consumer: 1 held" not in out or "consumer: 0 held" not in out):
         print(f"FAILED: the consumer built {how} does not track\n{out}")
+        sys.exit(1)
+    if not tracked and ("consumer: 1 held" in out or out.count("consumer: 0 held") != 2):
+        print(f"FAILED: the consumer built {how} tracks, or does not run\n{out}")
+        sys.exit(1)
+
+
+def check_strict(build, how):
+    out = run([os.path.join(build, "strict")])
+    if "strict: 0 held" not in out:
+        print(f"FAILED: the strict consumer built {how}\n{out}")
         sys.exit(1)
 
 
@@ -35,12 +45,13 @@ def main():
         run(["meson", "setup", os.path.join(tmp, "b1"), proj])
         run(["ninja", "-C", os.path.join(tmp, "b1")])
         check_output(run([os.path.join(tmp, "b1", "consumer")]), "as a subproject")
+        check_strict(os.path.join(tmp, "b1"), "as a subproject")
 
         # 2. Installed, found by pkg-config (and CMake) under a staging root.
         build = os.path.join(tmp, "resmon-build")
         dest = os.path.join(tmp, "stage")
         run(["meson", "setup", build, source, "--prefix=/usr/local", "-Dtests=false", "-Dexamples=false",
-             "-Dbench=disabled", "-Dtracking=enabled"])
+             "-Dbench=false", "-Dtracking=enabled"])
         run(["meson", "install", "-C", build, "--destdir", dest])
         pc_dir = os.path.join(dest, "usr", "local", "share", "pkgconfig")
         if not os.path.exists(os.path.join(pc_dir, "resmon.pc")):
@@ -61,16 +72,38 @@ def main():
             print(f"FAILED: the installed resmon-view: {viewed}")
             sys.exit(1)
 
+        # The installed package bakes no choice of this build in: resmon.pc
+        # neither tracks nor needs libdw; resmon-tracking.pc and
+        # resmon-libdw.pc add them.
+        with open(os.path.join(pc_dir, "resmon.pc")) as f:
+            pc = f.read()
+        fields = [l for l in pc.splitlines() if l.startswith(("Cflags", "Requires", "Libs"))]
+        if any("RESMON_ENABLE" in l or "libdw" in l or l.startswith("Requires") for l in fields):
+            print(f"FAILED: resmon.pc chooses for its consumers\n{pc}")
+            sys.exit(1)
+        for name in ("resmon-tracking.pc", "resmon-libdw.pc"):
+            if not os.path.exists(os.path.join(pc_dir, name)):
+                print(f"FAILED: {name} is not installed")
+                sys.exit(1)
         env = dict(os.environ, PKG_CONFIG_PATH=pc_dir, PKG_CONFIG_SYSROOT_DIR=dest)
         run(["meson", "setup", os.path.join(tmp, "b2"), proj, "-Dfrom=pkgconfig"], env=env)
         run(["ninja", "-C", os.path.join(tmp, "b2")])
-        check_output(run([os.path.join(tmp, "b2", "consumer")]), "through pkg-config")
+        check_output(run([os.path.join(tmp, "b2", "consumer")]), "through pkg-config (resmon-tracking)")
+        check_strict(os.path.join(tmp, "b2"), "through pkg-config")
+        run(["meson", "setup", os.path.join(tmp, "b2u"), proj, "-Dfrom=pkgconfig", "-Dpc=resmon"], env=env)
+        run(["ninja", "-C", os.path.join(tmp, "b2u")])
+        check_output(run([os.path.join(tmp, "b2u", "consumer")]), "through pkg-config (resmon)", tracked=False)
 
         if shutil.which("cmake"):
-            run(["cmake", "-S", proj, "-B", os.path.join(tmp, "b3"),
-                 "-DCMAKE_PREFIX_PATH=" + os.path.join(dest, "usr", "local")])
-            run(["cmake", "--build", os.path.join(tmp, "b3")])
-            check_output(run([os.path.join(tmp, "b3", "consumer")]), "through CMake find_package")
+            prefix = "-DCMAKE_PREFIX_PATH=" + os.path.join(dest, "usr", "local")
+            for name, options, tracked in (("b3", [], True), ("b4", ["-DCMAKE_BUILD_TYPE=Release"], False),
+                                           ("b5", ["-DCMAKE_BUILD_TYPE=Release", "-DRESMON_TRACKING=ON"], True),
+                                           ("b6", ["-DCMAKE_BUILD_TYPE=Debug", "-DRESMON_TRACKING=OFF"], False)):
+                run(["cmake", "-S", proj, "-B", os.path.join(tmp, name), prefix, *options])
+                run(["cmake", "--build", os.path.join(tmp, name)])
+                check_output(run([os.path.join(tmp, name, "consumer")]),
+                             f"through CMake find_package {' '.join(options)}", tracked)
+            check_strict(os.path.join(tmp, "b3"), "through CMake")
         else:
             print("cmake not found: the CMake package check is skipped")
     print("ok")

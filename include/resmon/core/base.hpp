@@ -72,7 +72,7 @@ inline int str_order(const char* a, const char* b) noexcept {
   if (a == nullptr || b == nullptr) return a == nullptr ? -1 : 1;
   for (; *a != '\0' && *a == *b; ++a, ++b) {
   }
-  return *a == *b ? 0 : ((unsigned char)*a < (unsigned char)*b ? -1 : 1);
+  return *a == *b ? 0 : (static_cast<unsigned char>(*a) < static_cast<unsigned char>(*b) ? -1 : 1);
 }
 
 inline bool str_equal(const char* a, const char* b) noexcept { return str_order(a, b) == 0; }

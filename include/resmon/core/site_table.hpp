@@ -181,7 +181,7 @@ inline uint64_t site_text_hash(const char* file, uint32_t line, const char* func
   const char* const parts[2] = {file, function};
   for (const char* s : parts) {
     if (s == nullptr) continue;
-    for (; *s != '\0'; ++s) h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+    for (; *s != '\0'; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 0x100000001b3ULL;
     h = (h ^ 0xff) * 0x100000001b3ULL;  // separates "ab"+"c" from "a"+"bc"
   }
   return mix64(h);

@@ -305,7 +305,8 @@ inline double efficiency(const std::deque<std::uint64_t>& x) noexcept {
 
 inline std::string json_escape(const std::string& s) {
   std::string o;
-  for (unsigned char c : s) {
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
     if (c == '"' || c == '\\') {
       o += '\\';
       o += char(c);
