@@ -154,9 +154,14 @@ inline bool framework_frame(const frame_info& f) {
 }
 
 /// Returns: true when the leak was acquired by the test framework's own code
-/// (its failure records, its bookkeeping): the first frame of its stack that
-/// is not resmon's or the standard library's is the framework's.
+/// (its failure records, its bookkeeping): a record at a layer site whose
+/// first frame that is not resmon's or the standard library's is the
+/// framework's.
 inline bool made_by_test_framework(const leak& l, report_symbols& symbols) {
+  // A site of the program's (a macro's file:line) is the program's by
+  // construction, whatever its return address (a tail call leaves it in
+  // the framework's code): only a layer's records are judged by frames.
+  if (!layer_site(&l.recorded_at)) return false;
   for (const frame_info& f : symbols.logical_frames(l.return_address, l.stack_id)) {
     if (framework_frame(f)) return true;
     if (!internal_frame(f) && (!f.function.empty() || !f.file.empty())) return false;

@@ -94,9 +94,12 @@ struct report_symbols {
         self->origin_ret = ret;
         self->origin_stack = stack_id;
         self->own.clear();
-        for (frame_info& f : self->logical_frames(ret, stack_id))
-          if (!internal_frame(f) && (!f.function.empty() || !f.file.empty()) && self->own.size() < 2)
-            self->own.push_back(std::move(f));  // unknown code (an unloaded module) names nobody
+        for (frame_info& f : self->logical_frames(ret, stack_id)) {
+          // Unknown code (an unloaded module) may be the program's: past it
+          // no frame is its first one.
+          if (f.function.empty() && f.file.empty()) break;
+          if (!internal_frame(f) && self->own.size() < 2) self->own.push_back(std::move(f));
+        }
         for (std::size_t i = 0; i < self->own.size(); ++i) {
           self->origin_file[i] = self->own[i].file.empty() ? self->own[i].module : self->shown_path(self->own[i].file);
           self->origin_function[i] = readable_name(self->own[i].function, self->full_names);
@@ -134,16 +137,21 @@ struct report_symbols {
   }
   /// Writes the frames of stack `id`, one logical frame a line: inline
   /// frames expanded ("(inlined)": same address as the next), start-up
-  /// frames left out.
+  /// frames and resmon's own leading frames (the layer's) left out.
   static void stack(core::writer& w, std::uint32_t id, const char* indent, void* self_) noexcept {
     auto* self = static_cast<report_symbols*>(self_);
     const std::uintptr_t* frames = nullptr;
     std::uint32_t n = core::depot_frames(id, &frames);
     std::uint32_t shown = 0;
+    bool leading = true;  // resmon's own frames before the first other one are left out
     for (std::uint32_t i = 0; i < n; ++i) {
       try {
         for (frame_info& f : self->get().frames(frames[i])) {
           if (startup_frame(f)) continue;
+          if (leading && (f.file.find("include/resmon/") != std::string::npos ||
+                          (f.file.empty() && function_token(f.function).rfind("resmon::", 0) == 0)))
+            continue;
+          leading = false;
           f.function = readable_name(f.function, self->full_names);
           w.put(indent).put_char('#').put_uint(shown++).put_char(' ');
           if (f.inlined) f.module.clear();

@@ -122,12 +122,27 @@ TEST_CASE("tracking_allocator: the site is the container's user, not the allocat
     resmon::leak_scope scope;
     lru cache;
     cache.put("a string long enough to need a block of its own, surely");
+#ifdef __OPTIMIZE__
+    // At -O2 without frame pointers and without a stack, a block whose
+    // return address lies in an out-of-line function of the standard
+    // library (clang does not inline std::string's constructor) names no
+    // frame of the program's: the report then says so and how to fix it.
+    const bool must_name = depth != 0;
+#else
+    const bool must_name = true;  // frame pointers: the default short stack names it
+#endif
+    std::size_t unnamed = 0;
     {
       std::vector<resmon::leak> leaks = scope.leaks(resmon::kind::memory);
       std::size_t ours = 0;
       for (const resmon::leak& l : leaks) {
         if (std::strstr(l.recorded_at.function, "tracking_allocator<") == nullptr) continue;
         ++ours;
+        if (!must_name && std::strstr(l.site.function, "lru::put") == nullptr) {
+          ++unnamed;
+          CHECK(std::strstr(l.site.function, "tracking_allocator<") != nullptr);  // then the layer, not a wrong frame
+          continue;
+        }
         CHECK(std::strstr(l.site.function, "lru::put") != nullptr);
 #if RESMON_CONFIG_LIBDW
         CHECK(std::strstr(l.site.file, "attribution_test.cpp") != nullptr);
@@ -140,15 +155,19 @@ TEST_CASE("tracking_allocator: the site is the container's user, not the allocat
     only.min_epoch = scope.epoch();
     std::string text = resmon::report_string(only);
     INFO(text);
-    std::size_t groups = 0;
+    std::size_t named = 0, layer = 0;
     for (std::size_t at = 0; (at = text.find("\n    ", at)) != std::string::npos; ++at) {
       std::string line = text.substr(at + 1, text.find('\n', at + 1) - at - 1);
       if (line.find(" held, ") == std::string::npos || line.find('#') != std::string::npos) continue;
-      ++groups;  // a group's line: at the program's frame, never the allocator's header
-      CHECK(line.find("tracking_allocator") == std::string::npos);
-      CHECK(line.find("::lru::put(char const*), oldest ") != std::string::npos);
+      if (line.find("::lru::put(char const*), oldest ") != std::string::npos) ++named;
+      else if (line.find("at tracking_allocator<") != std::string::npos) ++layer;
+      CHECK(line.find("tracking_allocator.hpp") == std::string::npos);  // never the allocator's header
     }
-    CHECK(groups >= 1);
+    CHECK(named + layer >= 1);
+    CHECK(named + layer <= 2);
+    if (must_name) CHECK(layer == 0);
+    CHECK((unnamed == 0) == (layer == 0));
+    CHECK((layer != 0) == has(text, "named by a tracking layer, not by the program's code"));
   }
 }
 

@@ -14,7 +14,9 @@
 namespace resmon::core {
 
 /// Writes ", at <site>, oldest <age> old, thread <t>[, called from <ret>][, stack <id>]\n".
-inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const report_options& opt,
+/// Returns: true when the group is at a layer site and no frame of the
+/// program's names it (the layer site was written).
+inline bool write_group_tail(writer& w, const site_group& s, uint64_t now, const report_options& opt,
                              bool frames_follow = false) noexcept {
   site origin{}, caller{};
   const bool own = layer_site(s.where) && opt.describe_origin != nullptr &&
@@ -41,15 +43,18 @@ inline void write_group_tail(writer& w, const site_group& s, uint64_t now, const
   if (s.stack_id == unknown_stack_id) w.put(", stack unknown (depot full)");
   else if (s.stack_id != 0) w.put(", stack ").put_uint(s.stack_id).put(frames_follow ? ":" : "");
   w.put_char('\n');
+  return layer_site(s.where) && opt.describe_origin != nullptr && !own;
 }
 
 /// Writes one group: "    <count> held[, <bytes>], at <site>, ...".
-inline void write_group_line(writer& w, const site_group& s, uint64_t now, const report_options& opt) noexcept {
+/// Returns: as write_group_tail.
+inline bool write_group_line(writer& w, const site_group& s, uint64_t now, const report_options& opt) noexcept {
   w.put("    ").put_uint(s.count).put(" held");
   if (s.bytes != 0) put_total_bytes(w.put(", "), s.bytes);
   bool frames = s.stack_id != 0 && s.stack_id != unknown_stack_id && opt.describe_stack != nullptr;
-  write_group_tail(w, s, now, opt, frames);
+  bool unnamed = write_group_tail(w, s, now, opt, frames);
   if (frames) opt.describe_stack(w, s.stack_id, "      ", opt.describe_context);
+  return unnamed;
 }
 
 /// Writes the "top culprits" section: the groups of every kind that hold
@@ -141,7 +146,7 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
   uint16_t kinds = kind_count();
   const site_group* g = snap.groups();
   size_t gi = 0;
-  uint64_t held = 0, held_kinds = 0;
+  uint64_t held = 0, held_kinds = 0, unnamed = 0;
   for (size_t i = 0; i < snap.group_count(); ++i) held += g[i].count;
   for (uint16_t k = 0; k < kinds; ++k) {
     bool any = false;
@@ -189,10 +194,14 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
         break;
       }
       ++shown;
-      write_group_line(w, g[i], now, opt);
+      unnamed += write_group_line(w, g[i], now, opt) ? 1 : 0;
     }
   }
   write_missed_note(w, snap);
+  if (unnamed != 0)
+    w.put("  note: ").put_uint(unnamed).put(unnamed == 1 ? " group is" : " groups are")
+        .put(" named by a tracking layer, not by the program's code: no frame of the program's was captured "
+             "(code without frame pointers); RESMON_STACK_DEPTH=16 or -fno-omit-frame-pointer names it\n");
   if (usage hidden = snap.suppressed(); hidden.count != 0) {
     w.put("  note: ").put_uint(hidden.count).put(hidden.count == 1 ? " resource" : " resources");
     if (hidden.bytes != 0) put_total_bytes(w.put(" ("), hidden.bytes).put(")");
