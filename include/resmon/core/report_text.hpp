@@ -194,7 +194,7 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
         break;
       }
       ++shown;
-      unnamed += write_group_line(w, g[i], now, opt) ? 1 : 0;
+      if (write_group_line(w, g[i], now, opt)) ++unnamed;
     }
   }
   write_missed_note(w, snap);
