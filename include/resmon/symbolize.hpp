@@ -4,13 +4,15 @@
 // on the acquire path).
 //
 // Modules come from dl_iterate_phdr (path, load address, build id, loaded
-// segments). Function names come from each module's own ELF symbol tables
-// (.symtab, else .dynsym), read from its file through a read-only mapping, as
-// sanitizer symbolizers do: functions of the main executable are named
-// without -rdynamic, and static functions too while the file is not
-// stripped. Names are demangled with abi::__cxa_demangle. With
-// RESMON_CONFIG_LIBDW (Meson: -Dlibdw=enabled) libdw adds file:line from
-// the debug information; without it frames carry no file:line.
+// segments). With RESMON_CONFIG_LIBDW (Meson: -Dlibdw=enabled) libdw names
+// functions (dwfl_module_addrinfo: the module's symbol tables, else its
+// separate debug file's) and gives file:line and inline chains from the
+// debug information. Without libdw, or for a module libdw does not know,
+// names come from the module's own ELF symbol tables (.symtab, else
+// .dynsym), read from its file through a read-only mapping, as sanitizer
+// symbolizers do: functions of the main executable are named without
+// -rdynamic, and static functions too while the file is not stripped; such
+// frames carry no file:line. Names are demangled with abi::__cxa_demangle.
 #pragma once
 
 #include <cxxabi.h>
@@ -200,13 +202,18 @@ class symbolizer {
     std::size_t slash = path.rfind('/');
     f.module = slash == std::string::npos ? path : path.substr(slash + 1);
     f.offset = address - m->info.base;
-    if (!m->loaded) load_symbols(*m);
-    std::uintptr_t rel = look - m->info.base;
-    auto it = std::upper_bound(m->symbols.begin(), m->symbols.end(), rel,
-                               [](std::uintptr_t a, const symbol& s) { return a < s.value; });
-    if (it != m->symbols.begin()) {
-      --it;
-      if (rel < it->value + (it->size ? it->size : 1) || it->size == 0) f.function = demangle(it->name);
+#if RESMON_CONFIG_LIBDW
+    name_of(look, &f);
+#endif
+    if (f.function.empty()) {  // no libdw, or libdw does not know the module (loaded after it started)
+      if (!m->loaded) load_symbols(*m);
+      std::uintptr_t rel = look - m->info.base;
+      auto it = std::upper_bound(m->symbols.begin(), m->symbols.end(), rel,
+                                 [](std::uintptr_t a, const symbol& s) { return a < s.value; });
+      if (it != m->symbols.begin()) {
+        --it;
+        if (rel < it->value + (it->size ? it->size : 1) || it->size == 0) f.function = demangle(it->name);
+      }
     }
     if (f.function.empty()) {  // e.g. the vDSO: ask the dynamic linker
       Dl_info info{};
@@ -394,7 +401,9 @@ class symbolizer {
   }
 
 #if RESMON_CONFIG_LIBDW
-  void line_of(std::uintptr_t address, frame_info* f) {
+  /// Returns: the libdw session of this process, started on first use
+  /// (it reads /proc/self/maps); nullptr when it cannot start.
+  Dwfl* session() {
     if (dwfl_ == nullptr && !dwfl_failed_) {
       static char* debuginfo_path = nullptr;
       static const Dwfl_Callbacks callbacks = {dwfl_linux_proc_find_elf, dwfl_standard_find_debuginfo, nullptr,
@@ -407,7 +416,37 @@ class symbolizer {
       }
       dwfl_failed_ = dwfl_ == nullptr;
     }
-    if (dwfl_ == nullptr) return;
+    return dwfl_;
+  }
+
+  /// Names the function at `address` from libdw's symbol tables: the
+  /// module's own, else those of its separate debug file (found by build id
+  /// or .gnu_debuglink, e.g. under /usr/lib/debug), which name the static
+  /// functions of a stripped binary that the module's file no longer has.
+  void name_of(std::uintptr_t address, frame_info* f) {
+    if (session() == nullptr) return;
+    Dwfl_Module* mod = dwfl_addrmodule(dwfl_, Dwarf_Addr(address));
+    if (mod == nullptr) return;
+    GElf_Off offset = 0;
+    GElf_Sym sym;
+    const char* name = dwfl_module_addrinfo(mod, GElf_Addr(address), &offset, &sym, nullptr, nullptr, nullptr);
+    if (name == nullptr || name[0] == '\0') return;
+    int type = GELF_ST_TYPE(sym.st_info);
+    if (type != STT_FUNC && type != STT_GNU_IFUNC) return;  // a data or section symbol is no function's name
+    std::string plain(name, std::strcspn(name, "@"));      // fopen@@GLIBC_2.2.5: the version is no part of the name
+    if (plain[0] == '_' && plain.compare(0, 2, "_Z") != 0) {
+      // An internal alias (__libc_malloc): the dynamic linker may know the
+      // public one (malloc) at the same address.
+      Dl_info info{};
+      if (::dladdr(reinterpret_cast<void*>(address), &info) != 0 && info.dli_sname != nullptr &&
+          info.dli_sname[0] != '_' && info.dli_saddr == reinterpret_cast<void*>(address - offset))
+        plain = info.dli_sname;
+    }
+    f->function = demangle(plain.c_str());
+  }
+
+  void line_of(std::uintptr_t address, frame_info* f) {
+    if (session() == nullptr) return;
     if (Dwfl_Line* line = dwfl_getsrc(dwfl_, Dwarf_Addr(address))) {
       int lineno = 0;
       if (const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr)) {
@@ -438,7 +477,7 @@ class symbolizer {
   /// Returns: the compile unit of `address` (with *bias), also where the
   /// module has no .debug_aranges; nullptr when unknown.
   Dwarf_Die* unit_of(std::uintptr_t address, Dwarf_Addr* bias) {
-    if (dwfl_ == nullptr) return nullptr;
+    if (session() == nullptr) return nullptr;
     Dwfl_Module* mod = dwfl_addrmodule(dwfl_, Dwarf_Addr(address));
     if (mod == nullptr) return nullptr;
     if (Dwarf_Die* cu = dwfl_module_addrdie(mod, Dwarf_Addr(address), bias)) return cu;

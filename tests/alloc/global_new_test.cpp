@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
@@ -255,4 +256,30 @@ TEST_CASE("global_new: the monitor names the function that keeps calling new, no
   CHECK(named);
   for (cache_line* c : g_grown) delete c;
   g_grown.clear();
+}
+
+namespace {
+char* g_table = nullptr;
+[[gnu::noinline]] void fill_table() { g_table = kept(new char[1 << 20]); }
+}  // namespace
+
+TEST_CASE("global_new: a limit event's top site is the function that called new, not operator new") {
+  std::mutex lock;
+  std::string top;
+  resmon::on_limit([&](const resmon::limit_event& e) {
+    std::lock_guard<std::mutex> hold(lock);
+    if (!e.back_under && !e.top_sites.empty() && top.empty()) top = e.top_sites.front().where->function;
+  });
+  REQUIRE(resmon::deliver_limit_events());
+  resmon::usage now = resmon::live(resmon::kind::memory);
+  resmon::set_limit(resmon::kind::memory, {.bytes = now.bytes + 4096});
+  fill_table();  // crosses: 1 MiB at one site, more than everything else held
+  REQUIRE(resmon::deliver_limit_events());
+  delete[] g_table;
+  resmon::set_limit(resmon::kind::memory, {});
+  REQUIRE(resmon::deliver_limit_events());
+  resmon::on_limit(nullptr);
+  std::lock_guard<std::mutex> hold(lock);
+  CHECK(top.find("fill_table") != std::string::npos);
+  CHECK(top != "operator new");
 }

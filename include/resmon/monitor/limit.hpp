@@ -59,6 +59,18 @@ struct site_usage {
   std::uint32_t stack_id;  ///< a stack of one of its records (0: none)
 };
 
+namespace detail {
+
+/// Names the program's own frame for records of a layer site (layer_site:
+/// operator new, tracking_allocator<T>) with this stack (or, without one,
+/// this return address); nullptr: resmon's own bookkeeping. <resmon/monitor/
+/// monitor.hpp> installs one (it symbolizes); without it a layer site is
+/// shown as itself.
+using layer_namer = const site* (*)(const site* layer, std::uint32_t stack_id, std::uintptr_t ret);
+inline std::atomic<layer_namer> g_layer_namer{nullptr};
+
+}  // namespace detail
+
 /// A limit crossed, kept again, refusing acquisitions, or removed while passed.
 struct limit_event {
   resmon::kind kind;
@@ -76,32 +88,58 @@ struct limit_event {
 
 /// Returns: the `n` sites holding most of kind `k` now, by bytes then count
 /// (walks every held record; sites past the first 1024 distinct ones of a
-/// walk are not counted). Allocates: the result, before the walk.
+/// walk are not counted). A layer site's records (operator new's) count by
+/// the program's frame that made them, where the monitor's namer is
+/// installed (detail::g_layer_namer), and resmon's own are left out.
+/// Allocates: the result, before the walk; naming symbolizes after it.
 inline std::vector<site_usage> top_sites(kind k, std::size_t n) {
-  constexpr std::size_t slots = 1024;  // open addressing by site address
-  std::vector<site_usage> table(slots, site_usage{nullptr, {0, 0}, 0});
+  constexpr std::size_t slots = 1024;  // open addressing by site, and a layer site's stack or address
+  struct slot {
+    site_usage use;
+    std::uintptr_t ret;  // a layer site's without a stack
+  };
+  detail::layer_namer namer = detail::g_layer_namer.load(std::memory_order_acquire);
+  std::vector<slot> table(slots, slot{site_usage{nullptr, {0, 0}, 0}, 0});
   core::for_each_live([&](const core::record_view& v) {
     if (v.kind != k || v.where == nullptr) return;
-    std::size_t h = std::size_t((reinterpret_cast<std::uintptr_t>(v.where) >> 4) * 0x9E3779B97F4A7C15ull >> 54);
+    bool by_stack = namer != nullptr && layer_site(v.where);
+    std::uint32_t stack = by_stack ? v.stack_id : 0;
+    std::uintptr_t ret = by_stack && stack == 0 ? v.ret : 0;
+    std::uint64_t mixed = (reinterpret_cast<std::uintptr_t>(v.where) >> 4) ^ stack ^ (ret >> 2);
+    std::size_t h = std::size_t(mixed * 0x9E3779B97F4A7C15ull >> 54);
     for (std::size_t probe = 0; probe < slots; ++probe, h = (h + 1) & (slots - 1)) {
-      site_usage& s = table[h];
-      if (s.where == nullptr) s = site_usage{v.where, {0, 0}, v.stack_id};
-      if (s.where != v.where) continue;
-      ++s.held.count;
-      s.held.bytes += v.size;
+      slot& s = table[h];
+      if (s.use.where == nullptr) s = slot{site_usage{v.where, {0, 0}, v.stack_id}, ret};
+      if (s.use.where != v.where || (by_stack && (s.use.stack_id != stack || s.ret != ret))) continue;
+      ++s.use.held.count;
+      s.use.held.bytes += v.size;
       return;
     }
   });
-  table.erase(std::remove_if(table.begin(), table.end(), [](const site_usage& s) { return s.where == nullptr; }),
-              table.end());
-  std::sort(table.begin(), table.end(), [](const site_usage& a, const site_usage& b) {
+  std::vector<site_usage> found;
+  for (const slot& s : table) {
+    if (s.use.where == nullptr) continue;
+    site_usage u = s.use;
+    if (namer != nullptr && layer_site(u.where)) {
+      u.where = namer(u.where, u.stack_id, s.ret);
+      if (u.where == nullptr) continue;  // resmon's own
+      auto same = std::find_if(found.begin(), found.end(), [&](const site_usage& f) { return f.where == u.where; });
+      if (same != found.end()) {  // another stack of the same frame
+        same->held.count += u.held.count;
+        same->held.bytes += u.held.bytes;
+        continue;
+      }
+    }
+    found.push_back(u);
+  }
+  std::sort(found.begin(), found.end(), [](const site_usage& a, const site_usage& b) {
     if (a.held.bytes != b.held.bytes) return a.held.bytes > b.held.bytes;
     if (a.held.count != b.held.count) return a.held.count > b.held.count;
     int by_file = core::str_order(a.where->file, b.where->file);
     return by_file != 0 ? by_file < 0 : a.where->line < b.where->line;
   });
-  if (table.size() > n) table.resize(n);
-  return table;
+  if (found.size() > n) found.resize(n);
+  return found;
 }
 
 namespace detail {

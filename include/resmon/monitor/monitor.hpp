@@ -228,6 +228,9 @@ inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::
   return it->second != nullptr ? it->second : layer;
 }
 
+/// Limit events' top sites name the program's frame too (monitor/limit.hpp).
+inline const bool g_layer_namer_installed = (g_layer_namer.store(&layer_origin, std::memory_order_release), true);
+
 /// Returns: the site to show for `key`: its own, or for a layer site's
 /// records the program's frame that made them (layer_origin: may be the
 /// layer site itself, or nullptr for resmon's own bookkeeping).
@@ -513,6 +516,7 @@ class monitor {
   void run() {
     core::exempt_thread_from_limits();  // its own memory neither crosses limits nor is refused
     __atomic_store_n(&thread_id_, std::uint32_t(platform::thread_id()), __ATOMIC_RELEASE);
+    warm_names();
     std::unique_lock<std::mutex> g(stop_lock_);
     auto next = std::chrono::steady_clock::now() + options_.interval;
     while (!stop_cv_.wait_until(g, next, [this] { return stopping_; })) {
@@ -530,6 +534,29 @@ class monitor {
       next += options_.interval;
       auto now = std::chrono::steady_clock::now();
       if (next < now) next = now + options_.interval;  // a late wake-up: no burst of samples
+    }
+  }
+
+  /// Names, on this thread and ahead of any scrape, the program's frames of
+  /// the layer sites (operator new's) holding most: the first name starts
+  /// the symbolizer (debug information read: a fraction of a second), which
+  /// a metrics scrape or a suspect would otherwise wait for.
+  void warm_names() {
+    std::vector<std::pair<std::uint64_t, detail::site_key>> layers;
+    {
+      std::lock_guard<std::mutex> g(lock_);
+      for (const auto& [key, t] : sites_)
+        if (layer_site(key.where) && !t.bytes.empty()) layers.emplace_back(t.bytes.back(), key);
+    }
+    std::size_t keep = std::min<std::size_t>(layers.size(), 16);
+    std::partial_sort(layers.begin(), layers.begin() + std::ptrdiff_t(keep), layers.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (std::size_t i = 0; i < keep; ++i) {
+      {
+        std::lock_guard<std::mutex> g(stop_lock_);
+        if (stopping_) return;
+      }
+      detail::shown_site(layers[i].second);
     }
   }
 
