@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "macros.hpp"
 #include "report.hpp"
 #include "tracker.hpp"
 
@@ -238,3 +239,13 @@ class leak_check {
 };
 
 }  // namespace resmon
+
+#if RESMON_HAS_TRACKING
+/// A leak check for the rest of the enclosing block: what it acquires and
+/// still holds at the block's end goes to the leak handler.
+#define RESMON_LEAK_CHECK()                                                                                \
+  RESMON_DETAIL_SITE(RESMON_DETAIL_CAT(resmon_check_site_, __LINE__));                                     \
+  ::resmon::leak_check RESMON_DETAIL_CAT(resmon_check_, __LINE__) { RESMON_DETAIL_CAT(resmon_check_site_, __LINE__) }
+#else
+#define RESMON_LEAK_CHECK() static_assert(true, "resmon tracking is disabled")
+#endif

@@ -6,6 +6,10 @@
 // stays a statement, a declaration a declaration) and type-checks its
 // arguments inside sizeof, so they are neither evaluated nor emitted: the
 // object code is the same as without the macro (tests/compile_away proves it).
+//
+// A light header: it brings the tracking API and stack capture, nothing of
+// reports (at most 10,000 preprocessed lines; tests/scripts/light_header.py).
+// RESMON_LEAK_CHECK() lives with the leak scope, in <resmon/leak_scope.hpp>.
 #pragma once
 
 #include "config.hpp"
@@ -30,7 +34,6 @@ template <class... T> char swallow(const T&...) noexcept;
 
 #if RESMON_HAS_TRACKING
 #include "core/site_table.hpp"
-#include "leak_scope.hpp"
 #include "tracker.hpp"
 
 // --- enabled ---------------------------------------------------------------
@@ -46,9 +49,6 @@ template <class... T> char swallow(const T&...) noexcept;
   } while (0)
 #define RESMON_TRACK_ALLOC(ptr, size) RESMON_TRACK_ACQUIRE(::resmon::kind::memory, ptr, size)
 #define RESMON_TRACK_FREE(ptr) RESMON_TRACK_RELEASE(::resmon::kind::memory, ptr)
-#define RESMON_LEAK_CHECK()                                                                                \
-  RESMON_DETAIL_SITE(RESMON_DETAIL_CAT(resmon_check_site_, __LINE__));                                     \
-  ::resmon::leak_check RESMON_DETAIL_CAT(resmon_check_, __LINE__) { RESMON_DETAIL_CAT(resmon_check_site_, __LINE__) }
 
 #else
 // --- disabled --------------------------------------------------------------
@@ -56,5 +56,4 @@ template <class... T> char swallow(const T&...) noexcept;
 #define RESMON_TRACK_RELEASE(kind, key) ((void)sizeof(::resmon::detail::swallow((kind), (key))))
 #define RESMON_TRACK_ALLOC(ptr, size) ((void)sizeof(::resmon::detail::swallow((ptr), (size))))
 #define RESMON_TRACK_FREE(ptr) ((void)sizeof(::resmon::detail::swallow((ptr))))
-#define RESMON_LEAK_CHECK() static_assert(true, "resmon tracking is disabled")
 #endif

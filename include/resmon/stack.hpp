@@ -30,7 +30,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
+
 
 #include "config.hpp"
 #include "core/stack.hpp"
@@ -248,7 +248,7 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
         int s = 0, total = 0;
         int fb = fallback_from(frames, depth, first, &s, &total);
         bool same = fb >= n && frames[s] == first &&
-                    std::memcmp(walked, frames + s, sizeof(std::uintptr_t) * unsigned(n)) == 0;
+                    __builtin_memcmp(walked, frames + s, sizeof(std::uintptr_t) * unsigned(n)) == 0;
         bool whole = same && (n == int(depth) || total - n <= chain_slack);
         verdict_store(key, whole ? verdict::right : same ? verdict::prefix : verdict::broken);
         if (whole || (same && cheap)) {  // the walk's stack, as later walks of this pair will give it
@@ -294,9 +294,9 @@ inline void read_stack_environment() noexcept {
     }
   }
   if (const char* text = std::getenv("RESMON_STACK_METHOD")) {
-    if (std::strcmp(text, "auto") == 0) core::set_stack_method(stack_method::automatic);
-    else if (std::strcmp(text, "fp") == 0) core::set_stack_method(stack_method::frame_pointers);
-    else if (std::strcmp(text, "unwind") == 0) core::set_stack_method(stack_method::fallback);
+    if (core::str_order(text, "auto") == 0) core::set_stack_method(stack_method::automatic);
+    else if (core::str_order(text, "fp") == 0) core::set_stack_method(stack_method::frame_pointers);
+    else if (core::str_order(text, "unwind") == 0) core::set_stack_method(stack_method::fallback);
     else
       std::fprintf(stderr, "resmon: RESMON_STACK_METHOD='%s' is not valid: expected auto, fp or unwind; keeping %s\n",
                    text, core::get_stack_method() == stack_method::automatic  ? "auto"

@@ -3,16 +3,17 @@
 // usage figures, kinds, capacity and misuse handling. Layer: hosted.
 #pragma once
 
-#include <csignal>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <type_traits>
+
 
 #include "config.hpp"
 #include "core/limits.hpp"
+#include "core/misuse_text.hpp"
 #include "core/owner_table.hpp"
-#include "core/report.hpp"
+
 #include "core/tracker.hpp"
 #include "platform/posix.hpp"
 #include "stack.hpp"
@@ -129,11 +130,10 @@ inline bool start_clock_ticker() noexcept {
   if (!core::cas_acq_rel(&core::g_registry.xticker, state, std::uint32_t(core::ticker_state::running)))
     return state == std::uint32_t(core::ticker_state::running);
   core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::uint64_t old = 0;
+  platform::block_signals(&old);
   int err = pthread_create(&detail::ticker_thread, nullptr, detail::ticker_main, nullptr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  platform::restore_signals(&old);
   // Its thread id is known before this returns (at most about 100 ms).
   for (int i = 0; err == 0 && i < 1000 && __atomic_load_n(&detail::ticker_tid, __ATOMIC_ACQUIRE) == 0; ++i) {
     timespec pause{0, 100000};
@@ -189,12 +189,21 @@ inline misuse_handler set_misuse_action(misuse_action action, misuse_handler han
 
 namespace detail {
 
+template <class T> inline constexpr bool is_pointer = false;
+template <class T> inline constexpr bool is_pointer<T*> = true;
+/// An integer or an enumeration type: what converts to a record key
+/// exactly. With built-ins, not <type_traits> (which alone would be a third
+/// of a light header): a pointer may be offset by an integer, not by a
+/// pointer, a floating-point value or a member pointer.
+template <class T>
+concept integer_key = __is_enum(T) || (!__is_class(T) && !__is_union(T) && requires(int* p, T v) { p + v; });
+
 /// Converts any integer or pointer to a record key.
 template <class Key> constexpr std::uint64_t key_of(Key key) noexcept {
-  if constexpr (std::is_pointer_v<Key>) {
+  if constexpr (is_pointer<Key>) {
     return reinterpret_cast<std::uintptr_t>(key);
   } else {
-    static_assert(std::is_integral_v<Key> || std::is_enum_v<Key>, "a resmon key is an integer or a pointer");
+    static_assert(integer_key<Key>, "a resmon key is an integer or a pointer");
     return static_cast<std::uint64_t>(key);
   }
 }

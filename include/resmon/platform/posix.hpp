@@ -83,6 +83,20 @@ inline uint64_t thread_id() noexcept {
   return posix::tls_thread_id;
 }
 
+/// Effects: blocks every signal on the calling thread but glibc's two
+/// internal ones (SIGCANCEL 32, SIGSETXID 33: setuid() waits for every
+/// thread to take the second); *old receives the previous mask. Threads
+/// created meanwhile inherit it. Through the system call, not
+/// pthread_sigmask: <signal.h> alone would be a tenth of a light header.
+inline void block_signals(uint64_t* old) noexcept {
+  uint64_t all = ~uint64_t(0) & ~(uint64_t(1) << 31) & ~(uint64_t(1) << 32);
+  ::syscall(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, &all, old, sizeof(all));
+}
+/// Effects: restores the mask block_signals saved.
+inline void restore_signals(const uint64_t* old) noexcept {
+  ::syscall(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, old, nullptr, sizeof(*old));
+}
+
 inline core::thread_table* current_table() noexcept { return posix::tls_table; }
 
 inline void set_current_table(core::thread_table* t) noexcept {
