@@ -19,7 +19,7 @@ UNITS = {
     "nothing": "",
     "<resmon/macros.hpp>, included only": "#include <resmon/macros.hpp>\n#undef RESMON_TRACK_ALLOC\n",
     "<resmon/macros.hpp>": "#include <resmon/macros.hpp>\n",
-    "<resmon/leak_scope.hpp>": "#include <resmon/leak_scope.hpp>\n",
+    "<resmon/report/leak_scope.hpp>": "#include <resmon/report/leak_scope.hpp>\n",
     "<resmon/resmon.hpp>": "#include <resmon/resmon.hpp>\n",
 }
 BODY = """#include <cstdlib>

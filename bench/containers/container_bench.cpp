@@ -3,8 +3,8 @@
 // (vector growth, map insert/erase, pmr list), each against the same
 // container untracked in the same run; prints the tracked/untracked ratios
 // of CPU time.
-#include <resmon/tracking_allocator.hpp>
-#include <resmon/tracking_resource.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_resource.hpp>
 
 #include <benchmark/benchmark.h>
 

@@ -5,7 +5,7 @@
 // call (raw, untracked, tracked as a user kind, tracked as a descriptor with
 // owner tags and the reused-number check). scripts/bench-handles prints the
 // ratios.
-#include <resmon/unique_fd.hpp>
+#include <resmon/handles/unique_fd.hpp>
 
 #include <benchmark/benchmark.h>
 

@@ -4,7 +4,7 @@
 // unwinders alone. stack_figures.py turns the figures into differences.
 // Every benchmark runs 24 frames deep in functions built with frame pointers,
 // so a 16-frame walk never reaches code without them.
-#include <resmon/stack.hpp>
+#include <resmon/stack_capture.hpp>
 
 #include <benchmark/benchmark.h>
 #include <execinfo.h>
@@ -12,7 +12,7 @@
 
 #include <cstdint>
 
-#include <resmon/tracker.hpp>
+#include <resmon/tracking.hpp>
 
 namespace {
 

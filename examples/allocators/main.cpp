@@ -4,10 +4,10 @@
 // exception-safety check that finds the leak of a naive container.
 //
 //   allocators   prints the figures, the leak found, and the report
-#include <resmon/alloc_failure.hpp>
+#include <resmon/alloc/alloc_failure.hpp>
 #include <resmon/resmon.hpp>
-#include <resmon/tracking_allocator.hpp>
-#include <resmon/tracking_resource.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_resource.hpp>
 
 #include <cstdio>
 #include <map>

@@ -2,20 +2,20 @@
 // Every public header in one translation unit, built by the consumer with
 // -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast as errors: the
 // headers come in through -I, so their warnings would be the user's.
-#include <resmon/alloc_failure.hpp>
-#include <resmon/allocation_account.hpp>
+#include <resmon/alloc/alloc_failure.hpp>
+#include <resmon/alloc/allocation_account.hpp>
 #include <resmon/handles.hpp>
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 #include <resmon/monitor/limit.hpp>
 #include <resmon/monitor/monitor.hpp>
 #include <resmon/monitor/openmetrics.hpp>
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 #include <resmon/resmon.h>
 #include <resmon/resmon.hpp>
-#include <resmon/suppressions.hpp>
-#include <resmon/tracked_thread.hpp>
-#include <resmon/tracking_allocator.hpp>
-#include <resmon/tracking_resource.hpp>
+#include <resmon/report/suppressions.hpp>
+#include <resmon/handles/tracked_thread.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_resource.hpp>
 
 #include <cstdio>
 #include <vector>

@@ -2,7 +2,7 @@
 // Custom traits example: wrap a handle of a C library (iconv_t from the C
 // library's iconv) in unique_handle, recorded as a kind of its own.
 #include <resmon/resmon.hpp>
-#include <resmon/unique_handle.hpp>
+#include <resmon/handles/unique_handle.hpp>
 
 #include <cerrno>
 #include <cstdio>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // unique_dir example: count the entries of a directory through a DIR* owner.
 #include <resmon/resmon.hpp>
-#include <resmon/unique_dir.hpp>
+#include <resmon/handles/unique_dir.hpp>
 
 #include <cstdio>
 

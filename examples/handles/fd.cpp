@@ -3,7 +3,7 @@
 // reported without exceptions, and the misuse resmon catches when a
 // descriptor is closed behind its owner's back.
 #include <resmon/resmon.hpp>
-#include <resmon/unique_fd.hpp>
+#include <resmon/handles/unique_fd.hpp>
 
 #include <cstdint>
 #include <cstdio>

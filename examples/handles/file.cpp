@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // unique_file example: write a file and read it back through FILE* owners.
 #include <resmon/resmon.hpp>
-#include <resmon/unique_file.hpp>
+#include <resmon/handles/unique_file.hpp>
 
 #include <cstdio>
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // unique_mapping example: map a file and count its lines without reading it.
 #include <resmon/resmon.hpp>
-#include <resmon/unique_mapping.hpp>
+#include <resmon/handles/unique_mapping.hpp>
 
 #include <cstdio>
 

@@ -2,7 +2,7 @@
 // tracked_thread example: threads are recorded until joined or detached; one
 // that is forgotten is reported (and joined) instead of std::terminate.
 #include <resmon/resmon.hpp>
-#include <resmon/tracked_thread.hpp>
+#include <resmon/handles/tracked_thread.hpp>
 
 #include <atomic>
 #include <cstdio>

@@ -3,9 +3,9 @@
 // threads. Layer: hosted.
 #pragma once
 
-#include "tracked_thread.hpp"
-#include "unique_dir.hpp"
-#include "unique_fd.hpp"
-#include "unique_file.hpp"
-#include "unique_handle.hpp"
-#include "unique_mapping.hpp"
+#include "handles/tracked_thread.hpp"
+#include "handles/unique_dir.hpp"
+#include "handles/unique_fd.hpp"
+#include "handles/unique_file.hpp"
+#include "handles/unique_handle.hpp"
+#include "handles/unique_mapping.hpp"

@@ -9,7 +9,7 @@
 //
 // A light header: it brings the tracking API and stack capture, nothing of
 // reports (at most 10,000 preprocessed lines; tests/scripts/light_header.py).
-// RESMON_LEAK_CHECK() lives with the leak scope, in <resmon/leak_scope.hpp>.
+// RESMON_LEAK_CHECK() lives with the leak scope, in <resmon/report/leak_scope.hpp>.
 #pragma once
 
 #include "config.hpp"
@@ -34,7 +34,7 @@ template <class... T> char swallow(const T&...) noexcept;
 
 #if RESMON_HAS_TRACKING
 #include "core/site_table.hpp"
-#include "tracker.hpp"
+#include "tracking.hpp"
 
 // --- enabled ---------------------------------------------------------------
 #define RESMON_TRACK_ACQUIRE(kind, key, size)                                                              \

@@ -5,16 +5,16 @@
 
 #include "config.hpp"
 #include "handles.hpp"
-#include "leak_scope.hpp"
+#include "report/leak_scope.hpp"
 #include "macros.hpp"
 #include "monitor/limit.hpp"
 #include "monitor/monitor.hpp"
 #include "monitor/openmetrics.hpp"
-#include "report.hpp"
-#include "tracker.hpp"
+#include "report/report.hpp"
+#include "tracking.hpp"
 
 // Tracking allocators (no cost unless used).
-#include "alloc_failure.hpp"
-#include "allocation_account.hpp"
-#include "tracking_allocator.hpp"
-#include "tracking_resource.hpp"
+#include "alloc/alloc_failure.hpp"
+#include "alloc/allocation_account.hpp"
+#include "alloc/tracking_allocator.hpp"
+#include "alloc/tracking_resource.hpp"

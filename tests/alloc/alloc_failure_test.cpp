@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Allocation-failure testing: scoped_alloc_failure and test_alloc_failures
 // find a real exception-safety leak in a broken container and pass a correct one.
-#include <resmon/alloc_failure.hpp>
+#include <resmon/alloc/alloc_failure.hpp>
 
 #include <doctest/doctest.h>
 
@@ -13,8 +13,8 @@
 #include <string>
 #include <utility>
 
-#include <resmon/tracking_allocator.hpp>
-#include <resmon/tracking_resource.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_resource.hpp>
 
 namespace {
 

@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 // allocation_account: interned sites that outlive the account, names,
 // budgets that switch counting on, fail_at, and the charge/credit protocol.
-#include <resmon/allocation_account.hpp>
+#include <resmon/alloc/allocation_account.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cstring>
 #include <string>
 
-#include <resmon/leak_scope.hpp>
-#include <resmon/tracking_allocator.hpp>
+#include <resmon/report/leak_scope.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
 
 TEST_CASE("allocation_account: its site is interned and outlives it") {
   const resmon::site* first = nullptr;

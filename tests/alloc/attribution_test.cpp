@@ -3,7 +3,7 @@
 // reported at the program's own function and line, never at resmon's header,
 // the standard library or "operator new" — built at -O0 and at -O2, with each
 // stack method and depth. This binary replaces operator new for itself.
-#include <resmon/global_new.hpp>
+#include <resmon/alloc/global_new.hpp>
 
 #include <doctest/doctest.h>
 
@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include <resmon/leak_scope.hpp>
-#include <resmon/report.hpp>
-#include <resmon/tracking_allocator.hpp>
+#include <resmon/report/leak_scope.hpp>
+#include <resmon/report/report.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
 
 namespace {
 
@@ -213,7 +213,7 @@ TEST_CASE("internal_frame: resmon's headers, the standard library and the C runt
   resmon::frame_info f;
   f.file = "/usr/include/c++/12/bits/stl_list.h";
   CHECK(resmon::internal_frame(f));
-  f.file = "/src/include/resmon/tracking_allocator.hpp";
+  f.file = "/src/include/resmon/alloc/tracking_allocator.hpp";
   CHECK(resmon::internal_frame(f));
   f.file = "/src/app/lru.hpp";
   CHECK_FALSE(resmon::internal_frame(f));

@@ -2,7 +2,7 @@
 // global_new.hpp: every form of operator new/delete is recorded and released;
 // failures injected by scoped_alloc_failure throw or return nullptr as each
 // form expects. This binary replaces operator new for itself.
-#include <resmon/global_new.hpp>
+#include <resmon/alloc/global_new.hpp>
 
 #include <doctest/doctest.h>
 
@@ -19,10 +19,10 @@
 
 #include <unistd.h>
 
-#include <resmon/alloc_failure.hpp>
-#include <resmon/leak_scope.hpp>
+#include <resmon/alloc/alloc_failure.hpp>
+#include <resmon/report/leak_scope.hpp>
 #include <resmon/monitor/monitor.hpp>
-#include <resmon/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
 
 namespace {
 

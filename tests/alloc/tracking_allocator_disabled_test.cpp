@@ -8,7 +8,7 @@
 // enabled part would hold blocks that live() does not count.
 #undef RESMON_ENABLE
 #define RESMON_ENABLE 0
-#include <resmon/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
 
 #include <doctest/doctest.h>
 
@@ -16,8 +16,8 @@
 #include <memory_resource>
 #include <vector>
 
-#include <resmon/alloc_failure.hpp>
-#include <resmon/tracking_resource.hpp>
+#include <resmon/alloc/alloc_failure.hpp>
+#include <resmon/alloc/tracking_resource.hpp>
 
 static_assert(!RESMON_HAS_TRACKING);
 static_assert(std::is_empty_v<resmon::tracking_allocator<int>>);

@@ -2,12 +2,12 @@
 // The enabled translation unit linked into the disabled allocator test: it
 // checks that its containers are recorded while they hold a block, although
 // the untracked translation unit instantiated the same templates first.
-#include <resmon/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
 
 #include <memory_resource>
 #include <vector>
 
-#include <resmon/tracking_resource.hpp>
+#include <resmon/alloc/tracking_resource.hpp>
 
 std::size_t enabled_vector_size();
 std::size_t enabled_accounted_size();

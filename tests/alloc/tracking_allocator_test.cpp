@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // tracking_allocator and accounted_allocator: every standard container,
 // rebind, equality, propagation, emptiness, budgets and injected failures.
-#include <resmon/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
 
 #include <doctest/doctest.h>
 
@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 
 namespace {
 

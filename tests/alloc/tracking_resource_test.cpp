@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // tracking_resource: forwards bytes and alignment to its upstream, records
 // each block, refuses beyond its budget, fails on demand.
-#include <resmon/tracking_resource.hpp>
+#include <resmon/alloc/tracking_resource.hpp>
 
 #include <doctest/doctest.h>
 
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <resmon/leak_scope.hpp>
-#include <resmon/tracking_allocator.hpp>
+#include <resmon/report/leak_scope.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
 
 namespace {
 

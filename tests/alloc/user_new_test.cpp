@@ -4,9 +4,9 @@
 // RESMON_OPERATOR_NEW_IS_TRACKED: a tracking_allocator's block is then
 // recorded once, by the allocator, and a plain new once, by the resource.
 // This binary replaces operator new for itself.
-#include <resmon/leak_scope.hpp>
-#include <resmon/tracking_allocator.hpp>
-#include <resmon/tracking_resource.hpp>
+#include <resmon/report/leak_scope.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_resource.hpp>
 
 #include <doctest/doctest.h>
 

@@ -3,8 +3,8 @@
 // keep_cache and lose_entry) and one descriptor: run by exit_check_test.py
 // with RESMON_REPORT_AT_EXIT, RESMON_EXIT_CODE and RESMON_SUPPRESSIONS.
 // With the argument "api" it asks for the exit report itself.
-#include <resmon/global_new.hpp>
-#include <resmon/report.hpp>
+#include <resmon/alloc/global_new.hpp>
+#include <resmon/report/report.hpp>
 #include <resmon/resmon.hpp>
 
 #include <cstdio>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Leak scopes and RESMON_LEAK_CHECK(): what is acquired after the scope opens,
 // by any thread, and still held when it is asked.
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 
 #include <doctest/doctest.h>
 

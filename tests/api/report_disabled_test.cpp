@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A program built without tracking (no RESMON_ENABLE) must not look clean:
 // its reports say tracking is disabled, and JSON says "tracking": false.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 // Suppressions: LeakSanitizer's pattern rules, kind rules, parse errors, and
 // their effect on reports (counted, never silent) and leak scopes.
-#include <resmon/suppressions.hpp>
+#include <resmon/report/suppressions.hpp>
 
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-#include <resmon/leak_scope.hpp>
-#include <resmon/report.hpp>
+#include <resmon/report/leak_scope.hpp>
+#include <resmon/report/report.hpp>
 #include <resmon/resmon.hpp>
 
 TEST_CASE("pattern_matches: LeakSanitizer's rules") {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Capacity: past it the tracker counts what it could not record, every report
 // says so, and nothing crashes. A separate binary: the capacity is global.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

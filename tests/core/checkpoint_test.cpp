@@ -2,7 +2,7 @@
 // Checkpoints never make a report wait: not in a fork child whose parent had
 // a thread reporting or taking a checkpoint at fork, not in a signal handler
 // that interrupted a report or take_checkpoint() on the same thread.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

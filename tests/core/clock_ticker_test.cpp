@@ -2,7 +2,7 @@
 // The clock ticker (resmon::start_clock_ticker): records take their time from
 // it while it runs and from the clock otherwise, a fork child has none, and
 // RESMON_CLOCK_TICKER is read with a clear line for a bad value.
-#include <resmon/tracker.hpp>
+#include <resmon/tracking.hpp>
 
 #include <doctest/doctest.h>
 

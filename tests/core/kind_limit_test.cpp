@@ -3,7 +3,7 @@
 // counted misuse ("use of an invalid kind"), not a wrong-kind release; the
 // 58th register_kind fails with one line naming the name and the limit.
 // Its own binary: it fills the table of kinds.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

@@ -3,8 +3,8 @@
 // the snapshot's scratch memory must bound its copy whatever the live count
 // does between sizing and walking (it ran past its mapping before: SIGSEGV),
 // and records that did not fit are counted and named in every report.
-#include <resmon/leak_scope.hpp>
-#include <resmon/report.hpp>
+#include <resmon/report/leak_scope.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

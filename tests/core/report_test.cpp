@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Reports: grouping by site, largest first, figures, misuse and JSON fields.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

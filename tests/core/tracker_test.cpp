@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of the tracking core through the hosted API: counts, cross-thread
 // release, exited threads, kinds, slab and index growth and misuse.
-#include <resmon/tracker.hpp>
+#include <resmon/tracking.hpp>
 
 #include <doctest/doctest.h>
 

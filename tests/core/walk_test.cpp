@@ -3,7 +3,7 @@
 // owner thread keeps reusing records and rebuilding its index. A binary of
 // its own: with the tables of other tests around, a walk is too slow to
 // meet the rebuilds often.
-#include <resmon/tracker.hpp>
+#include <resmon/tracking.hpp>
 
 #include <doctest/doctest.h>
 

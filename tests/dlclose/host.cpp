@@ -7,7 +7,7 @@
 //   host PLUGIN separate   the host is linked without -rdynamic: the plugin
 //                          keeps a registry of its own; the report must say so.
 // Exit status 0 when every check holds; each failed check prints one line.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 #include <resmon/resmon.hpp>
 
 #include <dlfcn.h>

@@ -2,7 +2,7 @@
 // Helpers shared by the handle tests: the newest misuse event, death by abort.
 #pragma once
 
-#include <resmon/tracker.hpp>
+#include <resmon/tracking.hpp>
 
 #include <csignal>
 #include <cstring>

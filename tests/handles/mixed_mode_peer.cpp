@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // The tracking half of unique_handle_disabled_test.cpp: built with RESMON_ENABLE=1.
-#include <resmon/unique_fd.hpp>
+#include <resmon/handles/unique_fd.hpp>
 
 static_assert(RESMON_HAS_TRACKING, "this translation unit tracks");
 

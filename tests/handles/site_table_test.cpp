@@ -4,7 +4,7 @@
 
 #include <doctest/doctest.h>
 
-#include <resmon/tracker.hpp>  // the platform layer the core calls
+#include <resmon/tracking.hpp>  // the platform layer the core calls
 
 #include <atomic>
 #include <cstring>

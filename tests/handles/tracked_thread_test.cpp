@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of tracked_thread: the record from start to join or detach, the
 // policy for a thread destroyed while joinable, and its abort variant.
-#include <resmon/tracked_thread.hpp>
+#include <resmon/handles/tracked_thread.hpp>
 
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <stop_token>
 
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 
 #include "misuse_helpers.hpp"
 

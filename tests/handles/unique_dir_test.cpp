@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Tests of unique_dir and resmon::opendir: errors, records, reading entries.
-#include <resmon/unique_dir.hpp>
+#include <resmon/handles/unique_dir.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cstdint>
 #include <cstring>
 
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 
 #include "misuse_helpers.hpp"
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of unique_fd and unique_socket: factories, records, and the
 // descriptor misuse checks (owner tags, reused numbers), also across threads.
-#include <resmon/unique_fd.hpp>
+#include <resmon/handles/unique_fd.hpp>
 
 #include <doctest/doctest.h>
 
@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 #include <resmon/macros.hpp>
 
 #include "misuse_helpers.hpp"

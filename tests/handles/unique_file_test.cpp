@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Tests of unique_file and resmon::fopen: errors, records, reused pointers.
-#include <resmon/unique_file.hpp>
+#include <resmon/handles/unique_file.hpp>
 
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 
 #include <unistd.h>
 
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 #include <resmon/macros.hpp>
 
 #include "misuse_helpers.hpp"

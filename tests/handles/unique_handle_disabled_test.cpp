@@ -4,7 +4,7 @@
 // as large as the raw handle, and the two modes coexist in one program.
 #undef RESMON_ENABLE
 #define RESMON_ENABLE 0
-#include <resmon/unique_handle.hpp>
+#include <resmon/handles/unique_handle.hpp>
 
 #include <doctest/doctest.h>
 

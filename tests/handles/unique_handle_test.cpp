@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of unique_handle with a user-written traits type: ownership, records,
 // call sites, the zero-cost untracked layout, and misuse through raw releases.
-#include <resmon/unique_handle.hpp>
+#include <resmon/handles/unique_handle.hpp>
 
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 #include <resmon/macros.hpp>
 
 #include "misuse_helpers.hpp"

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Tests of unique_mapping, resmon::map_file and resmon::map_anonymous:
 // errors, contents, recorded length.
-#include <resmon/unique_mapping.hpp>
+#include <resmon/handles/unique_mapping.hpp>
 
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 
 #include "misuse_helpers.hpp"
 

@@ -2,7 +2,7 @@
 // Capacity means held records: slots that a thread released go back to the
 // others, an idle thread keeps little, churning threads do not exhaust it.
 // A binary of its own: the capacity is process-wide.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

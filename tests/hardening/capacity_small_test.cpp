@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A small capacity: an idle thread's first reservation does not keep the others
 // from 90 % of it. A binary of its own: the capacity is process-wide.
-#include <resmon/tracker.hpp>
+#include <resmon/tracking.hpp>
 
 #include <doctest/doctest.h>
 

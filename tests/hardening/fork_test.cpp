@@ -3,7 +3,7 @@
 // child must not inherit a half-done operation (a search that spins, a free
 // list that hands out a held record, an index that misses one).
 // A binary of its own: it forks.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

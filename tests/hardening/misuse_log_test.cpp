@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The misuse log keeps its newest events readable after writers contended
 // for its slots. A binary of its own: the log is process-wide.
-#include <resmon/tracker.hpp>
+#include <resmon/tracking.hpp>
 
 #include <doctest/doctest.h>
 

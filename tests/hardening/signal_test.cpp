@@ -2,7 +2,7 @@
 // Tracking from a signal handler that interrupts the tracker on the same
 // thread: the handler's events are counted and not recorded; the counters of
 // the interrupted thread stay exact. A binary of its own: it uses signals.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

@@ -2,7 +2,7 @@
 // More threads track at once than there are tables: their acquisitions are
 // counted per kind and the report names the thread limit. A binary of its
 // own: the limit is set before the first table.
-#include <resmon/report.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

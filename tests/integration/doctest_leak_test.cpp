@@ -2,7 +2,7 @@
 // doctest integration, both directions: a leaking case fails naming each
 // leak's file:line and count; a clean case passes and prints nothing.
 // tests/scripts/expect_leak_failure.py runs this binary and checks its output.
-#include <resmon/doctest.hpp>
+#include <resmon/testing/doctest.hpp>
 
 #include <cstdlib>
 

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: MIT
-// doctest with <resmon/global_new.hpp>: doctest's own allocations for a
+// doctest with <resmon/alloc/global_new.hpp>: doctest's own allocations for a
 // failed check are never a leak of the case; a leak is reported at the
 // program's line, with its stack.
 // tests/scripts/check_framework_leaks.py runs this binary and checks its output.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include <resmon/global_new.hpp>
+#include <resmon/alloc/global_new.hpp>
 
 #include <doctest/doctest.h>
 
 #include <string>
 
-#include <resmon/doctest.hpp>
+#include <resmon/testing/doctest.hpp>
 
 namespace {
 struct widget {

@@ -2,7 +2,7 @@
 // GoogleTest integration, both directions, with RESMON_LEAK_CHECK() and with
 // the listener that checks every test (--resmon-listener).
 // tests/scripts/expect_leak_failure.py runs this binary and checks its output.
-#include <resmon/gtest.hpp>
+#include <resmon/testing/gtest.hpp>
 
 #include <cstdlib>
 #include <cstring>

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: MIT
-// GoogleTest with <resmon/global_new.hpp>: GoogleTest's own allocations (its
+// GoogleTest with <resmon/alloc/global_new.hpp>: GoogleTest's own allocations (its
 // records of a failed assertion, its bookkeeping) are never a leak of the
 // test, and a leak found by RESMON_LEAK_CHECK() and by the listener is
 // reported once, at the program's line, with its stack.
 // tests/scripts/check_framework_leaks.py runs this binary and checks its output.
-#include <resmon/global_new.hpp>
-#include <resmon/gtest.hpp>
+#include <resmon/alloc/global_new.hpp>
+#include <resmon/testing/gtest.hpp>
 
 #include <cstring>
 #include <string>

@@ -15,7 +15,7 @@
 
 #include <resmon/handles.hpp>
 #include <resmon/macros.hpp>
-#include <resmon/tracking_allocator.hpp>
+#include <resmon/alloc/tracking_allocator.hpp>
 
 namespace {
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 LIMIT = 10_000
-HEAVY = ["leak_scope.hpp", "resmon/report.hpp", "symbolize.hpp", "/link.h", "/cxxabi.h", "/string", "/vector"]
+HEAVY = ["leak_scope.hpp", "resmon/report/report.hpp", "symbolize.hpp", "/link.h", "/cxxabi.h", "/string", "/vector"]
 
 
 def preprocess(cxx, include, enable):

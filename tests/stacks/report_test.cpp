@@ -2,8 +2,8 @@
 // Reports with call stacks: a leak three calls deep is named with its callers
 // (and file:line with libdw), with frame pointers and without them (built
 // twice, see meson.build: RESMON_TEST_FRAME_POINTERS says which).
-#include <resmon/leak_scope.hpp>
-#include <resmon/report.hpp>
+#include <resmon/report/leak_scope.hpp>
+#include <resmon/report/report.hpp>
 
 #include <doctest/doctest.h>
 

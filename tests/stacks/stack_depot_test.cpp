@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include <resmon/tracker.hpp>  // the platform layer (posix.hpp) and what it needs
+#include <resmon/tracking.hpp>  // the platform layer (posix.hpp) and what it needs
 
 namespace core = resmon::core;
 

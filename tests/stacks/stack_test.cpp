@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-#include <resmon/tracker.hpp>  // the platform layer (posix.hpp) and what it needs
+#include <resmon/tracking.hpp>  // the platform layer (posix.hpp) and what it needs
 
 namespace {
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The symbolizer: local functions of the executable by name (no -rdynamic),
 // shared-library functions, modules with build ids; file:line with libdw.
-#include <resmon/symbolize.hpp>
+#include <resmon/report/symbolize.hpp>
 
 #include <doctest/doctest.h>
 

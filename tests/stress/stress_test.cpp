@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Exactness under concurrency: many threads, a million acquire/release pairs,
 // half of them released by a thread other than the acquirer.
-#include <resmon/leak_scope.hpp>
+#include <resmon/report/leak_scope.hpp>
 
 #include <doctest/doctest.h>
 

@@ -47,7 +47,7 @@
 #include <type_traits>
 
 #include "environment.hpp"
-#include "resmon/tracker.hpp"
+#include "resmon/tracking.hpp"
 #include "unwind.hpp"
 #include "writer.hpp"
 

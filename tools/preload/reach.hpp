@@ -41,7 +41,7 @@
 #include <cstring>
 
 #include "../snapshot/format.hpp"
-#include "resmon/tracker.hpp"
+#include "resmon/tracking.hpp"
 
 namespace resmon::preload::reach {
 

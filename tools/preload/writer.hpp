@@ -20,7 +20,7 @@
 
 #include "../snapshot/format.hpp"
 #include "reach.hpp"
-#include "resmon/tracker.hpp"
+#include "resmon/tracking.hpp"
 
 namespace resmon::preload {
 

@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include <resmon/suppressions.hpp>
+#include <resmon/report/suppressions.hpp>
 
 #include "../snapshot/reader.hpp"
 #include "symbolizer.hpp"
@@ -38,7 +38,7 @@ struct selection {
   std::string debug_dir;
 };
 
-using resmon::pattern_matches;  // <resmon/suppressions.hpp>: LeakSanitizer's leak:<pattern> and kind:<name>
+using resmon::pattern_matches;  // <resmon/report/suppressions.hpp>: LeakSanitizer's leak:<pattern> and kind:<name>
 using resmon::suppression;
 
 /// A group: the held resources of one kind with one stack (or one folded frame).

@@ -59,7 +59,7 @@ std::uint64_t datetime_option(const std::string& name, const std::string& text) 
 }
 
 /// Reads LeakSanitizer-style suppressions: `leak:<pattern>` and
-/// `kind:<name>` lines, `#` comments (<resmon/suppressions.hpp>).
+/// `kind:<name>` lines, `#` comments (<resmon/report/suppressions.hpp>).
 std::vector<suppression> read_suppressions(const std::string& path) {
   std::vector<suppression> out;
   std::string error = resmon::read_suppressions_file(path, &out);

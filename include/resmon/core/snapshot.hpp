@@ -96,7 +96,7 @@ struct report_options {
   /// none is known (the layer site is reported).
   bool (*describe_origin)(uintptr_t ret, uint32_t stack_id, int which, site* out, void* context) = nullptr;
   /// Optional: true when group `g` is suppressed (a rule of the program's,
-  /// see <resmon/suppressions.hpp>): reports leave it out of their lists and
+  /// see <resmon/report/suppressions.hpp>): reports leave it out of their lists and
   /// counts and say how many resources they left out.
   bool (*suppress)(const site_group& g, void* context) = nullptr;
   void* describe_context = nullptr;

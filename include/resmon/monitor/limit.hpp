@@ -40,7 +40,7 @@
 #include <unistd.h>
 
 #include "../core/limit_text.hpp"
-#include "../tracker.hpp"
+#include "../tracking.hpp"
 
 namespace resmon {
 

@@ -38,7 +38,7 @@
 #include <syslog.h>
 #include <time.h>
 
-#include "../report.hpp"
+#include "../report/report.hpp"
 #include "limit.hpp"
 #include "process.hpp"
 

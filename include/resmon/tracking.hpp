@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: MIT
+// The hosted tracking API: acquire/release entry points behind the macros,
+// usage figures, kinds, capacity and misuse handling. Layer: hosted.
+#pragma once
+
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+
+#include "config.hpp"
+#include "core/limits.hpp"
+#include "core/misuse_text.hpp"
+#include "core/owner_table.hpp"
+
+#include "core/tracker.hpp"
+#include "platform/posix.hpp"
+#include "stack_capture.hpp"
+
+namespace resmon {
+
+using core::misuse_action;
+using core::misuse_event;
+using core::misuse_type;
+
+/// Returns: the kind named `name`, registered on first use; the same name
+/// always gives the same kind. Requires: a name of 1 to 31 characters.
+/// Limit: 64 kinds in all, 7 built in and at most 57 registered.
+/// Returns kind{max_kinds} (invalid) after writing one line on stderr that
+/// names `name` and what was wrong (a bad name, or the 57 registered kinds
+/// exist): acquisitions and releases of that kind are not recorded but
+/// counted as "invalid kind" misuse (misuse_count(), invalid_kind_count(),
+/// reports). Thread-safety: lock-free. Allocates: no (the name is copied).
+inline kind register_kind(const char* name) noexcept {
+  std::uint16_t k = core::register_kind(name);
+  if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
+    bool bad_name = name == nullptr || name[0] == '\0' || core::str_length(name) >= core::kind_name_size;
+    std::fprintf(stderr, "resmon: register_kind(%s%s%s): %s; returns kind{%u}: its acquisitions and releases are not "
+                         "recorded but counted as invalid-kind misuse\n",
+                 name == nullptr ? "" : "\"", name == nullptr ? "nullptr" : name, name == nullptr ? "" : "\"",
+                 bad_name ? "expected a name of 1 to 31 characters"
+                          : "not registered: the limit of 64 kinds is reached (7 built in, 57 registered)",
+                 unsigned(max_kinds));
+  }
+  return kind(k);
+}
+
+/// Returns: the name of kind `k` ("memory", "fd", ..., or a registered name),
+/// or nullptr when no such kind exists.
+inline const char* kind_name(kind k) noexcept { return core::kind_name(uint16_t(k)); }
+
+/// Returns: the resources of kind `k` held now (count and bytes).
+/// Exact when no other thread is acquiring or releasing at the same moment.
+inline usage live(kind k) noexcept {
+  core::kind_figures f = core::figures(uint16_t(k));
+  return {f.live, f.live_bytes};
+}
+
+/// Returns: the highest live figures of kind `k` seen so far. Exact on one
+/// thread; with several threads, the highest sum observed whenever a thread's
+/// own figures reached a new high or figures were read.
+inline usage peak(kind k) noexcept {
+  core::kind_figures f = core::figures(uint16_t(k));
+  return {f.peak, f.peak_bytes};
+}
+
+/// Returns: everything of kind `k` acquired (and recorded) since start.
+inline usage total(kind k) noexcept {
+  core::kind_figures f = core::figures(uint16_t(k));
+  return {f.total, f.total_bytes};
+}
+
+/// Returns: acquisitions of kind `k` not recorded because the capacity was reached.
+inline uint64_t dropped(kind k) noexcept { return core::figures(uint16_t(k)).dropped; }
+
+/// Effects: sets the capacity: how many records all threads together can
+/// hold (default 4,194,304). Any one thread can hold at least 90 % of it
+/// while others hold little; the tables take at most 96 bytes per record of
+/// capacity (64 per record, at most 3/4 of a table's slots used), and the
+/// memory of released records goes back to the system when another thread
+/// needs room. Past it, acquisitions are counted as dropped and every report
+/// says so. 0 restores the default.
+inline void set_capacity(std::uint64_t records) noexcept { core::set_capacity(records); }
+
+/// Effects: sets how many threads can track at the same time (default
+/// 4096; each has a table, and a thread that ends leaves its table to the
+/// next). Past it, a thread's acquisitions are counted as dropped, per kind,
+/// and every report names the limit. RESMON_MAX_THREADS sets it too.
+/// Returns: false, changing nothing, when `n` is not from 1 to 1,048,576 or
+/// a thread already tracks (the limit is fixed by then).
+inline bool set_max_threads(std::uint32_t n) noexcept { return core::set_max_threads(n); }
+
+/// Effects: gives the memory of the calling thread's released records back
+/// to the system, and their room to other threads (as malloc_trim does).
+/// Other threads' tables do it by themselves when room runs short and they
+/// next need room, and a thread that ends leaves its table to the others;
+/// call this in a thread that stays alive and idle after releasing many
+/// records. Lock-free; does not allocate.
+inline void trim() noexcept { core::trim_table(); }
+
+namespace detail {
+inline pthread_t ticker_thread;
+/// The ticker's thread id, once it runs (whole-process mode need not stop
+/// it to scan the other threads: it holds nothing of the program's).
+inline std::int32_t ticker_tid = 0;
+
+inline void* ticker_main(void*) noexcept {
+  __atomic_store_n(&ticker_tid, std::int32_t(::syscall(SYS_gettid)), __ATOMIC_RELEASE);
+  while (core::load_acquire(&core::g_registry.xticker) == std::uint32_t(core::ticker_state::running)) {
+    core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
+    timespec pause{0, 1000000};  // 1 ms: the coarse clock's resolution is 1-4 ms anyway
+    ::nanosleep(&pause, nullptr);
+  }
+  return nullptr;
+}
+}  // namespace detail
+
+/// Effects: starts a background thread that reads the coarse clock once a
+/// millisecond for the tracker, so that an acquisition reads one shared word
+/// instead of the clock (which costs 25-30 ns on some virtual machines, and
+/// 3 ns on bare metal). Ages keep the coarse clock's resolution; a ticker
+/// that the system does not schedule for a while makes new records look as
+/// old as that delay. RESMON_CLOCK_TICKER=1 starts it before main.
+/// Returns: true when the ticker runs (started now or before); false when
+/// its thread could not start (records then read the clock, as before).
+/// The thread blocks every signal. A child of fork() has no ticker.
+inline bool start_clock_ticker() noexcept {
+  std::uint32_t state = std::uint32_t(core::ticker_state::stopped);
+  if (!core::cas_acq_rel(&core::g_registry.xticker, state, std::uint32_t(core::ticker_state::running)))
+    return state == std::uint32_t(core::ticker_state::running);
+  core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
+  std::uint64_t old = 0;
+  platform::block_signals(&old);
+  int err = pthread_create(&detail::ticker_thread, nullptr, detail::ticker_main, nullptr);
+  platform::restore_signals(&old);
+  // Its thread id is known before this returns (at most about 100 ms).
+  for (int i = 0; err == 0 && i < 1000 && __atomic_load_n(&detail::ticker_tid, __ATOMIC_ACQUIRE) == 0; ++i) {
+    timespec pause{0, 100000};
+    ::nanosleep(&pause, nullptr);
+  }
+  if (err != 0) {
+    core::store_relaxed(&core::g_registry.xclock_ns, std::uint64_t(0));
+    core::store_release(&core::g_registry.xticker, std::uint32_t(core::ticker_state::stopped));
+    return false;
+  }
+  return true;
+}
+
+/// Effects: stops the ticker (if one runs) and waits for its thread; records
+/// read the clock again.
+inline void stop_clock_ticker() noexcept {
+  std::uint32_t state = std::uint32_t(core::ticker_state::running);
+  if (!core::cas_acq_rel(&core::g_registry.xticker, state, std::uint32_t(core::ticker_state::stopping))) return;
+  pthread_join(detail::ticker_thread, nullptr);
+  __atomic_store_n(&detail::ticker_tid, 0, __ATOMIC_RELEASE);
+  core::store_relaxed(&core::g_registry.xclock_ns, std::uint64_t(0));
+  core::store_release(&core::g_registry.xticker, std::uint32_t(core::ticker_state::stopped));
+}
+
+/// Returns: how many threads can track at the same time.
+inline std::uint32_t max_threads() noexcept { return core::max_threads(); }
+
+/// Returns: the number of misuse events of `type` so far.
+inline std::uint64_t misuse_count(misuse_type type) noexcept {
+  return core::load_relaxed(&core::g_registry.xmisuse[uint32_t(type)]);
+}
+
+/// Returns: the number of misuse events of every type so far, invalid kinds
+/// (invalid_kind_count()) included.
+inline std::uint64_t misuse_count() noexcept { return core::misuse_total() + core::invalid_kind_total(); }
+
+/// Returns: acquisitions and releases through an invalid kind so far
+/// (kind{max_kinds} from a failed register_kind, or any value >= max_kinds):
+/// not recorded, reported as "use of an invalid kind" (JSON id "invalid_kind").
+inline std::uint64_t invalid_kind_count() noexcept { return core::invalid_kind_total(); }
+
+/// A misuse handler: called, on the thread that misused, for every event.
+using misuse_handler = core::misuse_callback;
+
+/// Effects: sets what happens on misuse besides counting and logging: `log`
+/// (default: reports list it), `callback` (calls `handler`), or `abort`
+/// (prints the event and ends the program; for debug builds).
+/// Returns: the previous handler. Thread-safety: atomic.
+inline misuse_handler set_misuse_action(misuse_action action, misuse_handler handler = nullptr,
+                                        void* context = nullptr) noexcept {
+  return core::set_misuse_action(action, handler, context);
+}
+
+namespace detail {
+
+template <class T> inline constexpr bool is_pointer = false;
+template <class T> inline constexpr bool is_pointer<T*> = true;
+/// An integer or an enumeration type: what converts to a record key
+/// exactly. With built-ins, not <type_traits> (which alone would be a third
+/// of a light header): a pointer may be offset by an integer, not by a
+/// pointer, a floating-point value or a member pointer.
+template <class T>
+concept integer_key = __is_enum(T) || (!__is_class(T) && !__is_union(T) && requires(int* p, T v) { p + v; });
+
+/// Converts any integer or pointer to a record key.
+template <class Key> constexpr std::uint64_t key_of(Key key) noexcept {
+  if constexpr (is_pointer<Key>) {
+    return reinterpret_cast<std::uintptr_t>(key);
+  } else {
+    static_assert(integer_key<Key>, "a resmon key is an integer or a pointer");
+    return static_cast<std::uint64_t>(key);
+  }
+}
+constexpr std::uint64_t key_of(std::nullptr_t) noexcept { return 0; }
+
+inline void read_environment() noexcept;
+
+/// Returns: true for the kinds whose keys the system hands out again once
+/// they are closed (descriptors, FILE*, DIR*, mapping addresses).
+constexpr bool reusable_key_kind(kind k) noexcept {
+  return std::uint16_t(k) >= std::uint16_t(kind::fd) && std::uint16_t(k) <= std::uint16_t(kind::mmap);
+}
+
+/// Returns: true for the kinds that share the descriptor number space.
+constexpr bool descriptor_kind(kind k) noexcept { return k == kind::fd || k == kind::socket; }
+
+/// A bit of a record's `flags`: its owner gave the handle up
+/// (unique_handle::release) without closing it. The record stays held until
+/// a tracked close, or until a new owner adopts the handle: an acquisition of
+/// the same key then replaces the record silently (see release_reused).
+inline constexpr std::uint16_t record_unowned = 1;
+
+/// Effects: marks the held record of (k, key) unowned (record_unowned): it is
+/// released and recorded again with the flag, keeping its site, size, stack
+/// and return address. The record then carries the thread, time and
+/// leak-scope epoch of this call; total(k) does not count it again.
+/// Nothing happens when no record of (k, key) is held.
+/// Lock-free; does not allocate (but for a thread's first table).
+RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, std::uint64_t key, const site* where) noexcept {
+  core::record_view held;
+  if (!core::find_live(std::uint16_t(k), key, &held)) return;
+  if ((held.flags & record_unowned) != 0) return;
+  if (!core::release(std::uint16_t(k), key, where, &held)) return;
+  core::acquire({std::uint16_t(k), std::uint16_t(held.flags | record_unowned), held.stack_id, key, held.size,
+                 held.where, held.ret, true});
+}
+
+/// Effects: before an acquisition of (k, key), finds a record of the same
+/// key still held (for descriptors: of fd or socket).
+///  - If it is unowned (record_unowned; for descriptors also no owner tag),
+///    its owner gave the handle up and the new acquisition adopts it: the
+///    record is released silently.
+///  - Otherwise the resource it names was closed behind resmon's back and the
+///    system handed the key out again: reported as misuse_type::reused_key
+///    with both acquisition sites; the stale record is released and a stale
+///    descriptor owner tag cleared.
+/// Returns: true when the acquisition adopts an unowned record (it records
+/// the same resource again: total() does not count it).
+/// Lock-free; does not allocate.
+RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, std::uint64_t key, const site* where) noexcept {
+  bool adoption = false;
+  const kind candidates[2] = {k, k == kind::fd ? kind::socket : kind::fd};
+  const int n = descriptor_kind(k) ? 2 : 1;
+  for (int i = 0; i < n; ++i) {
+    core::record_view stale;
+    if (!core::find_live(std::uint16_t(candidates[i]), key, &stale)) continue;
+    const bool adopted = (stale.flags & record_unowned) != 0 && (!descriptor_kind(k) || core::owner_of(key) == 0);
+    if (!adopted) {
+      core::report_misuse(misuse_type::reused_key, std::uint16_t(candidates[i]), key, where, stale.where, nullptr,
+                          stale.thread);
+    }
+    core::release(std::uint16_t(candidates[i]), key, where, nullptr);
+    adoption = adoption || adopted;
+    if (descriptor_kind(k) && !adopted) {
+      if (std::uint64_t* slot = core::owner_slot(key, false)) core::store_release(slot, std::uint64_t(0));
+    }
+  }
+  return adoption;
+}
+
+/// Records an acquisition (the macros' target). For descriptors, FILE*, DIR*
+/// and mappings it first reports a key still held as reused (see
+/// release_reused). An invalid kind (kind{max_kinds} from register_kind, or
+/// any value not below max_kinds) is not recorded: it is counted as an
+/// invalid-kind misuse (core::note_invalid_kind; a misuse callback receives
+/// type core::misuse_invalid_kind).
+/// When the stack depth is above 0 and no `stack_id` is
+/// given, captures the call stack that starts at `ret` (see stack.hpp); with
+/// the depth at 0 this costs one relaxed load. A record at a layer site
+/// (layer_site: tracking_allocator, operator new) carries
+/// layer_stack_depth() frames while the depth is 0, from frame pointers only
+/// (none where the chain is broken: the report then reads `ret` alone).
+/// Does not throw or allocate (but for a thread's first table and the stack
+/// depot's first use). Returns: false when dropped.
+inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
+                    std::uint32_t stack_id = 0) noexcept {
+  if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
+    core::note_invalid_kind(std::uint16_t(k), key, where, false);
+    return false;
+  }
+  const bool repeat = reusable_key_kind(k) && release_reused(k, key, where);
+  std::uint32_t depth = core::stack_depth();
+  bool layer_only = false;
+  if (RESMON_DETAIL_LIKELY(depth == 0)) depth = core::limit_stack_depth(std::uint16_t(k));  // a crossed limit's
+  if (RESMON_DETAIL_LIKELY(depth == 0) && layer_site(where)) {  // find the program's frame behind the layer
+    depth = core::layer_stack_depth();
+    layer_only = true;
+  }
+  if (RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
+    stack_id = capture_stack(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)),
+                             reinterpret_cast<std::uintptr_t>(ret), depth, layer_only);
+  return core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret), repeat});
+}
+
+/// Records an acquisition with the return address of this call: the address
+/// in the caller just past the acquiring site (what the macros record), and
+/// the call stack from there when the stack depth is above 0.
+/// Not inlined, so that the return address is the caller's own.
+RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, std::uint64_t key, std::uint64_t size,
+                                                const site* where) noexcept {
+  return acquire(k, key, size, where, __builtin_extract_return_addr(__builtin_return_address(0)));
+}
+
+/// Effects: reports a close of descriptor `key` by someone who does not own
+/// it (misuse_type::wrong_owner), naming `where` and the site where the
+/// current owner acquired it.
+RESMON_DETAIL_NOINLINE inline void report_wrong_owner(kind k, std::uint64_t key, const site* where) noexcept {
+  core::record_view held{};
+  kind held_kind = k;
+  bool found = core::find_live(std::uint16_t(k), key, &held);
+  if (!found && descriptor_kind(k)) {
+    held_kind = k == kind::fd ? kind::socket : kind::fd;
+    found = core::find_live(std::uint16_t(held_kind), key, &held);
+  }
+  core::report_misuse(misuse_type::wrong_owner, std::uint16_t(held_kind), key, where, found ? held.where : nullptr,
+                      nullptr, found ? held.thread : 0);
+}
+
+/// Records a release (the macros' target). A descriptor that a tagged owner
+/// (unique_fd, unique_socket) holds is not released: that is reported as
+/// misuse_type::wrong_owner and the record stays with its owner.
+/// An invalid kind is counted as an invalid-kind misuse and nothing else happens.
+/// Returns: true when the record was found; false after reporting the misuse.
+inline bool release(kind k, std::uint64_t key, const site* where, core::record_view* out = nullptr) noexcept {
+  if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
+    core::note_invalid_kind(std::uint16_t(k), key, where, true);
+    return false;
+  }
+  if (descriptor_kind(k) && RESMON_DETAIL_UNLIKELY(core::owner_of(key) != 0)) {
+    report_wrong_owner(k, key, where);
+    return false;
+  }
+  return core::release(std::uint16_t(k), key, where, out);
+}
+
+/// Parses an unsigned decimal number with an optional k/M/G suffix (powers
+/// of 1024). Returns: false on anything else.
+inline bool parse_count(const char* text, std::uint64_t* out) noexcept {
+  if (text == nullptr || *text < '0' || *text > '9') return false;
+  std::uint64_t v = 0;
+  for (; *text >= '0' && *text <= '9'; ++text) {
+    if (v > (~std::uint64_t(0) - 9) / 10) return false;
+    v = v * 10 + std::uint64_t(*text - '0');
+  }
+  std::uint64_t scale = 1;
+  if (*text == 'k' || *text == 'K') scale = 1024;
+  else if (*text == 'M') scale = 1024 * 1024;
+  else if (*text == 'G') scale = 1024 * 1024 * 1024;
+  if (scale != 1) ++text;
+  if (*text != '\0' || v > ~std::uint64_t(0) / scale) return false;
+  *out = v * scale;
+  return true;
+}
+
+inline void read_environment() noexcept {
+#if RESMON_CONFIG_READ_ENVIRONMENT
+  read_stack_environment();
+  if (const char* text = std::getenv("RESMON_CAPACITY")) {
+    std::uint64_t n = 0;
+    if (parse_count(text, &n) && n >= 1024 && n <= (std::uint64_t(1) << 32)) {
+      core::set_capacity(n);
+    } else {
+      std::fprintf(stderr,
+                   "resmon: RESMON_CAPACITY='%s' is not valid: expected a number of records from 1024 to "
+                   "4294967296, optionally with k, M or G (e.g. 1M); keeping %llu\n",
+                   text, static_cast<unsigned long long>(core::capacity()));
+    }
+  }
+  if (const char* text = std::getenv("RESMON_CLOCK_TICKER")) {
+    if (text[0] == '1' && text[1] == '\0') {
+      if (!start_clock_ticker())
+        std::fprintf(stderr, "resmon: RESMON_CLOCK_TICKER=1: the ticker thread could not start; records read the clock\n");
+    } else if (!(text[0] == '0' && text[1] == '\0')) {
+      std::fprintf(stderr, "resmon: RESMON_CLOCK_TICKER='%s' is not valid: expected 1 (a thread reads the clock for the "
+                           "tracker) or 0; keeping 0\n", text);
+    }
+  }
+  if (const char* text = std::getenv("RESMON_MAX_THREADS")) {
+    std::uint64_t n = 0;
+    if (!parse_count(text, &n) || n == 0 || n > core::max_tables_ceiling ||
+        !core::set_max_threads(std::uint32_t(n))) {
+      std::fprintf(stderr,
+                   "resmon: RESMON_MAX_THREADS='%s' is not valid: expected a number of threads from 1 to 1048576, "
+                   "optionally with k (e.g. 16k), set before the first thread tracks; keeping %u\n",
+                   text, core::max_threads());
+    }
+  }
+#endif
+}
+
+#if RESMON_HAS_TRACKING
+// Reads the environment once, before main, in every program that tracks.
+inline const bool environment_read = (read_environment(), true);
+#endif
+
+}  // namespace detail
+}  // namespace resmon
