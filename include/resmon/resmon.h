@@ -167,6 +167,25 @@ int resmon_limits_check(void) RESMON_DETAIL_C_NOEXCEPT;
     exist. Thread-safety: lock-free. */
 resmon_kind resmon_register_kind(const char* name) RESMON_DETAIL_C_NOEXCEPT;
 
+/** One call site of the macros below: each use of RESMON_C_TRACK_ACQUIRE or
+    RESMON_C_TRACK_RELEASE declares one (static), as TracyC does, so a call
+    passes one pointer and reports name the function. `interned` belongs to
+    resmon: 0 until the first call through the site fills it (resmon's own
+    copy of the site, which outlives a module that is unloaded). */
+typedef struct resmon_call_site {
+  const char* file;
+  const char* function; /* may be 0 */
+  int line;
+  const void* interned;
+} resmon_call_site;
+
+/** Effects: as resmon_track_acquire(), at the call site `at` (not null): the
+    first call interns it, later calls read one pointer. */
+void resmon_track_acquire_at(resmon_kind k, uintptr_t key, size_t size, resmon_call_site* at) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Effects: as resmon_track_release(), at the call site `at` (not null). */
+void resmon_track_release_at(resmon_kind k, uintptr_t key, resmon_call_site* at) RESMON_DETAIL_C_NOEXCEPT;
+
 /** Effects: records that resource `key` of kind `k` (`size` bytes; 0 for a
     handle) was acquired at file:line, with the return address of this call.
     An unknown kind is not recorded: one line names it. `file` must be a
@@ -185,6 +204,27 @@ uint64_t resmon_live_count(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
 /** Returns: how many bytes resources of kind `k` hold now. */
 uint64_t resmon_live_bytes(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
 
+/** Returns: the most resources of kind `k` held at once so far (0 for an
+    unknown kind), as resmon::peak(k).count. */
+uint64_t resmon_peak_count(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Returns: the most bytes resources of kind `k` held at once so far. */
+uint64_t resmon_peak_bytes(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Effects: writes the JSON report of everything held now (the document of
+    resmon::report_json in C++, without stacks' symbols) into `buffer`: at
+    most `capacity` - 1 bytes and a terminating NUL, as snprintf does
+    (nothing when capacity is 0).
+    Returns: the length of the whole document; more than capacity - 1 means
+    it was cut: call again with a buffer of the returned size + 1.
+    Allocates: nothing (the caller's buffer). */
+size_t resmon_report_json(char* buffer, size_t capacity) RESMON_DETAIL_C_NOEXCEPT;
+
+/** Effects: takes a checkpoint: later reports (resmon_log_all,
+    resmon_report_json) give each site's growth since it, as
+    resmon::take_checkpoint() does in C++. */
+void resmon_take_checkpoint(void) RESMON_DETAIL_C_NOEXCEPT;
+
 /** Returns: how many misuse events (unknown, double or wrong-kind releases,
     acquisitions and releases of unknown kinds) happened so far. Exact: the
     per-event lines are rate-limited after the first 100 (one a second), the
@@ -193,10 +233,28 @@ uint64_t resmon_misuse_count(void) RESMON_DETAIL_C_NOEXCEPT;
 
 /* --- macros: the enabled table and the disabled table, side by side --------- */
 
+/* The enclosing function's name: __func__ (C99, C++); GCC and clang give
+   __FUNCTION__ in C89 too. */
+#if defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L)
+#define RESMON_C_FUNCTION __func__
+#elif defined(__GNUC__)
+#define RESMON_C_FUNCTION (__extension__ __FUNCTION__)
+#else
+#define RESMON_C_FUNCTION 0
+#endif
+
 #if defined(RESMON_ENABLE) && RESMON_ENABLE
-#define RESMON_C_TRACK_ACQUIRE(kind, key, size) \
-  resmon_track_acquire((kind), (uintptr_t)(key), (size_t)(size), __FILE__, __LINE__)
-#define RESMON_C_TRACK_RELEASE(kind, key) resmon_track_release((kind), (uintptr_t)(key), __FILE__, __LINE__)
+/* Statements: each declares its call site (a static resmon_call_site). */
+#define RESMON_C_TRACK_ACQUIRE(kind, key, size)                                              \
+  do {                                                                                       \
+    static resmon_call_site resmon_c_site_ = {__FILE__, RESMON_C_FUNCTION, __LINE__, 0};     \
+    resmon_track_acquire_at((kind), (uintptr_t)(key), (size_t)(size), &resmon_c_site_);    \
+  } while (0)
+#define RESMON_C_TRACK_RELEASE(kind, key)                                                    \
+  do {                                                                                       \
+    static resmon_call_site resmon_c_site_ = {__FILE__, RESMON_C_FUNCTION, __LINE__, 0};     \
+    resmon_track_release_at((kind), (uintptr_t)(key), &resmon_c_site_);                     \
+  } while (0)
 #else
 /* Arguments are type-checked inside sizeof: neither evaluated nor emitted. */
 #define RESMON_C_TRACK_ACQUIRE(kind, key, size) ((void)sizeof(kind), (void)sizeof(key), (void)sizeof(size))

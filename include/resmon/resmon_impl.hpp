@@ -217,6 +217,41 @@ inline void invalid_line(const char* field, uint64_t value, const char* expected
       .put(expected).put_char('\n');
 }
 
+/// Returns: the interned site of a macro's call site: one load after its
+/// first call (as core::cached_site for the C++ macros).
+RESMON_DETAIL_INLINE const site* site_at(resmon_call_site* at) noexcept {
+  const void* s = __atomic_load_n(&at->interned, __ATOMIC_ACQUIRE);
+  if (RESMON_DETAIL_LIKELY(s != nullptr)) return static_cast<const site*>(s);
+  const site* interned = core::intern_site(at->file, line_of(at->line), at->function);
+  __atomic_store_n(&at->interned, static_cast<const void*>(interned), __ATOMIC_RELEASE);
+  return interned;
+}
+
+/// Copies a document into a caller's buffer, as snprintf does: at most
+/// capacity - 1 bytes, NUL-terminated; counts the whole length.
+struct buffer_sink {
+  char* buffer;
+  size_t capacity;
+  size_t length;
+  static void write(void* self_, const char* text, size_t n) noexcept {
+    auto* self = static_cast<buffer_sink*>(self_);
+    for (size_t i = 0; i < n; ++i, ++self->length)
+      if (self->capacity != 0 && self->length < self->capacity - 1) self->buffer[self->length] = text[i];
+  }
+};
+
+/// The unknown-kind line of an acquisition or release at `file`:`line`.
+inline void unknown_kind_line(const char* function, const char* file, int line, resmon_kind k, bool release) noexcept {
+  uint64_t suppressed = 0;
+  if (!may_write_line(&suppressed)) return;
+  core::writer w(current_sink());
+  w.put("resmon: ").put(function).put(" at ");
+  put_c_site(w, file, line);
+  w.put(": kind ").put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()");
+  if (!release) w.put("; not recorded");
+  end_event_line(w, suppressed);
+}
+
 }  // namespace resmon::facade
 
 extern "C" {
@@ -330,22 +365,48 @@ resmon_kind resmon_register_kind(const char* name) noexcept {
   return k;
 }
 
-RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, size_t size, const char* file,
-                                                 int line) noexcept {
+RESMON_DETAIL_NOINLINE void resmon_track_acquire_at(resmon_kind k, uintptr_t key, size_t size,
+                                                    resmon_call_site* at) noexcept {
   using namespace resmon;
   // The caller's address just past this call: what the seed's report names.
   auto ret = reinterpret_cast<uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)));
+  const site* where = facade::site_at(at);
   if (RESMON_DETAIL_UNLIKELY(!facade::known_kind(k))) {
     // Counted with the C++ API's invalid kinds (reports list them); the line
     // below is this event's, so the misuse callback is not called as well.
+    core::note_invalid_kind(k, key, where, false, false);
+    facade::unknown_kind_line("RESMON_C_TRACK_ACQUIRE", at->file, at->line, k, false);
+    return;
+  }
+  {
+    [[maybe_unused]] facade::context_guard pin;
+    core::acquire({k, 0, 0, key, size, where, ret, false});
+  }
+  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::consume_limit_events();
+}
+
+RESMON_DETAIL_NOINLINE void resmon_track_release_at(resmon_kind k, uintptr_t key, resmon_call_site* at) noexcept {
+  using namespace resmon;
+  const site* where = facade::site_at(at);
+  if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
+    core::note_invalid_kind(k, key, where, true, false);
+    facade::unknown_kind_line("RESMON_C_TRACK_RELEASE", at->file, at->line, k, true);
+    return;
+  }
+  {
+    [[maybe_unused]] facade::context_guard pin;
+    core::release(k, key, where, nullptr);
+  }
+  if (RESMON_DETAIL_UNLIKELY(core::limit_events_pending())) facade::consume_limit_events();
+}
+
+RESMON_DETAIL_NOINLINE void resmon_track_acquire(resmon_kind k, uintptr_t key, size_t size, const char* file,
+                                                 int line) noexcept {
+  using namespace resmon;
+  auto ret = reinterpret_cast<uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)));
+  if (RESMON_DETAIL_UNLIKELY(!facade::known_kind(k))) {
     core::note_invalid_kind(k, key, core::intern_site(file, facade::line_of(line), nullptr), false, false);
-    uint64_t suppressed = 0;
-    if (!facade::may_write_line(&suppressed)) return;
-    core::writer w(facade::current_sink());
-    w.put("resmon: resmon_track_acquire at ");
-    facade::put_c_site(w, file, line);
-    w.put(": kind ").put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind(); not recorded");
-    facade::end_event_line(w, suppressed);
+    facade::unknown_kind_line("resmon_track_acquire", file, line, k, false);
     return;
   }
   const site* where = core::intern_site_by_address(file, facade::line_of(line), nullptr);
@@ -360,13 +421,7 @@ RESMON_DETAIL_NOINLINE void resmon_track_release(resmon_kind k, uintptr_t key, c
   using namespace resmon;
   if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
     core::note_invalid_kind(k, key, core::intern_site(file, facade::line_of(line), nullptr), true, false);
-    uint64_t suppressed = 0;
-    if (!facade::may_write_line(&suppressed)) return;
-    core::writer w(facade::current_sink());
-    w.put("resmon: resmon_track_release at ");
-    facade::put_c_site(w, file, line);
-    w.put(": kind ").put_uint(k).put(" is unknown: expected RESMON_KIND_* or a kind from resmon_register_kind()");
-    facade::end_event_line(w, suppressed);
+    facade::unknown_kind_line("resmon_track_release", file, line, k, true);
     return;
   }
   const site* where = core::intern_site_by_address(file, facade::line_of(line), nullptr);
@@ -384,6 +439,24 @@ uint64_t resmon_live_count(resmon_kind k) noexcept {
 uint64_t resmon_live_bytes(resmon_kind k) noexcept {
   return resmon::facade::known_kind(k) ? resmon::core::figures(k).live_bytes : 0;
 }
+
+uint64_t resmon_peak_count(resmon_kind k) noexcept {
+  return resmon::facade::known_kind(k) ? resmon::core::figures(k).peak : 0;
+}
+
+uint64_t resmon_peak_bytes(resmon_kind k) noexcept {
+  return resmon::facade::known_kind(k) ? resmon::core::figures(k).peak_bytes : 0;
+}
+
+size_t resmon_report_json(char* buffer, size_t capacity) noexcept {
+  using namespace resmon;
+  facade::buffer_sink out{buffer, buffer != nullptr ? capacity : 0, 0};
+  core::write_json_report(core::sink{&facade::buffer_sink::write, &out});
+  if (out.capacity != 0) out.buffer[out.length < out.capacity ? out.length : out.capacity - 1] = '\0';
+  return out.length;
+}
+
+void resmon_take_checkpoint(void) noexcept { resmon::core::take_checkpoint(); }
 
 int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) noexcept {
   using namespace resmon;

@@ -21,7 +21,7 @@ assert "harness: table uses outside a pinned context: 0" in out
 assert "resmon: still held at uninstall: 1 resource held in 1 kind" in out
 held = [l for l in out.splitlines() if l.startswith("  held: ")]
 assert len(held) == 1, held
-m = re.match(r"  held: event (0x[0-9a-f]+), acquired at (\S+):(\d+), age .*, return address (0x[0-9a-f]+)$", held[0])
+m = re.match(r"  held: event (0x[0-9a-f]+), acquired at (\S+):(\d+) in driver_work, age .*, return address (0x[0-9a-f]+)$", held[0])
 assert m, held[0]
 key, file, line, ret = m.group(1), m.group(2), int(m.group(3)), int(m.group(4), 16)
 assert key == open_handles[0], (key, open_handles)

@@ -111,7 +111,7 @@ assert "resmon_example: loaded, worked" in dmesg
 assert re.search(r"resmon: still held at uninstall: 1 resource held in 1 kind", dmesg), "no unload report"
 open_events = re.findall(r"resmon_example: glue: event still open: (0x[0-9a-f]+)", dmesg)
 assert len(open_events) == 1, open_events
-held = re.findall(r"held: (\w+) (0x[0-9a-f]+), acquired at (\S+):(\d+), age .*, return address (0x[0-9a-f]+)", dmesg)
+held = re.findall(r"held: (\w+) (0x[0-9a-f]+), acquired at (\S+):(\d+) in driver_work, age .*, return address (0x[0-9a-f]+)", dmesg)
 assert len(held) == 1, held
 kind, key, file, line, ret = held[0]
 leak_line = next(i for i, l in enumerate(open(os.path.join(kc, "example_driver", "driver.c")), 1) if "resmon-leak-site" in l)

@@ -16,7 +16,7 @@ assert "held now: 8 buffers (9216 bytes), 1 files, 1 sessions" in p.stdout, "liv
 assert "resmon: still held at uninstall: 1 resource held in 1 kind" in p.stderr, "report title"
 held = [l for l in p.stderr.splitlines() if l.startswith("  held: ")]
 assert len(held) == 1, held
-m = re.match(r"  held: file 0x[0-9a-f]+, acquired at (\S+):(\d+), age .*, return address (0x[0-9a-f]+)$", held[0])
+m = re.match(r"  held: file 0x[0-9a-f]+, acquired at (\S+):(\d+) in open_log, age .*, return address (0x[0-9a-f]+)$", held[0])
 assert m, held[0]
 assert m.group(1).endswith("main.c") and int(m.group(2)) == leak_line, (m.groups(), leak_line)
 assert int(m.group(3), 16) != 0

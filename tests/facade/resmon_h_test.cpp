@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -98,8 +99,10 @@ TEST_CASE("resmon_track_acquire: a C call site, the caller's return address and 
   CHECK(ret > c_acquire_address());
   CHECK(ret < c_acquire_address() + 256);
   CHECK(held_return_address(c.text, "0x72") == ret);  // same call site, same address
-  // Both records point at one interned site: one group of 2.
+  // Both records point at one interned site: one group of 2, named by its
+  // C function (the macro's static call site carries __func__).
   CHECK(c.text.find("2 held, at ") != std::string::npos);
+  CHECK(c.text.find(site + " in c_acquire") != std::string::npos);
   c_release(RESMON_KIND_FD, 0x71);
   c_release(RESMON_KIND_FD, 0x72);
   CHECK(resmon_live_count(RESMON_KIND_FD) == before);
@@ -321,5 +324,46 @@ TEST_CASE("on_misuse: lines are rate-limited (the first 100, then one a second);
   CHECK(c.text.find("misuse lines were left out (after 100 lines, one a second); the counts above are exact") !=
         std::string::npos);
   CHECK(c.text.find("misuse: " + std::to_string(resmon_misuse_count()) + " events") != std::string::npos);
+  resmon_uninstall();
+}
+
+TEST_CASE("resmon_peak_*, resmon_report_json and resmon_take_checkpoint: the C++ figures from C") {
+  REQUIRE(resmon_install(nullptr) == RESMON_OK);
+  resmon_kind k = resmon_register_kind("c_peak_kind");
+  REQUIRE(k != RESMON_KIND_INVALID);
+  c_acquire(k, 0x901, 100);
+  c_acquire(k, 0x902, 50);
+  c_release(k, 0x901);
+  CHECK(resmon_peak_count(k) == 2);
+  CHECK(resmon_peak_bytes(k) == 150);
+  CHECK(resmon_live_bytes(k) == 50);
+  CHECK(resmon_peak_count(resmon_kind(63)) == 0);
+
+  // snprintf's contract: the whole length whatever the buffer, NUL-terminated.
+  std::size_t whole = resmon_report_json(nullptr, 0);
+  REQUIRE(whole > 0);
+  std::string full(whole + 1, 'x');
+  CHECK(resmon_report_json(full.data(), full.size()) == whole);
+  CHECK(full[whole] == '\0');
+  full.resize(whole);
+  std::string expected;
+  resmon::core::write_json_report({&capture::write_to_string, &expected});
+  CHECK(full == expected);
+  CHECK(full.find("\"c_peak_kind\"") != std::string::npos);
+  CHECK(full.find("\"function\":\"c_acquire\"") != std::string::npos);
+  char small[16];
+  std::memset(small, 'x', sizeof(small));
+  CHECK(resmon_report_json(small, sizeof(small)) == whole);
+  CHECK(std::string(small) == full.substr(0, sizeof(small) - 1));
+
+  // Growth since a checkpoint, in the next report.
+  resmon_take_checkpoint();
+  c_acquire(k, 0x903, 10);
+  std::string after(resmon_report_json(nullptr, 0) + 1, '\0');
+  resmon_report_json(after.data(), after.size());
+  INFO(after);
+  CHECK(after.find("\"growth\":{\"count\":1,\"bytes\":10}") != std::string::npos);  // 0x903 since the checkpoint
+  c_release(k, 0x902);
+  c_release(k, 0x903);
   resmon_uninstall();
 }
