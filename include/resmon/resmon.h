@@ -22,10 +22,10 @@
 #endif
 
 #ifdef __cplusplus
-#define RESMON_DETAIL_C_NOEXCEPT noexcept /* no exception ever crosses a C function */
+#define RESMON_C_NOEXCEPT noexcept /* no exception ever crosses a C function */
 extern "C" {
 #else
-#define RESMON_DETAIL_C_NOEXCEPT
+#define RESMON_C_NOEXCEPT
 #endif
 
 /* --- kinds ---------------------------------------------------------------- */
@@ -81,7 +81,7 @@ typedef struct resmon_limits {
 
 /** Effects: sets *limits to the defaults: no budget, default capacity,
     RESMON_CHECK_ALL. */
-void resmon_limits_init(resmon_limits* limits) RESMON_DETAIL_C_NOEXCEPT;
+void resmon_limits_init(resmon_limits* limits) RESMON_C_NOEXCEPT;
 
 /* --- budgets: the same limits as resmon::set_limit --------------------------- */
 
@@ -96,15 +96,15 @@ void resmon_limits_init(resmon_limits* limits) RESMON_DETAIL_C_NOEXCEPT;
     resmon_install sets these limits from resmon_limits; this call changes one.
     Returns: RESMON_OK; RESMON_E_UNKNOWN_KIND (nothing changed).
     Thread-safety: lock-free. */
-int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) RESMON_DETAIL_C_NOEXCEPT;
+int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) RESMON_C_NOEXCEPT;
 
 /** Returns: 1 when one more resource of kind k (`size` bytes) is allowed;
     0 when a hard limit refuses it (counted, and one line written). Call it
     before acquiring, where refusal is possible. */
-int resmon_admit(resmon_kind k, size_t size) RESMON_DETAIL_C_NOEXCEPT;
+int resmon_admit(resmon_kind k, size_t size) RESMON_C_NOEXCEPT;
 
 /** Returns: acquisitions of kind k refused by its hard limit so far. */
-uint64_t resmon_refused_count(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+uint64_t resmon_refused_count(resmon_kind k) RESMON_C_NOEXCEPT;
 
 /* --- process figures (the monitor's, for C) ---------------------------------- */
 
@@ -124,7 +124,7 @@ typedef struct resmon_process {
 /** Effects: fills *out with the process's figures now.
     Returns: RESMON_OK; RESMON_E_UNAVAILABLE where the platform has none (a
     kernel layer) or /proc cannot be read (*out is then zeroed). */
-int resmon_process_figures(resmon_process* out) RESMON_DETAIL_C_NOEXCEPT;
+int resmon_process_figures(resmon_process* out) RESMON_C_NOEXCEPT;
 
 /* --- reports ---------------------------------------------------------------- */
 
@@ -135,7 +135,7 @@ typedef void (*resmon_report_fn)(void* context, const char* text, size_t length)
     (a kernel log, a debugger, a file); NULL restores the default (stderr, or
     the platform's log). Returns: the previous callback (NULL for the default).
     Thread-safety: atomic; a report that has started keeps its callback. */
-resmon_report_fn resmon_set_report_callback(resmon_report_fn fn, void* context) RESMON_DETAIL_C_NOEXCEPT;
+resmon_report_fn resmon_set_report_callback(resmon_report_fn fn, void* context) RESMON_C_NOEXCEPT;
 
 /* --- lifetime (the seed's InstallResMon / UninstallResMon / LogAllResources) */
 
@@ -144,20 +144,20 @@ resmon_report_fn resmon_set_report_callback(resmon_report_fn fn, void* context) 
     Returns: RESMON_OK; RESMON_E_INVALID_LIMIT after writing one line that
     names the field and the expected range (nothing is changed);
     RESMON_E_ALREADY_INSTALLED when installed. */
-int resmon_install(const resmon_limits* limits) RESMON_DETAIL_C_NOEXCEPT;
+int resmon_install(const resmon_limits* limits) RESMON_C_NOEXCEPT;
 
 /** Effects: with RESMON_CHECK_LEAKS_ON_UNINSTALL, reports every resource
     still held (kind, key, file:line, age, return address of the acquiring
     call) through the report callback; then stops monitoring. Records stay:
     resources released later are still found. */
-void resmon_uninstall(void) RESMON_DETAIL_C_NOEXCEPT;
+void resmon_uninstall(void) RESMON_C_NOEXCEPT;
 
 /** Effects: reports every resource held now, grouped by kind and site. */
-void resmon_log_all(void) RESMON_DETAIL_C_NOEXCEPT;
+void resmon_log_all(void) RESMON_C_NOEXCEPT;
 
 /** Returns: the number of limits exceeded now (0: all kept), after writing
     one line per exceeded limit through the report callback. */
-int resmon_limits_check(void) RESMON_DETAIL_C_NOEXCEPT;
+int resmon_limits_check(void) RESMON_C_NOEXCEPT;
 
 /* --- tracking --------------------------------------------------------------- */
 
@@ -165,7 +165,7 @@ int resmon_limits_check(void) RESMON_DETAIL_C_NOEXCEPT;
     use; the same name gives the same kind. RESMON_KIND_INVALID, after one
     line through the report callback, when the name is invalid or 64 kinds
     exist. Thread-safety: lock-free. */
-resmon_kind resmon_register_kind(const char* name) RESMON_DETAIL_C_NOEXCEPT;
+resmon_kind resmon_register_kind(const char* name) RESMON_C_NOEXCEPT;
 
 /** One call site of the macros below: each use of RESMON_C_TRACK_ACQUIRE or
     RESMON_C_TRACK_RELEASE declares one (static), as TracyC does, so a call
@@ -181,35 +181,35 @@ typedef struct resmon_call_site {
 
 /** Effects: as resmon_track_acquire(), at the call site `at` (not null): the
     first call interns it, later calls read one pointer. */
-void resmon_track_acquire_at(resmon_kind k, uintptr_t key, size_t size, resmon_call_site* at) RESMON_DETAIL_C_NOEXCEPT;
+void resmon_track_acquire_at(resmon_kind k, uintptr_t key, size_t size, resmon_call_site* at) RESMON_C_NOEXCEPT;
 
 /** Effects: as resmon_track_release(), at the call site `at` (not null). */
-void resmon_track_release_at(resmon_kind k, uintptr_t key, resmon_call_site* at) RESMON_DETAIL_C_NOEXCEPT;
+void resmon_track_release_at(resmon_kind k, uintptr_t key, resmon_call_site* at) RESMON_C_NOEXCEPT;
 
 /** Effects: records that resource `key` of kind `k` (`size` bytes; 0 for a
     handle) was acquired at file:line, with the return address of this call.
     An unknown kind is not recorded: one line names it. `file` must be a
     string that outlives the program's reports (__FILE__ is).
     Thread-safety: lock-free. Allocates: raw pages, a thread's first time. */
-void resmon_track_acquire(resmon_kind k, uintptr_t key, size_t size, const char* file, int line) RESMON_DETAIL_C_NOEXCEPT;
+void resmon_track_acquire(resmon_kind k, uintptr_t key, size_t size, const char* file, int line) RESMON_C_NOEXCEPT;
 
 /** Effects: records that resource `key` of kind `k` was released. Misuse (an
     unknown key, a double release, the wrong kind) is counted and reported
     with both sites, never fatal. */
-void resmon_track_release(resmon_kind k, uintptr_t key, const char* file, int line) RESMON_DETAIL_C_NOEXCEPT;
+void resmon_track_release(resmon_kind k, uintptr_t key, const char* file, int line) RESMON_C_NOEXCEPT;
 
 /** Returns: how many resources of kind `k` are held now (0 for an unknown kind). */
-uint64_t resmon_live_count(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+uint64_t resmon_live_count(resmon_kind k) RESMON_C_NOEXCEPT;
 
 /** Returns: how many bytes resources of kind `k` hold now. */
-uint64_t resmon_live_bytes(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+uint64_t resmon_live_bytes(resmon_kind k) RESMON_C_NOEXCEPT;
 
 /** Returns: the most resources of kind `k` held at once so far (0 for an
     unknown kind), as resmon::peak(k).count. */
-uint64_t resmon_peak_count(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+uint64_t resmon_peak_count(resmon_kind k) RESMON_C_NOEXCEPT;
 
 /** Returns: the most bytes resources of kind `k` held at once so far. */
-uint64_t resmon_peak_bytes(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
+uint64_t resmon_peak_bytes(resmon_kind k) RESMON_C_NOEXCEPT;
 
 /** Effects: writes the JSON report of everything held now (the document of
     resmon::report_json in C++, without stacks' symbols) into `buffer`: at
@@ -218,18 +218,18 @@ uint64_t resmon_peak_bytes(resmon_kind k) RESMON_DETAIL_C_NOEXCEPT;
     Returns: the length of the whole document; more than capacity - 1 means
     it was cut: call again with a buffer of the returned size + 1.
     Allocates: nothing (the caller's buffer). */
-size_t resmon_report_json(char* buffer, size_t capacity) RESMON_DETAIL_C_NOEXCEPT;
+size_t resmon_report_json(char* buffer, size_t capacity) RESMON_C_NOEXCEPT;
 
 /** Effects: takes a checkpoint: later reports (resmon_log_all,
     resmon_report_json) give each site's growth since it, as
     resmon::take_checkpoint() does in C++. */
-void resmon_take_checkpoint(void) RESMON_DETAIL_C_NOEXCEPT;
+void resmon_take_checkpoint(void) RESMON_C_NOEXCEPT;
 
 /** Returns: how many misuse events (unknown, double or wrong-kind releases,
     acquisitions and releases of unknown kinds) happened so far. Exact: the
     per-event lines are rate-limited after the first 100 (one a second), the
     counts are not. */
-uint64_t resmon_misuse_count(void) RESMON_DETAIL_C_NOEXCEPT;
+uint64_t resmon_misuse_count(void) RESMON_C_NOEXCEPT;
 
 /* --- macros: the enabled table and the disabled table, side by side --------- */
 

@@ -4,8 +4,8 @@
 //
 // The functions convert C arguments and forward to the core; they add only
 // what C lacks: interned (file, line) sites, a report callback, budgets.
-// Platform: the hosted POSIX layer, unless a layer was included first (it
-// defines RESMON_DETAIL_PLATFORM_LAYER, as kernel_compat's layers do).
+// Platform: the layer platform/select.hpp picks (the one included first,
+// e.g. <resmon/platform/kernel.hpp>; else POSIX).
 // Build the translation unit with -fno-exceptions -fno-rtti; nothing here
 // needs the C++ runtime.
 #pragma once
@@ -14,8 +14,8 @@
 
 #ifdef RESMON_IMPLEMENTATION
 
-#ifndef RESMON_DETAIL_PLATFORM_LAYER
-#include "platform/posix.hpp"
+#include "platform/select.hpp"
+#ifdef RESMON_PLATFORM_POSIX
 #include "monitor/process.hpp"  // /proc/self figures: libc only, no C++ runtime
 #define RESMON_DETAIL_FACADE_PROCESS 1
 #endif
@@ -48,7 +48,7 @@ inline constexpr uint64_t event_line_interval_ns = 1000000000;
 
 inline constinit state g_state{};
 
-#ifdef RESMON_DETAIL_PLATFORM_HAS_CONTEXT_GUARD
+#ifdef RESMON_PLATFORM_HAS_CONTEXT_GUARD
 using context_guard = platform::context_guard;  // e.g. preemption off while a CPU's table is used
 #else
 struct context_guard {};  // a thread owns its table: nothing to pin

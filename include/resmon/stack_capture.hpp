@@ -35,7 +35,11 @@
 #include "config.hpp"
 #include "core/stack.hpp"
 #include "core/stack_depot.hpp"
-#include "platform/posix.hpp"
+#include "platform/select.hpp"
+
+#ifndef RESMON_PLATFORM_POSIX
+#error "resmon: the hosted API needs the POSIX platform layer; kernel code uses the C facade (resmon.h)"
+#endif
 
 namespace resmon {
 

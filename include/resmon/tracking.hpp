@@ -15,7 +15,11 @@
 #include "core/owner_table.hpp"
 
 #include "core/tracker.hpp"
-#include "platform/posix.hpp"
+#include "platform/select.hpp"
+
+#ifndef RESMON_PLATFORM_POSIX
+#error "resmon: the hosted API needs the POSIX platform layer; kernel code uses the C facade (resmon.h)"
+#endif
 #include "stack_capture.hpp"
 
 namespace resmon {

@@ -5,7 +5,7 @@
 // (Windows kernel, x64; freestanding: no CRT, no C++ runtime).
 #include "wdm_min.h"
 
-#include "../platform_kc.hpp"
+#include <resmon/platform/kernel.hpp>
 
 namespace {
 

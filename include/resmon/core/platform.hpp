@@ -3,8 +3,24 @@
 //
 // The core declares these functions and never defines them. Exactly one
 // platform layer defines them (inline) before the core is used:
-// <resmon/platform/posix.hpp> for hosted Linux, or a layer of kernel_compat/.
-// Nothing else in the core touches the operating system.
+// <resmon/platform/posix.hpp> for hosted Linux, <resmon/platform/kernel.hpp>
+// for kernel-style hosts; <resmon/platform/select.hpp> is the rule that picks
+// a translation unit's layer. Nothing else in the core touches the operating
+// system.
+//
+// What a layer provides:
+//   - every function below, inline and noexcept, with the contract its
+//     comment states;
+//   - #define RESMON_PLATFORM_LAYER <name> (and an #error when another layer
+//     defined it first: one translation unit, one layer);
+//   - optionally #define RESMON_PLATFORM_HAS_CONTEXT_GUARD 1 and a type
+//     platform::context_guard, an RAII object the C facade holds around each
+//     call to pin the caller to its table (preemption off, a raised IRQL);
+//     without it a thread owns its table and nothing is pinned.
+// Requires of every function: it never calls back into resmon (no tracked
+// allocation, no tracking call: the core may hold its own state
+// half-updated), and it works before any table exists and after the
+// thread's table was detached. A function that may block says so.
 #pragma once
 
 #include "base.hpp"

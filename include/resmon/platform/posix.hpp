@@ -3,6 +3,12 @@
 // from the vDSO, one table per thread. Layer: platform (hosted).
 #pragma once
 
+#ifdef RESMON_PLATFORM_LAYER
+#error "resmon: another platform layer was included first (RESMON_PLATFORM_LAYER): a translation unit uses one"
+#endif
+#define RESMON_PLATFORM_LAYER posix
+#define RESMON_PLATFORM_POSIX 1
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

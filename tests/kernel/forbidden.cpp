@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // A translation unit the symbol check must reject (its self-test): the facade
 // plus a thread_local, a guarded static and operator new.
-#include "../platform_kc.hpp"
+#include <resmon/platform/kernel.hpp>
 
 #define RESMON_IMPLEMENTATION
 #include <resmon/resmon_impl.hpp>

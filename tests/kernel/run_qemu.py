@@ -17,10 +17,12 @@ import time
 
 root, work, cxx = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
 kc = os.path.join(root, "kernel_compat")
+example = os.path.join(root, "examples", "kernel_driver")
+here = os.path.dirname(os.path.abspath(__file__))
 
 
 def skip(why):
-    print("SKIP: %s (install with: scripts/deps %s)" % (why, open(os.path.join(kc, "linux", "packages.txt")).read().split("\n")[-2]))
+    print("SKIP: %s (install with: scripts/deps %s)" % (why, open(os.path.join(here, "packages.txt")).read().split("\n")[-2]))
     sys.exit(77)
 
 
@@ -42,18 +44,18 @@ print("kernel", version)
 # 1. The module's sources and the prebuilt C++ object.
 mod = os.path.join(work, "module")
 shutil.rmtree(mod, ignore_errors=True)
-os.makedirs(os.path.join(mod, "include", "resmon"))
-for src in ("linux/Kbuild", "linux/resmon_example_glue.c", "example_driver/driver.c", "example_driver/driver_os.h",
-            "resmon_kc.h"):
-    shutil.copy(os.path.join(kc, src), mod)
-shutil.copy(os.path.join(root, "include", "resmon", "resmon.h"), os.path.join(mod, "include", "resmon"))
+os.makedirs(os.path.join(mod, "include", "resmon", "platform"))
+for src in ("linux/Kbuild", "linux/resmon_example_glue.c", "driver.c", "driver_os.h"):
+    shutil.copy(os.path.join(example, src), mod)
+for header in ("resmon.h", "platform/kernel_hooks.h"):
+    shutil.copy(os.path.join(root, "include", "resmon", header), os.path.join(mod, "include", "resmon", header))
 obj = os.path.join(mod, "resmon_kc_core.o")
 cmd = [cxx, "-std=c++20", "-ffreestanding", "-fno-exceptions", "-fno-rtti", "-fno-asynchronous-unwind-tables",
        "-fno-threadsafe-statics", "-mno-red-zone", "-nostdinc++", "-mcmodel=kernel", "-fno-pic",
        "-fno-stack-protector", "-mgeneral-regs-only", "-fno-jump-tables", "-fno-gnu-unique",
        # The kernel is built with retpolines and return thunks; indirect branches go through its thunks.
        "-mindirect-branch=thunk-extern", "-mindirect-branch-register", "-mfunction-return=thunk-extern",
-       "-O2", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(root, "include"), "-I", kc,
+       "-O2", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(root, "include"),
        "-c", os.path.join(kc, "resmon_kc.cpp"), "-o", obj]
 t0 = time.time()
 subprocess.run(cmd, check=True)
@@ -114,7 +116,7 @@ assert len(open_events) == 1, open_events
 held = re.findall(r"held: (\w+) (0x[0-9a-f]+), acquired at (\S+):(\d+) in driver_work, age .*, return address (0x[0-9a-f]+)", dmesg)
 assert len(held) == 1, held
 kind, key, file, line, ret = held[0]
-leak_line = next(i for i, l in enumerate(open(os.path.join(kc, "example_driver", "driver.c")), 1) if "resmon-leak-site" in l)
+leak_line = next(i for i, l in enumerate(open(os.path.join(example, "driver.c")), 1) if "resmon-leak-site" in l)
 assert kind == "event", kind
 assert key == open_events[0], (key, open_events)
 assert file.endswith("driver.c") and int(line) == leak_line, (file, line, leak_line)

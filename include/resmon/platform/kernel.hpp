@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The platform interface for kernel-style hosts: tables per CPU (context)
 // instead of per thread, pages, clock and output from host hooks
-// (resmon_kc.h). Layer: platform (freestanding: no libc, no C++ runtime).
+// (kernel_hooks.h). Layer: platform (freestanding: no libc, no C++ runtime).
 //
 // Include it before <resmon/resmon_impl.hpp> in the one translation unit that
 // emits the facade. Table i belongs to context i: while a context is pinned
@@ -9,9 +9,9 @@
 // "owner" rule. No context ever ends, so tables are never detached.
 #pragma once
 
-#include "resmon_kc.h"
+#include "kernel_hooks.h"
 
-#include <resmon/core/platform.hpp>
+#include "../core/platform.hpp"
 
 // Origins (core/origin.hpp): 2047 distinct sites per thread and return
 // address, in 96 KiB of the host's pool.
@@ -26,8 +26,11 @@
 #define RESMON_KC_MAX_CONTEXTS 256
 #endif
 
-#define RESMON_DETAIL_PLATFORM_LAYER kernel_compat
-#define RESMON_DETAIL_PLATFORM_HAS_CONTEXT_GUARD 1
+#ifdef RESMON_PLATFORM_LAYER
+#error "resmon: another platform layer was included first (RESMON_PLATFORM_LAYER): a translation unit uses one"
+#endif
+#define RESMON_PLATFORM_LAYER kernel
+#define RESMON_PLATFORM_HAS_CONTEXT_GUARD 1
 
 namespace resmon::platform {
 namespace kc {

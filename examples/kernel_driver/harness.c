@@ -4,7 +4,7 @@
    unload. It prints the report and its own record of the handle left open,
    for check_harness.py. Layer: test (hosted C). */
 #define _POSIX_C_SOURCE 200809L
-#include "../resmon_kc.h"
+#include <resmon/platform/kernel_hooks.h>
 #include "driver_os.h"
 
 #include <stdio.h>

@@ -17,7 +17,7 @@
 #include <linux/vmalloc.h>
 
 #include "driver_os.h"
-#include "resmon_kc.h"
+#include <resmon/platform/kernel_hooks.h>
 
 /* --- pages: a bump arena reserved at load; may be used with preemption off */
 
