@@ -36,11 +36,11 @@ struct fake_fd_traits : resmon::fd_traits {
   [[gnu::noinline]] static void close(int h) noexcept { closed_sum = closed_sum + std::uint64_t(h); }
 };
 
-using untracked_fd = resmon::unique_handle<resmon::fd_traits, resmon::no_tracker>;
-using tracked_fake_fd = resmon::unique_handle<fake_fd_traits, resmon::handle_tracker>;
-using tracked_fd = resmon::unique_handle<resmon::fd_traits, resmon::handle_tracker>;
-using untracked_noop = resmon::unique_handle<noop_traits, resmon::no_tracker>;
-using tracked_noop = resmon::unique_handle<noop_traits, resmon::handle_tracker>;
+using untracked_fd = resmon::unique_handle<resmon::fd_traits, resmon::no_recording>;
+using tracked_fake_fd = resmon::unique_handle<fake_fd_traits, resmon::handle_recording>;
+using tracked_fd = resmon::unique_handle<resmon::fd_traits, resmon::handle_recording>;
+using untracked_noop = resmon::unique_handle<noop_traits, resmon::no_recording>;
+using tracked_noop = resmon::unique_handle<noop_traits, resmon::handle_recording>;
 
 static_assert(sizeof(untracked_fd) == sizeof(int) && sizeof(untracked_noop) == sizeof(int));
 

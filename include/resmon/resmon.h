@@ -220,6 +220,12 @@ uint64_t resmon_peak_bytes(resmon_kind k) RESMON_C_NOEXCEPT;
     Allocates: nothing (the caller's buffer). */
 size_t resmon_report_json(char* buffer, size_t capacity) RESMON_C_NOEXCEPT;
 
+/** Effects: marks the held resource `key` of kind `k` as no leak (as
+    LeakSanitizer's __lsan_ignore_object): reports leave it out and count it
+    as ignored; live figures still count it.
+    Returns: 1 when it is held, 0 when not (nothing changes). */
+int resmon_ignore(resmon_kind k, uintptr_t key) RESMON_C_NOEXCEPT;
+
 /** Effects: takes a checkpoint: later reports (resmon_log_all,
     resmon_report_json) give each site's growth since it, as
     resmon::take_checkpoint() does in C++. */

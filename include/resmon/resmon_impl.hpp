@@ -210,7 +210,7 @@ inline void report(const char* title) noexcept {
         .put(" lines, one a second); the counts above are exact\n");
 }
 
-/// Writes "resmon: <function>: <field> = <value> is not valid: expected <what>".
+/// Writes "resmon: resmon_install: limits-><field> = <value> is not valid: expected <what>".
 inline void invalid_line(const char* field, uint64_t value, const char* expected) noexcept {
   core::writer w(current_sink());
   w.put("resmon: resmon_install: limits->").put(field).put(" = ").put_uint(value).put(" is not valid: expected ")
@@ -457,6 +457,20 @@ size_t resmon_report_json(char* buffer, size_t capacity) noexcept {
 }
 
 void resmon_take_checkpoint(void) noexcept { resmon::core::take_checkpoint(); }
+
+int resmon_ignore(resmon_kind k, uintptr_t key) noexcept {
+  using namespace resmon;
+  static constexpr site here{"resmon_ignore", 0, "resmon_ignore"};
+  if (!facade::known_kind(k)) return 0;
+  [[maybe_unused]] facade::context_guard pin;
+  core::record_view held;
+  if (!core::find_live(k, key, &held)) return 0;
+  if ((held.flags & core::record_ignored) != 0) return 1;
+  if (!core::release(k, key, &here, &held)) return 0;
+  core::acquire({k, uint16_t(held.flags | core::record_ignored), held.stack_id, key, held.size, held.where, held.ret,
+                 true});
+  return 1;
+}
 
 int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) noexcept {
   using namespace resmon;

@@ -25,14 +25,13 @@
 #pragma once
 
 #include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unwind.h>
 
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-
-
 #include "config.hpp"
+#include "detail/environment.hpp"
 #include "core/stack.hpp"
 #include "core/stack_depot.hpp"
 #include "platform/select.hpp"
@@ -64,14 +63,14 @@ inline void set_stack_method(stack_method m) noexcept { core::set_stack_method(m
 
 /// Counts of the stack depot.
 struct stack_stats {
-  std::uint64_t stacks;    // distinct stacks stored
-  std::uint64_t unknown;   // captures not stored: the depot was full
-  std::uint64_t bytes;     // what the stored stacks use (depot_reserved_bytes: the address space reserved)
-  std::uint64_t fallback;  // captures that ran the fallback unwinder
+  uint64_t stacks;    // distinct stacks stored
+  uint64_t unknown;   // captures not stored: the depot was full
+  uint64_t bytes;     // what the stored stacks use (depot_reserved_bytes: the address space reserved)
+  uint64_t fallback;  // captures that ran the fallback unwinder
 };
 
 namespace detail {
-inline std::uint64_t fallback_count() noexcept;
+inline uint64_t fallback_count() noexcept;
 }
 
 /// Returns: the stack depot's counts.
@@ -81,8 +80,8 @@ inline stack_stats stack_statistics() noexcept {
 
 /// Returns: the frames of stack `id` (return addresses, innermost first),
 /// copied into out[0..max); the number copied. 0 for no or unknown stack.
-inline unsigned stack_frames(std::uint32_t id, std::uintptr_t* out, unsigned max) noexcept {
-  const std::uintptr_t* frames = nullptr;
+inline unsigned stack_frames(uint32_t id, uintptr_t* out, unsigned max) noexcept {
+  const uintptr_t* frames = nullptr;
   unsigned n = core::depot_frames(id, &frames);
   if (n > max) n = max;
   for (unsigned i = 0; i < n; ++i) out[i] = frames[i];
@@ -111,7 +110,7 @@ struct unwind_buffer {
 inline _Unwind_Reason_Code unwind_one(struct _Unwind_Context* context, void* arg) {
   auto* b = static_cast<unwind_buffer*>(arg);
   if (b->count >= b->max) return _URC_END_OF_STACK;
-  std::uintptr_t ip = _Unwind_GetIP(context);
+  uintptr_t ip = _Unwind_GetIP(context);
   if (ip == 0) return _URC_END_OF_STACK;
   b->out[b->count++] = reinterpret_cast<void*>(ip);
   return _URC_NO_REASON;
@@ -137,7 +136,7 @@ RESMON_DETAIL_NOINLINE inline int load_unwinder() noexcept {
 /// Writes up to `max` return addresses of the calling thread's stack,
 /// innermost first (this function's caller first, give or take the
 /// unwinder's own frames). Returns: the number written.
-RESMON_DETAIL_NOINLINE inline int fallback_backtrace(std::uintptr_t* out, int max) noexcept {
+RESMON_DETAIL_NOINLINE inline int fallback_backtrace(uintptr_t* out, int max) noexcept {
   int state = load_unwinder();
   void** buffer = reinterpret_cast<void**>(out);
   if (state == 1) {
@@ -159,37 +158,37 @@ inline constexpr int chain_slack = 3;
 // broken, 3 prefix); 0 empty. Written once by CAS; a full neighbourhood
 // leaves a pair unknown (its captures keep using the fallback: slower,
 // still right).
-inline constinit std::uint64_t g_verdicts[verdict_slots] = {};
-inline constinit std::uint64_t g_fallback_captures = 0;
+inline constinit uint64_t g_verdicts[verdict_slots] = {};
+inline constinit uint64_t g_fallback_captures = 0;
 
 // right: the walk gives the stack; broken: it does not; prefix: its frames
 // are right but it ends early (code without frame pointers further up): a
 // full capture needs the fallback, a cheap one keeps the frames it has.
 enum class verdict : int { unknown = 0, right = 1, broken = 2, prefix = 3 };
 
-inline std::uint64_t verdict_key(std::uintptr_t first, std::uintptr_t last) noexcept {
-  return (core::mix64(std::uint64_t(first) * 0x9e3779b97f4a7c15ULL ^ std::uint64_t(last)) | 4) >> 2;
+inline uint64_t verdict_key(uintptr_t first, uintptr_t last) noexcept {
+  return (core::mix64(uint64_t(first) * 0x9e3779b97f4a7c15ULL ^ uint64_t(last)) | 4) >> 2;
 }
 
-inline verdict verdict_lookup(std::uint64_t key) noexcept {
+inline verdict verdict_lookup(uint64_t key) noexcept {
   for (unsigned p = 0; p < verdict_probes; ++p) {
-    std::uint64_t v = core::load_relaxed(&g_verdicts[(key + p) % verdict_slots]);
+    uint64_t v = core::load_relaxed(&g_verdicts[(key + p) % verdict_slots]);
     if (v == 0) return verdict::unknown;
     if ((v >> 2) == key) return verdict(v & 3);
   }
   return verdict::unknown;
 }
 
-inline void verdict_store(std::uint64_t key, verdict what) noexcept {
-  std::uint64_t v = key << 2 | std::uint64_t(what);
+inline void verdict_store(uint64_t key, verdict what) noexcept {
+  uint64_t v = key << 2 | uint64_t(what);
   for (unsigned p = 0; p < verdict_probes; ++p) {
-    std::uint64_t expected = 0;
+    uint64_t expected = 0;
     if (core::cas_acq_rel(&g_verdicts[(key + p) % verdict_slots], expected, v) || (expected >> 2) == key) return;
   }
 }
 
 /// Returns: the index of `first` among a[0..min(n, limit)), or -1.
-inline int find_first(const std::uintptr_t* a, int n, std::uintptr_t first, int limit = 8) noexcept {
+inline int find_first(const uintptr_t* a, int n, uintptr_t first, int limit = 8) noexcept {
   for (int i = 0; i < n && i < limit; ++i)
     if (a[i] == first) return i;
   return -1;
@@ -203,9 +202,9 @@ inline constexpr int fallback_extra = fallback_lead + chain_slack + 1;
 /// Runs the fallback into frames[0..depth + fallback_extra); returns the
 /// number of frames from `first` on (at most depth), their start in *start,
 /// and in *total the frames it saw from `first` on, up to depth + chain_slack + 1.
-inline int fallback_from(std::uintptr_t* frames, std::uint32_t depth, std::uintptr_t first, int* start,
+inline int fallback_from(uintptr_t* frames, uint32_t depth, uintptr_t first, int* start,
                          int* total = nullptr) noexcept {
-  core::fetch_add_relaxed(&g_fallback_captures, std::uint64_t(1));
+  core::fetch_add_relaxed(&g_fallback_captures, uint64_t(1));
   int m = fallback_backtrace(frames, int(depth) + fallback_extra);
   int s = find_first(frames, m, first, fallback_lead);
   if (s < 0) s = 0;
@@ -222,15 +221,15 @@ inline int fallback_from(std::uintptr_t* frames, std::uint32_t depth, std::uintp
 /// give its verdict, and a broken chain gives no stack.
 /// Returns: the stack id; 0 when nothing could be captured (or on reentry).
 /// Does not allocate through malloc (but see step 3 above). Lock-free.
-RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std::uintptr_t first,
-                                                         std::uint32_t depth, bool cheap = false) noexcept {
+RESMON_DETAIL_NOINLINE inline uint32_t capture_stack(uintptr_t fp, uintptr_t first,
+                                                         uint32_t depth, bool cheap = false) noexcept {
   if (tls_in_capture) return 0;  // tracking from inside the unwinder or the depot's first mapping
   tls_in_capture = true;
-  std::uintptr_t frames[core::max_stack_depth + fallback_extra];
+  uintptr_t frames[core::max_stack_depth + fallback_extra];
   if (depth > core::max_stack_depth) depth = core::max_stack_depth;
   stack_method method = cheap ? stack_method::automatic : core::get_stack_method();
-  std::uintptr_t lo = 0, hi = 0;
-  const std::uintptr_t* stack = frames;
+  uintptr_t lo = 0, hi = 0;
+  const uintptr_t* stack = frames;
   int n = 0;
   bool use_fallback = method == stack_method::fallback || !platform::stack_bounds(&lo, &hi);
   if (!use_fallback) {  // 1.
@@ -241,18 +240,18 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
       n = int(w.frames) - start > int(depth) ? int(depth) : int(w.frames) - start;
     }
     if (method == stack_method::automatic && !(cheap && n == 0)) {  // 2.
-      std::uint64_t key = verdict_key(first, n > 0 ? stack[n - 1] : 0);
+      uint64_t key = verdict_key(first, n > 0 ? stack[n - 1] : 0);
       verdict v = n > 0 ? verdict_lookup(key) : verdict::broken;
       if (v == verdict::broken || (v == verdict::prefix && !cheap)) {
         use_fallback = !cheap;
         if (cheap) n = 0;
       } else if (v == verdict::unknown) {
-        std::uintptr_t walked[core::max_stack_depth];
+        uintptr_t walked[core::max_stack_depth];
         for (int i = 0; i < n; ++i) walked[i] = stack[i];
         int s = 0, total = 0;
         int fb = fallback_from(frames, depth, first, &s, &total);
         bool same = fb >= n && frames[s] == first &&
-                    __builtin_memcmp(walked, frames + s, sizeof(std::uintptr_t) * unsigned(n)) == 0;
+                    __builtin_memcmp(walked, frames + s, sizeof(uintptr_t) * unsigned(n)) == 0;
         bool whole = same && (n == int(depth) || total - n <= chain_slack);
         verdict_store(key, whole ? verdict::right : same ? verdict::prefix : verdict::broken);
         if (whole || (same && cheap)) {  // the walk's stack, as later walks of this pair will give it
@@ -272,40 +271,31 @@ RESMON_DETAIL_NOINLINE inline std::uint32_t capture_stack(std::uintptr_t fp, std
     n = fallback_from(frames, depth, first, &s);
     stack = frames + s;
   }
-  std::uint32_t id = n > 0 ? core::depot_insert(stack, std::uint32_t(n)) : 0;
+  uint32_t id = n > 0 ? core::depot_insert(stack, uint32_t(n)) : 0;
   tls_in_capture = false;
   return id;
 }
 
-inline std::uint64_t fallback_count() noexcept { return core::load_relaxed(&g_fallback_captures); }
+inline uint64_t fallback_count() noexcept { return core::load_relaxed(&g_fallback_captures); }
 
 /// Parses RESMON_STACK_DEPTH and RESMON_STACK_METHOD; bad values get one
 /// line on stderr and keep the default.
 inline void read_stack_environment() noexcept {
 #if RESMON_CONFIG_READ_ENVIRONMENT
-  if (const char* text = std::getenv("RESMON_STACK_DEPTH")) {
-    unsigned v = 0;
-    bool ok = *text != '\0';
-    for (const char* c = text; ok && *c != '\0'; ++c) {
-      ok = *c >= '0' && *c <= '9' && v <= core::max_stack_depth;
-      v = v * 10 + unsigned(*c - '0');
-    }
-    if (ok && v <= core::max_stack_depth) {
-      core::set_stack_depth(v);
-    } else {
-      std::fprintf(stderr, "resmon: RESMON_STACK_DEPTH='%s' is not valid: expected a number of frames from 0 to %u; "
-                           "keeping %u\n", text, unsigned(core::max_stack_depth), unsigned(core::stack_depth()));
-    }
+  if (const char* text = getenv("RESMON_STACK_DEPTH")) {
+    uint64_t v = 0;
+    if (parse_count(text, 0, core::max_stack_depth, &v)) core::set_stack_depth(unsigned(v));
+    else bad_value("RESMON_STACK_DEPTH", text, "a number of frames from 0 to 64", core::stack_depth());
   }
-  if (const char* text = std::getenv("RESMON_STACK_METHOD")) {
-    if (core::str_order(text, "auto") == 0) core::set_stack_method(stack_method::automatic);
-    else if (core::str_order(text, "fp") == 0) core::set_stack_method(stack_method::frame_pointers);
-    else if (core::str_order(text, "unwind") == 0) core::set_stack_method(stack_method::fallback);
-    else
-      std::fprintf(stderr, "resmon: RESMON_STACK_METHOD='%s' is not valid: expected auto, fp or unwind; keeping %s\n",
-                   text, core::get_stack_method() == stack_method::automatic  ? "auto"
-                         : core::get_stack_method() == stack_method::fallback ? "unwind"
-                                                                              : "fp");
+  if (const char* text = getenv("RESMON_STACK_METHOD")) {
+    static const char* const methods[] = {"auto", "fp", "unwind", nullptr};
+    static const stack_method values[] = {stack_method::automatic, stack_method::frame_pointers,
+                                          stack_method::fallback};
+    int i = parse_choice(text, methods);
+    stack_method now = core::get_stack_method();
+    if (i >= 0) core::set_stack_method(values[i]);
+    else bad_value("RESMON_STACK_METHOD", text, "auto, fp or unwind",
+                   now == stack_method::automatic ? "auto" : now == stack_method::fallback ? "unwind" : "fp");
   }
 #endif
 }

@@ -3,18 +3,16 @@
 // usage figures, kinds, capacity and misuse handling. Layer: hosted.
 #pragma once
 
-
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-
+// The C headers, not <cstdint>/<cstdio>/<cstdlib>: a light header (macros.hpp).
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "config.hpp"
 #include "core/limits.hpp"
 #include "core/misuse_text.hpp"
 #include "core/owner_table.hpp"
-
-#include "core/tracker.hpp"
+#include "core/core.hpp"
 #include "platform/select.hpp"
 
 #ifndef RESMON_PLATFORM_POSIX
@@ -37,10 +35,10 @@ using core::misuse_type;
 /// counted as "invalid kind" misuse (misuse_count(), invalid_kind_count(),
 /// reports). Thread-safety: lock-free. Allocates: no (the name is copied).
 inline kind register_kind(const char* name) noexcept {
-  std::uint16_t k = core::register_kind(name);
+  uint16_t k = core::register_kind(name);
   if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
     bool bad_name = name == nullptr || name[0] == '\0' || core::str_length(name) >= core::kind_name_size;
-    std::fprintf(stderr, "resmon: register_kind(%s%s%s): %s; returns kind{%u}: its acquisitions and releases are not "
+    fprintf(stderr, "resmon: register_kind(%s%s%s): %s; returns kind{%u}: its acquisitions and releases are not "
                          "recorded but counted as invalid-kind misuse\n",
                  name == nullptr ? "" : "\"", name == nullptr ? "nullptr" : name, name == nullptr ? "" : "\"",
                  bad_name ? "expected a name of 1 to 31 characters"
@@ -85,7 +83,7 @@ inline uint64_t dropped(kind k) noexcept { return core::figures(uint16_t(k)).dro
 /// memory of released records goes back to the system when another thread
 /// needs room. Past it, acquisitions are counted as dropped and every report
 /// says so. 0 restores the default.
-inline void set_capacity(std::uint64_t records) noexcept { core::set_capacity(records); }
+inline void set_capacity(uint64_t records) noexcept { core::set_capacity(records); }
 
 /// Effects: sets how many threads can track at the same time (default
 /// 4096; each has a table, and a thread that ends leaves its table to the
@@ -93,7 +91,7 @@ inline void set_capacity(std::uint64_t records) noexcept { core::set_capacity(re
 /// and every report names the limit. RESMON_MAX_THREADS sets it too.
 /// Returns: false, changing nothing, when `n` is not from 1 to 1,048,576 or
 /// a thread already tracks (the limit is fixed by then).
-inline bool set_max_threads(std::uint32_t n) noexcept { return core::set_max_threads(n); }
+inline bool set_max_threads(uint32_t n) noexcept { return core::set_max_threads(n); }
 
 /// Effects: gives the memory of the calling thread's released records back
 /// to the system, and their room to other threads (as malloc_trim does).
@@ -107,11 +105,11 @@ namespace detail {
 inline pthread_t ticker_thread;
 /// The ticker's thread id, once it runs (whole-process mode need not stop
 /// it to scan the other threads: it holds nothing of the program's).
-inline std::int32_t ticker_tid = 0;
+inline int32_t ticker_tid = 0;
 
 inline void* ticker_main(void*) noexcept {
-  __atomic_store_n(&ticker_tid, std::int32_t(::syscall(SYS_gettid)), __ATOMIC_RELEASE);
-  while (core::load_acquire(&core::g_registry.xticker) == std::uint32_t(core::ticker_state::running)) {
+  __atomic_store_n(&ticker_tid, int32_t(::syscall(SYS_gettid)), __ATOMIC_RELEASE);
+  while (core::load_acquire(&core::g_registry.xticker) == uint32_t(core::ticker_state::running)) {
     core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
     timespec pause{0, 1000000};  // 1 ms: the coarse clock's resolution is 1-4 ms anyway
     ::nanosleep(&pause, nullptr);
@@ -130,11 +128,11 @@ inline void* ticker_main(void*) noexcept {
 /// its thread could not start (records then read the clock, as before).
 /// The thread blocks every signal. A child of fork() has no ticker.
 inline bool start_clock_ticker() noexcept {
-  std::uint32_t state = std::uint32_t(core::ticker_state::stopped);
-  if (!core::cas_acq_rel(&core::g_registry.xticker, state, std::uint32_t(core::ticker_state::running)))
-    return state == std::uint32_t(core::ticker_state::running);
+  uint32_t state = uint32_t(core::ticker_state::stopped);
+  if (!core::cas_acq_rel(&core::g_registry.xticker, state, uint32_t(core::ticker_state::running)))
+    return state == uint32_t(core::ticker_state::running);
   core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
-  std::uint64_t old = 0;
+  uint64_t old = 0;
   platform::block_signals(&old);
   int err = pthread_create(&detail::ticker_thread, nullptr, detail::ticker_main, nullptr);
   platform::restore_signals(&old);
@@ -144,8 +142,8 @@ inline bool start_clock_ticker() noexcept {
     ::nanosleep(&pause, nullptr);
   }
   if (err != 0) {
-    core::store_relaxed(&core::g_registry.xclock_ns, std::uint64_t(0));
-    core::store_release(&core::g_registry.xticker, std::uint32_t(core::ticker_state::stopped));
+    core::store_relaxed(&core::g_registry.xclock_ns, uint64_t(0));
+    core::store_release(&core::g_registry.xticker, uint32_t(core::ticker_state::stopped));
     return false;
   }
   return true;
@@ -154,30 +152,30 @@ inline bool start_clock_ticker() noexcept {
 /// Effects: stops the ticker (if one runs) and waits for its thread; records
 /// read the clock again.
 inline void stop_clock_ticker() noexcept {
-  std::uint32_t state = std::uint32_t(core::ticker_state::running);
-  if (!core::cas_acq_rel(&core::g_registry.xticker, state, std::uint32_t(core::ticker_state::stopping))) return;
+  uint32_t state = uint32_t(core::ticker_state::running);
+  if (!core::cas_acq_rel(&core::g_registry.xticker, state, uint32_t(core::ticker_state::stopping))) return;
   pthread_join(detail::ticker_thread, nullptr);
   __atomic_store_n(&detail::ticker_tid, 0, __ATOMIC_RELEASE);
-  core::store_relaxed(&core::g_registry.xclock_ns, std::uint64_t(0));
-  core::store_release(&core::g_registry.xticker, std::uint32_t(core::ticker_state::stopped));
+  core::store_relaxed(&core::g_registry.xclock_ns, uint64_t(0));
+  core::store_release(&core::g_registry.xticker, uint32_t(core::ticker_state::stopped));
 }
 
 /// Returns: how many threads can track at the same time.
-inline std::uint32_t max_threads() noexcept { return core::max_threads(); }
+inline uint32_t max_threads() noexcept { return core::max_threads(); }
 
 /// Returns: the number of misuse events of `type` so far.
-inline std::uint64_t misuse_count(misuse_type type) noexcept {
+inline uint64_t misuse_count(misuse_type type) noexcept {
   return core::load_relaxed(&core::g_registry.xmisuse[uint32_t(type)]);
 }
 
 /// Returns: the number of misuse events of every type so far, invalid kinds
 /// (invalid_kind_count()) included.
-inline std::uint64_t misuse_count() noexcept { return core::misuse_total() + core::invalid_kind_total(); }
+inline uint64_t misuse_count() noexcept { return core::misuse_total() + core::invalid_kind_total(); }
 
 /// Returns: acquisitions and releases through an invalid kind so far
 /// (kind{max_kinds} from a failed register_kind, or any value >= max_kinds):
 /// not recorded, reported as "use of an invalid kind" (JSON id "invalid_kind").
-inline std::uint64_t invalid_kind_count() noexcept { return core::invalid_kind_total(); }
+inline uint64_t invalid_kind_count() noexcept { return core::invalid_kind_total(); }
 
 /// A misuse handler: called, on the thread that misused, for every event.
 using misuse_handler = core::misuse_callback;
@@ -203,22 +201,22 @@ template <class T>
 concept integer_key = __is_enum(T) || (!__is_class(T) && !__is_union(T) && requires(int* p, T v) { p + v; });
 
 /// Converts any integer or pointer to a record key.
-template <class Key> constexpr std::uint64_t key_of(Key key) noexcept {
+template <class Key> constexpr uint64_t key_of(Key key) noexcept {
   if constexpr (is_pointer<Key>) {
-    return reinterpret_cast<std::uintptr_t>(key);
+    return reinterpret_cast<uintptr_t>(key);
   } else {
     static_assert(integer_key<Key>, "a resmon key is an integer or a pointer");
-    return static_cast<std::uint64_t>(key);
+    return static_cast<uint64_t>(key);
   }
 }
-constexpr std::uint64_t key_of(std::nullptr_t) noexcept { return 0; }
+constexpr uint64_t key_of(decltype(nullptr)) noexcept { return 0; }
 
 inline void read_environment() noexcept;
 
 /// Returns: true for the kinds whose keys the system hands out again once
 /// they are closed (descriptors, FILE*, DIR*, mapping addresses).
 constexpr bool reusable_key_kind(kind k) noexcept {
-  return std::uint16_t(k) >= std::uint16_t(kind::fd) && std::uint16_t(k) <= std::uint16_t(kind::mmap);
+  return uint16_t(k) >= uint16_t(kind::fd) && uint16_t(k) <= uint16_t(kind::mmap);
 }
 
 /// Returns: true for the kinds that share the descriptor number space.
@@ -228,7 +226,7 @@ constexpr bool descriptor_kind(kind k) noexcept { return k == kind::fd || k == k
 /// (unique_handle::release) without closing it. The record stays held until
 /// a tracked close, or until a new owner adopts the handle: an acquisition of
 /// the same key then replaces the record silently (see release_reused).
-inline constexpr std::uint16_t record_unowned = 1;
+inline constexpr uint16_t record_unowned = 1;
 
 /// Effects: marks the held record of (k, key) unowned (record_unowned): it is
 /// released and recorded again with the flag, keeping its site, size, stack
@@ -236,12 +234,12 @@ inline constexpr std::uint16_t record_unowned = 1;
 /// leak-scope epoch of this call; total(k) does not count it again.
 /// Nothing happens when no record of (k, key) is held.
 /// Lock-free; does not allocate (but for a thread's first table).
-RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, std::uint64_t key, const site* where) noexcept {
+RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, uint64_t key, const site* where) noexcept {
   core::record_view held;
-  if (!core::find_live(std::uint16_t(k), key, &held)) return;
+  if (!core::find_live(uint16_t(k), key, &held)) return;
   if ((held.flags & record_unowned) != 0) return;
-  if (!core::release(std::uint16_t(k), key, where, &held)) return;
-  core::acquire({std::uint16_t(k), std::uint16_t(held.flags | record_unowned), held.stack_id, key, held.size,
+  if (!core::release(uint16_t(k), key, where, &held)) return;
+  core::acquire({uint16_t(k), uint16_t(held.flags | record_unowned), held.stack_id, key, held.size,
                  held.where, held.ret, true});
 }
 
@@ -257,22 +255,22 @@ RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, std::uint64_t key, const
 /// Returns: true when the acquisition adopts an unowned record (it records
 /// the same resource again: total() does not count it).
 /// Lock-free; does not allocate.
-RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, std::uint64_t key, const site* where) noexcept {
+RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, uint64_t key, const site* where) noexcept {
   bool adoption = false;
   const kind candidates[2] = {k, k == kind::fd ? kind::socket : kind::fd};
   const int n = descriptor_kind(k) ? 2 : 1;
   for (int i = 0; i < n; ++i) {
     core::record_view stale;
-    if (!core::find_live(std::uint16_t(candidates[i]), key, &stale)) continue;
+    if (!core::find_live(uint16_t(candidates[i]), key, &stale)) continue;
     const bool adopted = (stale.flags & record_unowned) != 0 && (!descriptor_kind(k) || core::owner_of(key) == 0);
     if (!adopted) {
-      core::report_misuse(misuse_type::reused_key, std::uint16_t(candidates[i]), key, where, stale.where, nullptr,
+      core::report_misuse(misuse_type::reused_key, uint16_t(candidates[i]), key, where, stale.where, nullptr,
                           stale.thread);
     }
-    core::release(std::uint16_t(candidates[i]), key, where, nullptr);
+    core::release(uint16_t(candidates[i]), key, where, nullptr);
     adoption = adoption || adopted;
     if (descriptor_kind(k) && !adopted) {
-      if (std::uint64_t* slot = core::owner_slot(key, false)) core::store_release(slot, std::uint64_t(0));
+      if (uint64_t* slot = core::owner_slot(key, false)) core::store_release(slot, uint64_t(0));
     }
   }
   return adoption;
@@ -292,47 +290,60 @@ RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, std::uint64_t key, con
 /// (none where the chain is broken: the report then reads `ret` alone).
 /// Does not throw or allocate (but for a thread's first table and the stack
 /// depot's first use). Returns: false when dropped.
-inline bool acquire(kind k, std::uint64_t key, std::uint64_t size, const site* where, const void* ret,
-                    std::uint32_t stack_id = 0) noexcept {
-  if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
-    core::note_invalid_kind(std::uint16_t(k), key, where, false);
+inline bool acquire(kind k, uint64_t key, uint64_t size, const site* where, const void* ret,
+                    uint32_t stack_id = 0) noexcept {
+  if (RESMON_DETAIL_UNLIKELY(uint16_t(k) >= max_kinds)) {
+    core::note_invalid_kind(uint16_t(k), key, where, false);
     return false;
   }
   const bool repeat = reusable_key_kind(k) && release_reused(k, key, where);
-  std::uint32_t depth = core::stack_depth();
+  uint32_t depth = core::stack_depth();
   bool layer_only = false;
-  if (RESMON_DETAIL_LIKELY(depth == 0)) depth = core::limit_stack_depth(std::uint16_t(k));  // a crossed limit's
+  if (RESMON_DETAIL_LIKELY(depth == 0)) depth = core::limit_stack_depth(uint16_t(k));  // a crossed limit's
   if (RESMON_DETAIL_LIKELY(depth == 0) && layer_site(where)) {  // find the program's frame behind the layer
     depth = core::layer_stack_depth();
     layer_only = true;
   }
   if (RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
-    stack_id = capture_stack(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)),
-                             reinterpret_cast<std::uintptr_t>(ret), depth, layer_only);
-  return core::acquire({std::uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<std::uintptr_t>(ret), repeat});
+    stack_id = capture_stack(reinterpret_cast<uintptr_t>(__builtin_frame_address(0)),
+                             reinterpret_cast<uintptr_t>(ret), depth, layer_only);
+  return core::acquire({uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<uintptr_t>(ret), repeat});
 }
 
 /// Records an acquisition with the return address of this call: the address
 /// in the caller just past the acquiring site (what the macros record), and
 /// the call stack from there when the stack depth is above 0.
 /// Not inlined, so that the return address is the caller's own.
-RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, std::uint64_t key, std::uint64_t size,
+RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, uint64_t key, uint64_t size,
                                                 const site* where) noexcept {
   return acquire(k, key, size, where, __builtin_extract_return_addr(__builtin_return_address(0)));
+}
+
+/// Effects: sets `flag` on the record of `key` (kind `k`), keeping what it
+/// records. Returns: false when no such record is held.
+RESMON_DETAIL_NOINLINE inline bool flag_record(kind k, uint64_t key, uint16_t flag,
+                                               const site* where) noexcept {
+  core::record_view held;
+  if (!core::find_live(uint16_t(k), key, &held)) return false;
+  if ((held.flags & flag) != 0) return true;
+  if (!core::release(uint16_t(k), key, where, &held)) return false;
+  core::acquire({uint16_t(k), uint16_t(held.flags | flag), held.stack_id, key, held.size, held.where,
+                 held.ret, true});
+  return true;
 }
 
 /// Effects: reports a close of descriptor `key` by someone who does not own
 /// it (misuse_type::wrong_owner), naming `where` and the site where the
 /// current owner acquired it.
-RESMON_DETAIL_NOINLINE inline void report_wrong_owner(kind k, std::uint64_t key, const site* where) noexcept {
+RESMON_DETAIL_NOINLINE inline void report_wrong_owner(kind k, uint64_t key, const site* where) noexcept {
   core::record_view held{};
   kind held_kind = k;
-  bool found = core::find_live(std::uint16_t(k), key, &held);
+  bool found = core::find_live(uint16_t(k), key, &held);
   if (!found && descriptor_kind(k)) {
     held_kind = k == kind::fd ? kind::socket : kind::fd;
-    found = core::find_live(std::uint16_t(held_kind), key, &held);
+    found = core::find_live(uint16_t(held_kind), key, &held);
   }
-  core::report_misuse(misuse_type::wrong_owner, std::uint16_t(held_kind), key, where, found ? held.where : nullptr,
+  core::report_misuse(misuse_type::wrong_owner, uint16_t(held_kind), key, where, found ? held.where : nullptr,
                       nullptr, found ? held.thread : 0);
 }
 
@@ -341,72 +352,62 @@ RESMON_DETAIL_NOINLINE inline void report_wrong_owner(kind k, std::uint64_t key,
 /// misuse_type::wrong_owner and the record stays with its owner.
 /// An invalid kind is counted as an invalid-kind misuse and nothing else happens.
 /// Returns: true when the record was found; false after reporting the misuse.
-inline bool release(kind k, std::uint64_t key, const site* where, core::record_view* out = nullptr) noexcept {
-  if (RESMON_DETAIL_UNLIKELY(std::uint16_t(k) >= max_kinds)) {
-    core::note_invalid_kind(std::uint16_t(k), key, where, true);
+inline bool release(kind k, uint64_t key, const site* where, core::record_view* out = nullptr) noexcept {
+  if (RESMON_DETAIL_UNLIKELY(uint16_t(k) >= max_kinds)) {
+    core::note_invalid_kind(uint16_t(k), key, where, true);
     return false;
   }
   if (descriptor_kind(k) && RESMON_DETAIL_UNLIKELY(core::owner_of(key) != 0)) {
     report_wrong_owner(k, key, where);
     return false;
   }
-  return core::release(std::uint16_t(k), key, where, out);
-}
-
-/// Parses an unsigned decimal number with an optional k/M/G suffix (powers
-/// of 1024). Returns: false on anything else.
-inline bool parse_count(const char* text, std::uint64_t* out) noexcept {
-  if (text == nullptr || *text < '0' || *text > '9') return false;
-  std::uint64_t v = 0;
-  for (; *text >= '0' && *text <= '9'; ++text) {
-    if (v > (~std::uint64_t(0) - 9) / 10) return false;
-    v = v * 10 + std::uint64_t(*text - '0');
-  }
-  std::uint64_t scale = 1;
-  if (*text == 'k' || *text == 'K') scale = 1024;
-  else if (*text == 'M') scale = 1024 * 1024;
-  else if (*text == 'G') scale = 1024 * 1024 * 1024;
-  if (scale != 1) ++text;
-  if (*text != '\0' || v > ~std::uint64_t(0) / scale) return false;
-  *out = v * scale;
-  return true;
+  return core::release(uint16_t(k), key, where, out);
 }
 
 inline void read_environment() noexcept {
 #if RESMON_CONFIG_READ_ENVIRONMENT
   read_stack_environment();
-  if (const char* text = std::getenv("RESMON_CAPACITY")) {
-    std::uint64_t n = 0;
-    if (parse_count(text, &n) && n >= 1024 && n <= (std::uint64_t(1) << 32)) {
-      core::set_capacity(n);
-    } else {
-      std::fprintf(stderr,
-                   "resmon: RESMON_CAPACITY='%s' is not valid: expected a number of records from 1024 to "
-                   "4294967296, optionally with k, M or G (e.g. 1M); keeping %llu\n",
-                   text, static_cast<unsigned long long>(core::capacity()));
-    }
+  if (const char* text = getenv("RESMON_CAPACITY")) {
+    uint64_t n = 0;
+    if (parse_count(text, 1024, uint64_t(1) << 32, &n)) core::set_capacity(n);
+    else bad_value("RESMON_CAPACITY", text, "a number of records from 1024 to 4294967296, optionally with k, M or G "
+                   "(e.g. 1M)", core::capacity());
   }
-  if (const char* text = std::getenv("RESMON_CLOCK_TICKER")) {
-    if (text[0] == '1' && text[1] == '\0') {
-      if (!start_clock_ticker())
-        std::fprintf(stderr, "resmon: RESMON_CLOCK_TICKER=1: the ticker thread could not start; records read the clock\n");
-    } else if (!(text[0] == '0' && text[1] == '\0')) {
-      std::fprintf(stderr, "resmon: RESMON_CLOCK_TICKER='%s' is not valid: expected 1 (a thread reads the clock for the "
-                           "tracker) or 0; keeping 0\n", text);
-    }
+  if (const char* text = getenv("RESMON_CLOCK_TICKER")) {
+    static const char* const values[] = {"0", "1", nullptr};
+    int on = parse_choice(text, values);
+    if (on < 0) bad_value("RESMON_CLOCK_TICKER", text, "1 (a thread reads the clock for the tracker) or 0", "0");
+    else if (on == 1 && !start_clock_ticker())
+      fprintf(stderr, "resmon: RESMON_CLOCK_TICKER=1: the ticker thread could not start; records read the clock\n");
   }
-  if (const char* text = std::getenv("RESMON_MAX_THREADS")) {
-    std::uint64_t n = 0;
-    if (!parse_count(text, &n) || n == 0 || n > core::max_tables_ceiling ||
-        !core::set_max_threads(std::uint32_t(n))) {
-      std::fprintf(stderr,
-                   "resmon: RESMON_MAX_THREADS='%s' is not valid: expected a number of threads from 1 to 1048576, "
-                   "optionally with k (e.g. 16k), set before the first thread tracks; keeping %u\n",
-                   text, core::max_threads());
-    }
+  if (const char* text = getenv("RESMON_MAX_THREADS")) {
+    uint64_t n = 0;
+    if (!parse_count(text, 1, core::max_tables_ceiling, &n) || !core::set_max_threads(uint32_t(n)))
+      bad_value("RESMON_MAX_THREADS", text, "a number of threads from 1 to 1048576, optionally with k (e.g. 16k), set "
+                "before the first thread tracks", core::max_threads());
   }
 #endif
 }
+
+}  // namespace detail
+
+/// Effects: marks the held resource `key` of kind `k` as no leak, as
+/// LeakSanitizer's __lsan_ignore_object does for a heap block (a cache kept
+/// on purpose, an allocation a library never frees): reports, leak scopes
+/// and the exit-time check leave it out, and each report counts what it
+/// ignored. Live figures still count it; releasing it works as before.
+/// Returns: false when no such resource is held (nothing changes).
+/// Thread-safety: lock-free, from any thread.
+template <class Key> bool ignore(kind k, Key key) noexcept {
+  static constexpr site here{"resmon::ignore", 0, "resmon::ignore"};
+  return detail::flag_record(k, detail::key_of(key), core::record_ignored, &here);
+}
+
+/// Effects: as ignore(kind::memory, block): `block` is the pointer a tracked
+/// allocation returned (its start, not an interior pointer).
+inline bool ignore(const void* block) noexcept { return ignore(kind::memory, block); }
+
+namespace detail {
 
 #if RESMON_HAS_TRACKING
 // Reads the environment once, before main, in every program that tracks.

@@ -156,3 +156,20 @@ TEST_CASE("tracking_resource: is equal only to itself") {
   CHECK(a.is_equal(a));
   CHECK(!a.is_equal(b));
 }
+
+TEST_CASE("tracking_resource: an upstream alone, as every std::pmr resource takes one") {
+  std::pmr::monotonic_buffer_resource arena(4096);
+  resmon::tracking_resource r{&arena};
+  const int line = __LINE__ - 1;
+  CHECK(r.upstream_resource() == &arena);
+  resmon::tracking_resource plain{std::pmr::new_delete_resource()};
+  CHECK(plain.upstream_resource() == std::pmr::new_delete_resource());
+  resmon::leak_scope scope;
+  std::pmr::vector<int> v(&r);
+  v.assign(100, 7);
+  auto leaks = scope.leaks(resmon::kind::memory);
+  REQUIRE(leaks.size() == 1);
+  CHECK(std::string(leaks[0].site.function) == "tracking_resource");
+  CHECK(leaks[0].site.line == std::uint32_t(line));
+  CHECK(r.account().live().bytes == 100 * sizeof(int));
+}

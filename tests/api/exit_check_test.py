@@ -79,6 +79,13 @@ with tempfile.TemporaryDirectory() as tmp:
           "one line per bad value, naming it and the expected form", r)
     check(r.returncode == 0 and "main done" in r.stdout, "bad values: the program runs as without them", r)
 
+    # resmon::ignore: what the program says is no leak fails nothing, and the report counts it.
+    r = run({"RESMON_EXIT_CODE": "23", "RESMON_REPORT_AT_EXIT": "1"}, args=["ignore"])
+    check(r.returncode == 0, "ignored resources do not fail the exit check", r)
+    check("ignored: yes, unknown: no" in r.stdout, "ignore() finds the held resources and no other", r)
+    check("3 resources (112 B) ignored by the program (resmon::ignore)" in r.stderr, "the report counts them", r)
+    check(at("keep_cache") not in r.stderr and at("lose_entry") not in r.stderr, "and does not list them", r)
+
     r = run(args=["api"])
     check(r.returncode == 7 and "resmon report at exit: 3 resources held" in r.stdout,
           "resmon::report_at_exit(stdout, 7): the report on stdout, status 7", r)

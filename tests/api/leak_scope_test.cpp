@@ -91,3 +91,30 @@ TEST_CASE("leak_scope: RESMON_LEAK_CHECK passes leaks to the handler, and nothin
                        std::to_string(make_buffer_line) + " in make_buffer are still held at the end of the leak check at t.cpp:9");
   for (const resmon::leak& l : g_captured.leaks) free_buffer(reinterpret_cast<void*>(l.key));
 }
+
+TEST_CASE("ignore: a resource the program says is no leak leaves leak scopes and reports, not the figures") {
+  resmon::leak_scope scope;
+  void* kept = make_buffer(40);
+  void* lost = make_buffer(24);
+  std::uint64_t live = resmon::live(resmon::kind::memory).count;
+  CHECK(resmon::ignore(kept));
+  CHECK(resmon::ignore(kept));                         // twice: still one ignored record
+  CHECK_FALSE(resmon::ignore(resmon::kind::fd, 4242));  // not held
+  CHECK(resmon::live(resmon::kind::memory).count == live);
+  auto leaks = scope.leaks();
+  REQUIRE(leaks.size() == 1);
+  CHECK(leaks[0].key == reinterpret_cast<std::uintptr_t>(lost));
+  std::string text, json;
+  auto append = [](void* out, const char* s, std::size_t n) { static_cast<std::string*>(out)->append(s, n); };
+  resmon::report_options o;
+  o.min_epoch = scope.epoch();
+  resmon::core::write_text_report({append, &text}, o);
+  resmon::core::write_json_report({append, &json}, o);
+  INFO(text);
+  CHECK(text.find("1 resource (40 B) ignored by the program (resmon::ignore)") != std::string::npos);
+  CHECK(json.find("\"ignored\":{\"count\":1,\"bytes\":40}") != std::string::npos);
+  free_buffer(kept);  // an ignored block is released as any other
+  CHECK(resmon::live(resmon::kind::memory).count == live - 1);
+  free_buffer(lost);
+  CHECK(scope.leaks().empty());
+}

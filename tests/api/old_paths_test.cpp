@@ -18,6 +18,7 @@
 #include <resmon/unique_file.hpp>
 #include <resmon/unique_handle.hpp>
 #include <resmon/unique_mapping.hpp>
+#include <resmon/core/tracker.hpp>
 #include <resmon/doctest.hpp>  // after the others: it may bring doctest itself
 
 #include <vector>

@@ -5,7 +5,7 @@
 #include <resmon/core/limits.hpp>
 
 #include <resmon/platform/posix.hpp>
-#include <resmon/core/tracker.hpp>
+#include <resmon/core/core.hpp>
 
 #include <doctest/doctest.h>
 

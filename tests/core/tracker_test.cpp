@@ -211,18 +211,35 @@ TEST_CASE("tracker: the misuse callback receives the event") {
   CHECK(s.type == resmon::misuse_type::unknown_release);
 }
 
-TEST_CASE("tracker: parse_count reads numbers and suffixes, refuses the rest") {
+TEST_CASE("environment: parse_count reads numbers and suffixes in a range, refuses the rest") {
+  constexpr std::uint64_t any = ~std::uint64_t(0);
   std::uint64_t n = 0;
-  CHECK(resmon::detail::parse_count("4096", &n));
+  CHECK(resmon::detail::parse_count("4096", 0, any, &n));
   CHECK(n == 4096);
-  CHECK(resmon::detail::parse_count("4M", &n));
+  CHECK(resmon::detail::parse_count("4M", 0, any, &n));
   CHECK(n == 4u << 20);
-  CHECK(resmon::detail::parse_count("2k", &n));
+  CHECK(resmon::detail::parse_count("2k", 0, any, &n));
   CHECK(n == 2048);
-  CHECK_FALSE(resmon::detail::parse_count("", &n));
-  CHECK_FALSE(resmon::detail::parse_count("-5", &n));
-  CHECK_FALSE(resmon::detail::parse_count("12x", &n));
-  CHECK_FALSE(resmon::detail::parse_count("99999999999999999999999", &n));
+  CHECK(resmon::detail::parse_count("1024", 1024, 2048, &n));
+  CHECK_FALSE(resmon::detail::parse_count("1023", 1024, 2048, &n));
+  CHECK_FALSE(resmon::detail::parse_count("3k", 1024, 2048, &n));
+  CHECK_FALSE(resmon::detail::parse_count("", 0, any, &n));
+  CHECK_FALSE(resmon::detail::parse_count("-5", 0, any, &n));
+  CHECK_FALSE(resmon::detail::parse_count(" 5", 0, any, &n));
+  CHECK_FALSE(resmon::detail::parse_count("12x", 0, any, &n));
+  CHECK(resmon::detail::parse_count("16G", 0, any, &n));
+  CHECK(n == std::uint64_t(16) << 30);
+  CHECK_FALSE(resmon::detail::parse_count("99999999999999999999999", 0, any, &n));
+  CHECK_FALSE(resmon::detail::parse_count("17179869184G", 0, any, &n));  // overflows with its suffix
+}
+
+TEST_CASE("environment: parse_choice finds whole words only") {
+  static const char* const methods[] = {"auto", "fp", "unwind", nullptr};
+  CHECK(resmon::detail::parse_choice("fp", methods) == 1);
+  CHECK(resmon::detail::parse_choice("unwind", methods) == 2);
+  CHECK(resmon::detail::parse_choice("f", methods) == -1);
+  CHECK(resmon::detail::parse_choice("fpx", methods) == -1);
+  CHECK(resmon::detail::parse_choice("", methods) == -1);
 }
 
 TEST_CASE("tracker: tables of ended threads are adopted, so memory follows live threads") {

@@ -6,7 +6,7 @@
 #include <resmon/platform/posix.hpp>  // the platform the facade of this test runs on
 #include <resmon/core/report.hpp>
 #include <resmon/core/site_table.hpp>
-#include <resmon/core/tracker.hpp>
+#include <resmon/core/core.hpp>
 #include <resmon/core/types.hpp>
 
 #include <doctest/doctest.h>

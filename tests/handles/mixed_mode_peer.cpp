@@ -4,9 +4,9 @@
 
 static_assert(RESMON_HAS_TRACKING, "this translation unit tracks");
 
-resmon::unique_handle<resmon::fd_traits, resmon::handle_tracker> open_tracked_null();
+resmon::unique_handle<resmon::fd_traits, resmon::handle_recording> open_tracked_null();
 
-resmon::unique_handle<resmon::fd_traits, resmon::handle_tracker> open_tracked_null() {
+resmon::unique_handle<resmon::fd_traits, resmon::handle_recording> open_tracked_null() {
   return resmon::open("/dev/null", O_RDONLY).handle;
 }
 

@@ -19,7 +19,7 @@ namespace {
 std::uint64_t live_threads() { return resmon::live(resmon::kind::thread).count; }
 }  // namespace
 
-static_assert(sizeof(resmon::basic_tracked_thread<resmon::no_tracker>) == sizeof(std::jthread));
+static_assert(sizeof(resmon::basic_tracked_thread<resmon::no_recording>) == sizeof(std::jthread));
 static_assert(!std::is_copy_constructible_v<resmon::tracked_thread>);
 static_assert(std::is_nothrow_move_constructible_v<resmon::tracked_thread>);
 

@@ -11,7 +11,7 @@
 
 #include "misuse_helpers.hpp"
 
-static_assert(sizeof(resmon::unique_handle<resmon::dir_traits, resmon::no_tracker>) == sizeof(DIR*));
+static_assert(sizeof(resmon::unique_handle<resmon::dir_traits, resmon::no_recording>) == sizeof(DIR*));
 
 TEST_CASE("unique_dir: opendir reports errors without exceptions") {
   std::uint64_t total0 = resmon::total(resmon::kind::dir).count;

@@ -29,7 +29,7 @@ bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
 }  // namespace
 
-static_assert(sizeof(resmon::unique_handle<resmon::fd_traits, resmon::no_tracker>) == sizeof(int));
+static_assert(sizeof(resmon::unique_handle<resmon::fd_traits, resmon::no_recording>) == sizeof(int));
 
 TEST_CASE("unique_fd: open reports an error without exceptions and records nothing") {
   std::uint64_t total0 = resmon::total(resmon::kind::fd).count;

@@ -23,7 +23,7 @@ std::uint64_t live_files() { return resmon::live(resmon::kind::file).count; }
 std::string temp_path(const char* name) { return std::string("resmon_") + name + "_" + std::to_string(::getpid()); }
 }  // namespace
 
-static_assert(sizeof(resmon::unique_handle<resmon::file_traits, resmon::no_tracker>) == sizeof(std::FILE*));
+static_assert(sizeof(resmon::unique_handle<resmon::file_traits, resmon::no_recording>) == sizeof(std::FILE*));
 
 TEST_CASE("unique_file: fopen reports errors without exceptions") {
   std::uint64_t total0 = resmon::total(resmon::kind::file).count;

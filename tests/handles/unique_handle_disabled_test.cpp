@@ -13,10 +13,10 @@
 #include <resmon/handles.hpp>
 
 // Defined in the tracking translation unit.
-resmon::unique_handle<resmon::fd_traits, resmon::handle_tracker> open_tracked_null();
+resmon::unique_handle<resmon::fd_traits, resmon::handle_recording> open_tracked_null();
 void* open_tracked_factory();  // the address of resmon::open in the tracking unit
 
-static_assert(std::is_same_v<resmon::default_tracker, resmon::no_tracker>);
+static_assert(std::is_same_v<resmon::default_recording, resmon::no_recording>);
 static_assert(sizeof(resmon::unique_fd) == sizeof(int));
 static_assert(sizeof(resmon::unique_socket) == sizeof(int));
 static_assert(sizeof(resmon::unique_file) == sizeof(std::FILE*));

@@ -35,8 +35,8 @@ struct widget_traits {
   }
 };
 
-using widget = resmon::unique_handle<widget_traits, resmon::handle_tracker>;
-using plain_widget = resmon::unique_handle<widget_traits, resmon::no_tracker>;
+using widget = resmon::unique_handle<widget_traits, resmon::handle_recording>;
+using plain_widget = resmon::unique_handle<widget_traits, resmon::no_recording>;
 
 int fresh_id() {
   static std::atomic<int> next{1 << 20};
@@ -51,10 +51,10 @@ using handles_test::site_is;
 }  // namespace
 
 static_assert(sizeof(plain_widget) == sizeof(int), "untracked: exactly the raw handle");
-static_assert(sizeof(resmon::unique_handle<widget_traits, resmon::no_tracker>) == sizeof(int));
+static_assert(sizeof(resmon::unique_handle<widget_traits, resmon::no_recording>) == sizeof(int));
 static_assert(!std::is_copy_constructible_v<widget> && !std::is_copy_assignable_v<widget>);
 static_assert(std::is_nothrow_move_constructible_v<widget> && std::is_nothrow_move_assignable_v<widget>);
-static_assert(std::is_same_v<resmon::default_tracker, resmon::handle_tracker>, "tests build with RESMON_ENABLE=1");
+static_assert(std::is_same_v<resmon::default_recording, resmon::handle_recording>, "tests build with RESMON_ENABLE=1");
 
 TEST_CASE("unique_handle: an empty handle is false and closes nothing") {
   int before = closes.load();

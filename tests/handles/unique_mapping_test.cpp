@@ -20,7 +20,7 @@ namespace {
 std::string temp_path(const char* name) { return std::string("resmon_") + name + "_" + std::to_string(::getpid()); }
 }  // namespace
 
-static_assert(sizeof(resmon::unique_handle<resmon::mapping_traits, resmon::no_tracker>) == sizeof(resmon::mapping));
+static_assert(sizeof(resmon::unique_handle<resmon::mapping_traits, resmon::no_recording>) == sizeof(resmon::mapping));
 static_assert(sizeof(resmon::mapping) == sizeof(void*) + sizeof(std::size_t));
 
 TEST_CASE("unique_mapping: map_file maps the whole file, records its length, and unmaps") {

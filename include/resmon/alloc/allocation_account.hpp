@@ -98,12 +98,12 @@ RESMON_DETAIL_INLINE bool layers_may_nest(bool upstream_is_operator_new) noexcep
   return !upstream_is_operator_new || operator_new_tracked != nullptr || t_alloc.depth != 0;
 }
 
-/// Returns: the site of an account: `name` (any string; its first 47
-/// characters copied) as its function, at `file`:`line`. Interned in the
+/// Returns: the site of an account at `file`:`line`: `name` (any string; its first 47
+/// characters copied) as its function (the order of core::intern_site). Interned in the
 /// core's site table by its text, so it outlives the account and the module
 /// that opened it, and the same name at the same place is one site.
 /// Lock-free; does not allocate (but raw pages for the table).
-inline const site* intern_site(const char* name, const char* file, std::uint32_t line) noexcept {
+inline const site* intern_account_site(const char* file, std::uint32_t line, const char* name) noexcept {
   char cut[48] = {};
   if (name != nullptr) std::strncpy(cut, name, sizeof cut - 1);
   return core::intern_site_text(file, line, cut);
@@ -126,7 +126,7 @@ class allocation_account {
   /// available to clang 14 with libstdc++ 12).
   explicit allocation_account(const char* name, alloc_budget budget = {},
                               const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
-      : site_(detail::intern_site(name, file, line)), budget_bytes_(budget.bytes),
+      : site_(detail::intern_account_site(file, line, name)), budget_bytes_(budget.bytes),
         budget_count_(budget.count), counted_(budget.bytes != 0 || budget.count != 0) {
     if (counted_) core::start_limit_consumer();  // its refusals are limit events
   }

@@ -31,6 +31,12 @@ class tracking_resource : public std::pmr::memory_resource {
                              alloc_budget budget = {},
                              const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
       : account_(name, budget, file, line), upstream_(upstream) {}
+  /// Effects: forwards to `upstream`, as every std::pmr resource takes one
+  /// (`tracking_resource res{std::pmr::new_delete_resource()}`), named
+  /// "tracking_resource".
+  explicit tracking_resource(std::pmr::memory_resource* upstream, alloc_budget budget = {},
+                             const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
+      : tracking_resource("tracking_resource", upstream, budget, file, line) {}
   tracking_resource(const tracking_resource&) = delete;
   tracking_resource& operator=(const tracking_resource&) = delete;
 

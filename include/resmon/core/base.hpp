@@ -21,6 +21,13 @@ namespace core {
 
 // Atomics with the memory order in the name (as mimalloc does). They work on
 // plain fields so that records stay trivially copyable and constant-initialised.
+//
+// Naming: a field that more than one thread writes (a CAS, an exchange, a
+// counter every thread adds to, a setting any thread may change) starts with
+// x (xstate, xstart_ns, xcallback) and is touched only through these
+// functions. A field without the x has one writer: its owner thread (a
+// record's key, stamp and info; a table's counters), which others may still
+// read through these functions, or whoever fills it before publishing it.
 template <class T> RESMON_DETAIL_INLINE T load_relaxed(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 template <class T> RESMON_DETAIL_INLINE T load_acquire(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 template <class T> RESMON_DETAIL_INLINE void store_relaxed(T* p, T v) noexcept { __atomic_store_n(p, v, __ATOMIC_RELAXED); }

@@ -5,7 +5,7 @@
 
 #include "platform.hpp"
 #include "snapshot.hpp"
-#include "tracker.hpp"
+#include "core.hpp"
 
 namespace resmon::core {
 

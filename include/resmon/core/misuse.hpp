@@ -126,7 +126,10 @@ RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, u
   dispatch_misuse(copy, "resmon: resource misuse (see the misuse log)");
 }
 
-/// Copies misuse event i (0 = oldest still kept). Returns false if overwritten.
+/// Copies misuse event number `n`: its sequence number since the start (0:
+/// the first misuse ever), not a position in the log, which keeps the last
+/// misuse_log_size. Returns: false when event n was overwritten by a later
+/// one or is not written yet.
 inline bool misuse_at(uint64_t n, misuse_event* out) noexcept {
   misuse_event& e = g_registry.misuse_log[n % misuse_log_size];
   uint64_t s1 = load_acquire(&e.xseq);

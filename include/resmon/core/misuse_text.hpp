@@ -4,7 +4,7 @@
 // Layer: core (freestanding, kernel-safe: no libc, scratch memory from raw pages).
 #pragma once
 
-#include "tracker.hpp"
+#include "core.hpp"
 #include "writer.hpp"
 
 namespace resmon::core {
@@ -12,7 +12,7 @@ namespace resmon::core {
 // Invalid kinds: acquisitions and releases through a kind that does not
 // exist (kind{max_kinds} from a failed register_kind, any value >= max_kinds,
 // or for the C facade a kind never registered). They are not recorded; they
-// are counted here, as a misuse type of their own that core/tracker.hpp's
+// are counted here, as a misuse type of their own that core/core.hpp's
 // misuse_type does not list (its counters and event ring are sized for
 // misuse_types).
 //
@@ -21,9 +21,9 @@ namespace resmon::core {
 // it odd only counts), stores the fields relaxed, then store_release(s + 2);
 // readers copy between two loads of `xseq` (pairs with that store_release).
 
-/// The misuse type of an invalid kind, after tracker.hpp's misuse_types.
+/// The misuse type of an invalid kind, after registry.hpp's misuse_types.
 inline constexpr uint64_t misuse_invalid_kind = misuse_types;
-/// Misuse types that reports name: tracker.hpp's and misuse_invalid_kind.
+/// Misuse types that reports name: registry.hpp's and misuse_invalid_kind.
 inline constexpr uint32_t report_misuse_types = misuse_types + 1;
 
 struct invalid_kind_log {

@@ -51,6 +51,11 @@ inline constexpr uint64_t recorded_size(uint64_t size) noexcept { return size > 
 inline constexpr uint64_t info_size(uint64_t info) noexcept { return info & max_record_size; }
 inline constexpr uint16_t info_kind(uint64_t info) noexcept { return uint16_t((info >> 48) & 0xff); }
 inline constexpr uint16_t info_flags(uint64_t info) noexcept { return uint16_t(info >> 56); }
+
+/// Record flags (8 bits) the core itself reads: the program said the record
+/// is no leak (resmon::ignore, as __lsan_ignore_object): reports, leak
+/// scopes and the exit-time check leave it out and count it as ignored.
+inline constexpr uint16_t record_ignored = 0x80;
 static_assert(max_kinds <= 256, "a kind fits the record's 8 bits");
 
 /// Record times count units of 2^20 ns (about 1.05 ms) since the registry

@@ -9,7 +9,7 @@
 #include "site_table.hpp"
 #include "snapshot.hpp"
 #include "stack_depot.hpp"
-#include "tracker.hpp"
+#include "core.hpp"
 #include "writer.hpp"
 
 namespace resmon::core {
@@ -73,6 +73,8 @@ inline void write_json_report(sink out, const report_options& opt = {}) noexcept
   w.put(",\"missed\":").put_uint(snap.missed());
   w.put(",\"suppressed\":{\"count\":").put_uint(snap.suppressed().count).put(",\"bytes\":");
   w.put_uint(snap.suppressed().bytes).put("}");
+  w.put(",\"ignored\":{\"count\":").put_uint(snap.ignored().count).put(",\"bytes\":");
+  w.put_uint(snap.ignored().bytes).put("}");
   w.put(",\"bytes_saturated\":").put(snap.saturated() ? "true" : "false");
   checkpoint_reader reader;  // one checkpoint for the whole document
   const checkpoint_block* c = reader.get();

@@ -8,7 +8,7 @@
 #include "site_table.hpp"
 #include "snapshot.hpp"
 #include "stack_depot.hpp"
-#include "tracker.hpp"
+#include "core.hpp"
 #include "writer.hpp"
 
 namespace resmon::core {
@@ -206,6 +206,11 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     w.put("  note: ").put_uint(hidden.count).put(hidden.count == 1 ? " resource" : " resources");
     if (hidden.bytes != 0) put_total_bytes(w.put(" ("), hidden.bytes).put(")");
     w.put(" suppressed (RESMON_SUPPRESSIONS, add_suppressions): not counted above\n");
+  }
+  if (usage ignored = snap.ignored(); ignored.count != 0) {
+    w.put("  note: ").put_uint(ignored.count).put(ignored.count == 1 ? " resource" : " resources");
+    if (ignored.bytes != 0) put_total_bytes(w.put(" ("), ignored.bytes).put(")");
+    w.put(" ignored by the program (resmon::ignore): not listed above\n");
   }
   if (snap.saturated())
     w.put("  note: byte totals saturated: a sum shown as \"at least 16.0 EiB\" is 2^64 bytes or more (sizes near "

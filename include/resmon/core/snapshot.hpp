@@ -5,7 +5,7 @@
 #pragma once
 
 #include "platform.hpp"
-#include "tracker.hpp"
+#include "core.hpp"
 #include "writer.hpp"
 
 namespace resmon::core {
@@ -139,6 +139,11 @@ class grouped_snapshot {
     size_t bound = r != nullptr && g != nullptr ? bound_ : 0;
     for_each_live([&](const record_view& v) {
       if (v.epoch < min_epoch) return;
+      if ((v.flags & record_ignored) != 0) {  // resmon::ignore: no leak, whatever holds it
+        ++ignored_.count;
+        ignored_.bytes = add_saturated(ignored_.bytes, v.size);
+        return;
+      }
       if (count_ < bound) r[count_++] = v;
       else ++missed_;
     });
@@ -187,6 +192,8 @@ class grouped_snapshot {
   }
   /// Returns: the resources suppress() removed.
   usage suppressed() const noexcept { return suppressed_; }
+  /// Returns: the records left out because the program ignores them (resmon::ignore).
+  usage ignored() const noexcept { return ignored_; }
 
   const record_view* records() const noexcept { return records_.get(); }
   size_t record_count() const noexcept { return count_; }
@@ -213,6 +220,7 @@ class grouped_snapshot {
   size_t group_count_ = 0;
   uint64_t missed_ = 0;
   usage suppressed_{0, 0};
+  usage ignored_{0, 0};
   bool saturated_ = false;
 };
 

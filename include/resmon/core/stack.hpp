@@ -36,8 +36,7 @@ enum class stack_method : uint32_t {
 inline constexpr uint32_t default_layer_stack_depth = 16;
 
 /// Process-wide stack settings. Constant-initialised.
-/// (The x prefix: a field read and written by several threads at once,
-/// through the atomic helpers only.)
+/// (The x prefix: more than one thread writes the field; see core/base.hpp.)
 struct stack_settings {
   uint32_t xdepth;        // frames per record, 0: no stacks
   uint32_t xmethod;       // stack_method

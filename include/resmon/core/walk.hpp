@@ -24,6 +24,9 @@ struct kind_figures {
 
 /// Returns: the figures of kind k summed over all tables. Exact when no thread
 /// is acquiring or releasing; otherwise a sum of recent values of each table.
+/// Effects: raises the process-wide peaks (g_registry.xpeak*) to the live
+/// figures it summed: every read of the figures samples the peak, which is
+/// how a peak reached across threads is seen (sample_peak does only that).
 inline kind_figures figures(uint16_t k) noexcept {
   kind_figures f{};
   if (k >= max_kinds) return f;
@@ -54,7 +57,9 @@ inline kind_figures figures(uint16_t k) noexcept {
   return f;
 }
 
-/// Raises the process-wide peaks of kind k to the current sum over tables.
+/// Effects: raises the process-wide peaks of kind k to the current sum over
+/// tables (figures() without its result; called when a thread's own figures
+/// reach a new high).
 RESMON_DETAIL_NOINLINE inline void sample_peak(uint16_t k) noexcept { (void)figures(k); }
 
 inline uint64_t dropped_total() noexcept {

@@ -14,7 +14,7 @@
 //   2. aborts if the misuse action is misuse_action::abort (debug builds);
 //   3. otherwise requests stop and joins, as std::jthread does, and releases
 //      the record.
-// Without tracking (no_tracker) it is exactly a std::jthread.
+// Without tracking (no_recording) it is exactly a std::jthread.
 #pragma once
 
 #include <cstdint>
@@ -50,17 +50,17 @@ inline void report_unjoined(const site* started) noexcept {
 /// Returns: how many tracked_threads were destroyed while joinable so far.
 inline std::uint64_t unjoined_threads() noexcept { return core::load_relaxed(&detail::unjoined_threads); }
 
-/// The tracker state of a thread: record key and start site.
-struct thread_tracker {
+/// What a tracked thread records: its record key and start site.
+struct thread_recording {
   std::uint64_t key = 0;
   const site* where = nullptr;
 };
 
-template <class Tracker = default_tracker>
+template <class Recording = default_recording>
 class basic_tracked_thread {
-  static constexpr bool tracking = Tracker::enabled;
+  static constexpr bool tracking = Recording::enabled;
   struct empty {};
-  using state = std::conditional_t<tracking, thread_tracker, empty>;
+  using state = std::conditional_t<tracking, thread_recording, empty>;
 
  public:
   using id = std::jthread::id;
@@ -122,8 +122,9 @@ class basic_tracked_thread {
     on_end(where);
   }
 
-  /// Returns: the tracker state (record key and start site when tracking).
-  const state& tracker() const noexcept { return state_; }
+  /// Returns: what it records (record key and start site when tracking).
+  const state& recording() const noexcept { return state_; }
+  [[deprecated("use recording()")]] const state& tracker() const noexcept { return state_; }
 
  private:
   void on_start(call_site where) noexcept {
@@ -166,7 +167,7 @@ class basic_tracked_thread {
 /// A std::jthread-like owner that reports threads neither joined nor detached.
 using tracked_thread = basic_tracked_thread<>;
 
-static_assert(sizeof(basic_tracked_thread<no_tracker>) == sizeof(std::jthread),
+static_assert(sizeof(basic_tracked_thread<no_recording>) == sizeof(std::jthread),
               "untracked tracked_thread is a std::jthread");
 
 RESMON_DETAIL_MODE_BEGIN

@@ -23,7 +23,7 @@ struct dir_traits {
 /// A directory stream, closed with closedir.
 using unique_dir = unique_handle<dir_traits>;
 
-static_assert(sizeof(unique_handle<dir_traits, no_tracker>) == sizeof(DIR*), "untracked unique_dir is a DIR*");
+static_assert(sizeof(unique_handle<dir_traits, no_recording>) == sizeof(DIR*), "untracked unique_dir is a DIR*");
 
 RESMON_DETAIL_MODE_BEGIN
 

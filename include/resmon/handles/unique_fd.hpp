@@ -37,8 +37,8 @@ using unique_fd = unique_handle<fd_traits>;
 /// A socket descriptor.
 using unique_socket = unique_handle<socket_traits>;
 
-static_assert(sizeof(unique_handle<fd_traits, no_tracker>) == sizeof(int), "untracked unique_fd is an int");
-static_assert(sizeof(unique_handle<socket_traits, no_tracker>) == sizeof(int), "untracked unique_socket is an int");
+static_assert(sizeof(unique_handle<fd_traits, no_recording>) == sizeof(int), "untracked unique_fd is an int");
+static_assert(sizeof(unique_handle<socket_traits, no_recording>) == sizeof(int), "untracked unique_socket is an int");
 static_assert(std::is_nothrow_move_constructible_v<unique_fd> && !std::is_copy_constructible_v<unique_fd>);
 
 namespace detail {

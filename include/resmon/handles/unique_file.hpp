@@ -21,7 +21,7 @@ struct file_traits {
 /// A C stream, closed with fclose.
 using unique_file = unique_handle<file_traits>;
 
-static_assert(sizeof(unique_handle<file_traits, no_tracker>) == sizeof(std::FILE*), "untracked unique_file is a FILE*");
+static_assert(sizeof(unique_handle<file_traits, no_recording>) == sizeof(std::FILE*), "untracked unique_file is a FILE*");
 
 RESMON_DETAIL_MODE_BEGIN
 

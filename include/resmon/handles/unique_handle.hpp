@@ -2,14 +2,14 @@
 // unique_handle<Traits>: a move-only RAII owner of a handle that records its
 // acquisition and its close, and the call sites that go with them. Layer: hosted.
 //
-// Two trackers
+// Two recordings
 // ------------
-// `handle_tracker` records (a tag and the acquisition site, 16 bytes);
-// `no_tracker` is empty and, through [[no_unique_address]], makes the wrapper
-// exactly as large as the raw handle. The tracker is a template argument, so
+// `handle_recording` records (a tag and the acquisition site, 16 bytes);
+// `no_recording` is empty and, through [[no_unique_address]], makes the wrapper
+// exactly as large as the raw handle. The recording is a template argument, so
 // the layout of a given type never depends on RESMON_ENABLE: translation units
 // with and without tracking link together safely (they name different types).
-// `default_tracker` is handle_tracker where RESMON_ENABLE=1, else no_tracker.
+// `default_recording` is handle_recording where RESMON_ENABLE=1, else no_recording.
 //
 // Close protocol (tracked)
 // ------------------------
@@ -95,23 +95,28 @@ inline const site* destructor_site() noexcept {
 }
 }  // namespace detail
 
-/// The empty tracker: the wrapper only closes. Selected where tracking is off.
-struct no_tracker {
+/// No recording: the wrapper only closes. Selected where tracking is off.
+struct no_recording {
   static constexpr bool enabled = false;
 };
 
-/// The recording tracker: owner tag (descriptors) and acquisition site.
-struct handle_tracker {
+/// Recording: owner tag (descriptors) and acquisition site.
+struct handle_recording {
   static constexpr bool enabled = true;
   std::uint64_t tag = 0;      // owner tag of a descriptor, 0: none
   const site* where = nullptr;  // where the handle was acquired
 };
 
 #if RESMON_HAS_TRACKING
-using default_tracker = handle_tracker;
+using default_recording = handle_recording;
 #else
-using default_tracker = no_tracker;
+using default_recording = no_recording;
 #endif
+
+// The names of earlier releases, for one release.
+using no_tracker [[deprecated("use resmon::no_recording")]] = no_recording;
+using handle_tracker [[deprecated("use resmon::handle_recording")]] = handle_recording;
+using default_tracker [[deprecated("use resmon::default_recording")]] = default_recording;
 
 // Factories return the default wrappers, whose type depends on RESMON_ENABLE;
 // a function's return type is not part of its mangled name, so they live in
@@ -125,12 +130,12 @@ using default_tracker = no_tracker;
 /// time; different wrappers, on any threads, may be used at once (their
 /// records and owner tags are lock-free). Allocates: no (raw pages on the
 /// first use of the site and owner tables).
-template <handle_traits Traits, class Tracker = default_tracker>
+template <handle_traits Traits, class Recording = default_recording>
 class unique_handle {
  public:
   using traits_type = Traits;
   using handle_type = typename Traits::handle_type;
-  using tracker_type = Tracker;
+  using recording_type = Recording;
 
   /// Effects: holds no handle.
   unique_handle() noexcept : h_(Traits::invalid()) {}
@@ -147,7 +152,7 @@ class unique_handle {
   unique_handle& operator=(const unique_handle&) = delete;
 
   /// Effects: takes other's handle (and its record and owner tag); other holds none.
-  unique_handle(unique_handle&& other) noexcept : h_(other.h_), tracker_(other.tracker_) {
+  unique_handle(unique_handle&& other) noexcept : h_(other.h_), recording_(other.recording_) {
     other.h_ = Traits::invalid();
   }
 
@@ -156,7 +161,7 @@ class unique_handle {
     if (this != &other) {
       close_now(detail::destructor_site());
       h_ = other.h_;
-      tracker_ = other.tracker_;
+      recording_ = other.recording_;
       other.h_ = Traits::invalid();
     }
     return *this;
@@ -183,13 +188,13 @@ class unique_handle {
   /// Returns: the handle.
   [[nodiscard]] handle_type release(call_site where = call_site::current()) noexcept {
     handle_type h = h_;
-    if constexpr (Tracker::enabled) {
+    if constexpr (Recording::enabled) {
       if (valid()) {
         const std::uint64_t key = detail::handle_key<Traits>(h);
         bool owned = true;
         if constexpr (detail::uses_owner_tags<Traits>()) {
           std::uint64_t actual = 0;
-          if (!core::owner_clear(key, tracker_.tag, &actual)) {
+          if (!core::owner_clear(key, recording_.tag, &actual)) {
             detail::report_wrong_owner(Traits::resource_kind(), key, where.intern());
             owned = false;
           }
@@ -206,7 +211,7 @@ class unique_handle {
   /// Effects: closes the handle held (recording `where` as its release site),
   /// then takes ownership of `h`, recorded as acquired at `where`.
   void reset(handle_type h = Traits::invalid(), call_site where = call_site::current()) noexcept {
-    if constexpr (Tracker::enabled) close_now(valid() ? where.intern() : nullptr);
+    if constexpr (Recording::enabled) close_now(valid() ? where.intern() : nullptr);
     else close_now(nullptr);
     h_ = h;
     if (valid()) on_acquire(where);
@@ -215,26 +220,27 @@ class unique_handle {
   /// Effects: exchanges the handles (and records) of *this and other.
   void swap(unique_handle& other) noexcept {
     std::swap(h_, other.h_);
-    std::swap(tracker_, other.tracker_);
+    std::swap(recording_, other.recording_);
   }
 
-  /// Returns: the tracker state (tag and site when tracking; empty otherwise).
-  const Tracker& tracker() const noexcept { return tracker_; }
+  /// Returns: what this wrapper records (tag and site when tracking; empty otherwise).
+  const Recording& recording() const noexcept { return recording_; }
+  [[deprecated("use recording()")]] const Recording& tracker() const noexcept { return recording_; }
 
  private:
   bool valid() const noexcept { return !(h_ == Traits::invalid()); }
 
   void on_acquire(call_site where) noexcept {
-    if constexpr (Tracker::enabled) {
+    if constexpr (Recording::enabled) {
       const std::uint64_t key = detail::handle_key<Traits>(h_);
-      tracker_.where = where.intern();
+      recording_.where = where.intern();
       // acquire_here records its return address (in the code that built
       // this wrapper, when the compiler inlined its constructor) and the
       // stack from there.
-      detail::acquire_here(Traits::resource_kind(), key, detail::handle_size<Traits>(h_), tracker_.where);
+      detail::acquire_here(Traits::resource_kind(), key, detail::handle_size<Traits>(h_), recording_.where);
       if constexpr (detail::uses_owner_tags<Traits>()) {
-        tracker_.tag = core::new_owner_tag();
-        core::owner_set(key, tracker_.tag);
+        recording_.tag = core::new_owner_tag();
+        core::owner_set(key, recording_.tag);
       }
     } else {
       (void)where;
@@ -244,10 +250,10 @@ class unique_handle {
   // `at`: the release site (a destructor has none of its own: destructor_site).
   void close_now(const site* at) noexcept {
     if (!valid()) return;
-    if constexpr (Tracker::enabled) {
+    if constexpr (Recording::enabled) {
       const std::uint64_t key = detail::handle_key<Traits>(h_);
       if constexpr (detail::uses_owner_tags<Traits>()) {
-        if (!core::owner_is(key, tracker_.tag)) {  // 1.
+        if (!core::owner_is(key, recording_.tag)) {  // 1.
           detail::report_wrong_owner(Traits::resource_kind(), key, at);
           h_ = Traits::invalid();
           return;
@@ -256,7 +262,7 @@ class unique_handle {
       core::release(std::uint16_t(Traits::resource_kind()), key, at, nullptr);  // 2.
       if constexpr (detail::uses_owner_tags<Traits>()) {
         std::uint64_t actual = 0;
-        if (!core::owner_clear(key, tracker_.tag, &actual)) {  // 3. (a second owner adopted it meanwhile)
+        if (!core::owner_clear(key, recording_.tag, &actual)) {  // 3. (a second owner adopted it meanwhile)
           detail::report_wrong_owner(Traits::resource_kind(), key, at);
           h_ = Traits::invalid();
           return;
@@ -268,12 +274,12 @@ class unique_handle {
   }
 
   handle_type h_;
-  [[no_unique_address]] Tracker tracker_;
+  [[no_unique_address]] Recording recording_;
 };
 
 /// Effects: exchanges the handles of a and b.
-template <class Traits, class Tracker>
-void swap(unique_handle<Traits, Tracker>& a, unique_handle<Traits, Tracker>& b) noexcept {
+template <class Traits, class Recording>
+void swap(unique_handle<Traits, Recording>& a, unique_handle<Traits, Recording>& b) noexcept {
   a.swap(b);
 }
 

@@ -39,7 +39,7 @@ struct mapping_traits {
 /// RESMON_ENABLE under one name.)
 using unique_mapping = unique_handle<mapping_traits>;
 
-static_assert(sizeof(unique_handle<mapping_traits, no_tracker>) == sizeof(mapping),
+static_assert(sizeof(unique_handle<mapping_traits, no_recording>) == sizeof(mapping),
               "untracked unique_mapping is an address and a length");
 
 RESMON_DETAIL_MODE_BEGIN

@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "../core/report.hpp"
-#include "../core/tracker.hpp"
+#include "../core/core.hpp"
 
 namespace resmon {
 
