@@ -516,7 +516,7 @@ class monitor {
   void run() {
     core::exempt_thread_from_limits();  // its own memory neither crosses limits nor is refused
     __atomic_store_n(&thread_id_, std::uint32_t(platform::thread_id()), __ATOMIC_RELEASE);
-    warm_names();
+    if (options_.http_port != 0) warm_names();  // a scrape would wait for the symbolizer otherwise
     std::unique_lock<std::mutex> g(stop_lock_);
     auto next = std::chrono::steady_clock::now() + options_.interval;
     while (!stop_cv_.wait_until(g, next, [this] { return stopping_; })) {
@@ -540,7 +540,8 @@ class monitor {
   /// Names, on this thread and ahead of any scrape, the program's frames of
   /// the layer sites (operator new's) holding most: the first name starts
   /// the symbolizer (debug information read: a fraction of a second), which
-  /// a metrics scrape or a suspect would otherwise wait for.
+  /// a metrics scrape would otherwise wait for. Only with the HTTP endpoint:
+  /// it delays this thread's first interval by as much.
   void warm_names() {
     std::vector<std::pair<std::uint64_t, detail::site_key>> layers;
     {
