@@ -234,13 +234,21 @@ inline constexpr uint16_t record_unowned = 1;
 /// leak-scope epoch of this call; total(k) does not count it again.
 /// Nothing happens when no record of (k, key) is held.
 /// Lock-free; does not allocate (but for a thread's first table).
-RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, uint64_t key, const site* where) noexcept {
+/// Effects: sets `flag` on the record of `key` (kind `k`), keeping what it
+/// records. Returns: false when no such record is held.
+RESMON_DETAIL_NOINLINE inline bool flag_record(kind k, uint64_t key, uint16_t flag,
+                                               const site* where) noexcept {
   core::record_view held;
-  if (!core::find_live(uint16_t(k), key, &held)) return;
-  if ((held.flags & record_unowned) != 0) return;
-  if (!core::release(uint16_t(k), key, where, &held)) return;
-  core::acquire({uint16_t(k), uint16_t(held.flags | record_unowned), held.stack_id, key, held.size,
-                 held.where, held.ret, true});
+  if (!core::find_live(uint16_t(k), key, &held)) return false;
+  if ((held.flags & flag) != 0) return true;
+  if (!core::release(uint16_t(k), key, where, &held)) return false;
+  core::acquire({uint16_t(k), uint16_t(held.flags | flag), held.stack_id, key, held.size, held.where,
+                 held.ret, true});
+  return true;
+}
+
+RESMON_DETAIL_NOINLINE inline void mark_unowned(kind k, uint64_t key, const site* where) noexcept {
+  (void)flag_record(k, key, record_unowned, where);
 }
 
 /// Effects: before an acquisition of (k, key), finds a record of the same
@@ -319,18 +327,6 @@ RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, uint64_t key, uint64_t s
   return acquire(k, key, size, where, __builtin_extract_return_addr(__builtin_return_address(0)));
 }
 
-/// Effects: sets `flag` on the record of `key` (kind `k`), keeping what it
-/// records. Returns: false when no such record is held.
-RESMON_DETAIL_NOINLINE inline bool flag_record(kind k, uint64_t key, uint16_t flag,
-                                               const site* where) noexcept {
-  core::record_view held;
-  if (!core::find_live(uint16_t(k), key, &held)) return false;
-  if ((held.flags & flag) != 0) return true;
-  if (!core::release(uint16_t(k), key, where, &held)) return false;
-  core::acquire({uint16_t(k), uint16_t(held.flags | flag), held.stack_id, key, held.size, held.where,
-                 held.ret, true});
-  return true;
-}
 
 /// Effects: reports a close of descriptor `key` by someone who does not own
 /// it (misuse_type::wrong_owner), naming `where` and the site where the
