@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +58,12 @@ std::uintptr_t held_return_address(const std::string& text, const std::string& k
   return std::stoull(text.substr(r + 15, end - r - 15), nullptr, 16);
 }
 
+// A report's clock readings (uptime, ages) move between two calls: the rest
+// of two reports taken back to back is equal.
+std::string without_clock(const std::string& json) {
+  static const std::regex clock("(\"(uptime_ns|age_ns|oldest_age_ns)\":)[0-9]+");
+  return std::regex_replace(json, clock, "$1T");
+}
 }  // namespace
 
 TEST_CASE("resmon_install: a bad limit gets one line naming the field and the expected range") {
@@ -342,18 +349,27 @@ TEST_CASE("resmon_peak_*, resmon_report_json and resmon_take_checkpoint: the C++
   // snprintf's contract: the whole length whatever the buffer, NUL-terminated.
   std::size_t whole = resmon_report_json(nullptr, 0);
   REQUIRE(whole > 0);
-  std::string full(whole + 1, 'x');
-  CHECK(resmon_report_json(full.data(), full.size()) == whole);
-  CHECK(full[whole] == '\0');
-  full.resize(whole);
+  // Clock readings may gain a digit or two between calls (see without_clock).
+  std::string full(whole + 64, 'x');
+  std::size_t written = resmon_report_json(full.data(), full.size());
+  CHECK(written >= whole);
+  CHECK(written <= whole + 8);
+  CHECK(full[written] == '\0');
+  CHECK(std::strlen(full.c_str()) == written);
+  full.resize(written);
+  whole = written;
   std::string expected;
   resmon::core::write_json_report({&capture::write_to_string, &expected});
-  CHECK(full == expected);
+  CHECK(without_clock(full) == without_clock(expected));
   CHECK(full.find("\"c_peak_kind\"") != std::string::npos);
   CHECK(full.find("\"function\":\"c_acquire\"") != std::string::npos);
   char small[16];
   std::memset(small, 'x', sizeof(small));
-  CHECK(resmon_report_json(small, sizeof(small)) == whole);
+  // The length of the whole report, not of what fit: within the few digits
+  // by which the clock readings may have grown since.
+  std::size_t truncated = resmon_report_json(small, sizeof(small));
+  CHECK(truncated >= whole);
+  CHECK(truncated <= whole + 8);
   CHECK(std::string(small) == full.substr(0, sizeof(small) - 1));
 
   // Growth since a checkpoint, in the next report.
