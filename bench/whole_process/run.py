@@ -85,6 +85,8 @@ rows.append(("resmon, depth 16, RESMON_STACK_METHOD=unwind", best([plain, "churn
                                                                   dict(pre, RESMON_STACK_METHOD="unwind"))))
 rows.append(("resmon, depth 16, RESMON_STACK_METHOD=fp", best([plain, "churn", pairs],
                                                               dict(pre, RESMON_STACK_METHOD="fp"))))
+rows.append(("resmon, depth 16, RESMON_TEMPORARY=0 (no counts per stack)",
+             best([plain, "churn", pairs], dict(pre, RESMON_TEMPORARY="0"))))
 rows.append(("resmon, depth 0 (return address only)", best([plain, "churn", pairs], dict(pre, RESMON_STACK_DEPTH="0"))))
 rows.append(("resmon, RESMON_SAMPLE=512KiB (depth 16)", best([plain, "churn", pairs], dict(pre, RESMON_SAMPLE="512KiB"))))
 rows.append(("preload, memory not tracked (RESMON_KINDS=fd): the interposition alone",

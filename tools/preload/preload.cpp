@@ -108,6 +108,7 @@ struct settings {
   bool flush_running;
   bool cached_unwind;         // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
   int log_fd;                 // RESMON_LOG: misuse events, one line each; -1: none (the default)
+  std::uint64_t temporary_ns;  // RESMON_TEMPORARY: releases and temporaries per stack; 0: not counted
   std::uint64_t sample_mean;  // RESMON_SAMPLE: mean bytes between sampled blocks; 0: every block (exact)
 };
 constinit settings g{};
@@ -678,6 +679,17 @@ __attribute__((constructor(101))) void start() noexcept {
       bad_variable("RESMON_PEAK", text, "1 (record the high-water mark) or 0 (the default)");
     g.peak = text[0] == '1';
   }
+  // Releases and temporaries per stack: two atomic adds per release (four
+  // for a temporary). Not with a sample: most releases find no record.
+  g.temporary_ns = g.sample_mean != 0 ? 0 : 1000000;
+  if ((text = std::getenv("RESMON_TEMPORARY")) != nullptr) {
+    if (std::strcmp(text, "0") == 0) g.temporary_ns = 0;
+    else if (!parse_duration(text, &g.temporary_ns))
+      bad_variable("RESMON_TEMPORARY", text,
+                   "a duration such as 1ms (the default) or 10s: a block freed sooner is temporary; 0: not counted");
+  }
+  if (g.temporary_ns != 0 && !core::set_tallies(true, g.temporary_ns))
+    bad_variable("RESMON_TEMPORARY", text != nullptr ? text : "1ms", "memory for the counts per stack (32 MiB of address space)");
   g.snapshot_signal = SIGUSR1;
   if ((text = std::getenv("RESMON_SNAPSHOT_SIGNAL")) != nullptr && !parse_signal(text, &g.snapshot_signal))
     bad_variable("RESMON_SNAPSHOT_SIGNAL", text, "a signal name or number such as USR1, SIGUSR2 or 12, or 0 for none");

@@ -163,10 +163,12 @@ class file_writer {
     put(s, n);
   }
   /// Writes v at `at`, a position already flushed or still buffered.
-  void patch_u64(std::uint64_t at, std::uint64_t v) noexcept {
+  template <class T> void patch(std::uint64_t at, T v) noexcept {
     flush();
     if (::pwrite(fd_, &v, sizeof v, off_t(at)) != ssize_t(sizeof v)) failed_ = true;
   }
+  void patch_u64(std::uint64_t at, std::uint64_t v) noexcept { patch(at, v); }
+  void patch_u32(std::uint64_t at, std::uint32_t v) noexcept { patch(at, v); }
   void flush() noexcept {
     const char* p = buffer_;
     std::size_t n = used_;
@@ -445,6 +447,37 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
     w.put_u64(info.sampled);
     w.put_u64(info.estimated_count_milli);
     w.put_u64(info.estimated_bytes);
+    end_section(w, at);
+  }
+
+  // Releases and temporaries per origin (RESMON_TEMPORARY).
+  if (std::uint32_t units = core::tallies_units(); units != 0) {
+    ++h.sections;
+    w.patch_u64(offsetof(snapshot::header, sections), h.sections);
+    at = begin_section(w, snapshot::tag_allocations);
+    w.put_u64(std::uint64_t(units) << core::time_shift);
+    std::uint64_t tallies_at = w.offset();
+    w.put_u32(0);
+    w.put_u32(0);
+    std::uint32_t nt = 0, origins = core::origin_count();
+    for (std::uint32_t id = 0; id <= origins; ++id) {
+      core::tally_view t = core::tally_of(id);
+      if (t.released == 0) continue;
+      core::origin o = core::origin_of(id);
+      snapshot::tally_entry e{};
+      e.stack_id = o.stack_id;
+      e.kind = t.kind;
+      e.ret = o.ret;
+      e.released = t.released;
+      e.released_bytes = t.released_bytes;
+      e.temporary = t.temporary;
+      e.temporary_bytes = t.temporary_bytes;
+      e.thread = o.thread;
+      if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words) scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
+      w.put_value(e);
+      ++nt;
+    }
+    w.patch_u32(tallies_at, nt);
     end_section(w, at);
   }
 

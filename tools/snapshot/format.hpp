@@ -30,6 +30,12 @@
 //         acquisitions, u64 estimated acquisitions x 1000, u64 estimated
 //         bytes acquired: memory is a Poisson sample by bytes; a record of
 //         size s stands for 1/(1 - exp(-s/mean)) blocks of its size
+//   ALLO  u64 temporary threshold ns, u32 n, u32 0; n x tally_entry (56
+//         bytes): per origin (stack or return address, and thread) that
+//         released resources, how many, and how many of those lived less
+//         than the threshold (temporaries), with bytes; only with
+//         RESMON_TEMPORARY on. A stack's allocations in total are its
+//         released ones plus its records in RECS.
 //   PEAK  u64 held bytes, u64 time (the records' clock), u64 n; n x
 //         record_entry: the memory blocks held when held memory was at its
 //         highest (to within 1/64); only with RESMON_PEAK=1
@@ -82,6 +88,7 @@ inline constexpr std::uint32_t tag_records = make_tag("RECS");
 inline constexpr std::uint32_t tag_peak = make_tag("PEAK");
 inline constexpr std::uint32_t tag_series = make_tag("SERI");
 inline constexpr std::uint32_t tag_sampling = make_tag("SAMP");
+inline constexpr std::uint32_t tag_allocations = make_tag("ALLO");
 inline constexpr std::uint32_t tag_end = make_tag("END.");
 
 struct header {
@@ -116,6 +123,20 @@ struct record_entry {
   std::uint64_t ret;
 };
 static_assert(sizeof(record_entry) == 48);
+
+struct tally_entry {
+  std::uint32_t stack_id;
+  std::uint16_t kind;
+  std::uint16_t zero;
+  std::uint64_t ret;
+  std::uint64_t released;
+  std::uint64_t released_bytes;
+  std::uint64_t temporary;
+  std::uint64_t temporary_bytes;
+  std::uint32_t thread;  // the acquiring thread
+  std::uint32_t zero2;
+};
+static_assert(sizeof(tally_entry) == 56);
 
 /// Returns: how many blocks a sampled block of `size` bytes stands for when
 /// the mean distance between samples is `mean` bytes (1 when not sampled).

@@ -49,6 +49,10 @@ struct file {
   /// Sampling (SAMP): the mean bytes between samples (0: exact), and the
   /// estimated acquisitions of memory since start.
   std::uint64_t sample_bytes = 0, sampled = 0, estimated_count_milli = 0, estimated_bytes = 0;
+  /// Releases and temporaries per origin (ALLO), when the file has them.
+  bool has_tallies = false;
+  std::uint64_t temporary_ns = 0;
+  std::vector<tally_entry> tallies;
   /// Held memory over time (SERI): {monotonic_ns, bytes}, oldest first.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> series;
 
@@ -218,6 +222,13 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
       if (!b.get(&f.sample_bytes) || !b.get(&f.sampled) || !b.get(&f.estimated_count_milli) ||
           !b.get(&f.estimated_bytes) || f.sample_bytes == 0)
         return bad + tag;
+    } else if (sh.tag == tag_allocations) {
+      std::uint32_t n, zero;
+      if (!b.get(&f.temporary_ns) || !b.get(&n) || !b.get(&zero) || zero != 0 || n > b.left() / sizeof(tally_entry))
+        return bad + tag;
+      f.tallies.resize(n);
+      b.take(f.tallies.data(), n * sizeof(tally_entry));
+      f.has_tallies = true;
     } else if (sh.tag == tag_peak) {
       std::uint64_t n;
       if (!b.get(&f.peak_bytes) || !b.get(&f.peak_monotonic_ns) || !b.get(&n) || n > b.left() / sizeof(record_entry))

@@ -156,6 +156,26 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
                      signed_count(t.reachable.count, v.diff), human_bytes(t.reachable.bytes));
     if (t.lost_streams.count != 0) s += fmt::format("  FILE*/DIR* lost: {}\n", signed_count(t.lost_streams.count, v.diff));
   }
+  if (v.has_allocations && v.memory_acquired != 0)
+    s += fmt::format("  memory: {} temporary of {} acquired ({:.1f} %, freed within {}; --sort temporaries lists them)\n",
+                     v.memory_temporary, v.memory_acquired, 100.0 * double(v.memory_temporary) / double(v.memory_acquired),
+                     human_age(v.temporary_ns));
+  if (v.list_allocations) {
+    if (!v.allocations.empty()) s += "\n";
+    for (const allocation_group& a : v.allocations) {
+      std::string top = a.stack.empty() ? "?" : frame_text(a.stack.front(), full_names);
+      std::string bytes = a.bytes != 0 ? fmt::format(" ({})", human_bytes(a.bytes)) : "";
+      std::string temporary =
+          a.kind == "memory" || a.temporary != 0
+              ? fmt::format(", {} temporary{}", a.temporary,
+                            a.temporary_bytes != 0 ? fmt::format(" ({})", human_bytes(a.temporary_bytes)) : "")
+              : "";
+      s += fmt::format("{} {} acquired{}{}, {} held: {}\n", a.kind, a.count, bytes, temporary, a.held, top);
+      if (callstack)
+        for (std::size_t i = 1; i < a.stack.size(); ++i) s += fmt::format("    {}\n", frame_text(a.stack[i], full_names));
+    }
+    return s;
+  }
   if (!v.groups.empty()) s += "\n";
   for (const group& g : v.groups) {
     std::string what = g.bytes != 0 ? fmt::format("{} in {}", human_bytes(g.bytes), signed_count(g.count, v.diff))
@@ -172,6 +192,19 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
       for (std::size_t i = 1; i < g.stack.size(); ++i) s += fmt::format("    {}\n", frame_text(g.stack[i], full_names));
   }
   return s;
+}
+
+inline std::string json_stack(const std::vector<frame>& stack) {
+  std::string s = "[";
+  bool first_frame = true;
+  for (const frame& fr : stack) {
+    s += fmt::format("{}{{\"address\":\"0x{:x}\",\"function\":{},\"file\":{},\"line\":{},\"module\":{},"
+                     "\"offset\":\"0x{:x}\",\"inlined\":{}}}",
+                     first_frame ? "" : ",", fr.address, json_string(fr.function), json_string(fr.file), fr.line,
+                     json_string(fr.module), fr.offset, fr.inlined);
+    first_frame = false;
+  }
+  return s + "]";
 }
 
 inline std::string to_json(const view& v) {
@@ -214,20 +247,23 @@ inline std::string to_json(const view& v) {
   first = true;
   for (const group& g : v.groups) {
     std::string lost = g.reach == "definite" || g.reach == "indirect" ? json_string(g.reach) : "null";
-    s += fmt::format("{}{{\"kind\":{},\"lost\":{},\"count\":{},\"bytes\":{},\"oldest_age_ns\":{},\"stack\":[",
-                     first ? "" : ",", json_string(g.kind), lost, g.count, g.bytes, g.oldest_age_ns);
+    s += fmt::format("{}{{\"kind\":{},\"lost\":{},\"count\":{},\"bytes\":{},\"oldest_age_ns\":{},\"stack\":{}}}",
+                     first ? "" : ",", json_string(g.kind), lost, g.count, g.bytes, g.oldest_age_ns, json_stack(g.stack));
     first = false;
-    bool first_frame = true;
-    for (const frame& fr : g.stack) {
-      s += fmt::format("{}{{\"address\":\"0x{:x}\",\"function\":{},\"file\":{},\"line\":{},\"module\":{},"
-                       "\"offset\":\"0x{:x}\",\"inlined\":{}}}",
-                       first_frame ? "" : ",", fr.address, json_string(fr.function), json_string(fr.file), fr.line,
-                       json_string(fr.module), fr.offset, fr.inlined);
-      first_frame = false;
-    }
-    s += "]}";
   }
-  return s + "]}\n";
+  s += "],\"allocations\":";
+  if (!v.has_allocations) return s + "null}\n";
+  s += fmt::format("{{\"temporary_ns\":{},\"memory\":{{\"count\":{},\"temporary\":{}}},\"stacks\":[", v.temporary_ns,
+                   v.memory_acquired, v.memory_temporary);
+  first = true;
+  for (const allocation_group& a : v.allocations) {
+    s += fmt::format("{}{{\"kind\":{},\"count\":{},\"bytes\":{},\"temporary\":{{\"count\":{},\"bytes\":{}}},"
+                     "\"held\":{{\"count\":{},\"bytes\":{}}},\"stack\":{}}}",
+                     first ? "" : ",", json_string(a.kind), a.count, a.bytes, a.temporary, a.temporary_bytes, a.held,
+                     a.held_bytes, json_stack(a.stack));
+    first = false;
+  }
+  return s + "]}}\n";
 }
 
 /// A frame's name in collapsed stacks: no ';' (the separator) nor newline.

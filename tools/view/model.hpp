@@ -50,6 +50,17 @@ struct group {
   std::vector<frame> stack;  // innermost first, hidden frames removed
 };
 
+/// A stack's acquisitions over the run (RESMON_TEMPORARY's counts): all of
+/// them (released and held), the temporary ones (released within the
+/// threshold), and those still held.
+struct allocation_group {
+  std::string kind;
+  std::int64_t count = 0, bytes = 0;
+  std::int64_t temporary = 0, temporary_bytes = 0;
+  std::int64_t held = 0, held_bytes = 0;
+  std::vector<frame> stack;
+};
+
 struct kind_totals {
   std::string name;
   std::uint64_t live, live_bytes, peak, peak_bytes, total, total_bytes, dropped;
@@ -79,6 +90,12 @@ struct view {
   reach_totals reach;         // per class, whatever --lost selects (suppressed resources left out)
   std::vector<kind_totals> kinds;
   std::vector<group> groups;
+  /// Acquisitions per stack, when the snapshot counts them (ALLO).
+  bool has_allocations = false;
+  bool list_allocations = false;  // --sort allocations|temporaries: list these, not what is held
+  std::uint64_t temporary_ns = 0;
+  std::int64_t memory_acquired = 0, memory_temporary = 0;  // over all stacks (before --top)
+  std::vector<allocation_group> allocations;
   std::vector<snapshot::module_info> modules;
 };
 
@@ -170,6 +187,23 @@ inline std::vector<std::string> identity_of(const std::vector<frame>& stack, con
   return id;
 }
 
+/// Returns: the first suppression that matches a group of `kind` with
+/// `stack`, or nullptr.
+inline suppression* suppression_of(std::vector<suppression>& suppressions, const std::string& kind,
+                                   const std::vector<frame>& stack) {
+  for (suppression& sup : suppressions) {
+    if (!sup.kind.empty()) {
+      if (sup.kind == kind) return &sup;
+      continue;
+    }
+    for (const frame& fr : stack)
+      if (pattern_matches(sup.pattern, fr.function) || (!fr.file.empty() && pattern_matches(sup.pattern, fr.file)) ||
+          (!fr.module.empty() && pattern_matches(sup.pattern, fr.module)))
+        return &sup;
+  }
+  return nullptr;
+}
+
 }  // namespace detail
 
 /// Builds the groups of one snapshot; suppressed records are counted in
@@ -254,23 +288,8 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
         stack.insert(stack.begin(), site_frame);
       }
     }
-    bool suppressed = false;
-    for (suppression& sup : suppressions) {
-      if (!sup.kind.empty()) suppressed = sup.kind == g.kind;
-      for (std::size_t i = 0; sup.kind.empty() && i < stack.size(); ++i) {
-        const frame& fr = stack[i];
-        if (pattern_matches(sup.pattern, fr.function) || (!fr.file.empty() && pattern_matches(sup.pattern, fr.file)) ||
-            (!fr.module.empty() && pattern_matches(sup.pattern, fr.module))) {
-          suppressed = true;
-          break;
-        }
-      }
-      if (suppressed) {
-        sup.hits += std::uint64_t(g.count);
-        break;
-      }
-    }
-    if (suppressed) {
+    if (suppression* sup = detail::suppression_of(suppressions, g.kind, stack)) {
+      sup->hits += std::uint64_t(g.count);
       v.suppressed_count += std::uint64_t(g.count);
       v.suppressed_bytes += std::uint64_t(g.bytes);
       continue;
@@ -299,6 +318,87 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     to.oldest_age_ns = std::max(to.oldest_age_ns, g.oldest_age_ns);
   }
   return out;
+}
+
+/// Returns: the acquisitions per stack of a snapshot with counts (ALLO):
+/// its tallies (released resources) and its held records, with the
+/// selection's kinds, thread and folding; suppressed stacks left out.
+inline std::vector<allocation_group> collect_allocations(const snapshot::file& f, const selection& s,
+                                                         const std::vector<suppression>& suppressions) {
+  symbolizer sym(f, s.debug_dir, s.inlines);
+  struct key_hash {
+    std::size_t operator()(const std::tuple<std::uint16_t, std::uint32_t, std::uint64_t>& k) const {
+      return std::hash<std::uint64_t>()(std::get<2>(k) * 0x9e3779b97f4a7c15ULL ^
+                                        (std::uint64_t(std::get<1>(k)) << 16 | std::get<0>(k)));
+    }
+  };
+  // (kind, stack id, return address when no stack) -> the group, before symbols.
+  std::unordered_map<std::tuple<std::uint16_t, std::uint32_t, std::uint64_t>, allocation_group, key_hash> by_stack;
+  auto kind_name = [&](std::uint16_t id) {
+    const snapshot::kind_entry* k = f.kind(id);
+    return k != nullptr ? k->name : "kind" + std::to_string(id);
+  };
+  auto wanted = [&](const std::string& kind, std::uint32_t thread) {
+    return (s.kinds.empty() || s.kinds.count(kind) != 0) && (!s.thread || thread == *s.thread);
+  };
+  auto key_of = [&](std::uint16_t kind, std::uint32_t stack_id, std::uint64_t ret) {
+    bool stacked = stack_id != 0 && f.stack_index.count(stack_id) != 0;
+    return std::make_tuple(kind, stacked ? stack_id : 0, stacked ? 0 : ret);
+  };
+  for (const snapshot::tally_entry& t : f.tallies) {
+    std::string kind = kind_name(t.kind);
+    if (!wanted(kind, t.thread)) continue;
+    allocation_group& g = by_stack[key_of(t.kind, t.stack_id, t.ret)];
+    g.kind = kind;
+    g.count += std::int64_t(t.released);
+    g.bytes += std::int64_t(t.released_bytes);
+    g.temporary += std::int64_t(t.temporary);
+    g.temporary_bytes += std::int64_t(t.temporary_bytes);
+  }
+  for (const snapshot::record_entry& r : f.records) {
+    std::string kind = kind_name(r.kind);
+    if (!wanted(kind, r.thread)) continue;
+    allocation_group& g = by_stack[key_of(r.kind, r.stack_id, r.ret)];
+    g.kind = kind;
+    ++g.count;
+    g.bytes += std::int64_t(r.size);
+    ++g.held;
+    g.held_bytes += std::int64_t(r.size);
+  }
+  std::map<std::pair<std::string, std::vector<std::string>>, allocation_group> merged;
+  std::vector<suppression> scratch = suppressions;  // hits are counted by collect()
+  for (auto& [key, g] : by_stack) {
+    snapshot::record_entry as_record{};
+    as_record.stack_id = std::get<1>(key);
+    as_record.ret = std::get<2>(key);
+    std::vector<frame> stack = detail::symbolized(sym, f.frames_of(as_record), s.all_frames);
+    if (detail::suppression_of(scratch, g.kind, stack) != nullptr) continue;
+    std::vector<frame> shown = detail::fold(stack, s.by);
+    allocation_group& to = merged[{g.kind, detail::identity_of(shown, s.by)}];
+    if (to.kind.empty()) {
+      to.kind = g.kind;
+      to.stack = shown;
+    }
+    to.count += g.count;
+    to.bytes += g.bytes;
+    to.temporary += g.temporary;
+    to.temporary_bytes += g.temporary_bytes;
+    to.held += g.held;
+    to.held_bytes += g.held_bytes;
+  }
+  std::vector<allocation_group> out;
+  for (auto& [key, g] : merged) out.push_back(std::move(g));
+  return out;
+}
+
+/// Sorts acquisitions per stack: most acquisitions first, or most
+/// temporaries (`by` "temporaries"); bytes break ties.
+inline void sort_allocations(std::vector<allocation_group>& groups, const std::string& by) {
+  std::stable_sort(groups.begin(), groups.end(), [&](const allocation_group& a, const allocation_group& b) {
+    if (by == "temporaries")
+      return std::make_tuple(a.temporary, a.temporary_bytes, a.count) > std::make_tuple(b.temporary, b.temporary_bytes, b.count);
+    return std::make_tuple(a.count, a.bytes) > std::make_tuple(b.count, b.bytes);
+  });
 }
 
 inline void describe(const snapshot::file& f, view& v) {
@@ -337,6 +437,8 @@ inline snapshot::file at_peak(const snapshot::file& f) {
     k.live_bytes = f.peak_bytes;
   }
   std::erase_if(p.kinds, [](const snapshot::kind_entry& k) { return k.name != "memory"; });
+  p.has_tallies = false;  // acquisitions are counted over the whole run, not at a moment
+  p.tallies.clear();
   return p;
 }
 
@@ -380,6 +482,17 @@ inline view make_view(const snapshot::file& exact_or_sampled, const selection& s
   }
   for (auto& [key, g] : collect(f, s, suppressions, v))
     v.groups.push_back({g.kind, g.reach, g.count, g.bytes, g.oldest_age_ns, std::move(g.stack)});
+  if (f.has_tallies) {
+    v.has_allocations = true;
+    v.temporary_ns = f.temporary_ns;
+    v.allocations = collect_allocations(f, s, suppressions);
+    sort_allocations(v.allocations, "allocations");
+    for (const allocation_group& a : v.allocations) {
+      if (a.kind != "memory") continue;
+      v.memory_acquired += a.count;
+      v.memory_temporary += a.temporary;
+    }
+  }
   return v;
 }
 

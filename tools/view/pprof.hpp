@@ -5,7 +5,9 @@
 //
 // Sample types: inuse_objects/count and inuse_space/bytes for memory, then
 // `<kind>_held/count` for every other kind with held resources; a sample
-// (one group) has its kind's values and 0 elsewhere. Locations carry their
+// (one group) has its kind's values and 0 elsewhere. With RESMON_TEMPORARY's
+// counts, alloc_objects/alloc_space and temporary_objects/temporary_space
+// follow, from samples of their own. Locations carry their
 // functions and lines (inlined calls as several lines, innermost first) and
 // mappings their build ids, so pprof never needs the binaries.
 #pragma once
@@ -101,6 +103,16 @@ inline std::string to_pprof(const view& v) {
   profile.bytes(1, value_type("inuse_space", "bytes"));
   for (std::size_t i = 1; i < kinds.size(); ++i) profile.bytes(1, value_type(kinds[i] + "_held", "count"));
   std::size_t nvalues = kinds.size() + 1;
+  // Memory acquired over the run (RESMON_TEMPORARY's counts), as Go's heap
+  // profiles have them: `go tool pprof -sample_index=alloc_space`.
+  std::size_t alloc_at = nvalues;
+  if (v.has_allocations && !v.diff) {
+    profile.bytes(1, value_type("alloc_objects", "count"));
+    profile.bytes(1, value_type("alloc_space", "bytes"));
+    profile.bytes(1, value_type("temporary_objects", "count"));
+    profile.bytes(1, value_type("temporary_space", "bytes"));
+    nvalues += 4;
+  }
 
   // Mappings: one per module.
   std::map<std::string, std::uint64_t> mapping_ids;
@@ -144,22 +156,22 @@ inline std::string to_pprof(const view& v) {
   std::map<std::uint64_t, std::uint64_t> location_ids;
   std::string locations;
   std::string samples;
-  for (const group& g : v.groups) {
+  auto location_ids_of = [&](const std::vector<frame>& stack) {
     std::vector<std::uint64_t> ids;
-    for (std::size_t i = 0; i < g.stack.size();) {
+    for (std::size_t i = 0; i < stack.size();) {
       std::size_t j = i;
-      while (j < g.stack.size() && g.stack[j].address == g.stack[i].address) ++j;  // an address and its inlined calls
-      auto [it, added] = location_ids.emplace(g.stack[i].address, location_ids.size() + 1);
+      while (j < stack.size() && stack[j].address == stack[i].address) ++j;  // an address and its inlined calls
+      auto [it, added] = location_ids.emplace(stack[i].address, location_ids.size() + 1);
       if (added) {
         pb::message loc;
         loc.uint(1, it->second);
-        auto m = mapping_ids.find(g.stack[i].module);
+        auto m = mapping_ids.find(stack[i].module);
         if (m != mapping_ids.end()) loc.uint(2, m->second);
-        loc.uint(3, g.stack[i].address);
+        loc.uint(3, stack[i].address);
         for (std::size_t k = i; k < j; ++k) {
           pb::message line;
-          line.uint(1, function_id(g.stack[k]));
-          line.sint(2, g.stack[k].line);
+          line.uint(1, function_id(stack[k]));
+          line.sint(2, stack[k].line);
           loc.bytes(4, line.str());
         }
         pb::message m2;
@@ -169,6 +181,10 @@ inline std::string to_pprof(const view& v) {
       ids.push_back(it->second);
       i = j;
     }
+    return ids;
+  };
+  for (const group& g : v.groups) {
+    std::vector<std::uint64_t> ids = location_ids_of(g.stack);
     std::vector<std::uint64_t> values(nvalues, 0);
     if (g.kind == "memory") {
       values[0] = std::uint64_t(g.count);
@@ -187,6 +203,21 @@ inline std::string to_pprof(const view& v) {
       label.sint(2, str(g.reach == "reachable" ? "no" : g.reach));
       sample.bytes(3, label.str());
     }
+    pb::message m;
+    m.bytes(2, sample.str());
+    samples += m.str();
+  }
+  // Acquisitions: samples of their own (pprof adds up samples of one stack).
+  for (const allocation_group& a : v.allocations) {
+    if (nvalues == alloc_at || a.kind != "memory") continue;
+    std::vector<std::uint64_t> values(nvalues, 0);
+    values[alloc_at] = std::uint64_t(a.count);
+    values[alloc_at + 1] = std::uint64_t(a.bytes);
+    values[alloc_at + 2] = std::uint64_t(a.temporary);
+    values[alloc_at + 3] = std::uint64_t(a.temporary_bytes);
+    pb::message sample;
+    sample.packed(1, location_ids_of(a.stack));
+    sample.packed(2, values);
     pb::message m;
     m.bytes(2, sample.str());
     samples += m.str();

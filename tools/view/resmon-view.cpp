@@ -112,8 +112,10 @@ int main(int argc, char** argv) {
   app.add_option("--by", by, "fold stacks to one frame: function, file, module or site")
       ->check(CLI::IsMember({"function", "file", "module", "site"}));
   app.add_option("--kind", kinds, "only these kinds, comma-separated: memory, fd, file, dir, socket, mmap, thread, sync");
-  app.add_option("--sort", sort, "bytes (default), count, age or address")
-      ->check(CLI::IsMember({"bytes", "count", "age", "address"}));
+  app.add_option("--sort", sort,
+                 "bytes (default), count, age or address; allocations or temporaries: list the stacks that acquired "
+                 "the most (or the most temporaries: RESMON_TEMPORARY) over the run instead of what is held")
+      ->check(CLI::IsMember({"bytes", "count", "age", "address", "allocations", "temporaries"}));
   app.add_option("--top", top, "only the first N groups")->check(CLI::Range(0, 1 << 30));
   app.add_option("--min-size", min_size, "only resources of at least this size: 64, 4k, 1MiB");
   app.add_option("--min-age", min_age, "only resources held at least this long: 10s, 30min, 5h");
@@ -201,10 +203,20 @@ int main(int argc, char** argv) {
     }
   }
 
+  bool by_acquisitions = sort == "allocations" || sort == "temporaries";
+  if (by_acquisitions && !diff.empty()) bad_option(fmt::format("--sort {}: not with --diff (acquisitions are counted over a run)", sort));
+  if (by_acquisitions && at == "peak") bad_option(fmt::format("--sort {}: not with --at peak (acquisitions are counted over a run)", sort));
+  if (by_acquisitions && !newer.has_tallies)
+    bad_option(fmt::format("--sort {}: the snapshot has no counts per stack (the program ran with RESMON_TEMPORARY=0, "
+                           "RESMON_SAMPLE, or a resmon older than this viewer)", sort));
+
   view v = diff.empty() ? make_view(newer, s, suppressions) : make_diff(older, newer, s, suppressions);
   v.at_peak = at == "peak";
-  sort_groups(v.groups, sort);
+  v.list_allocations = by_acquisitions;
+  sort_groups(v.groups, by_acquisitions ? "bytes" : sort);
+  if (by_acquisitions) sort_allocations(v.allocations, sort);
   if (top != 0 && v.groups.size() > std::size_t(top)) v.groups.resize(std::size_t(top));
+  if (top != 0 && v.allocations.size() > std::size_t(top)) v.allocations.resize(std::size_t(top));
 
   std::string text;
   if (format == "json") text = to_json(v);

@@ -13,6 +13,7 @@
 //   walk.hpp       counters, copies of records, searches, walks
 //   misuse.hpp     quarantine of releases, misuse log and actions
 //   limits.hpp     limits per kind, checked on acquire, crossings queued
+//   tally.hpp      releases and temporaries per origin (opt-in)
 //   track.hpp      acquire and release
 //   fork.hpp       what a fork child resets
 //
@@ -31,6 +32,7 @@
 #include "registry.hpp"
 #include "table.hpp"
 #include "tables.hpp"
+#include "tally.hpp"
 #include "track.hpp"
 #include "types.hpp"
 #include "walk.hpp"

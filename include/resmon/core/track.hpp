@@ -20,6 +20,7 @@
 #include "registry.hpp"
 #include "table.hpp"
 #include "tables.hpp"
+#include "tally.hpp"
 #include "walk.hpp"
 
 namespace resmon::core {
@@ -164,6 +165,7 @@ RESMON_DETAIL_INLINE void release_owned(thread_table* t, record* r, uint32_t n, 
   payload p = read_payload(r);
   uint16_t k = info_kind(p.info);
   if (out != nullptr) *out = make_view(p, view_clock::now());
+  if (uint32_t units = tallies_units(); RESMON_DETAIL_UNLIKELY(units != 0)) tally_release(p, units, true);
   quarantine_put(t, p.key, k, p.origin, stamp_ns(p.stamp), at);
   // Pairs with the load_acquire of claimers: they fail on DEAD. A racing
   // remote claim (a double release) then fails its BUSY -> DEAD CAS.
@@ -187,6 +189,7 @@ inline bool release_claimed(thread_table* t, record* r, uint32_t n, uint32_t st,
   if (!cas_acq_rel(&r->xstate, busy, with_slot(st, slot::dead))) return false;
   uint16_t k = info_kind(p.info);
   push_inbox(t, r, n);  // the owner may reuse r from now on
+  if (uint32_t units = tallies_units(); RESMON_DETAIL_UNLIKELY(units != 0)) tally_release(p, units, false);
   fetch_add_relaxed(&t->remote[k].released, uint64_t(1));
   fetch_add_relaxed(&t->remote[k].released_bytes, info_size(p.info));
   if (self != nullptr) quarantine_put(self, p.key, k, p.origin, stamp_ns(p.stamp), at);
