@@ -5,7 +5,7 @@ the counts of each function of tests/preload/temporaries.cpp in the JSON,
 --sort temporaries|allocations in the text, the pprof profile's alloc_*
 sample types read back by `go tool pprof`, and the bad values.
 
-usage: temporaries_test.py PRELOAD RESMON_VIEW TEMPORARIES
+usage: temporaries_test.py PRELOAD RESMON_VIEW RESMON_RUN TEMPORARIES
 """
 import json
 import os
@@ -17,7 +17,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import check, failures, run  # noqa: E402
 
-preload, view, program = (os.path.abspath(a) for a in sys.argv[1:4])
+preload, view, resmon_run, program = (os.path.abspath(a) for a in sys.argv[1:5])
 
 
 def traced(out, **env):
@@ -97,6 +97,30 @@ with tempfile.TemporaryDirectory() as tmp:
               f"inuse_objects: the held block only: {r.stdout[-600:]}")
     else:
         print("go not installed: the pprof read-back is skipped")
+
+    # HTML: the table of acquisitions, rendered by headless Chromium.
+    page = os.path.join(tmp, "t.html")
+    r = run([view, "--format", "html", "-o", page, snap])
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:
+        r = run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                 "--dump-dom", "file://" + page + "#selftest=leak_once"], text=True)
+        m = re.search(r'data-selftest="([^"]*)"', r.stdout)
+        fields = dict(kv.split("=", 1) for kv in m.group(1).split(";")) if m else {}
+        check(int(fields.get("acquired_rows", "0")) >= 5 and fields.get("acquired_first") == "churn_lines(int)" and
+              'data-error' not in r.stdout,
+              f"HTML: the acquisitions table renders, churn_lines first: {fields}")
+    else:
+        print("chromium not installed: the HTML rendering is skipped")
+
+    # resmon-run --temporary sets the threshold.
+    out = os.path.join(tmp, "run.resmon")
+    r = run([resmon_run, "--temporary", "2s", "-o", out, "--", program], text=True)
+    check(r.returncode == 0, f"resmon-run --temporary 2s: {r.stderr}")
+    r = run([view, "--format", "json", out], text=True)
+    by = stacks_by_function(json.loads(r.stdout))
+    rows = [g for g in by.get("keep_rows(int)", []) if g["count"] == 300]
+    check(len(rows) == 1 and rows[0]["temporary"]["count"] == 300, f"with 2 s, the rows freed after 60 ms are temporary: {rows}")
 
     # Off: no counts, and the viewer says why.
     off = traced(os.path.join(tmp, "off.resmon"), RESMON_TEMPORARY="0")

@@ -52,7 +52,25 @@ inline std::string html_data(const view& v) {
     }
     s += "]}";
   }
-  s += "]}";
+  s += "]";
+  if (v.has_allocations) {
+    // The 200 stacks that acquired the most over the run (RESMON_TEMPORARY).
+    s += fmt::format(",\"temporary_ns\":{},\"allocations\":[", v.temporary_ns);
+    first = true;
+    std::size_t n = 0;
+    for (const allocation_group& a : v.allocations) {
+      if (n++ == 200) break;
+      const frame* f = a.stack.empty() ? nullptr : &a.stack.front();
+      std::string name = f == nullptr ? "?" : f->function.empty() ? fmt::format("0x{:x}", f->address) : f->function;
+      std::string where = f == nullptr ? "" : !f->file.empty() ? fmt::format("{}:{}", basename_of(f->file), f->line)
+                                                               : basename_of(f->module);
+      s += fmt::format("{}[{},{},{},{},{},{},{},{}]", first ? "" : ",", json_string(a.kind), a.count, a.bytes,
+                       a.temporary, a.temporary_bytes, a.held, json_string(name), json_string(where));
+      first = false;
+    }
+    s += "]";
+  }
+  s += "}";
   // Inside <script>: no "</script>" can appear, nor "<!--".
   std::string out;
   for (char c : s) {
@@ -93,6 +111,10 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 <div class="bar"><input id="filter" placeholder="Filter the table" size="40"></div>
 <table id="table"><thead><tr><th data-k="kind">Kind</th><th data-k="count">Count</th><th data-k="bytes">Bytes</th>
 <th data-k="age">Oldest</th><th data-k="fn">Function</th><th data-k="where">Where</th></tr></thead><tbody></tbody></table>
+<div id="acquired" style="display:none"><h2 style="font-size:15px;margin:20px 0 0">Acquired over the run</h2>
+<div class="sub" id="acquired-sub"></div>
+<table id="alloc"><thead><tr><th>Kind</th><th>Acquired</th><th>Bytes</th><th>Temporary</th><th>Temporary bytes</th>
+<th>Held</th><th>Function</th><th>Where</th></tr></thead><tbody></tbody></table></div>
 <script id="data" type="application/json">)HTML";
   static const char* tail = R"HTML(</script>
 <script>
@@ -259,6 +281,17 @@ $("filter").oninput = table;
 if (kinds.length) reset();
 table();
 
+// Acquisitions per stack over the run, most first (RESMON_TEMPORARY).
+if (D.allocations) {
+  $("acquired").style.display = "";
+  $("acquired-sub").textContent = "Per call stack: every acquisition, those freed within " + age(D.temporary_ns) +
+    " (temporary), and those still held. resmon-view --sort allocations|temporaries lists them all.";
+  document.querySelector("#alloc tbody").innerHTML = D.allocations.map((a) =>
+    "<tr><td>" + esc(a[0]) + "</td><td class='num'>" + a[1] + "</td><td class='num'>" + (a[2] ? human(a[2]) : "") +
+    "</td><td class='num'>" + a[3] + "</td><td class='num'>" + (a[4] ? human(a[4]) : "") + "</td><td class='num'>" + a[5] +
+    "</td><td>" + esc(a[6]) + "</td><td>" + esc(a[7]) + "</td></tr>").join("");
+}
+
 // #selftest=NAME: click the first frame whose name contains NAME.
 const m = /^#selftest=(.*)$/.exec(location.hash);
 if (m) {
@@ -271,7 +304,9 @@ if (m) {
     node.click();
     document.body.dataset.selftest = "kind=" + k + ";zoomed=" + zoom.name + ";count=" + zoom.count + ";bytes=" +
       zoom.bytes + ";nodes_before=" + before + ";nodes_after=" + $("graph").children.length +
-      ";rows=" + document.querySelectorAll("#table tbody tr").length;
+      ";rows=" + document.querySelectorAll("#table tbody tr").length +
+      ";acquired_rows=" + document.querySelectorAll("#alloc tbody tr").length +
+      ";acquired_first=" + (D.allocations && D.allocations.length ? D.allocations[0][6] : "");
     break;
   }
   if (!document.body.dataset.selftest) document.body.dataset.selftest = "not-found";
