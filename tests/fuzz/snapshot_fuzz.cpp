@@ -22,5 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (const auto* k = f.kind(r.kind)) sum += k->name.size();
   }
   for (const auto& m : f.modules) sum += m.hi - m.lo + m.path.size();
+  for (const auto& t : f.tallies) {
+    resmon::snapshot::record_entry r{};
+    r.stack_id = t.stack_id;
+    r.ret = t.ret;
+    for (std::uint64_t a : f.frames_of(r)) sum += a;
+    sum += t.released + t.temporary;
+  }
   return sum == 42 ? 0 : 0;
 }

@@ -81,9 +81,11 @@ std::string storage_info(const std::string& path, const resmon::snapshot::file& 
   for (const auto& s : f.stacks) frames += s.frames.size();
   return fmt::format(
       "{}: {} bytes\n  records      {}\n  stacks       {} ({} frames)\n  modules      {}\n  dropped      {}\n"
-      "  stacks lost  {}\n  misuse       {}\n  unknown releases {}\n  stack depth  {}\n",
+      "  stacks lost  {}\n  misuse       {}\n  unknown releases {}\n  stack depth  {}\n  counts per stack {}\n",
       path, std::uint64_t(st.st_size), f.records.size(), f.stacks.size(), frames, f.modules.size(), f.dropped,
-      f.stacks_lost, f.misuse, f.unknown_releases, f.head.stack_depth);
+      f.stacks_lost, f.misuse, f.unknown_releases, f.head.stack_depth,
+      f.has_tallies ? fmt::format("{} origins, temporary below {} ns", f.tallies.size(), f.temporary_ns)
+                    : std::string("none (RESMON_TEMPORARY=0 or RESMON_SAMPLE)"));
 }
 
 }  // namespace
