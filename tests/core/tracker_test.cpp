@@ -255,3 +255,29 @@ TEST_CASE("tracker: tables of ended threads are adopted, so memory follows live 
   CHECK(resmon::live(k).count == 0);
 }
 
+
+TEST_CASE("tracker: release_copying_by copies a record out only when it was acquired by the epoch given") {
+  namespace core = resmon::core;
+  resmon::kind k = resmon::register_kind("test_copy_by");
+  auto kind = std::uint16_t(k);
+  std::uint64_t base = fresh_keys(4);
+  REQUIRE(core::acquire({kind, 0, 0, base, 11, &here, 0, false}));
+  std::uint64_t by = core::next_epoch() - 1;  // the epoch of the record above
+  REQUIRE(core::acquire({kind, 0, 0, base + 1, 22, &here, 0, false}));  // a later epoch
+  core::record_view v{};
+  v.size = 999;
+  CHECK(core::release_copying_by(kind, base + 1, &here, &v, by));  // released, not copied: newer
+  CHECK(v.size == 999);
+  CHECK(resmon::live(k).count == 1);
+  CHECK(core::release_copying_by(kind, base, &here, &v, by));  // released and copied
+  CHECK(v.size == 11);
+  CHECK(v.key == base);
+  CHECK(v.epoch <= by);
+  CHECK(resmon::live(k).count == 0);
+  CHECK_FALSE(core::release_copying_by(kind, base, &here, &v, by));  // gone: a double release
+  // A release by another thread copies the record in any case.
+  REQUIRE(core::acquire({kind, 0, 0, base + 2, 33, &here, 0, false}));
+  v.size = 999;
+  std::thread([&] { CHECK(core::release_copying_by(kind, base + 2, &here, &v, 0)); }).join();
+  CHECK(v.size == 33);
+}

@@ -268,8 +268,14 @@ __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, s
 inline void note_release(tracked_kind k, std::uint64_t key) noexcept {
   inside guard;
   if (k == k_memory && g.peak) {
+    // Only a block acquired by the peak is copied out (to be logged): the
+    // others, most of them once the program is past its peak, are not.
+    std::uint64_t peak_epoch = core::load_acquire(&g_peak.xepoch);
     core::record_view released;
-    if (core::release(core_kind(k), key, nullptr, &released)) note_peak_release(released);
+    released.epoch = ~std::uint64_t(0);
+    if (core::release_copying_by(core_kind(k), key, nullptr, peak_epoch != 0 ? &released : nullptr, peak_epoch) &&
+        released.epoch != ~std::uint64_t(0))
+      note_peak_release(released);
   } else {
     core::release(core_kind(k), key, nullptr, nullptr);
   }
@@ -679,8 +685,9 @@ __attribute__((constructor(101))) void start() noexcept {
       bad_variable("RESMON_PEAK", text, "1 (record the high-water mark) or 0 (the default)");
     g.peak = text[0] == '1';
   }
-  // Releases and temporaries per stack: two atomic adds per release (four
-  // for a temporary). Not with a sample: most releases find no record.
+  // Releases and temporaries per stack: two to four adds per release to the
+  // origin's line (plain ones by the owner's thread). Not with a sample:
+  // most releases find no record.
   g.temporary_ns = g.sample_mean != 0 ? 0 : 1000000;
   if ((text = std::getenv("RESMON_TEMPORARY")) != nullptr) {
     if (std::strcmp(text, "0") == 0) g.temporary_ns = 0;

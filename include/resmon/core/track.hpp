@@ -159,12 +159,21 @@ inline uint64_t stamp_ns(uint64_t stamp) noexcept {
   return load_relaxed(&g_registry.xstart_ns) + (uint64_t(uint32_t(stamp)) << time_shift);
 }
 
-/// Ends the owner's release of record n (found at index entry i, state st).
+/// Returns: true when a payload was acquired in an epoch at most
+/// `max_epoch` (always for the greatest value, without reading the epoch).
+RESMON_DETAIL_INLINE bool acquired_by_epoch(const payload& p, uint64_t max_epoch) noexcept {
+  if (max_epoch == ~uint64_t(0)) return true;
+  uint64_t now = current_epoch();
+  return now + uint64_t(int64_t(int32_t(uint32_t(p.stamp >> 32) - uint32_t(now)))) <= max_epoch;
+}
+
+/// Ends the owner's release of record n (found at index entry i, state st);
+/// copies it into *out when out is not null and it was acquired by `copy_by`.
 RESMON_DETAIL_INLINE void release_owned(thread_table* t, record* r, uint32_t n, uint64_t i, uint32_t st,
-                                        record_view* out, const site* at) noexcept {
+                                        record_view* out, const site* at, uint64_t copy_by) noexcept {
   payload p = read_payload(r);
   uint16_t k = info_kind(p.info);
-  if (out != nullptr) *out = make_view(p, view_clock::now());
+  if (out != nullptr && acquired_by_epoch(p, copy_by)) *out = make_view(p, view_clock::now());
   if (uint32_t units = tallies_units(); RESMON_DETAIL_UNLIKELY(units != 0)) tally_release(p, units, true);
   quarantine_put(t, p.key, k, p.origin, stamp_ns(p.stamp), at);
   // Pairs with the load_acquire of claimers: they fail on DEAD. A racing
@@ -282,7 +291,8 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
 /// Returns: true when found, and the record in *out when out is not null.
 /// Lock-free; does not allocate (except a thread's first table).
 /// Safe in interrupt context: no.
-inline bool release_record(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
+inline bool release_record(uint16_t k, uint64_t key, const site* at, record_view* out,
+                           uint64_t copy_by = ~uint64_t(0)) noexcept {
   thread_table* own = platform::current_table();
   if (RESMON_DETAIL_UNLIKELY(own == nullptr)) {
     // A thread's first act may be a release. Its new table may be an adopted
@@ -309,7 +319,7 @@ inline bool release_record(uint16_t k, uint64_t key, const site* at, record_view
       // Acquire: a remote claimer's DEAD or BUSY comes with its reads done.
       uint32_t st = load_acquire(&r->xstate);
       if (slot_of(st) == slot::live && load_relaxed(&r->key) == key && info_kind(load_relaxed(&r->info)) == k) {
-        release_owned(own, r, n, i, st, out, at);
+        release_owned(own, r, n, i, st, out, at, copy_by);
         return true;
       }
     }
@@ -318,16 +328,30 @@ inline bool release_record(uint16_t k, uint64_t key, const site* at, record_view
 }
 
 /// Releases the record of (k, key), wherever it is held (release_record),
+/// copying it into *out only when it was acquired in an epoch at most
+/// `copy_by` (*out is left as it was otherwise; a release by another thread
+/// copies it in any case): a caller that needs only old records (the
+/// high-water mark of whole-process mode) does not pay for the copy of the
+/// others. Notes the way back under a limit the kind was over (limits.hpp).
+/// Returns: true when found.
+/// Lock-free; does not allocate (except a thread's first table).
+/// Safe in interrupt context: no.
+RESMON_DETAIL_INLINE bool release_copying_by(uint16_t k, uint64_t key, const site* at, record_view* out,
+                                             uint64_t copy_by) noexcept {
+  bool found = release_record(k, key, at, out, copy_by);
+  if (RESMON_DETAIL_UNLIKELY(kind_limited(k)) && (load_relaxed(&g_limits.kinds[k].xphase) & 1) != 0 &&
+      !limits_exempt())
+    check_limit(k, nullptr);
+  return found;
+}
+
+/// Releases the record of (k, key), wherever it is held (release_record),
 /// and notes the way back under a limit the kind was over (limits.hpp).
 /// Returns: true when found, and the record in *out when out is not null.
 /// Lock-free; does not allocate (except a thread's first table).
 /// Safe in interrupt context: no.
 RESMON_DETAIL_INLINE bool release(uint16_t k, uint64_t key, const site* at, record_view* out) noexcept {
-  bool found = release_record(k, key, at, out);
-  if (RESMON_DETAIL_UNLIKELY(kind_limited(k)) && (load_relaxed(&g_limits.kinds[k].xphase) & 1) != 0 &&
-      !limits_exempt())
-    check_limit(k, nullptr);
-  return found;
+  return release_copying_by(k, key, at, out, ~uint64_t(0));
 }
 
 /// Effects: gives back what the calling thread's table no longer needs:
