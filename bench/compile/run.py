@@ -19,6 +19,7 @@ UNITS = {
     "nothing": "",
     "<resmon/macros.hpp>, included only": "#include <resmon/macros.hpp>\n#undef RESMON_TRACK_ALLOC\n",
     "<resmon/macros.hpp>": "#include <resmon/macros.hpp>\n",
+    "<resmon/macros.hpp>, RESMON_SEPARATE_COMPILATION": "#define RESMON_SEPARATE_COMPILATION\n#include <resmon/macros.hpp>\n",
     "<resmon/report/leak_scope.hpp>": "#include <resmon/report/leak_scope.hpp>\n",
     "<resmon/resmon.hpp>": "#include <resmon/resmon.hpp>\n",
 }

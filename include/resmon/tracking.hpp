@@ -322,10 +322,16 @@ inline bool acquire(kind k, uint64_t key, uint64_t size, const site* where, cons
 /// in the caller just past the acquiring site (what the macros record), and
 /// the call stack from there when the stack depth is above 0.
 /// Not inlined, so that the return address is the caller's own.
-RESMON_DETAIL_NOINLINE inline bool acquire_here(kind k, uint64_t key, uint64_t size,
-                                                const site* where) noexcept {
+/// An entry point of separate compilation (core/base.hpp).
+RESMON_DETAIL_NOINLINE RESMON_DETAIL_ENTRY bool acquire_here(kind k, uint64_t key, uint64_t size,
+                                                             const site* where) noexcept
+#if RESMON_DETAIL_ENTRY_DEFINED
+{
   return acquire(k, key, size, where, __builtin_extract_return_addr(__builtin_return_address(0)));
 }
+#else
+    ;
+#endif
 
 
 /// Effects: reports a close of descriptor `key` by someone who does not own
@@ -348,7 +354,10 @@ RESMON_DETAIL_NOINLINE inline void report_wrong_owner(kind k, uint64_t key, cons
 /// misuse_type::wrong_owner and the record stays with its owner.
 /// An invalid kind is counted as an invalid-kind misuse and nothing else happens.
 /// Returns: true when the record was found; false after reporting the misuse.
-inline bool release(kind k, uint64_t key, const site* where, core::record_view* out = nullptr) noexcept {
+/// An entry point of separate compilation (core/base.hpp).
+RESMON_DETAIL_ENTRY bool release(kind k, uint64_t key, const site* where, core::record_view* out = nullptr) noexcept
+#if RESMON_DETAIL_ENTRY_DEFINED
+{
   if (RESMON_DETAIL_UNLIKELY(uint16_t(k) >= max_kinds)) {
     core::note_invalid_kind(uint16_t(k), key, where, true);
     return false;
@@ -359,6 +368,9 @@ inline bool release(kind k, uint64_t key, const site* where, core::record_view* 
   }
   return core::release(uint16_t(k), key, where, out);
 }
+#else
+    ;
+#endif
 
 inline void read_environment() noexcept {
 #if RESMON_CONFIG_READ_ENVIRONMENT

@@ -11,6 +11,26 @@
 #define RESMON_DETAIL_LIKELY(x) __builtin_expect(!!(x), 1)
 #define RESMON_DETAIL_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+// Separate compilation (opt-in). resmon is header-only: a unit that uses a
+// tracking macro compiles the core's slow paths it reaches (about 0.6 s at
+// -O2). With RESMON_SEPARATE_COMPILATION defined in every unit of a
+// program, the macros' three entry points (detail::acquire_here,
+// detail::release, core::intern_site_into) are compiled once, in the one
+// unit that also defines RESMON_IMPLEMENTATION; the other units declare and
+// call them. Every unit must agree (a build-wide definition), or the
+// program breaks the one-definition rule.
+#if defined(RESMON_SEPARATE_COMPILATION)
+#define RESMON_DETAIL_ENTRY
+#if defined(RESMON_IMPLEMENTATION)
+#define RESMON_DETAIL_ENTRY_DEFINED 1
+#else
+#define RESMON_DETAIL_ENTRY_DEFINED 0
+#endif
+#else
+#define RESMON_DETAIL_ENTRY inline
+#define RESMON_DETAIL_ENTRY_DEFINED 1
+#endif
+
 namespace resmon {
 
 /// Size of the destructive-interference unit: fields written by different

@@ -290,12 +290,18 @@ inline const site* intern_site_text(const char* file, uint32_t line, const char*
 
 /// Effects: interns {file, line, function} and stores the result in *cache.
 /// Not inlined: the cold half of cached_site().
-RESMON_DETAIL_NOINLINE inline const site* intern_site_into(const site** cache, const char* file, uint32_t line,
-                                                           const char* function) noexcept {
+/// An entry point of separate compilation (base.hpp).
+RESMON_DETAIL_NOINLINE RESMON_DETAIL_ENTRY const site* intern_site_into(const site** cache, const char* file,
+                                                                        uint32_t line, const char* function) noexcept
+#if RESMON_DETAIL_ENTRY_DEFINED
+{
   const site* s = intern_site(file, line, function);
   store_release(cache, s);  // pairs with the load_acquire in cached_site
   return s;
 }
+#else
+    ;
+#endif
 
 /// Returns: the interned site of a call site, from `*cache` (a static of that
 /// call site, constant-initialised to nullptr) after the first call: one
