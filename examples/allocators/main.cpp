@@ -4,7 +4,7 @@
 // exception-safety check that finds the leak of a naive container.
 //
 //   allocators   prints the figures, the leak found, and the report
-#include <resmon/alloc/alloc_failure.hpp>
+#include <resmon/testing/alloc_failure.hpp>
 #include <resmon/resmon.hpp>
 #include <resmon/alloc/tracking_allocator.hpp>
 #include <resmon/alloc/tracking_resource.hpp>

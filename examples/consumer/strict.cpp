@@ -2,7 +2,7 @@
 // Every public header in one translation unit, built by the consumer with
 // -Wshadow -Wconversion -Wsign-conversion -Wold-style-cast as errors: the
 // headers come in through -I, so their warnings would be the user's.
-#include <resmon/alloc/alloc_failure.hpp>
+#include <resmon/testing/alloc_failure.hpp>
 #include <resmon/alloc/allocation_account.hpp>
 #include <resmon/handles.hpp>
 #include <resmon/report/leak_scope.hpp>

@@ -27,9 +27,9 @@ template <class... T> char swallow(const T&...) noexcept;
 /// it, and a shared library may be unloaded before they are reported. The
 /// call site's cache is constant-initialised (no guard) and read with one
 /// load after the first use (core::cached_site).
-#define RESMON_DETAIL_SITE(name)                                                                           \
-  static constinit const ::resmon::site* RESMON_DETAIL_CAT(name, cache) = nullptr;                         \
-  const ::resmon::site* const name =                                                                       \
+#define RESMON_DETAIL_SITE(name)                                                   \
+  static constinit const ::resmon::site* RESMON_DETAIL_CAT(name, cache) = nullptr; \
+  const ::resmon::site* const name =                                               \
       ::resmon::core::cached_site(&RESMON_DETAIL_CAT(name, cache), __FILE__, __LINE__, __func__)
 
 #if RESMON_HAS_TRACKING
@@ -37,15 +37,15 @@ template <class... T> char swallow(const T&...) noexcept;
 #include "tracking.hpp"
 
 // --- enabled ---------------------------------------------------------------
-#define RESMON_TRACK_ACQUIRE(kind, key, size)                                                              \
-  do {                                                                                                     \
-    RESMON_DETAIL_SITE(resmon_site_);                                                                      \
-    ::resmon::detail::acquire_here((kind), ::resmon::detail::key_of(key), (size), resmon_site_);          \
+#define RESMON_TRACK_ACQUIRE(kind, key, size)                                                    \
+  do {                                                                                           \
+    RESMON_DETAIL_SITE(resmon_site_);                                                            \
+    ::resmon::detail::acquire_here((kind), ::resmon::detail::key_of(key), (size), resmon_site_); \
   } while (0)
-#define RESMON_TRACK_RELEASE(kind, key)                                                                    \
-  do {                                                                                                     \
-    RESMON_DETAIL_SITE(resmon_site_);                                                                      \
-    ::resmon::detail::release((kind), ::resmon::detail::key_of(key), resmon_site_);                        \
+#define RESMON_TRACK_RELEASE(kind, key)                                             \
+  do {                                                                              \
+    RESMON_DETAIL_SITE(resmon_site_);                                               \
+    ::resmon::detail::release((kind), ::resmon::detail::key_of(key), resmon_site_); \
   } while (0)
 #define RESMON_TRACK_ALLOC(ptr, size) RESMON_TRACK_ACQUIRE(::resmon::kind::memory, ptr, size)
 #define RESMON_TRACK_FREE(ptr) RESMON_TRACK_RELEASE(::resmon::kind::memory, ptr)

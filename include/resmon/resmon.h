@@ -112,12 +112,12 @@ uint64_t resmon_refused_count(resmon_kind k) RESMON_C_NOEXCEPT;
 typedef struct resmon_process {
   uint64_t resident_bytes;
   uint64_t virtual_bytes;
-  uint64_t open_fds;       /**< every open descriptor, tracked or not */
-  uint64_t untracked_fds;  /**< open_fds less the descriptors and sockets resmon holds records of */
+  uint64_t open_fds;      /**< every open descriptor, tracked or not */
+  uint64_t untracked_fds; /**< open_fds less the descriptors and sockets resmon holds records of */
   uint64_t threads;
-  uint64_t cpu_user_us;    /**< since the process started */
+  uint64_t cpu_user_us; /**< since the process started */
   uint64_t cpu_system_us;
-  uint64_t read_bytes;     /**< by system calls */
+  uint64_t read_bytes; /**< by system calls */
   uint64_t written_bytes;
 } resmon_process;
 
@@ -251,15 +251,15 @@ uint64_t resmon_misuse_count(void) RESMON_C_NOEXCEPT;
 
 #if defined(RESMON_ENABLE) && RESMON_ENABLE
 /* Statements: each declares its call site (a static resmon_call_site). */
-#define RESMON_C_TRACK_ACQUIRE(kind, key, size)                                              \
-  do {                                                                                       \
-    static resmon_call_site resmon_c_site_ = {__FILE__, RESMON_C_FUNCTION, __LINE__, 0};     \
-    resmon_track_acquire_at((kind), (uintptr_t)(key), (size_t)(size), &resmon_c_site_);    \
+#define RESMON_C_TRACK_ACQUIRE(kind, key, size)                                          \
+  do {                                                                                   \
+    static resmon_call_site resmon_c_site_ = {__FILE__, RESMON_C_FUNCTION, __LINE__, 0}; \
+    resmon_track_acquire_at((kind), (uintptr_t)(key), (size_t)(size), &resmon_c_site_);  \
   } while (0)
-#define RESMON_C_TRACK_RELEASE(kind, key)                                                    \
-  do {                                                                                       \
-    static resmon_call_site resmon_c_site_ = {__FILE__, RESMON_C_FUNCTION, __LINE__, 0};     \
-    resmon_track_release_at((kind), (uintptr_t)(key), &resmon_c_site_);                     \
+#define RESMON_C_TRACK_RELEASE(kind, key)                                                \
+  do {                                                                                   \
+    static resmon_call_site resmon_c_site_ = {__FILE__, RESMON_C_FUNCTION, __LINE__, 0}; \
+    resmon_track_release_at((kind), (uintptr_t)(key), &resmon_c_site_);                  \
   } while (0)
 #else
 /* Arguments are type-checked inside sizeof: neither evaluated nor emitted. */

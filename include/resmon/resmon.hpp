@@ -14,7 +14,7 @@
 #include "tracking.hpp"
 
 // Tracking allocators (no cost unless used).
-#include "alloc/alloc_failure.hpp"
+#include "testing/alloc_failure.hpp"
 #include "alloc/allocation_account.hpp"
 #include "alloc/tracking_allocator.hpp"
 #include "alloc/tracking_resource.hpp"

@@ -20,26 +20,26 @@
 #define RESMON_DETAIL_FACADE_PROCESS 1
 #endif
 #include "core/limit_text.hpp"
-#include "core/report.hpp"
+#include "core/report_writer.hpp"
 #include "core/site_table.hpp"
 
 namespace resmon::facade {
 
 /// The facade's global state. Constant-initialised: kernels run no constructors.
 struct state {
-  resmon_report_fn xcallback;      // null: platform::default_output
-  void* xcontext;                  // written before xcallback (release)
+  resmon_report_fn xcallback;  // null: platform::default_output
+  void* xcontext;              // written before xcallback (release)
   uint32_t xinstalled;
   uint32_t xchecks;
-  uint64_t xmemory_limit;          // resmon_limits as installed: resmon_limits_check compares with them
+  uint64_t xmemory_limit;  // resmon_limits as installed: resmon_limits_check compares with them
   uint64_t xcount_limit[max_kinds];
-  uint64_t xlimits_set;            // bit k: install set kind k's core limit (core/limits.hpp)
-  uint32_t xobserving;             // 1 while write_limit_line below observes the core's limit events
+  uint64_t xlimits_set;  // bit k: install set kind k's core limit (core/limits.hpp)
+  uint32_t xobserving;   // 1 while write_limit_line below observes the core's limit events
   // Rate limit of per-event lines (misuse, unknown kinds); see may_write_line.
-  uint64_t xevent_lines;           // events that asked for a line since install
-  uint64_t xlast_line_ns;          // clock_coarse_ns of the last line written
-  uint64_t xsuppressed_pending;    // lines not written since the last one written
-  uint64_t xsuppressed_total;      // lines not written, ever
+  uint64_t xevent_lines;         // events that asked for a line since install
+  uint64_t xlast_line_ns;        // clock_coarse_ns of the last line written
+  uint64_t xsuppressed_pending;  // lines not written since the last one written
+  uint64_t xsuppressed_total;    // lines not written, ever
 };
 
 /// Per-event lines written freely after install; past them, one a second.
@@ -111,8 +111,12 @@ inline bool may_write_line(uint64_t* suppressed) noexcept {
 /// Ends an event line: "; N lines like this left out (...)" when some were.
 inline void end_event_line(core::writer& w, uint64_t suppressed) noexcept {
   if (suppressed != 0)
-    w.put(" [").put_uint(suppressed).put(suppressed == 1 ? " earlier line" : " earlier lines")
-        .put(" left out: after ").put_uint(free_event_lines).put(" lines, one a second; counts stay exact]");
+    w.put(" [")
+        .put_uint(suppressed)
+        .put(suppressed == 1 ? " earlier line" : " earlier lines")
+        .put(" left out: after ")
+        .put_uint(free_event_lines)
+        .put(" lines, one a second; counts stay exact]");
   w.put_char('\n');
 }
 
@@ -205,16 +209,24 @@ inline void report(const char* title) noexcept {
   write_held_list(out, 1000);
   core::writer w(out);
   if (uint64_t left_out = core::load_relaxed(&g_state.xsuppressed_total))
-    w.put("  note: ").put_uint(left_out).put(left_out == 1 ? " misuse line was" : " misuse lines were")
-        .put(" left out (after ").put_uint(free_event_lines)
+    w.put("  note: ")
+        .put_uint(left_out)
+        .put(left_out == 1 ? " misuse line was" : " misuse lines were")
+        .put(" left out (after ")
+        .put_uint(free_event_lines)
         .put(" lines, one a second); the counts above are exact\n");
 }
 
 /// Writes "resmon: resmon_install: limits-><field> = <value> is not valid: expected <what>".
 inline void invalid_line(const char* field, uint64_t value, const char* expected) noexcept {
   core::writer w(current_sink());
-  w.put("resmon: resmon_install: limits->").put(field).put(" = ").put_uint(value).put(" is not valid: expected ")
-      .put(expected).put_char('\n');
+  w.put("resmon: resmon_install: limits->")
+      .put(field)
+      .put(" = ")
+      .put_uint(value)
+      .put(" is not valid: expected ")
+      .put(expected)
+      .put_char('\n');
 }
 
 /// Returns: the interned site of a macro's call site: one load after its
@@ -279,7 +291,8 @@ int resmon_install(const resmon_limits* limits) noexcept {
     limits = &defaults;
   }
   if (limits->capacity != 0 && (limits->capacity < 1024 || limits->capacity > (uint64_t(1) << 32))) {
-    facade::invalid_line("capacity", limits->capacity, "0 (the default) or a number of records from 1024 to 4294967296");
+    facade::invalid_line("capacity", limits->capacity,
+                         "0 (the default) or a number of records from 1024 to 4294967296");
     return RESMON_E_INVALID_LIMIT;
   }
   if ((limits->checks & ~uint32_t(RESMON_CHECK_ALL)) != 0) {
@@ -467,8 +480,8 @@ int resmon_ignore(resmon_kind k, uintptr_t key) noexcept {
   if (!core::find_live(k, key, &held)) return 0;
   if ((held.flags & core::record_ignored) != 0) return 1;
   if (!core::release(k, key, &here, &held)) return 0;
-  core::acquire({k, uint16_t(held.flags | core::record_ignored), held.stack_id, key, held.size, held.where, held.ret,
-                 true});
+  core::acquire(
+      {k, uint16_t(held.flags | core::record_ignored), held.stack_id, key, held.size, held.where, held.ret, true});
   return 1;
 }
 

@@ -27,7 +27,6 @@
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <unwind.h>
 
 #include "config.hpp"
@@ -221,8 +220,8 @@ inline int fallback_from(uintptr_t* frames, uint32_t depth, uintptr_t first, int
 /// give its verdict, and a broken chain gives no stack.
 /// Returns: the stack id; 0 when nothing could be captured (or on reentry).
 /// Does not allocate through malloc (but see step 3 above). Lock-free.
-RESMON_DETAIL_NOINLINE inline uint32_t capture_stack(uintptr_t fp, uintptr_t first,
-                                                         uint32_t depth, bool cheap = false) noexcept {
+RESMON_DETAIL_NOINLINE inline uint32_t capture_stack(uintptr_t fp, uintptr_t first, uint32_t depth,
+                                                     bool cheap = false) noexcept {
   if (tls_in_capture) return 0;  // tracking from inside the unwinder or the depot's first mapping
   tls_in_capture = true;
   uintptr_t frames[core::max_stack_depth + fallback_extra];
@@ -250,8 +249,8 @@ RESMON_DETAIL_NOINLINE inline uint32_t capture_stack(uintptr_t fp, uintptr_t fir
         for (int i = 0; i < n; ++i) walked[i] = stack[i];
         int s = 0, total = 0;
         int fb = fallback_from(frames, depth, first, &s, &total);
-        bool same = fb >= n && frames[s] == first &&
-                    __builtin_memcmp(walked, frames + s, sizeof(uintptr_t) * unsigned(n)) == 0;
+        bool same =
+            fb >= n && frames[s] == first && __builtin_memcmp(walked, frames + s, sizeof(uintptr_t) * unsigned(n)) == 0;
         bool whole = same && (n == int(depth) || total - n <= chain_slack);
         verdict_store(key, whole ? verdict::right : same ? verdict::prefix : verdict::broken);
         if (whole || (same && cheap)) {  // the walk's stack, as later walks of this pair will give it
@@ -282,20 +281,23 @@ inline uint64_t fallback_count() noexcept { return core::load_relaxed(&g_fallbac
 /// line on stderr and keep the default.
 inline void read_stack_environment() noexcept {
 #if RESMON_CONFIG_READ_ENVIRONMENT
-  if (const char* text = getenv("RESMON_STACK_DEPTH")) {
+  if (const char* text = env_value("RESMON_STACK_DEPTH")) {
     uint64_t v = 0;
     if (parse_count(text, 0, core::max_stack_depth, &v)) core::set_stack_depth(unsigned(v));
     else bad_value("RESMON_STACK_DEPTH", text, "a number of frames from 0 to 64", core::stack_depth());
   }
-  if (const char* text = getenv("RESMON_STACK_METHOD")) {
+  if (const char* text = env_value("RESMON_STACK_METHOD")) {
     static const char* const methods[] = {"auto", "fp", "unwind", nullptr};
     static const stack_method values[] = {stack_method::automatic, stack_method::frame_pointers,
                                           stack_method::fallback};
     int i = parse_choice(text, methods);
     stack_method now = core::get_stack_method();
     if (i >= 0) core::set_stack_method(values[i]);
-    else bad_value("RESMON_STACK_METHOD", text, "auto, fp or unwind",
-                   now == stack_method::automatic ? "auto" : now == stack_method::fallback ? "unwind" : "fp");
+    else
+      bad_value("RESMON_STACK_METHOD", text, "auto, fp or unwind",
+                now == stack_method::automatic  ? "auto"
+                : now == stack_method::fallback ? "unwind"
+                                                : "fp");
   }
 #endif
 }

@@ -6,7 +6,6 @@
 // The C headers, not <cstdint>/<cstdio>/<cstdlib>: a light header (macros.hpp).
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "config.hpp"
 #include "core/limits.hpp"
@@ -38,12 +37,13 @@ inline kind register_kind(const char* name) noexcept {
   uint16_t k = core::register_kind(name);
   if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
     bool bad_name = name == nullptr || name[0] == '\0' || core::str_length(name) >= core::kind_name_size;
-    fprintf(stderr, "resmon: register_kind(%s%s%s): %s; returns kind{%u}: its acquisitions and releases are not "
-                         "recorded but counted as invalid-kind misuse\n",
-                 name == nullptr ? "" : "\"", name == nullptr ? "nullptr" : name, name == nullptr ? "" : "\"",
-                 bad_name ? "expected a name of 1 to 31 characters"
-                          : "not registered: the limit of 64 kinds is reached (7 built in, 57 registered)",
-                 unsigned(max_kinds));
+    fprintf(stderr,
+            "resmon: register_kind(%s%s%s): %s; returns kind{%u}: its acquisitions and releases are not "
+            "recorded but counted as invalid-kind misuse\n",
+            name == nullptr ? "" : "\"", name == nullptr ? "nullptr" : name, name == nullptr ? "" : "\"",
+            bad_name ? "expected a name of 1 to 31 characters"
+                     : "not registered: the limit of 64 kinds is reached (7 built in, 57 registered)",
+            unsigned(max_kinds));
   }
   return kind(k);
 }
@@ -211,7 +211,10 @@ template <class Key> constexpr uint64_t key_of(Key key) noexcept {
 }
 constexpr uint64_t key_of(decltype(nullptr)) noexcept { return 0; }
 
-inline void read_environment() noexcept;
+/// Reads resmon's environment variables (stack_capture.hpp, RESMON_CAPACITY,
+/// RESMON_CLOCK_TICKER, RESMON_MAX_THREADS). An entry point of separate
+/// compilation (core/base.hpp).
+RESMON_DETAIL_ENTRY void read_environment() noexcept;
 
 /// Returns: true for the kinds whose keys the system hands out again once
 /// they are closed (descriptors, FILE*, DIR*, mapping addresses).
@@ -236,14 +239,12 @@ inline constexpr uint16_t record_unowned = 1;
 /// Lock-free; does not allocate (but for a thread's first table).
 /// Effects: sets `flag` on the record of `key` (kind `k`), keeping what it
 /// records. Returns: false when no such record is held.
-RESMON_DETAIL_NOINLINE inline bool flag_record(kind k, uint64_t key, uint16_t flag,
-                                               const site* where) noexcept {
+RESMON_DETAIL_NOINLINE inline bool flag_record(kind k, uint64_t key, uint16_t flag, const site* where) noexcept {
   core::record_view held;
   if (!core::find_live(uint16_t(k), key, &held)) return false;
   if ((held.flags & flag) != 0) return true;
   if (!core::release(uint16_t(k), key, where, &held)) return false;
-  core::acquire({uint16_t(k), uint16_t(held.flags | flag), held.stack_id, key, held.size, held.where,
-                 held.ret, true});
+  core::acquire({uint16_t(k), uint16_t(held.flags | flag), held.stack_id, key, held.size, held.where, held.ret, true});
   return true;
 }
 
@@ -313,8 +314,8 @@ inline bool acquire(kind k, uint64_t key, uint64_t size, const site* where, cons
     layer_only = true;
   }
   if (RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
-    stack_id = capture_stack(reinterpret_cast<uintptr_t>(__builtin_frame_address(0)),
-                             reinterpret_cast<uintptr_t>(ret), depth, layer_only);
+    stack_id = capture_stack(reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), reinterpret_cast<uintptr_t>(ret),
+                             depth, layer_only);
   return core::acquire({uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<uintptr_t>(ret), repeat});
 }
 
@@ -333,7 +334,6 @@ RESMON_DETAIL_NOINLINE RESMON_DETAIL_ENTRY bool acquire_here(kind k, uint64_t ke
     ;
 #endif
 
-
 /// Effects: reports a close of descriptor `key` by someone who does not own
 /// it (misuse_type::wrong_owner), naming `where` and the site where the
 /// current owner acquired it.
@@ -345,8 +345,8 @@ RESMON_DETAIL_NOINLINE inline void report_wrong_owner(kind k, uint64_t key, cons
     held_kind = k == kind::fd ? kind::socket : kind::fd;
     found = core::find_live(uint16_t(held_kind), key, &held);
   }
-  core::report_misuse(misuse_type::wrong_owner, uint16_t(held_kind), key, where, found ? held.where : nullptr,
-                      nullptr, found ? held.thread : 0);
+  core::report_misuse(misuse_type::wrong_owner, uint16_t(held_kind), key, where, found ? held.where : nullptr, nullptr,
+                      found ? held.thread : 0);
 }
 
 /// Records a release (the macros' target). A descriptor that a tagged owner
@@ -372,30 +372,37 @@ RESMON_DETAIL_ENTRY bool release(kind k, uint64_t key, const site* where, core::
     ;
 #endif
 
-inline void read_environment() noexcept {
+#if RESMON_DETAIL_ENTRY_DEFINED
+RESMON_DETAIL_ENTRY void read_environment() noexcept {
 #if RESMON_CONFIG_READ_ENVIRONMENT
   read_stack_environment();
-  if (const char* text = getenv("RESMON_CAPACITY")) {
+  if (const char* text = env_value("RESMON_CAPACITY")) {
     uint64_t n = 0;
     if (parse_count(text, 1024, uint64_t(1) << 32, &n)) core::set_capacity(n);
-    else bad_value("RESMON_CAPACITY", text, "a number of records from 1024 to 4294967296, optionally with k, M or G "
-                   "(e.g. 1M)", core::capacity());
+    else
+      bad_value("RESMON_CAPACITY", text,
+                "a number of records from 1024 to 4294967296, optionally with k, M or G "
+                "(e.g. 1M)",
+                core::capacity());
   }
-  if (const char* text = getenv("RESMON_CLOCK_TICKER")) {
+  if (const char* text = env_value("RESMON_CLOCK_TICKER")) {
     static const char* const values[] = {"0", "1", nullptr};
     int on = parse_choice(text, values);
     if (on < 0) bad_value("RESMON_CLOCK_TICKER", text, "1 (a thread reads the clock for the tracker) or 0", "0");
     else if (on == 1 && !start_clock_ticker())
       fprintf(stderr, "resmon: RESMON_CLOCK_TICKER=1: the ticker thread could not start; records read the clock\n");
   }
-  if (const char* text = getenv("RESMON_MAX_THREADS")) {
+  if (const char* text = env_value("RESMON_MAX_THREADS")) {
     uint64_t n = 0;
     if (!parse_count(text, 1, core::max_tables_ceiling, &n) || !core::set_max_threads(uint32_t(n)))
-      bad_value("RESMON_MAX_THREADS", text, "a number of threads from 1 to 1048576, optionally with k (e.g. 16k), set "
-                "before the first thread tracks", core::max_threads());
+      bad_value("RESMON_MAX_THREADS", text,
+                "a number of threads from 1 to 1048576, optionally with k (e.g. 16k), set "
+                "before the first thread tracks",
+                core::max_threads());
   }
 #endif
 }
+#endif
 
 }  // namespace detail
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Allocation-failure testing: scoped_alloc_failure and test_alloc_failures
 // find a real exception-safety leak in a broken container and pass a correct one.
-#include <resmon/alloc/alloc_failure.hpp>
+#include <resmon/testing/alloc_failure.hpp>
 
 #include <doctest/doctest.h>
 

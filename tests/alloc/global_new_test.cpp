@@ -19,7 +19,7 @@
 
 #include <unistd.h>
 
-#include <resmon/alloc/alloc_failure.hpp>
+#include <resmon/testing/alloc_failure.hpp>
 #include <resmon/report/leak_scope.hpp>
 #include <resmon/monitor/monitor.hpp>
 #include <resmon/alloc/tracking_allocator.hpp>
@@ -36,6 +36,11 @@ template <class T> T* kept(T* p) {
   asm volatile("" : : "g"(p) : "memory");
   return p;
 }
+
+// A limit event names the callers of operator new, which symbolizes the
+// stacks of every block held (the first time: about 1 s under ASan here):
+// the tests wait for delivery longer than the 2 s default.
+bool delivered() { return resmon::deliver_limit_events(20000); }
 
 int records_at_new_site(const resmon::leak_scope& scope, std::uintptr_t key, std::size_t* size = nullptr) {
   int n = 0;
@@ -154,7 +159,7 @@ TEST_CASE("global_new: a budget on tracked memory refuses: bad_alloc, or nullptr
   // The first budget starts resmon's receptors' thread, which allocates a
   // little (tracked): start it before measuring the headroom.
   resmon::on_limit([](const resmon::limit_event&) {});
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   resmon::usage now = resmon::live(resmon::kind::memory);
   resmon::alloc_budget old = resmon::set_global_new_budget({.bytes = now.bytes + 1000});
   char* a = kept(new char[600]);
@@ -170,7 +175,7 @@ TEST_CASE("global_new: a budget on tracked memory refuses: bad_alloc, or nullptr
   delete one;
   CHECK(resmon::set_global_new_budget(old).count == now.count + 1);
   delete kept(new int(3));  // no budget: allowed
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   resmon::on_limit(nullptr);
 }
 
@@ -197,7 +202,7 @@ TEST_CASE("global_new: a hard limit with a monitor and a receptor that allocate:
     ::usleep(100000);  // a few samples under the limit
     resmon::set_limit(resmon::kind::memory, {});  // before any check: doctest allocates for its messages
     CHECK(refused == 2000);
-    REQUIRE(resmon::deliver_limit_events());
+    REQUIRE(delivered());
     CHECK(m.history().size() >= 2);
   }
   resmon::on_limit(nullptr);
@@ -211,17 +216,17 @@ TEST_CASE("global_new: a soft limit with little headroom and an allocating recep
     std::vector<std::string> scratch(100, std::string(100, 'x'));
     ++calls;
   });
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   resmon::usage now = resmon::live(resmon::kind::memory);
   resmon::set_limit(resmon::kind::memory, {.bytes = now.bytes + 16});
   char* p = kept(new char[64]);  // crosses
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   delete[] p;  // back under
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   ::usleep(200000);  // the receptors' thread looks again every 100 ms: nothing new comes
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   resmon::set_limit(resmon::kind::memory, {});
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   resmon::on_limit(nullptr);
   CHECK(calls.load() >= 2);
   CHECK(calls.load() <= 3);  // crossed, back under (and perhaps the removal)
@@ -270,14 +275,14 @@ TEST_CASE("global_new: a limit event's top site is the function that called new,
     std::lock_guard<std::mutex> hold(lock);
     if (!e.back_under && !e.top_sites.empty() && top.empty()) top = e.top_sites.front().where->function;
   });
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   resmon::usage now = resmon::live(resmon::kind::memory);
   resmon::set_limit(resmon::kind::memory, {.bytes = now.bytes + 4096});
   fill_table();  // crosses: 1 MiB at one site, more than everything else held
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   delete[] g_table;
   resmon::set_limit(resmon::kind::memory, {});
-  REQUIRE(resmon::deliver_limit_events());
+  REQUIRE(delivered());
   resmon::on_limit(nullptr);
   std::lock_guard<std::mutex> hold(lock);
   CHECK(top.find("fill_table") != std::string::npos);

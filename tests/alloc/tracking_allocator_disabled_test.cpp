@@ -16,7 +16,7 @@
 #include <memory_resource>
 #include <vector>
 
-#include <resmon/alloc/alloc_failure.hpp>
+#include <resmon/testing/alloc_failure.hpp>
 #include <resmon/alloc/tracking_resource.hpp>
 
 static_assert(!RESMON_HAS_TRACKING);

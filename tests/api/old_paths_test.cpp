@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 // The include paths of the flat layout keep working for one release: each
 // forwards to its header's new folder (alloc/, handles/, report/, testing/).
+// global_new.hpp (it replaces operator new) and gtest.hpp are included by
+// tests/integration/gtest_new_test.cpp.
 #include <resmon/alloc_failure.hpp>
 #include <resmon/allocation_account.hpp>
 #include <resmon/leak_scope.hpp>
@@ -18,6 +20,7 @@
 #include <resmon/unique_file.hpp>
 #include <resmon/unique_handle.hpp>
 #include <resmon/unique_mapping.hpp>
+#include <resmon/core/report.hpp>
 #include <resmon/core/tracker.hpp>
 #include <resmon/doctest.hpp>  // after the others: it may bring doctest itself
 

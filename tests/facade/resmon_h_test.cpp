@@ -4,7 +4,7 @@
 #include <resmon/resmon.h>
 
 #include <resmon/platform/posix.hpp>  // the platform the facade of this test runs on
-#include <resmon/core/report.hpp>
+#include <resmon/core/report_writer.hpp>
 #include <resmon/core/site_table.hpp>
 #include <resmon/core/core.hpp>
 #include <resmon/core/types.hpp>

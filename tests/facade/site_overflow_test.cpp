@@ -5,7 +5,7 @@
 #include <resmon/resmon.h>
 
 #include <resmon/platform/posix.hpp>
-#include <resmon/core/report.hpp>
+#include <resmon/core/report_writer.hpp>
 #include <resmon/core/site_table.hpp>
 
 #include <doctest/doctest.h>

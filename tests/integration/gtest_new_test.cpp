@@ -4,8 +4,11 @@
 // test, and a leak found by RESMON_LEAK_CHECK() and by the listener is
 // reported once, at the program's line, with its stack.
 // tests/scripts/check_framework_leaks.py runs this binary and checks its output.
-#include <resmon/alloc/global_new.hpp>
-#include <resmon/testing/gtest.hpp>
+// Through the flat layout's paths, which forward for one release (the other
+// forwarders: tests/api/old_paths_test.cpp; the new paths: doctest_new_test,
+// gtest_leak_test).
+#include <resmon/global_new.hpp>
+#include <resmon/gtest.hpp>
 
 #include <cstring>
 #include <string>

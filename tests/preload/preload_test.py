@@ -202,6 +202,22 @@ with tempfile.TemporaryDirectory() as tmp:
     check(r.returncode == 0 and r.stdout == "forked\n" and len(os.listdir(forks)) == 101,
           f"100 forks during periodic snapshots: all finish, each writes its file ({r.returncode}, {len(os.listdir(forks))})")
 
+    # %e is the program's name; without %p, the child of fork() appends ".<its pid>".
+    named = os.path.join(tmp, "named")
+    os.makedirs(named)
+    r = run([leaky, plugin], {"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(named, "run-%e.resmon")})
+    base = "run-" + os.path.basename(leaky) + ".resmon"
+    names = sorted(os.listdir(named))
+    suffixed = [n for n in names if n.startswith(base + ".")]
+    check(r.returncode == plain.returncode and base in names and len(suffixed) == 1 and len(names) == 2,
+          f"%e expands to the program's name; the child appends .<pid> ({names})")
+    if base in names and len(suffixed) == 1:
+        parent_doc = view_json(os.path.join(named, base))
+        child_doc = view_json(os.path.join(named, suffixed[0]))
+        check(not parent_doc["child"] and child_doc["child"] and
+              suffixed[0] == base + "." + str(child_doc["pid"]) and child_doc["pid"] != parent_doc["pid"],
+              f"the suffix is the child's pid ({suffixed[0]}, child pid {child_doc['pid']})")
+
     # Damaged files: one line naming the file, status 1, never a crash.
     good = open(files[0], "rb").read()
     cases = {"truncated": good[: len(good) // 2], "corrupted": good[:100] + bytes([good[100] ^ 0xff]) + good[101:],

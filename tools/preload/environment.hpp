@@ -47,10 +47,18 @@ inline bool parse_with_unit(const char* text, const unit* units, unsigned n, std
 /// Returns: false on anything else or on overflow.
 inline bool parse_size(const char* text, std::uint64_t* out) noexcept {
   static constexpr unit units[] = {
-      {"", 1},           {"B", 1},
-      {"k", 1ULL << 10}, {"K", 1ULL << 10},  {"KiB", 1ULL << 10}, {"KB", 1000},
-      {"M", 1ULL << 20}, {"MiB", 1ULL << 20}, {"MB", 1000000},
-      {"G", 1ULL << 30}, {"GiB", 1ULL << 30}, {"GB", 1000000000},
+      {"", 1},
+      {"B", 1},
+      {"k", 1ULL << 10},
+      {"K", 1ULL << 10},
+      {"KiB", 1ULL << 10},
+      {"KB", 1000},
+      {"M", 1ULL << 20},
+      {"MiB", 1ULL << 20},
+      {"MB", 1000000},
+      {"G", 1ULL << 30},
+      {"GiB", 1ULL << 30},
+      {"GB", 1000000000},
   };
   return parse_with_unit(text, units, sizeof units / sizeof units[0], out);
 }
@@ -59,8 +67,8 @@ inline bool parse_size(const char* text, std::uint64_t* out) noexcept {
 /// Returns: the nanoseconds in *out; false on anything else, on 0 or overflow.
 inline bool parse_duration(const char* text, std::uint64_t* out) noexcept {
   static constexpr unit units[] = {
-      {"ms", 1000000ULL}, {"s", 1000000000ULL}, {"min", 60000000000ULL}, {"h", 3600000000000ULL},
-      {"d", 86400000000000ULL},
+      {"ms", 1000000ULL},      {"s", 1000000000ULL},     {"min", 60000000000ULL},
+      {"h", 3600000000000ULL}, {"d", 86400000000000ULL},
   };
   std::uint64_t v = 0;
   if (!parse_with_unit(text, units, sizeof units / sizeof units[0], &v) || v == 0) return false;
@@ -120,7 +128,7 @@ inline bool parse_kinds(const char* text, std::uint32_t* out) noexcept {
 }
 
 /// RESMON_EXIT_ON's words beyond the kind names (bits kind_name_count and up).
-inline constexpr std::uint32_t exit_on_lost = 1u << kind_name_count;          // definitely lost memory, lost FILE*/DIR*
+inline constexpr std::uint32_t exit_on_lost = 1u << kind_name_count;  // definitely lost memory, lost FILE*/DIR*
 inline constexpr std::uint32_t exit_on_indirect = 1u << (kind_name_count + 1);  // indirectly lost memory
 
 /// Parses RESMON_EXIT_ON: a comma-separated list of `lost`, `indirect` and
@@ -163,8 +171,8 @@ inline bool parse_signal(const char* text, int* out) noexcept {
       const char* name;
       int number;
     };
-    static constexpr named names[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP},   {"INT", SIGINT},
-                                      {"QUIT", SIGQUIT}, {"TERM", SIGTERM}, {"PWR", SIGPWR},   {"WINCH", SIGWINCH},
+    static constexpr named names[] = {{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP},      {"INT", SIGINT},
+                                      {"QUIT", SIGQUIT}, {"TERM", SIGTERM}, {"PWR", SIGPWR},      {"WINCH", SIGWINCH},
                                       {"URG", SIGURG},   {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM}};
     int found = -1;
     for (const named& x : names)
@@ -174,7 +182,8 @@ inline bool parse_signal(const char* text, int* out) noexcept {
   }
   int s = *out;
   // SIGRTMAX - 1 stops the threads for the reachability scan at exit.
-  return !(s == SIGRTMAX - 1 || s == SIGKILL || s == SIGSTOP || s == SIGSEGV || s == SIGBUS || s == SIGFPE || s == SIGILL || s == SIGABRT);
+  return !(s == SIGRTMAX - 1 || s == SIGKILL || s == SIGSTOP || s == SIGSEGV || s == SIGBUS || s == SIGFPE ||
+           s == SIGILL || s == SIGABRT);
 }
 
 }  // namespace resmon::preload

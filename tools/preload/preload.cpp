@@ -83,22 +83,22 @@ struct inside {
 enum tracked_kind : std::uint32_t { k_memory, k_fd, k_file, k_dir, k_socket, k_mmap, k_thread, k_sync };
 
 struct settings {
-  std::uint32_t xready;       // 1 once the environment is read: tracking on
-  std::uint32_t kinds;        // bit i: kind_names[i] is tracked
-  std::uint16_t sync_kind;    // the registered "sync" kind
-  int exit_code;              // RESMON_EXIT_CODE, -1: unset
-  int snapshot_signal;        // RESMON_SNAPSHOT_SIGNAL (SIGUSR1 by default), 0: none
-  bool peak;                  // RESMON_PEAK_MARGIN is not 0: the high-water mark is captured
-  std::uint32_t exit_on;      // RESMON_EXIT_ON: bit i kind_names[i] held, exit_on_lost, exit_on_indirect
-  bool reachability;          // RESMON_REACHABILITY: classify held memory at exit (default on)
-  std::size_t static_tls_bytes;    // the static TLS block of every thread (a root of the scan)
-  std::uintptr_t linker_address;   // an address in the dynamic linker's module
-  std::uint64_t flush_ns;     // RESMON_FLUSH_INTERVAL, 0: at exit only
-  std::uint64_t max_size;     // RESMON_MAX_SIZE, 0: unset
+  std::uint32_t xready;           // 1 once the environment is read: tracking on
+  std::uint32_t kinds;            // bit i: kind_names[i] is tracked
+  std::uint16_t sync_kind;        // the registered "sync" kind
+  int exit_code;                  // RESMON_EXIT_CODE, -1: unset
+  int snapshot_signal;            // RESMON_SNAPSHOT_SIGNAL (SIGUSR1 by default), 0: none
+  bool peak;                      // RESMON_PEAK_MARGIN is not 0: the high-water mark is captured
+  std::uint32_t exit_on;          // RESMON_EXIT_ON: bit i kind_names[i] held, exit_on_lost, exit_on_indirect
+  bool reachability;              // RESMON_REACHABILITY: classify held memory at exit (default on)
+  std::size_t static_tls_bytes;   // the static TLS block of every thread (a root of the scan)
+  std::uintptr_t linker_address;  // an address in the dynamic linker's module
+  std::uint64_t flush_ns;         // RESMON_FLUSH_INTERVAL, 0: at exit only
+  std::uint64_t max_size;         // RESMON_MAX_SIZE, 0: unset
   std::uint64_t start_realtime_ns;
-  int init_pid;               // the pid when the constructor ran
-  bool child;                 // this image was started by a tracked process (fork + exec)
-  char output[1024];          // RESMON_OUTPUT, unexpanded
+  int init_pid;       // the pid when the constructor ran
+  bool child;         // this image was started by a tracked process (fork + exec)
+  char output[1024];  // RESMON_OUTPUT, unexpanded
   char program[512];
   char cmdline[4096];
   std::uint32_t cmdline_length;
@@ -106,10 +106,10 @@ struct settings {
   std::uint32_t xstop_flush;  // 1: the flush thread ends
   pthread_t flush_thread;
   bool flush_running;
-  bool cached_unwind;         // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
-  int log_fd;                 // RESMON_LOG: misuse events, one line each; -1: none (the default)
+  bool cached_unwind;          // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
+  int log_fd;                  // RESMON_LOG: misuse events, one line each; -1: none (the default)
   std::uint64_t temporary_ns;  // RESMON_TEMPORARY: releases and temporaries per stack; 0: not counted
-  std::uint64_t sample_mean;  // RESMON_SAMPLE: mean bytes between sampled blocks; 0: every block (exact)
+  std::uint64_t sample_mean;   // RESMON_SAMPLE: mean bytes between sampled blocks; 0: every block (exact)
 };
 constinit settings g{};
 
@@ -132,15 +132,15 @@ inline bool tracking(tracked_kind k) noexcept {
 inline constexpr unsigned sample_filter_log2 = 20;
 
 struct sampling_totals {
-  std::uint8_t* filter;           // 2^sample_filter_log2 counters, mapped at start
-  std::uint64_t xsampled;         // sampled acquisitions
-  std::uint64_t xestimated_milli; // estimated acquisitions x 1000
-  std::uint64_t xestimated_bytes; // estimated bytes acquired
+  std::uint8_t* filter;            // 2^sample_filter_log2 counters, mapped at start
+  std::uint64_t xsampled;          // sampled acquisitions
+  std::uint64_t xestimated_milli;  // estimated acquisitions x 1000
+  std::uint64_t xestimated_bytes;  // estimated bytes acquired
 };
 constinit sampling_totals g_sampling{};
 
 [[gnu::tls_model("initial-exec")]] thread_local std::int64_t t_sample_left = 0;  // bytes to the next sample point
-[[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_sample_rng = 0;   // 0: not seeded yet
+[[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_sample_rng = 0;  // 0: not seeded yet
 
 inline std::size_t sample_slot(const void* p) noexcept {
   return std::size_t((std::uint64_t(p) >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - sample_filter_log2));
@@ -164,7 +164,8 @@ std::int64_t next_sample_distance() noexcept {
 __attribute__((noinline)) bool sample_point(std::size_t n) noexcept {
   if (t_sample_rng == 0) {
     t_sample_rng = ((std::uint64_t(::syscall(SYS_gettid)) * 0x9E3779B97F4A7C15ULL) ^ std::uint64_t(&t_sample_rng) ^
-                    std::uint64_t(g.start_realtime_ns)) | 1;
+                    std::uint64_t(g.start_realtime_ns)) |
+                   1;
     t_sample_left = next_sample_distance() - std::int64_t(n);
     if (t_sample_left > 0) return false;
   }
@@ -187,8 +188,8 @@ inline bool sampled(std::size_t n) noexcept {
 void note_sampled(const void* p, std::size_t n) noexcept {
   std::uint8_t* c = &g_sampling.filter[sample_slot(p)];
   std::uint8_t v = core::load_relaxed(c);
-  while (v != 255 && !__atomic_compare_exchange_n(c, &v, std::uint8_t(v + 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+  while (v != 255 &&
+         !__atomic_compare_exchange_n(c, &v, std::uint8_t(v + 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
   double w = snapshot::sample_weight(n, g.sample_mean);
   core::fetch_add_relaxed(&g_sampling.xsampled, std::uint64_t(1));
   core::fetch_add_relaxed(&g_sampling.xestimated_milli, std::uint64_t(w * 1000.0));
@@ -205,8 +206,7 @@ void forget_sampled(const void* p) noexcept {
   std::uint8_t* c = &g_sampling.filter[sample_slot(p)];
   std::uint8_t v = core::load_relaxed(c);
   while (v != 0 && v != 255 &&
-         !__atomic_compare_exchange_n(c, &v, std::uint8_t(v - 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+         !__atomic_compare_exchange_n(c, &v, std::uint8_t(v - 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 }
 
 inline std::uint16_t core_kind(tracked_kind k) noexcept {
@@ -251,8 +251,8 @@ std::uint32_t stack_id_of(const std::uintptr_t* frames, std::uint32_t n) noexcep
 
 /// Records (k, key, size) acquired by the call returning to `ret`, with the
 /// stack from the frame `fp` of the intercepting function.
-__attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, std::uint64_t size,
-                                            std::uintptr_t ret, std::uintptr_t fp) noexcept {
+__attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, std::uint64_t size, std::uintptr_t ret,
+                                            std::uintptr_t fp) noexcept {
   inside guard;
   std::uint32_t stack = 0;
   if (std::uint32_t depth = core::stack_depth(); depth != 0) {
@@ -323,15 +323,15 @@ template <class Fn> Fn real(Fn* slot, const char* name) noexcept {
   }
   return fn;
 }
-#define RESMON_REAL(name)                                      \
-  ([]() noexcept {                                             \
-    static decltype(&::name) slot = nullptr;                   \
-    return real(&slot, #name);                                 \
+#define RESMON_REAL(name)                    \
+  ([]() noexcept {                           \
+    static decltype(&::name) slot = nullptr; \
+    return real(&slot, #name);               \
   }())
-#define RESMON_REAL_AS(name, ...)                              \
-  ([]() noexcept {                                             \
-    static std::type_identity_t<__VA_ARGS__> slot = nullptr;    \
-    return real(&slot, name);                                  \
+#define RESMON_REAL_AS(name, ...)                            \
+  ([]() noexcept {                                           \
+    static std::type_identity_t<__VA_ARGS__> slot = nullptr; \
+    return real(&slot, name);                                \
   }())
 
 // ---------------------------------------------------------------------------
@@ -355,7 +355,8 @@ bool output_path(char* out, std::size_t size) noexcept {
     int len = 0;
     char tmp[24];
     unsigned v = unsigned(pid);
-    do tmp[len++] = char('0' + v % 10); while ((v /= 10) != 0);
+    do tmp[len++] = char('0' + v % 10);
+    while ((v /= 10) != 0);
     for (int i = 0; i < len; ++i) number[i] = tmp[len - 1 - i];
     return put(number, std::size_t(len));
   };
@@ -457,10 +458,9 @@ void* flush_main(void*) noexcept {
 void log_misuse(const core::misuse_event& e, void*) noexcept {
   char line[256];
   const char* kind = core::kind_name(std::uint16_t(e.kind));
-  int n = std::snprintf(line, sizeof line, "resmon: %s: %s 0x%llx on thread %llu (pid %d)\n",
-                        core::misuse_name(e.type), kind != nullptr ? kind : "?",
-                        static_cast<unsigned long long>(e.key), static_cast<unsigned long long>(e.thread),
-                        int(::getpid()));
+  int n = std::snprintf(line, sizeof line, "resmon: %s: %s 0x%llx on thread %llu (pid %d)\n", core::misuse_name(e.type),
+                        kind != nullptr ? kind : "?", static_cast<unsigned long long>(e.key),
+                        static_cast<unsigned long long>(e.thread), int(::getpid()));
   if (n > 0 && g.log_fd >= 0) {
     ssize_t w = ::write(g.log_fd, line, std::size_t(n) < sizeof line ? std::size_t(n) : sizeof line - 1);
     (void)w;
@@ -556,7 +556,7 @@ void install_signal_handlers() noexcept {
       (void)::sigaltstack(&alt, nullptr);
     }
   }
-  struct sigaction sa{};
+  struct sigaction sa {};
   sigfillset(&sa.sa_mask);
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
   sa.sa_sigaction = on_fatal_signal;
@@ -631,7 +631,8 @@ __attribute__((constructor(101))) void start() noexcept {
     } else if (std::strcmp(text, "unwind") == 0) {
       g.cached_unwind = false;
     } else if (std::strcmp(text, "auto") != 0) {
-      bad_variable("RESMON_STACK_METHOD", text, "auto (cached unwind rules), fp (frame pointers) or unwind (libunwind)");
+      bad_variable("RESMON_STACK_METHOD", text,
+                   "auto (cached unwind rules), fp (frame pointers) or unwind (libunwind)");
     }
   }
   if ((text = std::getenv("RESMON_FLUSH_INTERVAL")) != nullptr && !parse_duration(text, &g.flush_ns))
@@ -642,7 +643,8 @@ __attribute__((constructor(101))) void start() noexcept {
   }
   if ((text = std::getenv("RESMON_SAMPLE")) != nullptr) {
     if (!parse_size(text, &g.sample_mean) || (g.sample_mean != 0 && g.sample_mean < 64))
-      bad_variable("RESMON_SAMPLE", text, "a mean distance between sampled blocks such as 512KiB or 1M (at least 64), or 0 for every block");
+      bad_variable("RESMON_SAMPLE", text,
+                   "a mean distance between sampled blocks such as 512KiB or 1M (at least 64), or 0 for every block");
     if (g.sample_mean != 0) {
       g_sampling.filter = static_cast<std::uint8_t*>(platform::pages_alloc(std::size_t(1) << sample_filter_log2));
       if (g_sampling.filter == nullptr) bad_variable("RESMON_SAMPLE", text, "memory for its filter (1 MiB)");
@@ -651,7 +653,8 @@ __attribute__((constructor(101))) void start() noexcept {
   // About 40 bytes of tracker memory per held record (record, index, slack).
   core::set_capacity(g.max_size != 0 ? g.max_size / 40 : std::uint64_t(1) << 28);
   if ((text = std::getenv("RESMON_KINDS")) != nullptr && !parse_kinds(text, &g.kinds))
-    bad_variable("RESMON_KINDS", text, "a comma-separated list of memory, fd, file, dir, socket, mmap, thread, sync or all");
+    bad_variable("RESMON_KINDS", text,
+                 "a comma-separated list of memory, fd, file, dir, socket, mmap, thread, sync or all");
   if ((text = std::getenv("RESMON_EXIT_CODE")) != nullptr) {
     if (!parse_number(text, 0, 255, &v)) bad_variable("RESMON_EXIT_CODE", text, "an exit status from 0 to 255");
     g.exit_code = int(v);
@@ -659,7 +662,8 @@ __attribute__((constructor(101))) void start() noexcept {
   g.exit_on = exit_on_lost | 1u << k_fd | 1u << k_socket;
   if ((text = std::getenv("RESMON_EXIT_ON")) != nullptr && !parse_exit_on(text, &g.exit_on))
     bad_variable("RESMON_EXIT_ON", text,
-                 "a comma-separated list of lost, indirect and kinds (memory, fd, file, dir, socket, mmap, thread, sync, all)");
+                 "a comma-separated list of lost, indirect and kinds (memory, fd, file, dir, socket, mmap, thread, "
+                 "sync, all)");
   g.reachability = true;
   if ((text = std::getenv("RESMON_REACHABILITY")) != nullptr) {
     if (std::strcmp(text, "0") != 0 && std::strcmp(text, "1") != 0)
@@ -671,7 +675,8 @@ __attribute__((constructor(101))) void start() noexcept {
   if (g.sample_mean != 0) g.reachability = false;
   // What the reachability scan needs of the C library and the dynamic linker.
   using tls_info_fn = void (*)(std::size_t*, std::size_t*);
-  if (auto get_tls = reinterpret_cast<tls_info_fn>(::dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info")); get_tls != nullptr) {
+  if (auto get_tls = reinterpret_cast<tls_info_fn>(::dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info"));
+      get_tls != nullptr) {
     std::size_t align = 0;
     get_tls(&g.static_tls_bytes, &align);
   }
@@ -696,7 +701,8 @@ __attribute__((constructor(101))) void start() noexcept {
                    "a duration such as 1ms (the default) or 10s: a block freed sooner is temporary; 0: not counted");
   }
   if (g.temporary_ns != 0 && !core::set_tallies(true, g.temporary_ns))
-    bad_variable("RESMON_TEMPORARY", text != nullptr ? text : "1ms", "memory for the counts per stack (32 MiB of address space)");
+    bad_variable("RESMON_TEMPORARY", text != nullptr ? text : "1ms",
+                 "memory for the counts per stack (32 MiB of address space)");
   g.snapshot_signal = SIGUSR1;
   if ((text = std::getenv("RESMON_SNAPSHOT_SIGNAL")) != nullptr && !parse_signal(text, &g.snapshot_signal))
     bad_variable("RESMON_SNAPSHOT_SIGNAL", text, "a signal name or number such as USR1, SIGUSR2 or 12, or 0 for none");
@@ -744,8 +750,8 @@ bool exit_condition(const reach::result& classes) noexcept {
     if (core::figures(core_kind(tracked_kind(i))).live != 0) return true;
   }
   // Sampled memory has no reachability: neither lost nor indirect can be said of it.
-  bool memory_held = (g.kinds >> k_memory & 1) != 0 && g.sample_mean == 0 &&
-                     core::figures(core_kind(k_memory)).live != 0;
+  bool memory_held =
+      (g.kinds >> k_memory & 1) != 0 && g.sample_mean == 0 && core::figures(core_kind(k_memory)).live != 0;
   if ((g.exit_on & exit_on_lost) != 0) {
     if (classes.valid ? classes.definite + classes.lost_streams != 0 : memory_held) return true;
   }
@@ -783,7 +789,8 @@ std::uint32_t g_finished_pid = 0;
   reach::collect_module_roots(roots, in);
   std::int32_t self = std::int32_t(::syscall(SYS_gettid));
   std::uint32_t not_stopped = reach::stop_the_world(self, __atomic_load_n(&detail::ticker_tid, __ATOMIC_ACQUIRE));
-  if (not_stopped == 0) reach::classify(classes, in, roots, reach::stopped_threads(), reinterpret_cast<std::uintptr_t>(&marker));
+  if (not_stopped == 0)
+    reach::classify(classes, in, roots, reach::stopped_threads(), reinterpret_cast<std::uintptr_t>(&marker));
   classes.threads_not_stopped = not_stopped;
   write_now(true, &classes, true);
   reach::resume_the_world(not_stopped == 0);
@@ -1004,16 +1011,16 @@ inline bool needs_mode(int flags) noexcept { return (flags & O_CREAT) != 0 || (f
 }  // namespace
 
 // The mode argument that open and openat take with O_CREAT or O_TMPFILE.
-#define RESMON_MODE_ARGUMENT(flags)   \
-  mode_t mode = 0;                    \
-  if (needs_mode(flags)) {            \
-    va_list ap;                       \
-    va_start(ap, flags);              \
-    mode = mode_t(va_arg(ap, int));   \
-    va_end(ap);                       \
+#define RESMON_MODE_ARGUMENT(flags) \
+  mode_t mode = 0;                  \
+  if (needs_mode(flags)) {          \
+    va_list ap;                     \
+    va_start(ap, flags);            \
+    mode = mode_t(va_arg(ap, int)); \
+    va_end(ap);                     \
   }
 
-#define RESMON_OPEN_LIKE(name)                                                          \
+#define RESMON_OPEN_LIKE(name)                                                         \
   RESMON_EXPORT int name(const char* path, int flags, ...) {                           \
     RESMON_MODE_ARGUMENT(flags)                                                        \
     int fd = RESMON_REAL_AS(#name, int (*)(const char*, int, ...))(path, flags, mode); \
@@ -1022,7 +1029,7 @@ inline bool needs_mode(int flags) noexcept { return (flags & O_CREAT) != 0 || (f
 RESMON_OPEN_LIKE(open)
 RESMON_OPEN_LIKE(open64)
 
-#define RESMON_OPENAT_LIKE(name)                                                                  \
+#define RESMON_OPENAT_LIKE(name)                                                                 \
   RESMON_EXPORT int name(int dir, const char* path, int flags, ...) {                            \
     RESMON_MODE_ARGUMENT(flags)                                                                  \
     int fd = RESMON_REAL_AS(#name, int (*)(int, const char*, int, ...))(dir, path, flags, mode); \
@@ -1043,8 +1050,8 @@ RESMON_EXPORT int __openat_2(int dir, const char* path, int flags) {
                    RESMON_FP);
 }
 RESMON_EXPORT int __openat64_2(int dir, const char* path, int flags) {
-  return fd_result(RESMON_REAL_AS("__openat64_2", int (*)(int, const char*, int))(dir, path, flags), k_fd,
-                   RESMON_RET, RESMON_FP);
+  return fd_result(RESMON_REAL_AS("__openat64_2", int (*)(int, const char*, int))(dir, path, flags), k_fd, RESMON_RET,
+                   RESMON_FP);
 }
 
 RESMON_EXPORT int creat(const char* path, mode_t mode) {
@@ -1098,7 +1105,7 @@ namespace {
 tracked_kind kind_of_descriptor(int fd) noexcept {
   inside guard;
   core::record_view held;
-  if (core::find_live(std::uint16_t(kind::socket), std::uint64_t(fd), &held) ) return k_socket;
+  if (core::find_live(std::uint16_t(kind::socket), std::uint64_t(fd), &held)) return k_socket;
   return k_fd;
 }
 }  // namespace
@@ -1234,7 +1241,7 @@ RESMON_EXPORT FILE* fopen(const char* path, const char* mode) {
   return file_result(RESMON_REAL(fopen)(path, mode), RESMON_RET, RESMON_FP);
 }
 RESMON_EXPORT FILE* fopen64(const char* path, const char* mode) {
-  return file_result(RESMON_REAL_AS("fopen64", FILE* (*)(const char*, const char*))(path, mode), RESMON_RET,
+  return file_result(RESMON_REAL_AS("fopen64", FILE * (*)(const char*, const char*))(path, mode), RESMON_RET,
                      RESMON_FP);
 }
 RESMON_EXPORT FILE* fdopen(int fd, const char* mode) {
@@ -1246,12 +1253,12 @@ RESMON_EXPORT FILE* freopen(const char* path, const char* mode, FILE* f) {
 }
 RESMON_EXPORT FILE* freopen64(const char* path, const char* mode, FILE* f) {
   release_file(f);
-  return file_result(RESMON_REAL_AS("freopen64", FILE* (*)(const char*, const char*, FILE*))(path, mode, f),
+  return file_result(RESMON_REAL_AS("freopen64", FILE * (*)(const char*, const char*, FILE*))(path, mode, f),
                      RESMON_RET, RESMON_FP);
 }
 RESMON_EXPORT FILE* tmpfile() { return file_result(RESMON_REAL(tmpfile)(), RESMON_RET, RESMON_FP); }
 RESMON_EXPORT FILE* tmpfile64() {
-  return file_result(RESMON_REAL_AS("tmpfile64", FILE* (*)())(), RESMON_RET, RESMON_FP);
+  return file_result(RESMON_REAL_AS("tmpfile64", FILE * (*)())(), RESMON_RET, RESMON_FP);
 }
 RESMON_EXPORT int fclose(FILE* f) {
   release_file(f);
@@ -1292,8 +1299,8 @@ RESMON_EXPORT void* mmap(void* addr, size_t length, int prot, int flags, int fd,
   return p;
 }
 RESMON_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
-  void* p = RESMON_REAL_AS("mmap64", void* (*)(void*, size_t, int, int, int, off_t))(addr, length, prot, flags, fd,
-                                                                                    offset);
+  void* p =
+      RESMON_REAL_AS("mmap64", void* (*)(void*, size_t, int, int, int, off_t))(addr, length, prot, flags, fd, offset);
   if (p != MAP_FAILED && tracking(k_mmap)) note_reused_acquire(k_mmap, std::uint64_t(p), length, RESMON_RET, RESMON_FP);
   return p;
 }
@@ -1364,7 +1371,7 @@ RESMON_EXPORT sem_t* sem_open(const char* name, int flags, ...) {
     value = va_arg(ap, unsigned);
     va_end(ap);
   }
-  sem_t* s = RESMON_REAL_AS("sem_open", sem_t* (*)(const char*, int, ...))(name, flags, mode, value);
+  sem_t* s = RESMON_REAL_AS("sem_open", sem_t * (*)(const char*, int, ...))(name, flags, mode, value);
   if (s != SEM_FAILED && tracking(k_sync)) note_reused_acquire(k_sync, std::uint64_t(s), 0, RESMON_RET, RESMON_FP);
   return s;
 }

@@ -332,7 +332,7 @@ inline std::uint32_t stop_the_world(std::int32_t self, std::int32_t ignored) noe
   core::store_relaxed(&w.xacked, 0u);
   core::store_relaxed(&w.xrelease, 0u);
   core::store_release(&w.xactive, 1u);
-  struct sigaction ours{};
+  struct sigaction ours {};
   ours.sa_sigaction = on_stop_signal;
   ours.sa_flags = SA_SIGINFO | SA_RESTART;
   sigfillset(&ours.sa_mask);
@@ -405,9 +405,9 @@ struct block {
   std::uint64_t lo;
   std::uint64_t hi;  // end; the top bits are flags
 };
-inline constexpr std::uint64_t follow_bit = 1ULL << 63;   // memory: its words are scanned
-inline constexpr std::uint64_t stream_bit = 1ULL << 62;   // FILE*/DIR*: the C library's own pointers do not count
-inline constexpr std::uint64_t linker_bit = 1ULL << 61;   // allocated by the dynamic linker: reachable
+inline constexpr std::uint64_t follow_bit = 1ULL << 63;  // memory: its words are scanned
+inline constexpr std::uint64_t stream_bit = 1ULL << 62;  // FILE*/DIR*: the C library's own pointers do not count
+inline constexpr std::uint64_t linker_bit = 1ULL << 61;  // allocated by the dynamic linker: reachable
 inline constexpr std::uint64_t end_mask = linker_bit - 1;
 
 /// Sorts by `lo`, least significant 16 bits first (four passes at most), no recursion.
@@ -466,7 +466,7 @@ class result {
   std::uint32_t threads_not_stopped = 0;
   std::uint64_t definite = 0, indirect = 0, reachable = 0;  // memory blocks
   std::uint64_t definite_bytes = 0, indirect_bytes = 0;
-  std::uint64_t lost_streams = 0;                            // FILE*/DIR* lost
+  std::uint64_t lost_streams = 0;  // FILE*/DIR* lost
 
   /// Returns: snapshot::reach_* of the block (or, `stream`, the FILE*/DIR*)
   /// at `key`. A FILE* is both: the stream, and the memory block of its
@@ -634,8 +634,8 @@ struct module_roots {
 inline void collect_module_roots(module_roots& roots, const inputs& in) noexcept {
   roots.segments = static_cast<range*>(pages(sizeof(range) * module_roots::max));
   if (roots.segments == nullptr) return;
-  detail::segment_search s{roots.segments, 0, module_roots::max, in.self_address, in.libc_address,
-                           in.linker_address, roots.libc, 0, {0, 0}};
+  detail::segment_search s{
+      roots.segments, 0, module_roots::max, in.self_address, in.libc_address, in.linker_address, roots.libc, 0, {0, 0}};
   ::dl_iterate_phdr(detail::collect_segments, &s);
   roots.count = s.count;
   roots.libc_count = s.libc_count;
@@ -656,8 +656,8 @@ inline void classify(result& out, const inputs& in, const module_roots& roots, s
   if (!read_address_space(space)) return;
 
   // The held blocks. Live counts bound them (the world is stopped).
-  std::uint64_t held = core::figures(in.memory_kind).live + core::figures(in.file_kind).live +
-                       core::figures(in.dir_kind).live + 64;
+  std::uint64_t held =
+      core::figures(in.memory_kind).live + core::figures(in.file_kind).live + core::figures(in.dir_kind).live + 64;
   out.block_bytes_ = std::size_t(held) * sizeof(block);
   out.n_cap_ = std::size_t(held);
   out.blocks_ = static_cast<block*>(pages(out.block_bytes_));

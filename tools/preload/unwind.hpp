@@ -50,7 +50,7 @@ struct rule {
 inline constexpr std::uint8_t rule_known = 1;
 inline constexpr std::uint8_t rule_cfa_from_bp = 2;
 inline constexpr std::uint8_t rule_bp_saved = 4;
-inline constexpr std::uint8_t rule_end = 8;          // the outermost frame: no caller
+inline constexpr std::uint8_t rule_end = 8;           // the outermost frame: no caller
 inline constexpr std::uint8_t rule_unsupported = 16;  // the interpreter cannot express it
 
 inline std::uint64_t pack(rule r) noexcept {
@@ -124,7 +124,7 @@ class reader {
     }
     switch (enc & 0x70) {
       case 0x00: break;
-      case 0x10: v += std::uint64_t(reinterpret_cast<std::uintptr_t>(start)); break;      // pcrel
+      case 0x10: v += std::uint64_t(reinterpret_cast<std::uintptr_t>(start)); break;        // pcrel
       case 0x20: v += std::uint64_t(reinterpret_cast<std::uintptr_t>(bases.tbase)); break;  // textrel
       case 0x30: v += std::uint64_t(reinterpret_cast<std::uintptr_t>(bases.dbase)); break;  // datarel
       case 0x40: v += std::uint64_t(reinterpret_cast<std::uintptr_t>(bases.func)); break;   // funcrel
@@ -267,30 +267,101 @@ inline void execute(const std::uint8_t* p, const std::uint8_t* end, const cie_in
     }
     switch (op) {
       case 0x00: break;  // nop
-      case 0x01: loc = r.pointer(cie.fde_encoding, bases); if (loc > target) return; break;
-      case 0x02: loc += r.u8() * cie.code_align; if (loc > target) return; break;
-      case 0x03: loc += r.fixed<std::uint16_t>() * cie.code_align; if (loc > target) return; break;
-      case 0x04: loc += r.fixed<std::uint32_t>() * cie.code_align; if (loc > target) return; break;
-      case 0x05: { std::uint64_t reg = r.uleb(); set_offset(reg, std::int64_t(r.uleb()) * cie.data_align); break; }
+      case 0x01:
+        loc = r.pointer(cie.fde_encoding, bases);
+        if (loc > target) return;
+        break;
+      case 0x02:
+        loc += r.u8() * cie.code_align;
+        if (loc > target) return;
+        break;
+      case 0x03:
+        loc += r.fixed<std::uint16_t>() * cie.code_align;
+        if (loc > target) return;
+        break;
+      case 0x04:
+        loc += r.fixed<std::uint32_t>() * cie.code_align;
+        if (loc > target) return;
+        break;
+      case 0x05: {
+        std::uint64_t reg = r.uleb();
+        set_offset(reg, std::int64_t(r.uleb()) * cie.data_align);
+        break;
+      }
       case 0x06: restore(r.uleb()); break;
-      case 0x07: { std::uint64_t reg = r.uleb(); if (reg == reg_ra) s->ra_undefined = true; else if (reg == reg_bp) s->unsupported = true; break; }
-      case 0x08: { std::uint64_t reg = r.uleb(); if (reg == reg_bp) s->bp_saved = false; else unsupported_for(reg); break; }
-      case 0x09: { std::uint64_t reg = r.uleb(); r.uleb(); unsupported_for(reg); break; }
-      case 0x0a: if (depth < 8) saved[depth++] = *s; else s->unsupported = true; break;
-      case 0x0b: if (depth > 0) *s = saved[--depth]; else s->unsupported = true; break;
-      case 0x0c: s->cfa_reg = r.uleb(); s->cfa_offset = std::int64_t(r.uleb()); break;
+      case 0x07: {
+        std::uint64_t reg = r.uleb();
+        if (reg == reg_ra) s->ra_undefined = true;
+        else if (reg == reg_bp) s->unsupported = true;
+        break;
+      }
+      case 0x08: {
+        std::uint64_t reg = r.uleb();
+        if (reg == reg_bp) s->bp_saved = false;
+        else unsupported_for(reg);
+        break;
+      }
+      case 0x09: {
+        std::uint64_t reg = r.uleb();
+        r.uleb();
+        unsupported_for(reg);
+        break;
+      }
+      case 0x0a:
+        if (depth < 8) saved[depth++] = *s;
+        else s->unsupported = true;
+        break;
+      case 0x0b:
+        if (depth > 0) *s = saved[--depth];
+        else s->unsupported = true;
+        break;
+      case 0x0c:
+        s->cfa_reg = r.uleb();
+        s->cfa_offset = std::int64_t(r.uleb());
+        break;
       case 0x0d: s->cfa_reg = r.uleb(); break;
       case 0x0e: s->cfa_offset = std::int64_t(r.uleb()); break;
       case 0x0f: s->unsupported = true; break;  // DW_CFA_def_cfa_expression
-      case 0x10: { std::uint64_t reg = r.uleb(); r.skip(r.uleb()); unsupported_for(reg); break; }
-      case 0x11: { std::uint64_t reg = r.uleb(); set_offset(reg, r.sleb() * cie.data_align); break; }
-      case 0x12: s->cfa_reg = r.uleb(); s->cfa_offset = r.sleb() * cie.data_align; break;
+      case 0x10: {
+        std::uint64_t reg = r.uleb();
+        r.skip(r.uleb());
+        unsupported_for(reg);
+        break;
+      }
+      case 0x11: {
+        std::uint64_t reg = r.uleb();
+        set_offset(reg, r.sleb() * cie.data_align);
+        break;
+      }
+      case 0x12:
+        s->cfa_reg = r.uleb();
+        s->cfa_offset = r.sleb() * cie.data_align;
+        break;
       case 0x13: s->cfa_offset = r.sleb() * cie.data_align; break;
-      case 0x14: { std::uint64_t reg = r.uleb(); r.uleb(); unsupported_for(reg); break; }
-      case 0x15: { std::uint64_t reg = r.uleb(); r.sleb(); unsupported_for(reg); break; }
-      case 0x16: { std::uint64_t reg = r.uleb(); r.skip(r.uleb()); unsupported_for(reg); break; }
+      case 0x14: {
+        std::uint64_t reg = r.uleb();
+        r.uleb();
+        unsupported_for(reg);
+        break;
+      }
+      case 0x15: {
+        std::uint64_t reg = r.uleb();
+        r.sleb();
+        unsupported_for(reg);
+        break;
+      }
+      case 0x16: {
+        std::uint64_t reg = r.uleb();
+        r.skip(r.uleb());
+        unsupported_for(reg);
+        break;
+      }
       case 0x2e: r.uleb(); break;  // DW_CFA_GNU_args_size
-      case 0x2f: { std::uint64_t reg = r.uleb(); set_offset(reg, -std::int64_t(r.uleb()) * cie.data_align); break; }
+      case 0x2f: {
+        std::uint64_t reg = r.uleb();
+        set_offset(reg, -std::int64_t(r.uleb()) * cie.data_align);
+        break;
+      }
       default: s->unsupported = true; break;
     }
   }

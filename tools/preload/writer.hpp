@@ -226,12 +226,12 @@ inline snapshot::record_entry entry_of(const core::record_view& v) noexcept {
 // writes both: nothing is walked or copied while the program climbs.
 
 struct peak_store {
-  std::uint64_t xbytes;           // held memory bytes at the peak
-  std::uint64_t xepoch;           // the core's epoch at the peak: later acquisitions have a greater one; 0: none yet
-  std::uint64_t time_ns;          // the peak's time on the records' clock (core::stamp_clock)
-  snapshot::record_entry* log;    // raw pages: blocks held at the peak and released since
+  std::uint64_t xbytes;         // held memory bytes at the peak
+  std::uint64_t xepoch;         // the core's epoch at the peak: later acquisitions have a greater one; 0: none yet
+  std::uint64_t time_ns;        // the peak's time on the records' clock (core::stamp_clock)
+  snapshot::record_entry* log;  // raw pages: blocks held at the peak and released since
   std::uint64_t log_count, log_capacity;
-  std::uint32_t xlock;            // 0/1: the log and a new peak
+  std::uint32_t xlock;  // 0/1: the log and a new peak
 };
 inline constinit peak_store g_peak{0, 0, 0, nullptr, 0, 0, 0};
 
@@ -282,7 +282,8 @@ inline void note_peak_release(const core::record_view& v) noexcept {
   if (acquired_by(v.epoch, g_peak.xepoch)) {
     if (g_peak.log_count == g_peak.log_capacity) {
       std::uint64_t capacity = g_peak.log_capacity == 0 ? 4096 : g_peak.log_capacity * 2;
-      auto* grown = static_cast<snapshot::record_entry*>(platform::pages_alloc(capacity * sizeof(snapshot::record_entry)));
+      auto* grown =
+          static_cast<snapshot::record_entry*>(platform::pages_alloc(capacity * sizeof(snapshot::record_entry)));
       if (grown != nullptr) {
         if (g_peak.log != nullptr) {
           std::memcpy(grown, g_peak.log, g_peak.log_count * sizeof(snapshot::record_entry));
@@ -349,18 +350,18 @@ inline void maybe_sample_series(std::uint16_t memory_kind) noexcept {
 
 /// What a snapshot says about the program besides the tracker's tables.
 struct snapshot_info {
-  const char* program;   // path of the executable
-  const char* cmdline;   // arguments separated by NUL
+  const char* program;  // path of the executable
+  const char* cmdline;  // arguments separated by NUL
   std::uint32_t cmdline_length;
   std::uint64_t start_realtime_ns;
-  std::uint32_t flags;   // snapshot::flag_*
-  std::uint32_t kinds;   // bit k: kind k is written
+  std::uint32_t flags;                          // snapshot::flag_*
+  std::uint32_t kinds;                          // bit k: kind k is written
   const reach::result* reachability = nullptr;  // the classes of an exit-time scan, or nullptr
-  std::uint64_t reach_kinds = 0;                 // bit k: kind k's records carry a class
-  std::uint64_t stream_kinds = 0;                // bit k: kind k's records are FILE* or DIR*
-  bool modules_fresh = false;                    // the module map was refreshed (the world is stopped: no loader lock)
-  bool peak = false;                             // write the high-water mark (PEAK)
-  std::uint64_t sample_bytes = 0;                // RESMON_SAMPLE (0: exact); then a SAMP section:
+  std::uint64_t reach_kinds = 0;                // bit k: kind k's records carry a class
+  std::uint64_t stream_kinds = 0;               // bit k: kind k's records are FILE* or DIR*
+  bool modules_fresh = false;                   // the module map was refreshed (the world is stopped: no loader lock)
+  bool peak = false;                            // write the high-water mark (PEAK)
+  std::uint64_t sample_bytes = 0;               // RESMON_SAMPLE (0: exact); then a SAMP section:
   std::uint64_t sampled = 0, estimated_count_milli = 0, estimated_bytes = 0;
 };
 
@@ -432,7 +433,8 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
     snapshot::record_entry e = entry_of(v);
     if (classes != nullptr && std::uint32_t(v.kind) < 64 && (info.reach_kinds >> std::uint32_t(v.kind) & 1) != 0)
       e.reach = classes->class_of(v.key, (info.stream_kinds >> std::uint32_t(v.kind) & 1) != 0);
-    if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words) scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
+    if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words)
+      scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
     w.put_value(e);
     ++n;
   });
@@ -473,7 +475,8 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
       e.temporary = t.temporary;
       e.temporary_bytes = t.temporary_bytes;
       e.thread = o.thread;
-      if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words) scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
+      if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words)
+        scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
       w.put_value(e);
       ++nt;
     }
@@ -508,7 +511,8 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
     w.put_u64(0);
     std::uint64_t n_peak = 0;
     auto put = [&](const snapshot::record_entry& e) {
-      if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words) scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
+      if (e.stack_id != 0 && e.stack_id / 64 < stack_bit_words)
+        scratch.stack_bits[e.stack_id / 64] |= 1ULL << (e.stack_id % 64);
       w.put_value(e);
       ++n_peak;
     };

@@ -32,7 +32,7 @@ std::string find_preload() {
   std::string dir(self);
   dir.resize(dir.rfind('/'));
   const std::string name = "libresmon_preload.so";
-  for (const std::string& candidate : {dir + "/" + name,                              // build tree: tools/
+  for (const std::string& candidate : {dir + "/" + name,                                    // build tree: tools/
                                        dir + "/../" RESMON_PRELOAD_INSTALL_DIR "/" + name,  // installed: bin/ -> lib/
                                        dir + "/../lib/" + name}) {
     if (exists(candidate)) {
@@ -46,8 +46,7 @@ std::string find_preload() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"resmon-run: run a program and record every resource it holds (whole-process mode)",
-               "resmon-run"};
+  CLI::App app{"resmon-run: run a program and record every resource it holds (whole-process mode)", "resmon-run"};
   std::string output, kinds, flush, max_size, method, exit_on, sample, temporary;
   int depth = -1, exit_code = -1;
   std::vector<std::string> command;
@@ -57,7 +56,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 64));
   app.add_option("--stack-method", method, "auto (default), fp or unwind (RESMON_STACK_METHOD)")
       ->check(CLI::IsMember({"auto", "fp", "unwind"}));
-  app.add_option("--kinds", kinds, "kinds to track, comma-separated: memory,fd,file,dir,socket,mmap,thread,sync or all");
+  app.add_option("--kinds", kinds,
+                 "kinds to track, comma-separated: memory,fd,file,dir,socket,mmap,thread,sync or all");
   app.add_option("--flush-interval", flush, "also write a snapshot this often: 500ms, 2s, 30min, 5h");
   app.add_option("--max-size", max_size, "cap on the tracker's memory (RESMON_MAX_SIZE): 512MB, 8GiB");
   app.add_option("--sample", sample,

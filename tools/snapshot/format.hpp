@@ -62,9 +62,9 @@ inline constexpr char magic[8] = {'R', 'E', 'S', 'M', 'O', 'N', 'S', 'N'};
 inline constexpr std::uint32_t version = 1;
 inline constexpr std::uint32_t header_bytes = 64;
 
-inline constexpr std::uint32_t flag_final = 1;     // written at exit (else a periodic flush)
-inline constexpr std::uint32_t flag_capped = 2;    // RESMON_MAX_SIZE was reached: some resources were only counted
-inline constexpr std::uint32_t flag_child = 4;     // written by a child of fork() or a program it ran
+inline constexpr std::uint32_t flag_final = 1;         // written at exit (else a periodic flush)
+inline constexpr std::uint32_t flag_capped = 2;        // RESMON_MAX_SIZE was reached: some resources were only counted
+inline constexpr std::uint32_t flag_child = 4;         // written by a child of fork() or a program it ran
 inline constexpr std::uint32_t flag_reachability = 8;  // records carry their reachability class
 inline constexpr std::uint32_t flag_signal = 16;       // written at a signal, whose number is bits 8-15:
                                                        // RESMON_SNAPSHOT_SIGNAL, or a fatal one (the last snapshot)

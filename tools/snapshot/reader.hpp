@@ -135,7 +135,8 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
   std::memcpy(&end, data.data() + data.size() - trailer, sizeof end);
   std::uint64_t sum;
   std::memcpy(&sum, data.data() + data.size() - 8, 8);
-  if (end.tag != tag_end || end.zero != 0 || end.bytes != 8) return "truncated or corrupted: no trailer at the end of the file";
+  if (end.tag != tag_end || end.zero != 0 || end.bytes != 8)
+    return "truncated or corrupted: no trailer at the end of the file";
   if (verify_checksum && checksum(data.data(), data.size() - trailer) != sum)
     return "corrupted: the checksum does not match";
 

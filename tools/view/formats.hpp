@@ -106,7 +106,9 @@ inline std::string frame_text(const frame& f, bool full_names) {
   return fn + where + module + (f.inlined ? " [inlined]" : "");
 }
 
-inline std::string signed_count(std::int64_t v, bool diff) { return diff && v > 0 ? fmt::format("+{}", v) : fmt::format("{}", v); }
+inline std::string signed_count(std::int64_t v, bool diff) {
+  return diff && v > 0 ? fmt::format("+{}", v) : fmt::format("{}", v);
+}
 
 /// When the snapshot was written: at exit, at a signal, or periodically.
 inline std::string moment(const view& v) {
@@ -114,7 +116,8 @@ inline std::string moment(const view& v) {
   if (v.at_peak) return "at the peak of held memory";
   if (v.signal != 0) {
     const char* name = sigabbrev_np(v.signal);
-    bool fatal = v.signal == SIGSEGV || v.signal == SIGBUS || v.signal == SIGFPE || v.signal == SIGILL || v.signal == SIGABRT;
+    bool fatal =
+        v.signal == SIGSEGV || v.signal == SIGBUS || v.signal == SIGFPE || v.signal == SIGILL || v.signal == SIGABRT;
     return fmt::format("at signal {} (SIG{}){}", v.signal, name != nullptr ? name : "?",
                        fatal ? ": the last snapshot before the process died" : "");
   }
@@ -145,7 +148,8 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
                      v.series.size(), v.series.back().first, human_bytes(std::int64_t(top->second)), top->first);
   }
   if (v.dropped != 0) s += fmt::format("  {} acquisitions not recorded (RESMON_MAX_SIZE reached)\n", v.dropped);
-  if (v.misuse != 0) s += fmt::format("  {} misuse events (double releases, wrong kinds; RESMON_LOG lists them)\n", v.misuse);
+  if (v.misuse != 0)
+    s += fmt::format("  {} misuse events (double releases, wrong kinds; RESMON_LOG lists them)\n", v.misuse);
   if (v.suppressed_count != 0)
     s += fmt::format("  {} suppressed ({})\n", v.suppressed_count, human_bytes(std::int64_t(v.suppressed_bytes)));
   if (v.reachability) {
@@ -154,12 +158,14 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
                      signed_count(t.definite.count, v.diff), human_bytes(t.definite.bytes),
                      signed_count(t.indirect.count, v.diff), human_bytes(t.indirect.bytes),
                      signed_count(t.reachable.count, v.diff), human_bytes(t.reachable.bytes));
-    if (t.lost_streams.count != 0) s += fmt::format("  FILE*/DIR* lost: {}\n", signed_count(t.lost_streams.count, v.diff));
+    if (t.lost_streams.count != 0)
+      s += fmt::format("  FILE*/DIR* lost: {}\n", signed_count(t.lost_streams.count, v.diff));
   }
   if (v.has_allocations && v.memory_acquired != 0)
-    s += fmt::format("  memory: {} temporary of {} acquired ({:.1f} %, freed within {}; --sort temporaries lists them)\n",
-                     v.memory_temporary, v.memory_acquired, 100.0 * double(v.memory_temporary) / double(v.memory_acquired),
-                     human_age(v.temporary_ns));
+    s += fmt::format(
+        "  memory: {} temporary of {} acquired ({:.1f} %, freed within {}; --sort temporaries lists them)\n",
+        v.memory_temporary, v.memory_acquired, 100.0 * double(v.memory_temporary) / double(v.memory_acquired),
+        human_age(v.temporary_ns));
   if (v.list_allocations) {
     if (!v.allocations.empty()) s += "\n";
     for (const allocation_group& a : v.allocations) {
@@ -172,7 +178,8 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
               : "";
       s += fmt::format("{} {} acquired{}{}, {} held: {}\n", a.kind, a.count, bytes, temporary, a.held, top);
       if (callstack)
-        for (std::size_t i = 1; i < a.stack.size(); ++i) s += fmt::format("    {}\n", frame_text(a.stack[i], full_names));
+        for (std::size_t i = 1; i < a.stack.size(); ++i)
+          s += fmt::format("    {}\n", frame_text(a.stack[i], full_names));
     }
     return s;
   }
@@ -182,10 +189,10 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
                                     : signed_count(g.count, v.diff);
     if (v.diff && g.bytes > 0) what = "+" + what;
     std::string top = g.stack.empty() ? "?" : frame_text(g.stack.front(), full_names);
-    std::string reach = g.reach == "definite"   ? " definitely lost"
-                        : g.reach == "indirect" ? " indirectly lost"
+    std::string reach = g.reach == "definite"                          ? " definitely lost"
+                        : g.reach == "indirect"                        ? " indirectly lost"
                         : g.reach == "reachable" && g.kind != "memory" ? " reachable"
-                                                                        : "";
+                                                                       : "";
     s += fmt::format("{}{} {}{}: {}\n", g.kind, reach, what,
                      v.diff ? "" : fmt::format(", oldest {}", human_age(g.oldest_age_ns)), top);
     if (callstack)
@@ -198,10 +205,11 @@ inline std::string json_stack(const std::vector<frame>& stack) {
   std::string s = "[";
   bool first_frame = true;
   for (const frame& fr : stack) {
-    s += fmt::format("{}{{\"address\":\"0x{:x}\",\"function\":{},\"file\":{},\"line\":{},\"module\":{},"
-                     "\"offset\":\"0x{:x}\",\"inlined\":{}}}",
-                     first_frame ? "" : ",", fr.address, json_string(fr.function), json_string(fr.file), fr.line,
-                     json_string(fr.module), fr.offset, fr.inlined);
+    s += fmt::format(
+        "{}{{\"address\":\"0x{:x}\",\"function\":{},\"file\":{},\"line\":{},\"module\":{},"
+        "\"offset\":\"0x{:x}\",\"inlined\":{}}}",
+        first_frame ? "" : ",", fr.address, json_string(fr.function), json_string(fr.file), fr.line,
+        json_string(fr.module), fr.offset, fr.inlined);
     first_frame = false;
   }
   return s + "]";
@@ -218,10 +226,11 @@ inline std::string to_json(const view& v) {
   s += fmt::format("\"suppressed\":{{\"count\":{},\"bytes\":{}}},", v.suppressed_count, v.suppressed_bytes);
   if (v.reachability) {
     const reach_totals& t = totals_by_reach(v);
-    s += fmt::format("\"reachability\":{{\"definite\":{{\"count\":{},\"bytes\":{}}},\"indirect\":{{\"count\":{},"
-                     "\"bytes\":{}}},\"reachable\":{{\"count\":{},\"bytes\":{}}},\"lost_streams\":{}}},",
-                     t.definite.count, t.definite.bytes, t.indirect.count, t.indirect.bytes, t.reachable.count,
-                     t.reachable.bytes, t.lost_streams.count);
+    s += fmt::format(
+        "\"reachability\":{{\"definite\":{{\"count\":{},\"bytes\":{}}},\"indirect\":{{\"count\":{},"
+        "\"bytes\":{}}},\"reachable\":{{\"count\":{},\"bytes\":{}}},\"lost_streams\":{}}},",
+        t.definite.count, t.definite.bytes, t.indirect.count, t.indirect.bytes, t.reachable.count, t.reachable.bytes,
+        t.lost_streams.count);
   } else {
     s += "\"reachability\":null,";
   }
@@ -229,14 +238,16 @@ inline std::string to_json(const view& v) {
   bool first = true;
   for (const kind_totals& k : v.kinds) {
     if (v.diff) {
-      s += fmt::format("{}{{\"kind\":{},\"held\":{{\"count\":{},\"bytes\":{}}},\"total\":{{\"count\":{},\"bytes\":{}}}}}",
-                       first ? "" : ",", json_string(k.name), std::int64_t(k.live), std::int64_t(k.live_bytes),
-                       std::int64_t(k.total), std::int64_t(k.total_bytes));
+      s += fmt::format(
+          "{}{{\"kind\":{},\"held\":{{\"count\":{},\"bytes\":{}}},\"total\":{{\"count\":{},\"bytes\":{}}}}}",
+          first ? "" : ",", json_string(k.name), std::int64_t(k.live), std::int64_t(k.live_bytes),
+          std::int64_t(k.total), std::int64_t(k.total_bytes));
     } else {
-      s += fmt::format("{}{{\"kind\":{},\"held\":{{\"count\":{},\"bytes\":{}}},\"peak\":{{\"count\":{},\"bytes\":{}}},"
-                       "\"total\":{{\"count\":{},\"bytes\":{}}},\"dropped\":{}}}",
-                       first ? "" : ",", json_string(k.name), k.live, k.live_bytes, k.peak, k.peak_bytes, k.total,
-                       k.total_bytes, k.dropped);
+      s += fmt::format(
+          "{}{{\"kind\":{},\"held\":{{\"count\":{},\"bytes\":{}}},\"peak\":{{\"count\":{},\"bytes\":{}}},"
+          "\"total\":{{\"count\":{},\"bytes\":{}}},\"dropped\":{}}}",
+          first ? "" : ",", json_string(k.name), k.live, k.live_bytes, k.peak, k.peak_bytes, k.total, k.total_bytes,
+          k.dropped);
     }
     first = false;
   }
@@ -248,7 +259,8 @@ inline std::string to_json(const view& v) {
   for (const group& g : v.groups) {
     std::string lost = g.reach == "definite" || g.reach == "indirect" ? json_string(g.reach) : "null";
     s += fmt::format("{}{{\"kind\":{},\"lost\":{},\"count\":{},\"bytes\":{},\"oldest_age_ns\":{},\"stack\":{}}}",
-                     first ? "" : ",", json_string(g.kind), lost, g.count, g.bytes, g.oldest_age_ns, json_stack(g.stack));
+                     first ? "" : ",", json_string(g.kind), lost, g.count, g.bytes, g.oldest_age_ns,
+                     json_stack(g.stack));
     first = false;
   }
   s += "],\"allocations\":";
@@ -257,10 +269,11 @@ inline std::string to_json(const view& v) {
                    v.memory_acquired, v.memory_temporary);
   first = true;
   for (const allocation_group& a : v.allocations) {
-    s += fmt::format("{}{{\"kind\":{},\"count\":{},\"bytes\":{},\"temporary\":{{\"count\":{},\"bytes\":{}}},"
-                     "\"held\":{{\"count\":{},\"bytes\":{}}},\"stack\":{}}}",
-                     first ? "" : ",", json_string(a.kind), a.count, a.bytes, a.temporary, a.temporary_bytes, a.held,
-                     a.held_bytes, json_stack(a.stack));
+    s += fmt::format(
+        "{}{{\"kind\":{},\"count\":{},\"bytes\":{},\"temporary\":{{\"count\":{},\"bytes\":{}}},"
+        "\"held\":{{\"count\":{},\"bytes\":{}}},\"stack\":{}}}",
+        first ? "" : ",", json_string(a.kind), a.count, a.bytes, a.temporary, a.temporary_bytes, a.held, a.held_bytes,
+        json_stack(a.stack));
     first = false;
   }
   return s + "]}}\n";

@@ -17,8 +17,9 @@
 namespace resmon::view {
 
 inline std::string html_data(const view& v) {
-  std::string s = fmt::format("{{\"program\":{},\"pid\":{},\"diff\":{},\"final\":{},\"moment\":{},\"sample\":{},\"kinds\":[",
-                              json_string(v.program), v.pid, v.diff, v.final, json_string(moment(v)), v.sample_bytes);
+  std::string s =
+      fmt::format("{{\"program\":{},\"pid\":{},\"diff\":{},\"final\":{},\"moment\":{},\"sample\":{},\"kinds\":[",
+                  json_string(v.program), v.pid, v.diff, v.final, json_string(moment(v)), v.sample_bytes);
   bool first = true;
   for (const kind_totals& k : v.kinds) {
     s += fmt::format("{}{{\"kind\":{},\"held\":{},\"held_bytes\":{},\"peak\":{},\"total\":{}}}", first ? "" : ",",
@@ -62,8 +63,9 @@ inline std::string html_data(const view& v) {
       if (n++ == 200) break;
       const frame* f = a.stack.empty() ? nullptr : &a.stack.front();
       std::string name = f == nullptr ? "?" : f->function.empty() ? fmt::format("0x{:x}", f->address) : f->function;
-      std::string where = f == nullptr ? "" : !f->file.empty() ? fmt::format("{}:{}", basename_of(f->file), f->line)
-                                                               : basename_of(f->module);
+      std::string where = f == nullptr       ? ""
+                          : !f->file.empty() ? fmt::format("{}:{}", basename_of(f->file), f->line)
+                                             : basename_of(f->module);
       s += fmt::format("{}[{},{},{},{},{},{},{},{}]", first ? "" : ",", json_string(a.kind), a.count, a.bytes,
                        a.temporary, a.temporary_bytes, a.held, json_string(name), json_string(where));
       first = false;

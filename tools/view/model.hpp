@@ -25,14 +25,14 @@ namespace resmon::view {
 
 /// What the user asked for (the options that shape the model).
 struct selection {
-  std::set<std::string> kinds;          // empty: all
-  std::string by;                       // "" (whole stacks), function, file, module, site
+  std::set<std::string> kinds;  // empty: all
+  std::string by;               // "" (whole stacks), function, file, module, site
   std::uint64_t min_size = 0;
   std::optional<std::uint64_t> min_age_ns, max_age_ns;
   std::optional<std::uint64_t> since_ns, until_ns;  // wall-clock, ns since the epoch
   std::optional<std::uint32_t> thread;
-  std::string lost;                     // "" (all), definite, indirect, any (definite or indirect), reachable
-  bool by_reach = true;                 // groups split by reachability class (not in a diff: periodic snapshots have none)
+  std::string lost;      // "" (all), definite, indirect, any (definite or indirect), reachable
+  bool by_reach = true;  // groups split by reachability class (not in a diff: periodic snapshots have none)
   bool all_frames = false;
   bool inlines = true;
   std::string debug_dir;
@@ -44,7 +44,7 @@ using resmon::suppression;
 /// A group: the held resources of one kind with one stack (or one folded frame).
 struct group {
   std::string kind;
-  std::string reach;  // definite, indirect, reachable, or "" (not analysed)
+  std::string reach;                  // definite, indirect, reachable, or "" (not analysed)
   std::int64_t count = 0, bytes = 0;  // negative in a diff: shrinkage
   std::uint64_t oldest_age_ns = 0;
   std::vector<frame> stack;  // innermost first, hidden frames removed
@@ -79,7 +79,7 @@ struct view {
   std::string program;
   std::uint64_t pid = 0;
   bool final = false, child = false, diff = false;
-  int signal = 0;  // the snapshot was written at this signal (RESMON_SNAPSHOT_SIGNAL, or a fatal one)
+  int signal = 0;        // the snapshot was written at this signal (RESMON_SNAPSHOT_SIGNAL, or a fatal one)
   bool at_peak = false;  // the memory held at the high-water mark (--at peak)
   std::vector<std::pair<double, std::uint64_t>> series;  // held memory: {seconds since start, bytes}
   std::uint64_t sample_bytes = 0;  // memory was sampled (RESMON_SAMPLE): its figures are estimates
@@ -296,8 +296,10 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     }
     class_totals* c = nullptr;
     if (g.kind == "memory") {
-      c = g.reach == "definite" ? &v.reach.definite : g.reach == "indirect" ? &v.reach.indirect
-        : g.reach == "reachable" ? &v.reach.reachable : nullptr;
+      c = g.reach == "definite"    ? &v.reach.definite
+          : g.reach == "indirect"  ? &v.reach.indirect
+          : g.reach == "reachable" ? &v.reach.reachable
+                                   : nullptr;
     } else if ((g.kind == "file" || g.kind == "dir") && (g.reach == "definite" || g.reach == "indirect")) {
       c = &v.reach.lost_streams;
     }
@@ -396,7 +398,8 @@ inline std::vector<allocation_group> collect_allocations(const snapshot::file& f
 inline void sort_allocations(std::vector<allocation_group>& groups, const std::string& by) {
   std::stable_sort(groups.begin(), groups.end(), [&](const allocation_group& a, const allocation_group& b) {
     if (by == "temporaries")
-      return std::make_tuple(a.temporary, a.temporary_bytes, a.count) > std::make_tuple(b.temporary, b.temporary_bytes, b.count);
+      return std::make_tuple(a.temporary, a.temporary_bytes, a.count) >
+             std::make_tuple(b.temporary, b.temporary_bytes, b.count);
     return std::make_tuple(a.count, a.bytes) > std::make_tuple(b.count, b.bytes);
   });
 }
@@ -415,10 +418,10 @@ inline void describe(const snapshot::file& f, view& v) {
   v.reachability = (f.head.flags & snapshot::flag_reachability) != 0;
   v.sample_bytes = f.sample_bytes;
   // The start on the monotonic clock: the header has both clocks at writing.
-  std::uint64_t run_ns = f.head.realtime_ns > f.head.start_realtime_ns ? f.head.realtime_ns - f.head.start_realtime_ns : 0;
+  std::uint64_t run_ns =
+      f.head.realtime_ns > f.head.start_realtime_ns ? f.head.realtime_ns - f.head.start_realtime_ns : 0;
   std::uint64_t start_ns = f.head.monotonic_ns > run_ns ? f.head.monotonic_ns - run_ns : 0;
-  for (const auto& [t, bytes] : f.series)
-    v.series.emplace_back(t > start_ns ? double(t - start_ns) / 1e9 : 0.0, bytes);
+  for (const auto& [t, bytes] : f.series) v.series.emplace_back(t > start_ns ? double(t - start_ns) / 1e9 : 0.0, bytes);
   v.modules = f.modules;
 }
 
@@ -456,8 +459,9 @@ inline snapshot::file estimated(const snapshot::file& f) {
       count += w;
       bytes += w * double(r.size);
     }
-    double scale = k.live_bytes != 0 ? bytes / double(k.live_bytes)
-                 : k.total_bytes != 0 ? double(f.estimated_bytes) / double(k.total_bytes) : 1.0;
+    double scale = k.live_bytes != 0    ? bytes / double(k.live_bytes)
+                   : k.total_bytes != 0 ? double(f.estimated_bytes) / double(k.total_bytes)
+                                        : 1.0;
     k.live = std::uint64_t(std::llround(count));
     k.live_bytes = std::uint64_t(std::llround(bytes));
     k.total = f.estimated_count_milli / 1000;
@@ -470,7 +474,8 @@ inline snapshot::file estimated(const snapshot::file& f) {
 }
 
 /// The view of one snapshot (sampled memory as estimates).
-inline view make_view(const snapshot::file& exact_or_sampled, const selection& s, std::vector<suppression>& suppressions) {
+inline view make_view(const snapshot::file& exact_or_sampled, const selection& s,
+                      std::vector<suppression>& suppressions) {
   snapshot::file scaled;
   const snapshot::file& f =
       exact_or_sampled.sample_bytes == 0 ? exact_or_sampled : (scaled = estimated(exact_or_sampled));
@@ -501,10 +506,8 @@ inline view make_view(const snapshot::file& exact_or_sampled, const selection& s
 inline view make_diff(const snapshot::file& older_file, const snapshot::file& newer_file, const selection& s,
                       std::vector<suppression>& suppressions) {
   snapshot::file older_scaled, newer_scaled;
-  const snapshot::file& older =
-      older_file.sample_bytes == 0 ? older_file : (older_scaled = estimated(older_file));
-  const snapshot::file& newer =
-      newer_file.sample_bytes == 0 ? newer_file : (newer_scaled = estimated(newer_file));
+  const snapshot::file& older = older_file.sample_bytes == 0 ? older_file : (older_scaled = estimated(older_file));
+  const snapshot::file& newer = newer_file.sample_bytes == 0 ? newer_file : (newer_scaled = estimated(newer_file));
   view v;
   describe(newer, v);
   v.diff = true;
@@ -537,7 +540,6 @@ inline view make_diff(const snapshot::file& older_file, const snapshot::file& ne
   return v;
 }
 
-
 /// Returns: the view's held memory per reachability class, and its lost FILE*/DIR*.
 inline const reach_totals& totals_by_reach(const view& v) { return v.reach; }
 
@@ -545,15 +547,17 @@ inline const reach_totals& totals_by_reach(const view& v) { return v.reach; }
 inline void sort_groups(std::vector<group>& groups, const std::string& by) {
   auto magnitude = [](std::int64_t x) { return x < 0 ? -x : x; };
   std::stable_sort(groups.begin(), groups.end(), [&](const group& a, const group& b) {
-    if (by == "count") return std::make_tuple(magnitude(a.count), magnitude(a.bytes)) >
-                              std::make_tuple(magnitude(b.count), magnitude(b.bytes));
+    if (by == "count")
+      return std::make_tuple(magnitude(a.count), magnitude(a.bytes)) >
+             std::make_tuple(magnitude(b.count), magnitude(b.bytes));
     if (by == "age") return a.oldest_age_ns > b.oldest_age_ns;
     if (by == "address") {
       std::uint64_t x = a.stack.empty() ? 0 : a.stack.front().address;
       std::uint64_t y = b.stack.empty() ? 0 : b.stack.front().address;
       return x < y;
     }
-    return std::make_tuple(magnitude(a.bytes), magnitude(a.count)) > std::make_tuple(magnitude(b.bytes), magnitude(b.count));
+    return std::make_tuple(magnitude(a.bytes), magnitude(a.count)) >
+           std::make_tuple(magnitude(b.bytes), magnitude(b.count));
   });
 }
 

@@ -82,8 +82,8 @@ inline std::string read_report_json(const std::string& path, snapshot::file* out
       ke.dropped = k.value("dropped", std::uint64_t(0));
       f.kinds.push_back(ke);
       for (const auto& site : k.value("sites", nlohmann::json::array())) {
-        f.sites.push_back({site.value("function", std::string()), site.value("file", std::string()),
-                           site.value("line", 0)});
+        f.sites.push_back(
+            {site.value("function", std::string()), site.value("file", std::string()), site.value("line", 0)});
         auto site_id = std::uint32_t(f.sites.size());
         std::uint32_t stack_id = site.value("stack_id", std::uint32_t(0));
         std::uint64_t count = site.value("count", std::uint64_t(0));

@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
   app.add_flag("--aggregate", aggregate, "group by kind and whole stack (the default)");
   app.add_option("--by", by, "fold stacks to one frame: function, file, module or site")
       ->check(CLI::IsMember({"function", "file", "module", "site"}));
-  app.add_option("--kind", kinds, "only these kinds, comma-separated: memory, fd, file, dir, socket, mmap, thread, sync");
+  app.add_option("--kind", kinds,
+                 "only these kinds, comma-separated: memory, fd, file, dir, socket, mmap, thread, sync");
   app.add_option("--sort", sort,
                  "bytes (default), count, age or address; allocations or temporaries: list the stacks that acquired "
                  "the most (or the most temporaries: RESMON_TEMPORARY) over the run instead of what is held")
@@ -122,19 +123,22 @@ int main(int argc, char** argv) {
   app.add_option("--min-size", min_size, "only resources of at least this size: 64, 4k, 1MiB");
   app.add_option("--min-age", min_age, "only resources held at least this long: 10s, 30min, 5h");
   app.add_option("--max-age", max_age, "only resources held at most this long");
-  app.add_option("--since", since, "only resources acquired at or after this date-time (2026-11-28T10:30:00, Z for UTC)");
+  app.add_option("--since", since,
+                 "only resources acquired at or after this date-time (2026-11-28T10:30:00, Z for UTC)");
   app.add_option("--until", until, "only resources acquired at or before this date-time");
   app.add_option("--thread", thread, "only resources acquired by this thread id");
   app.add_option("--at", at, "exit (default: what the snapshot holds) or peak (the memory held at the high-water mark)")
       ->check(CLI::IsMember({"exit", "peak"}));
   app.add_option("--lost", lost,
-                 "only what the exit-time scan found lost: definite, indirect, any (the two; the default value) or reachable")
+                 "only what the exit-time scan found lost: definite, indirect, any (the two; the default value) or "
+                 "reachable")
       ->expected(0, 1);
   app.add_option("--exit-code", exit_code,
                  "exit with this status when anything is left after the filters and suppressions (a CI gate: "
                  "--lost --suppressions FILE --exit-code 23)")
       ->check(CLI::Range(1, 255));
-  app.add_option("--suppressions", suppressions_file, "LeakSanitizer-style file of leak:<pattern> (and kind:<name>) lines");
+  app.add_option("--suppressions", suppressions_file,
+                 "LeakSanitizer-style file of leak:<pattern> (and kind:<name>) lines");
   app.add_flag("--callstack", callstack, "print every group's whole stack (text)");
   app.add_flag("--full-names", full_names, "keep template arguments in C++ names");
   app.add_flag("--all-frames", all_frames, "keep frames of resmon and of the process start-up");
@@ -206,11 +210,15 @@ int main(int argc, char** argv) {
   }
 
   bool by_acquisitions = sort == "allocations" || sort == "temporaries";
-  if (by_acquisitions && !diff.empty()) bad_option(fmt::format("--sort {}: not with --diff (acquisitions are counted over a run)", sort));
-  if (by_acquisitions && at == "peak") bad_option(fmt::format("--sort {}: not with --at peak (acquisitions are counted over a run)", sort));
+  if (by_acquisitions && !diff.empty())
+    bad_option(fmt::format("--sort {}: not with --diff (acquisitions are counted over a run)", sort));
+  if (by_acquisitions && at == "peak")
+    bad_option(fmt::format("--sort {}: not with --at peak (acquisitions are counted over a run)", sort));
   if (by_acquisitions && !newer.has_tallies)
-    bad_option(fmt::format("--sort {}: the snapshot has no counts per stack (the program ran with RESMON_TEMPORARY=0, "
-                           "RESMON_SAMPLE, or a resmon older than this viewer)", sort));
+    bad_option(
+        fmt::format("--sort {}: the snapshot has no counts per stack (the program ran with RESMON_TEMPORARY=0, "
+                    "RESMON_SAMPLE, or a resmon older than this viewer)",
+                    sort));
 
   view v = diff.empty() ? make_view(newer, s, suppressions) : make_diff(older, newer, s, suppressions);
   v.at_peak = at == "peak";

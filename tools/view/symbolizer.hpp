@@ -29,7 +29,7 @@ struct frame {
   std::string function;  // demangled; "" when unknown
   std::string file;      // "" when unknown
   int line = 0;
-  std::string module;    // path of the module; "" when outside every module
+  std::string module;        // path of the module; "" when outside every module
   std::uint64_t offset = 0;  // address - module bias
   bool inlined = false;
 };

@@ -66,12 +66,12 @@ namespace detail {
 /// Per-thread state of the tracking layers (see "Nesting" above) and of the
 /// failure plan of test_alloc_failures.
 struct alloc_thread_state {
-  std::uint32_t depth;       // tracking layers active on this thread
-  const void* last_inner;    // block an inner layer just recorded
-  const void* skip;          // block whose record an outer layer released
-  std::uint64_t fail_at;     // 0: no plan; else the allocation number that fails
-  std::uint64_t seen;        // allocations counted by the plan
-  bool fired;                // the plan made an allocation fail
+  std::uint32_t depth;     // tracking layers active on this thread
+  const void* last_inner;  // block an inner layer just recorded
+  const void* skip;        // block whose record an outer layer released
+  std::uint64_t fail_at;   // 0: no plan; else the allocation number that fails
+  std::uint64_t seen;      // allocations counted by the plan
+  bool fired;              // the plan made an allocation fail
 };
 // No tls_model("initial-exec") here: g++ 12 with UBSan then reports a null
 // reference to it. Its first use in a thread may call malloc (dlopen), never
@@ -124,10 +124,12 @@ class allocation_account {
   /// whose allocations are recorded at the file and line of this construction
   /// (`file` and `line` default to the caller's; std::source_location is not
   /// available to clang 14 with libstdc++ 12).
-  explicit allocation_account(const char* name, alloc_budget budget = {},
-                              const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
-      : site_(detail::intern_account_site(file, line, name)), budget_bytes_(budget.bytes),
-        budget_count_(budget.count), counted_(budget.bytes != 0 || budget.count != 0) {
+  explicit allocation_account(const char* name, alloc_budget budget = {}, const char* file = __builtin_FILE(),
+                              std::uint32_t line = __builtin_LINE()) noexcept
+      : site_(detail::intern_account_site(file, line, name)),
+        budget_bytes_(budget.bytes),
+        budget_count_(budget.count),
+        counted_(budget.bytes != 0 || budget.count != 0) {
     if (counted_) core::start_limit_consumer();  // its refusals are limit events
   }
   allocation_account(const allocation_account&) = delete;
@@ -330,9 +332,9 @@ class alloc_frame {
 /// null) and recorded at `where` with return address `ret`, in alloc_frame's
 /// order (`layered`: see layers_may_nest). Throws: std::bad_alloc when
 /// refused; what upstream() throws, after crediting the account.
-template <class Upstream>
-RESMON_DETAIL_INLINE void* allocate_tracked(bool layered, allocation_account* account, std::uint64_t bytes,
-                                            const site* where, const void* ret, Upstream&& upstream) {
+template <class Upstream> RESMON_DETAIL_INLINE void* allocate_tracked(bool layered, allocation_account* account,
+                                                                      std::uint64_t bytes, const site* where,
+                                                                      const void* ret, Upstream&& upstream) {
   alloc_frame frame(layered);
   if (RESMON_DETAIL_UNLIKELY(!frame.admit(account, bytes, where))) throw_bad_alloc();
   void* p;

@@ -25,7 +25,8 @@
 
 #if defined(__clang__) && defined(__has_feature)
 #if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#error "resmon/alloc/global_new.hpp: clang's static sanitizer runtime defines operator new itself; leave this header out of sanitizer builds (or link with -shared-libsan)"
+#error \
+    "resmon/alloc/global_new.hpp: clang's static sanitizer runtime defines operator new itself; leave this header out of sanitizer builds (or link with -shared-libsan)"
 #endif
 #endif
 
@@ -96,8 +97,12 @@ RESMON_OPERATOR_NEW_IS_TRACKED();
 // the same translation unit): the return address must be the caller's.
 #define RESMON_DETAIL_CALLER __builtin_extract_return_addr(__builtin_return_address(0))
 
-RESMON_DETAIL_NOINLINE void* operator new(std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }
-RESMON_DETAIL_NOINLINE void* operator new[](std::size_t n) { return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER); }
+RESMON_DETAIL_NOINLINE void* operator new(std::size_t n) {
+  return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER);
+}
+RESMON_DETAIL_NOINLINE void* operator new[](std::size_t n) {
+  return resmon::detail::global_new(n, 0, RESMON_DETAIL_CALLER);
+}
 RESMON_DETAIL_NOINLINE void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
   return resmon::detail::global_new_nothrow(n, 0, RESMON_DETAIL_CALLER);
 }
@@ -128,9 +133,7 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { resmon
 void operator delete(void* p, const std::nothrow_t&) noexcept { resmon::detail::global_delete(p); }
 void operator delete[](void* p, const std::nothrow_t&) noexcept { resmon::detail::global_delete(p); }
 void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { resmon::detail::global_delete(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  resmon::detail::global_delete(p);
-}
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { resmon::detail::global_delete(p); }
 
 #undef RESMON_DETAIL_CALLER
 

@@ -68,13 +68,13 @@ template <class T> const site* alloc_site() noexcept {
 /// Out of line, and given no pointer into the container (an empty upstream
 /// comes by value): the container's fields then stay in registers in its own
 /// loops. The return address is the container code that called allocate.
-template <class T, class UpstreamRef>
-RESMON_DETAIL_NOINLINE T* tracked_allocate(UpstreamRef upstream, std::size_t n, allocation_account* account,
-                                           const site* where) {
+template <class T, class UpstreamRef> RESMON_DETAIL_NOINLINE T* tracked_allocate(UpstreamRef upstream, std::size_t n,
+                                                                                 allocation_account* account,
+                                                                                 const site* where) {
   using upstream_type = std::remove_reference_t<UpstreamRef>;
   const void* ret = __builtin_extract_return_addr(__builtin_return_address(0));
-  return static_cast<T*>(allocate_tracked(layers_may_nest(is_std_allocator<upstream_type>), account, std::uint64_t(n) * sizeof(T),
-                                          where, ret, [&]() -> void* {
+  return static_cast<T*>(allocate_tracked(layers_may_nest(is_std_allocator<upstream_type>), account,
+                                          std::uint64_t(n) * sizeof(T), where, ret, [&]() -> void* {
                                             return std::to_address(
                                                 std::allocator_traits<upstream_type>::allocate(upstream, n));
                                           }));
@@ -91,9 +91,9 @@ RESMON_DETAIL_NOINLINE void tracked_deallocate(UpstreamRef upstream, T* p, std::
 RESMON_DETAIL_MODE_BEGIN
 /// Dispatches to the above (by value for an empty upstream), or forwards
 /// only without RESMON_ENABLE.
-template <class T, class Upstream>
-RESMON_DETAIL_INLINE T* allocate_block(Upstream& upstream, std::size_t n, allocation_account* account,
-                                       const site* where) {
+template <class T, class Upstream> RESMON_DETAIL_INLINE T* allocate_block(Upstream& upstream, std::size_t n,
+                                                                          allocation_account* account,
+                                                                          const site* where) {
 #if RESMON_HAS_TRACKING
   if constexpr (std::is_empty_v<Upstream>) {
     return tracked_allocate<T, Upstream>(upstream, n, account, where);
@@ -106,9 +106,9 @@ RESMON_DETAIL_INLINE T* allocate_block(Upstream& upstream, std::size_t n, alloca
 #endif
 }
 
-template <class T, class Upstream>
-RESMON_DETAIL_INLINE void deallocate_block(Upstream& upstream, T* p, std::size_t n, allocation_account* account,
-                                           const site* where) noexcept {
+template <class T, class Upstream> RESMON_DETAIL_INLINE void deallocate_block(Upstream& upstream, T* p, std::size_t n,
+                                                                              allocation_account* account,
+                                                                              const site* where) noexcept {
 #if RESMON_HAS_TRACKING
   if constexpr (std::is_empty_v<Upstream>) {
     tracked_deallocate<T, Upstream>(upstream, p, n, account, where);

@@ -28,8 +28,8 @@ class tracking_resource : public std::pmr::memory_resource {
   /// now), which must outlive this resource.
   explicit tracking_resource(const char* name = "tracking_resource",
                              std::pmr::memory_resource* upstream = std::pmr::get_default_resource(),
-                             alloc_budget budget = {},
-                             const char* file = __builtin_FILE(), std::uint32_t line = __builtin_LINE()) noexcept
+                             alloc_budget budget = {}, const char* file = __builtin_FILE(),
+                             std::uint32_t line = __builtin_LINE()) noexcept
       : account_(name, budget, file, line), upstream_(upstream) {}
   /// Effects: forwards to `upstream`, as every std::pmr resource takes one
   /// (`tracking_resource res{std::pmr::new_delete_resource()}`), named

@@ -14,11 +14,11 @@
 // Separate compilation (opt-in). resmon is header-only: a unit that uses a
 // tracking macro compiles the core's slow paths it reaches (about 0.6 s at
 // -O2). With RESMON_SEPARATE_COMPILATION defined in every unit of a
-// program, the macros' three entry points (detail::acquire_here,
-// detail::release, core::intern_site_into) are compiled once, in the one
-// unit that also defines RESMON_IMPLEMENTATION; the other units declare and
-// call them. Every unit must agree (a build-wide definition), or the
-// program breaks the one-definition rule.
+// program, the macros' four entry points (detail::acquire_here,
+// detail::release, core::intern_site_into, detail::read_environment) are
+// compiled once, in the one unit that also defines RESMON_IMPLEMENTATION;
+// the other units declare and call them. Every unit must agree (a
+// build-wide definition), or the program breaks the one-definition rule.
 #if defined(RESMON_SEPARATE_COMPILATION)
 #define RESMON_DETAIL_ENTRY
 #if defined(RESMON_IMPLEMENTATION)
@@ -48,12 +48,24 @@ namespace core {
 // functions. A field without the x has one writer: its owner thread (a
 // record's key, stamp and info; a table's counters), which others may still
 // read through these functions, or whoever fills it before publishing it.
-template <class T> RESMON_DETAIL_INLINE T load_relaxed(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-template <class T> RESMON_DETAIL_INLINE T load_acquire(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-template <class T> RESMON_DETAIL_INLINE void store_relaxed(T* p, T v) noexcept { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
-template <class T> RESMON_DETAIL_INLINE void store_release(T* p, T v) noexcept { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-template <class T> RESMON_DETAIL_INLINE T fetch_add_relaxed(T* p, T v) noexcept { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
-template <class T> RESMON_DETAIL_INLINE T fetch_add_acq_rel(T* p, T v) noexcept { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
+template <class T> RESMON_DETAIL_INLINE T load_relaxed(const T* p) noexcept {
+  return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+template <class T> RESMON_DETAIL_INLINE T load_acquire(const T* p) noexcept {
+  return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+template <class T> RESMON_DETAIL_INLINE void store_relaxed(T* p, T v) noexcept {
+  __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+template <class T> RESMON_DETAIL_INLINE void store_release(T* p, T v) noexcept {
+  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+template <class T> RESMON_DETAIL_INLINE T fetch_add_relaxed(T* p, T v) noexcept {
+  return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+}
+template <class T> RESMON_DETAIL_INLINE T fetch_add_acq_rel(T* p, T v) noexcept {
+  return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL);
+}
 template <class T> RESMON_DETAIL_INLINE bool cas_acquire(T* p, T& expected, T desired) noexcept {
   return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
@@ -62,10 +74,18 @@ template <class T> RESMON_DETAIL_INLINE bool cas_acq_rel(T* p, T& expected, T de
 }
 // Sequentially consistent: for the few Dekker-style handshakes (a reader
 // count against a pointer swap) where acquire/release is not enough.
-template <class T> RESMON_DETAIL_INLINE T load_seq_cst(const T* p) noexcept { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-template <class T> RESMON_DETAIL_INLINE T exchange_seq_cst(T* p, T v) noexcept { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
-template <class T> RESMON_DETAIL_INLINE T fetch_add_seq_cst(T* p, T v) noexcept { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-template <class T> RESMON_DETAIL_INLINE T fetch_sub_release(T* p, T v) noexcept { return __atomic_fetch_sub(p, v, __ATOMIC_RELEASE); }
+template <class T> RESMON_DETAIL_INLINE T load_seq_cst(const T* p) noexcept {
+  return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+template <class T> RESMON_DETAIL_INLINE T exchange_seq_cst(T* p, T v) noexcept {
+  return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST);
+}
+template <class T> RESMON_DETAIL_INLINE T fetch_add_seq_cst(T* p, T v) noexcept {
+  return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST);
+}
+template <class T> RESMON_DETAIL_INLINE T fetch_sub_release(T* p, T v) noexcept {
+  return __atomic_fetch_sub(p, v, __ATOMIC_RELEASE);
+}
 RESMON_DETAIL_INLINE void fence_acquire() noexcept { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 
 /// Tells the processor that the caller spins (x86: pause; elsewhere nothing).
@@ -78,8 +98,7 @@ RESMON_DETAIL_INLINE void cpu_relax() noexcept {
 /// Raises *p to at least v. Lock-free; does not allocate.
 template <class T> inline void store_max_relaxed(T* p, T v) noexcept {
   T cur = load_relaxed(p);
-  while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+  while (cur < v && !__atomic_compare_exchange_n(p, &cur, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 }
 
 /// Adds v to an owner-only counter that other threads read: a load and a
@@ -97,8 +116,7 @@ inline size_t str_length(const char* s) noexcept {
 inline int str_order(const char* a, const char* b) noexcept {
   if (a == b) return 0;
   if (a == nullptr || b == nullptr) return a == nullptr ? -1 : 1;
-  for (; *a != '\0' && *a == *b; ++a, ++b) {
-  }
+  for (; *a != '\0' && *a == *b; ++a, ++b) {}
   return *a == *b ? 0 : (static_cast<unsigned char>(*a) < static_cast<unsigned char>(*b) ? -1 : 1);
 }
 

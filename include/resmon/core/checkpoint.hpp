@@ -111,7 +111,8 @@ inline void retire_checkpoint_list(checkpoint_block* first) noexcept {
   } while (!cas_acq_rel(&g_checkpoint.xretired, head, first));  // pairs with the exchange in take_checkpoint
 }
 
-inline bool group_key_less(uint16_t ak, const site* aw, uint32_t as, uint16_t bk, const site* bw, uint32_t bs) noexcept {
+inline bool group_key_less(uint16_t ak, const site* aw, uint32_t as, uint16_t bk, const site* bw,
+                           uint32_t bs) noexcept {
   if (ak != bk) return ak < bk;
   if (int c = site_order(aw, bw)) return c < 0;
   return as < bs;

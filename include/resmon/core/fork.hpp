@@ -36,7 +36,7 @@ inline void after_fork_child() noexcept {
     self->hot_thread = uint32_t(id);
     store_relaxed(&self->xthread, id);
     for (auto& o : self->origins) o.id = 0;  // origins name the thread
-    self->limits_exempt = 0;  // a child forked from resmon's own thread is the program's
+    self->limits_exempt = 0;                 // a child forked from resmon's own thread is the program's
   }
   reset_limit_events_after_fork();
   uint64_t reserved = 0;
@@ -60,7 +60,8 @@ inline void after_fork_child() noexcept {
   for (misuse_event& e : g.misuse_log) {
     if ((load_relaxed(&e.xseq) & 1) != 0) store_relaxed(&e.xseq, uint64_t(0));  // half written: never readable
   }
-  if (void (*hook)() noexcept = load_acquire(&g.xfork_child_hook)) hook();  // pairs with store_release in report.hpp
+  if (void (*hook)() noexcept = load_acquire(&g.xfork_child_hook))
+    hook();  // pairs with store_release in checkpoint.hpp
 }
 
 }  // namespace resmon::core

@@ -59,8 +59,8 @@ inline limit_record limit_now(uint16_t k) noexcept {
   e.limit_count = load_relaxed(&l.xcount);
   e.limit_bytes = load_relaxed(&l.xbytes);
   e.hard = load_relaxed(&l.xflags) & limit_hard;
-  e.change = over_limit(f.live, f.live_bytes, e.limit_count, e.limit_bytes) ? limit_change::crossed
-                                                                            : limit_change::back_under;
+  e.change =
+      over_limit(f.live, f.live_bytes, e.limit_count, e.limit_bytes) ? limit_change::crossed : limit_change::back_under;
   e.phase = load_relaxed(&l.xphase);
   return e;
 }

@@ -60,14 +60,14 @@ enum class limit_change : uint32_t {
 };
 
 struct kind_limit {
-  uint64_t xcount;          // 0: none
-  uint64_t xbytes;          // 0: none
-  uint32_t xflags;          // limit_flags
-  uint32_t xphase;          // even: under; odd: over (see the invariants)
-  uint32_t xstack_depth;    // frames to capture for this kind once crossed (0: none)
-  uint32_t xstacks_on;      // 1 once crossed with xstack_depth set
-  uint64_t xrefused;        // acquisitions refused by a hard limit
-  uint32_t xrefusal_queued; // 1 while a refusal event waits for its consumer
+  uint64_t xcount;           // 0: none
+  uint64_t xbytes;           // 0: none
+  uint32_t xflags;           // limit_flags
+  uint32_t xphase;           // even: under; odd: over (see the invariants)
+  uint32_t xstack_depth;     // frames to capture for this kind once crossed (0: none)
+  uint32_t xstacks_on;       // 1 once crossed with xstack_depth set
+  uint64_t xrefused;         // acquisitions refused by a hard limit
+  uint32_t xrefusal_queued;  // 1 while a refusal event waits for its consumer
   uint32_t pad;
 };
 
@@ -75,14 +75,14 @@ struct kind_limit {
 struct limit_record {
   uint32_t kind;
   limit_change change;
-  usage held;                // when it happened (a refusal: before the refused acquisition)
+  usage held;  // when it happened (a refusal: before the refused acquisition)
   uint64_t limit_count, limit_bytes;
   uint32_t hard;
-  uint32_t phase;            // the kind's phase after a crossing or the way back; 0 for refusals
-  const site* where;         // the acquisition that crossed (or was refused), if known
-  uint64_t requested;        // a refusal: the bytes the refused acquisition asked for
-  uint64_t refusals;         // a refusal: how many it stands for (0: the kind's since its last event)
-  uint64_t time_ns;          // platform::clock_coarse_ns()
+  uint32_t phase;      // the kind's phase after a crossing or the way back; 0 for refusals
+  const site* where;   // the acquisition that crossed (or was refused), if known
+  uint64_t requested;  // a refusal: the bytes the refused acquisition asked for
+  uint64_t refusals;   // a refusal: how many it stands for (0: the kind's since its last event)
+  uint64_t time_ns;    // platform::clock_coarse_ns()
 };
 
 /// An entry of the event ring.
@@ -204,8 +204,10 @@ RESMON_DETAIL_NOINLINE inline void check_limit(uint16_t k, const site* where) no
     if (((p & 1) != 0) == over) return;
     if (!cas_acq_rel(&l.xphase, p, p + 1)) continue;
     if (over && load_relaxed(&l.xstack_depth) != 0) store_relaxed(&l.xstacks_on, uint32_t(1));
-    limit_record e = limit_event_of(k, over ? limit_change::crossed : limited ? limit_change::back_under
-                                                                              : limit_change::removed,
+    limit_record e = limit_event_of(k,
+                                    over      ? limit_change::crossed
+                                    : limited ? limit_change::back_under
+                                              : limit_change::removed,
                                     f, over ? where : nullptr);
     e.phase = p + 1;
     queue_limit_event(e);

@@ -19,7 +19,7 @@ namespace resmon::core {
 inline void quarantine_put(thread_table* t, uint64_t key, uint16_t k, uint32_t origin, uint64_t time_ns,
                            const site* released_at) noexcept {
   released_entry& e = t->quarantine[t->quarantine_next++ % quarantine_size];
-  uint64_t seq = e.xseq;  // owner-only writer
+  uint64_t seq = e.xseq;            // owner-only writer
   store_relaxed(&e.xseq, seq + 1);  // odd: being written
   __atomic_thread_fence(__ATOMIC_RELEASE);
   store_relaxed(&e.key, key);

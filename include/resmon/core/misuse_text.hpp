@@ -34,7 +34,7 @@ struct invalid_kind_log {
   uint64_t key;
   const site* at;
   uint64_t thread;
-  uint64_t release;    // 1: a release, 0: an acquisition
+  uint64_t release;  // 1: a release, 0: an acquisition
 };
 inline constinit invalid_kind_log g_invalid_kinds{};
 
@@ -92,15 +92,15 @@ inline bool last_invalid_kind(misuse_event* out, bool* release) noexcept {
 }
 
 inline const char* misuse_name(uint64_t type) noexcept {
-  static const char* const names[report_misuse_types] = {"release of an unknown key", "double release",
-                                                         "acquire of a key still held", "release through the wrong kind",
-                                                         "release by a non-owner", "use of an invalid kind"};
+  static const char* const names[report_misuse_types] = {
+      "release of an unknown key",      "double release",         "acquire of a key still held",
+      "release through the wrong kind", "release by a non-owner", "use of an invalid kind"};
   return type < report_misuse_types ? names[type] : "misuse";
 }
 
 inline const char* misuse_id(uint64_t type) noexcept {
-  static const char* const ids[report_misuse_types] = {"unknown_release", "double_release", "reused_key", "wrong_kind",
-                                                       "wrong_owner", "invalid_kind"};
+  static const char* const ids[report_misuse_types] = {"unknown_release", "double_release", "reused_key",
+                                                       "wrong_kind",      "wrong_owner",    "invalid_kind"};
   return type < report_misuse_types ? ids[type] : "misuse";
 }
 
@@ -130,16 +130,31 @@ inline void write_misuse_text(writer& w) noexcept {
   w.put("misuse: ").put_uint(total).put(total == 1 ? " event\n" : " events\n");
   if (invalid != 0) {
     uint64_t acquires = load_relaxed(&g_invalid_kinds.xacquires), releases = load_relaxed(&g_invalid_kinds.xreleases);
-    w.put("  ").put(misuse_name(misuse_invalid_kind)).put(": ").put_uint(acquires)
-        .put(acquires == 1 ? " acquisition" : " acquisitions").put(" not recorded, ").put_uint(releases)
-        .put(releases == 1 ? " release" : " releases").put(" ignored (kinds are 0 to ").put_uint(max_kinds - 1)
-        .put(": ").put_uint(builtin_kinds).put(" built in, at most ").put_uint(max_kinds - builtin_kinds)
+    w.put("  ")
+        .put(misuse_name(misuse_invalid_kind))
+        .put(": ")
+        .put_uint(acquires)
+        .put(acquires == 1 ? " acquisition" : " acquisitions")
+        .put(" not recorded, ")
+        .put_uint(releases)
+        .put(releases == 1 ? " release" : " releases")
+        .put(" ignored (kinds are 0 to ")
+        .put_uint(max_kinds - 1)
+        .put(": ")
+        .put_uint(builtin_kinds)
+        .put(" built in, at most ")
+        .put_uint(max_kinds - builtin_kinds)
         .put(" registered)");
     misuse_event e;
     bool release = false;
     if (last_invalid_kind(&e, &release)) {
-      w.put("; last: ").put(release ? "release" : "acquisition").put(" through kind ").put_uint(e.kind).put(" (key ")
-          .put_hex(e.key).put(") at ");
+      w.put("; last: ")
+          .put(release ? "release" : "acquisition")
+          .put(" through kind ")
+          .put_uint(e.kind)
+          .put(" (key ")
+          .put_hex(e.key)
+          .put(") at ");
       put_site(w, e.at);
       w.put(", thread ").put_uint(e.thread);
     }

@@ -61,7 +61,8 @@ struct origin_store {
 };
 inline constinit origin_store g_origins{};
 
-RESMON_DETAIL_INLINE uint64_t origin_hash(const site* where, uintptr_t ret, uint32_t stack_id, uint32_t thread) noexcept {
+RESMON_DETAIL_INLINE uint64_t origin_hash(const site* where, uintptr_t ret, uint32_t stack_id,
+                                          uint32_t thread) noexcept {
   return mix64(uintptr_t(where) ^ mix64(ret ^ (uint64_t(stack_id) << 32 | thread)));
 }
 

@@ -34,8 +34,8 @@ namespace resmon::core {
 inline constexpr uint64_t owner_table_size = uint64_t(1) << 20;  // descriptors 0 .. 2^20-1: 8 MiB reserved
 
 struct owner_table {
-  uint64_t* xtags;   // null until first use
-  uint64_t xnext;    // the last tag handed out
+  uint64_t* xtags;  // null until first use
+  uint64_t xnext;   // the last tag handed out
 };
 
 inline constinit owner_table g_owners{};

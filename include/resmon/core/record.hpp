@@ -34,8 +34,8 @@ struct record {
   uint32_t xstate;  // generation << 2 | slot
   uint32_t origin;  // origin id (origin.hpp); 0: unknown
   uint64_t key;
-  uint64_t info;    // size (48 bits) | kind << 48 | flags << 56
-  uint64_t stamp;   // time (32 bits, time units) | epoch << 32; a dead record: a link
+  uint64_t info;   // size (48 bits) | kind << 48 | flags << 56
+  uint64_t stamp;  // time (32 bits, time units) | epoch << 32; a dead record: a link
 };
 static_assert(sizeof(record) == 32, "two records per cache line");
 
@@ -47,7 +47,9 @@ inline constexpr uint64_t make_info(uint16_t kind, uint16_t flags, uint64_t size
   return (size > max_record_size ? max_record_size : size) | uint64_t(uint8_t(kind)) << 48 |
          uint64_t(uint8_t(flags)) << 56;
 }
-inline constexpr uint64_t recorded_size(uint64_t size) noexcept { return size > max_record_size ? max_record_size : size; }
+inline constexpr uint64_t recorded_size(uint64_t size) noexcept {
+  return size > max_record_size ? max_record_size : size;
+}
 inline constexpr uint64_t info_size(uint64_t info) noexcept { return info & max_record_size; }
 inline constexpr uint16_t info_kind(uint64_t info) noexcept { return uint16_t((info >> 48) & 0xff); }
 inline constexpr uint16_t info_flags(uint64_t info) noexcept { return uint16_t(info >> 56); }

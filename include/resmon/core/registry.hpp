@@ -52,38 +52,38 @@ using misuse_callback = void (*)(const misuse_event& event, void* context);
 
 /// Process-wide state. Constant-initialised: kernels run no constructors.
 struct registry {
-  thread_table** xtables;           // table_limit entries, mapped on the first attach
+  thread_table** xtables;  // table_limit entries, mapped on the first attach
   uint32_t xtable_count;
   uint32_t xtable_limit;            // 0: default_max_tables; fixed once xtables is mapped
   uint32_t xkind_state[max_kinds];  // kind_state
   char kind_names[max_kinds][kind_name_size];
-  uint64_t xcapacity;               // configured capacity (records), 0: default
-  uint64_t xreserved;               // records reserved by tables (reserve_records)
-  uint32_t xpressure;               // 1 after a reservation failed: tables that empty give their records back
-  uint64_t xepoch;                  // leak-scope epoch, starts at 1
+  uint64_t xcapacity;  // configured capacity (records), 0: default
+  uint64_t xreserved;  // records reserved by tables (reserve_records)
+  uint32_t xpressure;  // 1 after a reservation failed: tables that empty give their records back
+  uint64_t xepoch;     // leak-scope epoch, starts at 1
   uint64_t xpeak[max_kinds];
   uint64_t xpeak_bytes[max_kinds];
-  uint64_t xdropped_untabled[max_kinds];  // acquisitions not recorded: no table (thread limit)
-  uint64_t xdropped_reentrant[max_kinds]; // acquisitions not recorded: re-entered on one thread
-  uint64_t xreleases_reentrant[max_kinds];// releases not recorded: re-entered on one thread
+  uint64_t xdropped_untabled[max_kinds];    // acquisitions not recorded: no table (thread limit)
+  uint64_t xdropped_reentrant[max_kinds];   // acquisitions not recorded: re-entered on one thread
+  uint64_t xreleases_reentrant[max_kinds];  // releases not recorded: re-entered on one thread
   uint64_t xmisuse[misuse_types];
   uint64_t xmisuse_next;
   misuse_event misuse_log[misuse_log_size];
   uint32_t xmisuse_action;
-  uint32_t xhandler_seq;              // seqlock of the pair below: odd while it changes
+  uint32_t xhandler_seq;  // seqlock of the pair below: odd while it changes
   misuse_callback xmisuse_callback;
   void* xmisuse_context;
-  uint64_t xunmatched_after_drop;     // releases that found no record while some were dropped
-  uint64_t xquiet_unknown;            // bit k: a release of an unknown key of kind k is counted
-                                      // (xunknown_quiet), not misuse (whole-process mode: blocks from
-                                      // before tracking started, descriptors the program inherited)
-  uint64_t xunknown_quiet;            // releases of unknown keys counted under xquiet_unknown (or xquiet_misses)
-  uint64_t xquiet_misses;             // bit k: a release of kind k that finds no record is only counted,
-                                      // even when its key was released just before (whole-process sampling)
-  void (*xfork_child_hook)() noexcept;  // report.hpp's checkpoint reset, set with the first checkpoint
-  uint64_t xstart_ns;                 // platform::clock_coarse_ns() at the first attach; record times count from it
-  uint64_t xclock_ns;                 // a ticker's last coarse clock reading (stamp_clock); 0: no ticker
-  uint32_t xticker;                   // the hosted ticker thread: ticker_state
+  uint64_t xunmatched_after_drop;       // releases that found no record while some were dropped
+  uint64_t xquiet_unknown;              // bit k: a release of an unknown key of kind k is counted
+                                        // (xunknown_quiet), not misuse (whole-process mode: blocks from
+                                        // before tracking started, descriptors the program inherited)
+  uint64_t xunknown_quiet;              // releases of unknown keys counted under xquiet_unknown (or xquiet_misses)
+  uint64_t xquiet_misses;               // bit k: a release of kind k that finds no record is only counted,
+                                        // even when its key was released just before (whole-process sampling)
+  void (*xfork_child_hook)() noexcept;  // checkpoint.hpp's reset, set with the first checkpoint
+  uint64_t xstart_ns;                   // platform::clock_coarse_ns() at the first attach; record times count from it
+  uint64_t xclock_ns;                   // a ticker's last coarse clock reading (stamp_clock); 0: no ticker
+  uint32_t xticker;                     // the hosted ticker thread: ticker_state
 };
 
 inline constinit registry g_registry{};
@@ -105,7 +105,8 @@ RESMON_DETAIL_INLINE uint64_t stamp_clock() noexcept {
 /// The state of a registered kind's name.
 enum class kind_state : uint32_t { free = 0, naming = 1, ready = 2 };
 
-inline const char* const builtin_kind_names[builtin_kinds] = {"memory", "fd", "file", "dir", "socket", "mmap", "thread"};
+inline const char* const builtin_kind_names[builtin_kinds] = {"memory", "fd",   "file",  "dir",
+                                                              "socket", "mmap", "thread"};
 
 // ---------------------------------------------------------------------------
 // Kinds
@@ -139,7 +140,8 @@ inline uint16_t register_kind(const char* name) noexcept {
       }
       s = expected;
     }
-    while (s == uint32_t(kind_state::naming)) s = load_acquire(state);  // another thread is copying a name: a few stores
+    while (s == uint32_t(kind_state::naming))
+      s = load_acquire(state);  // another thread is copying a name: a few stores
     if (str_equal(g_registry.kind_names[k], name)) return k;
   }
   return max_kinds;

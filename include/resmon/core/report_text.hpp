@@ -31,7 +31,8 @@ inline bool write_group_tail(writer& w, const site_group& s, uint64_t now, const
   w.put(" old, thread ").put_uint(s.thread);
   if (called) {  // the program's caller of its own first frame
     w.put(", called from ").put(caller.function);
-    if (caller.file != nullptr && caller.file[0] != '\0') w.put(" (").put(caller.file).put_char(':').put_uint(caller.line).put(")");
+    if (caller.file != nullptr && caller.file[0] != '\0')
+      w.put(" (").put(caller.file).put_char(':').put_uint(caller.line).put(")");
   } else if (s.ret != 0 && !frames_follow && !own) {  // frame #0 would repeat it
     w.put(", called from ").put_hex(s.ret);
     if (opt.describe_address != nullptr) {
@@ -136,8 +137,9 @@ inline void write_culprits_text(writer& w, const grouped_snapshot& snap, uint64_
 inline void write_text_report(sink out, const report_options& opt = {}) noexcept {
   writer w(out);
   if (opt.tracking_disabled) {
-    w.put(opt.title).put(": tracking disabled in this build: nothing is recorded (define RESMON_ENABLE=1, or build "
-                         "with Meson's -Dtracking=enabled)\n");
+    w.put(opt.title).put(
+        ": tracking disabled in this build: nothing is recorded (define RESMON_ENABLE=1, or build "
+        "with Meson's -Dtracking=enabled)\n");
     return;
   }
   grouped_snapshot snap(opt.min_epoch);
@@ -175,10 +177,16 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     if (uint64_t full = f.dropped - f.dropped_threads - f.dropped_reentrant)
       w.put("    ").put_uint(full).put(" acquisitions not recorded: the capacity was reached\n");
     if (f.dropped_threads != 0)
-      w.put("    ").put_uint(f.dropped_threads).put(" acquisitions not recorded: more than ").put_uint(max_threads())
+      w.put("    ")
+          .put_uint(f.dropped_threads)
+          .put(" acquisitions not recorded: more than ")
+          .put_uint(max_threads())
           .put(" threads tracked at once (set_max_threads, RESMON_MAX_THREADS)\n");
     if (f.dropped_reentrant != 0 || f.releases_reentrant != 0)
-      w.put("    ").put_uint(f.dropped_reentrant).put(" acquisitions and ").put_uint(f.releases_reentrant)
+      w.put("    ")
+          .put_uint(f.dropped_reentrant)
+          .put(" acquisitions and ")
+          .put_uint(f.releases_reentrant)
           .put(" releases not recorded: made by a signal handler that interrupted resmon on the same thread\n");
     uint32_t shown = 0;
     for (size_t i = begin; i < gi; ++i) {
@@ -199,9 +207,12 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
   }
   write_missed_note(w, snap);
   if (unnamed != 0)
-    w.put("  note: ").put_uint(unnamed).put(unnamed == 1 ? " group is" : " groups are")
-        .put(" named by a tracking layer, not by the program's code: no frame of the program's was captured "
-             "(code without frame pointers); RESMON_STACK_DEPTH=16 or -fno-omit-frame-pointer names it\n");
+    w.put("  note: ")
+        .put_uint(unnamed)
+        .put(unnamed == 1 ? " group is" : " groups are")
+        .put(
+            " named by a tracking layer, not by the program's code: no frame of the program's was captured "
+            "(code without frame pointers); RESMON_STACK_DEPTH=16 or -fno-omit-frame-pointer names it\n");
   if (usage hidden = snap.suppressed(); hidden.count != 0) {
     w.put("  note: ").put_uint(hidden.count).put(hidden.count == 1 ? " resource" : " resources");
     if (hidden.bytes != 0) put_total_bytes(w.put(" ("), hidden.bytes).put(")");
@@ -213,25 +224,37 @@ inline void write_text_report(sink out, const report_options& opt = {}) noexcept
     w.put(" ignored by the program (resmon::ignore): not listed above\n");
   }
   if (snap.saturated())
-    w.put("  note: byte totals saturated: a sum shown as \"at least 16.0 EiB\" is 2^64 bytes or more (sizes near "
-          "SIZE_MAX); peak and total bytes are not shown for its kind\n");
+    w.put(
+        "  note: byte totals saturated: a sum shown as \"at least 16.0 EiB\" is 2^64 bytes or more (sizes near "
+        "SIZE_MAX); peak and total bytes are not shown for its kind\n");
   if (opt.scope_only) return;
   write_culprits_text(w, snap, now, opt);
   uint64_t dropped = dropped_total();
   if (dropped != 0)
-    w.put("  note: ").put_uint(dropped).put(" acquisitions were not recorded (capacity ").put_uint(capacity())
+    w.put("  note: ")
+        .put_uint(dropped)
+        .put(" acquisitions were not recorded (capacity ")
+        .put_uint(capacity())
         .put(" records); counts above exclude them\n");
   if (uint64_t unmatched = load_relaxed(&g_registry.xunmatched_after_drop))
     w.put("  note: ").put_uint(unmatched).put(" releases found no record; they may be of acquisitions not recorded\n");
   uint64_t unknown = depot_unknown_count();
   if (unknown != 0)
-    w.put("  note: ").put_uint(unknown).put(" stacks were not stored: the stack depot is full (")
-        .put_uint(depot_stack_count()).put(" stacks)\n");
+    w.put("  note: ")
+        .put_uint(unknown)
+        .put(" stacks were not stored: the stack depot is full (")
+        .put_uint(depot_stack_count())
+        .put(" stacks)\n");
   if (opt.describe_registries != nullptr) opt.describe_registries(w, false, opt.describe_context);
   if (uint64_t refused = site_overflows())
-    w.put("  note: ").put_uint(refused).put(refused == 1 ? " call site was" : " call sites were")
-        .put(" not interned: the site table is full (limit ").put_uint(site_table_limit)
-        .put(" sites); their records are grouped as \"").put(overflow_file).put("\"\n");
+    w.put("  note: ")
+        .put_uint(refused)
+        .put(refused == 1 ? " call site was" : " call sites were")
+        .put(" not interned: the site table is full (limit ")
+        .put_uint(site_table_limit)
+        .put(" sites); their records are grouped as \"")
+        .put(overflow_file)
+        .put("\"\n");
   write_misuse_text(w);
 }
 

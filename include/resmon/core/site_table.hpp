@@ -73,7 +73,7 @@ namespace resmon::core {
 inline constexpr uint32_t site_table_log2 = 14;
 inline constexpr uint32_t site_claim_spin = 1u << 12;  // polls of a slot being written before it is skipped
 inline constexpr uint32_t site_table_capacity = uint32_t(1) << site_table_log2;  // 16384 entries, 768 KiB
-inline constexpr size_t site_chunk_bytes = 64 * 1024;  // text arena chunk (raw pages)
+inline constexpr size_t site_chunk_bytes = 64 * 1024;                            // text arena chunk (raw pages)
 /// Sites interned at most: intern_site() keeps a quarter of the slots free
 /// (short probe chains). For reports, which name the limit.
 inline constexpr uint32_t site_table_limit = site_table_capacity - site_table_capacity / 4;  // 12288
@@ -81,9 +81,9 @@ inline constexpr uint32_t site_table_limit = site_table_capacity - site_table_ca
 struct site_entry {
   uint32_t xstate;  // 0 empty, 1 being written, 2 ready
   uint32_t pad;
-  const char* key_file;      // the caller's pointers: the lookup key, never read
+  const char* key_file;  // the caller's pointers: the lookup key, never read
   const char* key_function;
-  site value;                // copies in the arena; value.line is the key's line
+  site value;  // copies in the arena; value.line is the key's line
 };
 static_assert(sizeof(site_entry) == 48, "four entries per three cache lines");
 
@@ -220,7 +220,7 @@ inline const site* intern_site_as(const char* file, uint32_t line, const char* f
   bool copied = false;
   for (uint32_t probes = 0; probes < site_table_capacity; ++probes, i = (i + 1) & mask) {
     site_entry& e = entries[i];
-    for (;;) {  // until this slot is passed: a lost claim looks at it again
+    for (;;) {                                // until this slot is passed: a lost claim looks at it again
       uint32_t st = load_acquire(&e.xstate);  // pairs with store_release below
       // Being written: a few stores. Wait a bounded while, so that a thread
       // interning the same site at the same moment finds it instead of

@@ -76,10 +76,10 @@ struct site_group {
 
 /// What a report covers and how it is written.
 struct report_options {
-  uint64_t min_epoch = 0;       // only records acquired at or after this epoch (leak scopes)
-  uint32_t max_groups = 20;     // per kind, in text; JSON has all
-  bool scope_only = false;      // a leak-scope report: no process-wide figures, no misuse
-  bool all_kinds = false;       // also kinds with nothing held
+  uint64_t min_epoch = 0;    // only records acquired at or after this epoch (leak scopes)
+  uint32_t max_groups = 20;  // per kind, in text; JSON has all
+  bool scope_only = false;   // a leak-scope report: no process-wide figures, no misuse
+  bool all_kinds = false;    // also kinds with nothing held
   const char* title = "resmon report";
   bool tracking_disabled = false;  // the caller was built without tracking and nothing tracks: say so, not "0 held"
   /// Optional: appends a description of a return address (symbol name) to w.
@@ -103,7 +103,7 @@ struct report_options {
   /// For the describe_* hooks: keep template arguments in function names
   /// (else long argument lists read <...>).
   bool full_names = false;
-  uint32_t max_culprits = 5;    // per ranking in the "top culprits" section; 0: no section
+  uint32_t max_culprits = 5;  // per ranking in the "top culprits" section; 0: no section
   /// Optional: describes registries other than the one reported on (modules
   /// that keep one of their own, whose records this report cannot see).
   /// Text (json false): appends one "  note: ...\n" line per registry.
@@ -131,8 +131,7 @@ inline int caller_order(const record_view& a, const record_view& b) noexcept {
 /// copy run past its mapping when records grew in between.)
 class grouped_snapshot {
  public:
-  explicit grouped_snapshot(uint64_t min_epoch) noexcept
-      : bound_(capacity_hint()), records_(bound_), groups_(bound_) {
+  explicit grouped_snapshot(uint64_t min_epoch) noexcept : bound_(capacity_hint()), records_(bound_), groups_(bound_) {
     record_view* r = records_.get();
     site_group* g = groups_.get();
     // No pages: nothing fits, every record is counted as missed.
@@ -160,7 +159,8 @@ class grouped_snapshot {
       bool same = group_count_ > 0 && g[group_count_ - 1].kind == uint16_t(v.kind) &&
                   site_order(g[group_count_ - 1].where, v.where) == 0 && g[group_count_ - 1].stack_id == v.stack_id &&
                   caller_order(r[g[group_count_ - 1].first], v) == 0;
-      if (!same) g[group_count_++] = site_group{uint16_t(v.kind), v.stack_id, v.where, 0, 0, v.time_ns, v.thread, v.ret, i};
+      if (!same)
+        g[group_count_++] = site_group{uint16_t(v.kind), v.stack_id, v.where, 0, 0, v.time_ns, v.thread, v.ret, i};
       site_group& cur = g[group_count_ - 1];
       ++cur.count;
       cur.bytes = add_saturated(cur.bytes, v.size);
@@ -227,7 +227,8 @@ class grouped_snapshot {
 /// Writes the note on records a snapshot could not include, if any.
 inline void write_missed_note(writer& w, const grouped_snapshot& snap) noexcept {
   if (snap.missed() != 0)
-    w.put("  note: ").put_uint(snap.missed())
+    w.put("  note: ")
+        .put_uint(snap.missed())
         .put(" records were acquired during the report and are not shown: figures above are incomplete\n");
 }
 

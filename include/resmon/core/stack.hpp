@@ -87,8 +87,8 @@ struct walk_result {
 /// functions' locals, which AddressSanitizer may have poisoned; the bounds
 /// checks above keep every read inside the stack.
 __attribute__((no_sanitize("address", "thread"))) inline walk_result walk_frames(uintptr_t fp, uintptr_t lo,
-                                                                               uintptr_t hi, uintptr_t* out,
-                                                                               uint32_t max) noexcept {
+                                                                                 uintptr_t hi, uintptr_t* out,
+                                                                                 uint32_t max) noexcept {
   constexpr uintptr_t word = sizeof(uintptr_t);
   if (hi < lo || hi - lo < 2 * word) return {0, walk_end::broken};
   // One compare checks both bounds: fp - lo wraps around when fp < lo.

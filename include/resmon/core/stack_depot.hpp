@@ -41,10 +41,10 @@ namespace resmon::core {
 /// The id of a stack that could not be stored (the depot is full).
 inline constexpr uint32_t unknown_stack_id = 0xffffffffu;
 
-inline constexpr uint32_t depot_table_log2 = 17;                      // 128 Ki slots, 1 MiB
+inline constexpr uint32_t depot_table_log2 = 17;  // 128 Ki slots, 1 MiB
 inline constexpr uint64_t depot_table_slots = uint64_t(1) << depot_table_log2;
 inline constexpr uint64_t depot_max_stacks = depot_table_slots / 4 * 3;
-inline constexpr uint64_t depot_arena_words = uint64_t(1) << 22;      // 32 MiB of frames at most
+inline constexpr uint64_t depot_arena_words = uint64_t(1) << 22;  // 32 MiB of frames at most
 
 struct stack_depot {
   uint64_t* xtable;

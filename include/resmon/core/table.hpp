@@ -94,9 +94,9 @@ struct remote_counters {  // fetch_add by other threads
 struct released_entry {
   uint64_t xseq;  // seqlock: odd while written
   uint64_t key;
-  uint64_t kind;    // in the ring: kind | thread << 16 (one store); copies unpack it
-  uint64_t thread;  // copies only
-  uint64_t origin;  // of the acquisition (origin.hpp)
+  uint64_t kind;            // in the ring: kind | thread << 16 (one store); copies unpack it
+  uint64_t thread;          // copies only
+  uint64_t origin;          // of the acquisition (origin.hpp)
   const site* acquired_at;  // copies only: origin_of(origin).where
   const site* released_at;
   uint64_t time_ns;
@@ -131,17 +131,17 @@ struct thread_table {
   alignas(cache_line) own_counters own[max_kinds];
   // Written rarely by the owner, read by every remote search and walk.
   alignas(cache_line) uint64_t xindex;  // index pointer | its log2 (the pointer is page-aligned)
-  uint32_t xversion;   // raised before an index a reader may probe is zeroed
-  uint32_t xtop;       // records taken from the slab (walks read up to it)
-  uint32_t xowned;     // 1 while a thread owns the table
-  uint32_t xrepair;    // 1: rebuild the free list and index before use (a fork child)
-  uint64_t xthread;    // platform::thread_id of the current owner
-  uint32_t number;     // position in the registry
+  uint32_t xversion;                    // raised before an index a reader may probe is zeroed
+  uint32_t xtop;                        // records taken from the slab (walks read up to it)
+  uint32_t xowned;                      // 1 while a thread owns the table
+  uint32_t xrepair;                     // 1: rebuild the free list and index before use (a fork child)
+  uint64_t xthread;                     // platform::thread_id of the current owner
+  uint32_t number;                      // position in the registry
   record* xchunks[max_chunks];
   // Owner-only, away from the lines above.
   alignas(cache_line) uint32_t* spare_index[index_max_log2 + 1];  // zeroed arrays to rebuild into
-  uint32_t remote_hint;         // the table of the last remote release
-  uint64_t dropped[max_kinds];  // acquisitions not recorded, capacity reached
+  uint32_t remote_hint;                                           // the table of the last remote release
+  uint64_t dropped[max_kinds];                                    // acquisitions not recorded, capacity reached
   origin_cache_entry origins[origin_cache_size];
   // Written by other threads.
   alignas(cache_line) uint64_t xinbox;  // a record + 1 released by another thread, linked through stamp
@@ -211,7 +211,9 @@ RESMON_DETAIL_INLINE bool entry_matches(uint32_t e, uint64_t hash) noexcept {
 }
 
 inline uint64_t pack_index(uint32_t* index, uint32_t log2) noexcept { return uint64_t(uintptr_t(index)) | log2; }
-inline uint32_t* index_pointer(uint64_t packed) noexcept { return reinterpret_cast<uint32_t*>(uintptr_t(packed & ~uint64_t(63))); }
+inline uint32_t* index_pointer(uint64_t packed) noexcept {
+  return reinterpret_cast<uint32_t*>(uintptr_t(packed & ~uint64_t(63)));
+}
 inline uint32_t index_log2(uint64_t packed) noexcept { return uint32_t(packed & 63); }
 
 /// Puts an entry for record n (key hash h) into `index` of 2^log2 entries.
@@ -386,7 +388,7 @@ RESMON_DETAIL_NOINLINE inline void reset_table(thread_table* t) noexcept {
 /// list, the count of records in use, and the index. Records left BUSY stay
 /// held. Requires: the caller owns t.
 inline void repair_table(thread_table* t) noexcept {
-  store_relaxed(&t->xinbox, uint64_t(0));  // its records are DEAD: freed below
+  store_relaxed(&t->xinbox, uint64_t(0));              // its records are DEAD: freed below
   for (auto& spare : t->spare_index) spare = nullptr;  // may be half written
   t->free_head = 0;
   t->in_use = 0;

@@ -132,8 +132,7 @@ RESMON_DETAIL_NOINLINE inline void reclaim_records(thread_table* t) noexcept {
 RESMON_DETAIL_NOINLINE inline bool grow_slab(thread_table* t) noexcept {
   if (t->top == t->mapped) {
     uint32_t c = 0;
-    for (uint32_t start = 0; start < t->mapped; start += chunk_records(c), ++c) {
-    }
+    for (uint32_t start = 0; start < t->mapped; start += chunk_records(c), ++c) {}
     if (c == max_chunks) return false;
     if (t->xchunks[c] == nullptr) {
       auto* chunk = static_cast<record*>(platform::pages_alloc(size_t(chunk_records(c)) * sizeof(record)));
@@ -161,7 +160,8 @@ RESMON_DETAIL_NOINLINE inline bool grow_slab(thread_table* t) noexcept {
 
 /// Returns: the origin id of (where, ret, stack_id) on the calling thread,
 /// from the table's cache or the origin store. Owner only.
-RESMON_DETAIL_INLINE uint32_t origin_for(thread_table* t, const site* where, uintptr_t ret, uint32_t stack_id) noexcept {
+RESMON_DETAIL_INLINE uint32_t origin_for(thread_table* t, const site* where, uintptr_t ret,
+                                         uint32_t stack_id) noexcept {
   uint64_t h = (uintptr_t(where) ^ ret ^ stack_id) * 0x9e3779b97f4a7c15ULL;  // one multiply: the hot path
   origin_cache_entry& e = t->origins[h >> 58];
   if (RESMON_DETAIL_LIKELY(e.where == where && e.ret == ret && e.stack_id == stack_id && e.id != 0)) return e.id;

@@ -48,8 +48,8 @@ struct tally_counts {
 };
 
 struct origin_tally {
-  tally_counts own;       // releases by the owner (plain stores)
-  tally_counts xremote;   // releases by other threads (fetch_add)
+  tally_counts own;      // releases by the owner (plain stores)
+  tally_counts xremote;  // releases by other threads (fetch_add)
 };
 static_assert(sizeof(origin_tally) == 64, "a tally is one cache line");
 

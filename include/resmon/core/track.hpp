@@ -125,8 +125,9 @@ inline bool acquire(const acquire_args& a) noexcept {
   }
   uint32_t generation = next_generation(t, load_relaxed(&r->xstate));
   uint64_t size = recorded_size(a.size);
-  write_payload(r, payload{origin_for(t, a.where, a.ret, a.stack_id), a.key, make_info(a.kind, a.flags, size),
-                           make_stamp(time_units(now, load_relaxed(&g_registry.xstart_ns)), uint32_t(current_epoch()))});
+  write_payload(r,
+                payload{origin_for(t, a.where, a.ret, a.stack_id), a.key, make_info(a.kind, a.flags, size),
+                        make_stamp(time_units(now, load_relaxed(&g_registry.xstart_ns)), uint32_t(current_epoch()))});
   // Pairs with load_acquire in the searches and the walks.
   store_release(&r->xstate, make_state(generation, slot::live));
   t->index_used += put_entry(t->index, t->index_shift, key_hash(a.key), n);
@@ -241,7 +242,8 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
       thread_table* t = load_acquire(&tables[i]);
       if (t == nullptr || t == own) continue;
       uint32_t st = 0, number = 0;
-      record* r = search_table(t, key, [&](record* c) { return claim_remote(c, k, key, &st); }, &number);
+      record* r = search_table(
+          t, key, [&](record* c) { return claim_remote(c, k, key, &st); }, &number);
       if (r == nullptr) continue;
       record_view v;
       record_view& seen = out != nullptr ? *out : v;
@@ -339,8 +341,7 @@ inline bool release_record(uint16_t k, uint64_t key, const site* at, record_view
 RESMON_DETAIL_INLINE bool release_copying_by(uint16_t k, uint64_t key, const site* at, record_view* out,
                                              uint64_t copy_by) noexcept {
   bool found = release_record(k, key, at, out, copy_by);
-  if (RESMON_DETAIL_UNLIKELY(kind_limited(k)) && (load_relaxed(&g_limits.kinds[k].xphase) & 1) != 0 &&
-      !limits_exempt())
+  if (RESMON_DETAIL_UNLIKELY(kind_limited(k)) && (load_relaxed(&g_limits.kinds[k].xphase) & 1) != 0 && !limits_exempt())
     check_limit(k, nullptr);
   return found;
 }

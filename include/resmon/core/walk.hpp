@@ -22,12 +22,10 @@ struct kind_figures {
   uint64_t releases_reentrant;  // releases not recorded: re-entered on one thread
 };
 
-/// Returns: the figures of kind k summed over all tables. Exact when no thread
-/// is acquiring or releasing; otherwise a sum of recent values of each table.
-/// Effects: raises the process-wide peaks (g_registry.xpeak*) to the live
-/// figures it summed: every read of the figures samples the peak, which is
-/// how a peak reached across threads is seen (sample_peak does only that).
-inline kind_figures figures(uint16_t k) noexcept {
+/// Returns: the figures of kind k summed over all tables, without the peaks
+/// (left 0). Exact when no thread is acquiring or releasing; otherwise a sum
+/// of recent values of each table. Reads only.
+inline kind_figures sum_figures(uint16_t k) noexcept {
   kind_figures f{};
   if (k >= max_kinds) return f;
   for_each_table([&](thread_table* t) {
@@ -50,17 +48,32 @@ inline kind_figures figures(uint16_t k) noexcept {
   f.dropped_threads = load_relaxed(&g_registry.xdropped_untabled[k]);
   f.dropped_reentrant = load_relaxed(&g_registry.xdropped_reentrant[k]);
   f.releases_reentrant = load_relaxed(&g_registry.xreleases_reentrant[k]);
+  return f;
+}
+
+/// Effects: raises the process-wide peaks of kind k (g_registry.xpeak*) to
+/// live figures summed by sum_figures: how a peak reached across threads is
+/// seen. Called when a thread's own figures reach a new high, and by every
+/// figures() read.
+inline void raise_peaks(uint16_t k, const kind_figures& f) noexcept {
+  if (k >= max_kinds) return;
   store_max_relaxed(&g_registry.xpeak[k], f.live);
   store_max_relaxed(&g_registry.xpeak_bytes[k], f.live_bytes);
+}
+
+/// Effects: samples the peaks of kind k: raise_peaks(k, sum_figures(k)).
+RESMON_DETAIL_NOINLINE inline void sample_peak(uint16_t k) noexcept { raise_peaks(k, sum_figures(k)); }
+
+/// Returns: sum_figures(k) with the process-wide peaks, after sampling them
+/// (every read of the figures is also a sample of the peak).
+inline kind_figures figures(uint16_t k) noexcept {
+  kind_figures f = sum_figures(k);
+  if (k >= max_kinds) return f;
+  raise_peaks(k, f);
   f.peak = load_relaxed(&g_registry.xpeak[k]);
   f.peak_bytes = load_relaxed(&g_registry.xpeak_bytes[k]);
   return f;
 }
-
-/// Effects: raises the process-wide peaks of kind k to the current sum over
-/// tables (figures() without its result; called when a thread's own figures
-/// reach a new high).
-RESMON_DETAIL_NOINLINE inline void sample_peak(uint16_t k) noexcept { (void)figures(k); }
 
 inline uint64_t dropped_total() noexcept {
   uint64_t n = 0;
@@ -139,7 +152,7 @@ template <class Take>
 inline record* search_table(const thread_table* t, uint64_t key, Take&& take, uint32_t* number = nullptr) noexcept {
   uint64_t h = key_hash(key);
   for (uint32_t attempt = 0;; ++attempt) {
-    uint32_t v1 = load_acquire(&t->xversion);  // pairs with store_release in retire_index, reset_table
+    uint32_t v1 = load_acquire(&t->xversion);    // pairs with store_release in retire_index, reset_table
     uint64_t packed = load_acquire(&t->xindex);  // pairs with store_release in rebuild_index
     if (uint32_t* index = index_pointer(packed)) {
       uint32_t shift = 64 - index_log2(packed);

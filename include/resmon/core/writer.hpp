@@ -23,7 +23,7 @@ inline int utf8_length(const unsigned char* p) noexcept {
   if (c < 0x80) return 1;
   int n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
   for (int i = 1; i < n; ++i)
-    if ((p[i] & 0xC0) != 0x80) return 0;  // also stops at the terminating NUL
+    if ((p[i] & 0xC0) != 0x80) return 0;                                   // also stops at the terminating NUL
   if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F)) return 0;  // overlong, surrogate
   if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F)) return 0;  // overlong, past U+10FFFF
   return n;
@@ -78,8 +78,11 @@ class writer {
       uint64_t ns;
       const char* name;
     };
-    static constexpr unit units[] = {{3600000000000ULL, " h"}, {60000000000ULL, " min"}, {1000000000ULL, " s"},
-                                     {1000000ULL, " ms"}, {1000ULL, " us"}};
+    static constexpr unit units[] = {{3600000000000ULL, " h"},
+                                     {60000000000ULL, " min"},
+                                     {1000000000ULL, " s"},
+                                     {1000000ULL, " ms"},
+                                     {1000ULL, " us"}};
     for (const unit& u : units) {
       if (ns >= u.ns) {
         uint64_t tenths = ns * 10 / u.ns;

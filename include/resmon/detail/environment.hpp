@@ -10,7 +10,21 @@
 #include <stdint.h>
 #include <stdio.h>
 
+extern "C" char** environ;  // as <unistd.h> declares it
+
 namespace resmon::detail {
+
+/// Returns: the value of the environment variable `name`, or nullptr; as
+/// getenv, read from environ (<stdlib.h> alone would be a tenth of the
+/// light header). Not thread-safe against setenv, as getenv.
+inline const char* env_value(const char* name) noexcept {
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const char *a = *entry, *b = name;
+    while (*b != '\0' && *a == *b) ++a, ++b;
+    if (*b == '\0' && *a == '=') return a + 1;
+  }
+  return nullptr;
+}
 
 /// Returns: true, with *out, when `text` is a whole unsigned decimal number
 /// with an optional suffix k, M or G (powers of 1024) from `lo` to `hi`;

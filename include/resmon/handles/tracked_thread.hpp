@@ -56,8 +56,7 @@ struct thread_recording {
   const site* where = nullptr;
 };
 
-template <class Recording = default_recording>
-class basic_tracked_thread {
+template <class Recording = default_recording> class basic_tracked_thread {
   static constexpr bool tracking = Recording::enabled;
   struct empty {};
   using state = std::conditional_t<tracking, thread_recording, empty>;
@@ -71,8 +70,7 @@ class basic_tracked_thread {
 
   /// Effects: starts a thread running f(args...) (or f(stop_token, args...)
   /// when f accepts one), recorded as started at `where`.
-  template <class F, class... Args>
-  explicit basic_tracked_thread(call_site where, F&& f, Args&&... args)
+  template <class F, class... Args> explicit basic_tracked_thread(call_site where, F&& f, Args&&... args)
       : thread_(std::forward<F>(f), std::forward<Args>(args)...) {
     on_start(where);
   }
@@ -80,9 +78,10 @@ class basic_tracked_thread {
   /// Effects: as above; the recorded site names tracked_thread itself (use
   /// start_thread or the call_site constructor to record the caller's site).
   template <class F, class... Args>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, call_site> &&
-             !std::is_same_v<std::remove_cvref_t<F>, basic_tracked_thread>)
-  explicit basic_tracked_thread(F&& f, Args&&... args) : thread_(std::forward<F>(f), std::forward<Args>(args)...) {
+  requires(!std::is_same_v<std::remove_cvref_t<F>, call_site> &&
+           !std::is_same_v<std::remove_cvref_t<F>, basic_tracked_thread>) explicit basic_tracked_thread(F&& f,
+                                                                                                        Args&&... args)
+      : thread_(std::forward<F>(f), std::forward<Args>(args)...) {
     on_start(call_site{"(unknown)", 0, "tracked_thread"});
   }
 

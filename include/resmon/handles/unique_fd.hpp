@@ -83,8 +83,7 @@ inline result<pipe_ends> pipe(int flags = 0, call_site where = call_site::curren
 }
 
 /// Effects: ::eventfd(initial, flags | EFD_CLOEXEC).
-inline result<unique_fd> eventfd(unsigned initial = 0, int flags = 0,
-                                 call_site where = call_site::current()) noexcept {
+inline result<unique_fd> eventfd(unsigned initial = 0, int flags = 0, call_site where = call_site::current()) noexcept {
   if (std::error_code e = detail::refused_by_limit(kind::fd, where)) return {unique_fd(), e};
   return detail::from_descriptor<unique_fd>(::eventfd(initial, flags | EFD_CLOEXEC), where);
 }

@@ -21,15 +21,15 @@ struct file_traits {
 /// A C stream, closed with fclose.
 using unique_file = unique_handle<file_traits>;
 
-static_assert(sizeof(unique_handle<file_traits, no_recording>) == sizeof(std::FILE*), "untracked unique_file is a FILE*");
+static_assert(sizeof(unique_handle<file_traits, no_recording>) == sizeof(std::FILE*),
+              "untracked unique_file is a FILE*");
 
 RESMON_DETAIL_MODE_BEGIN
 
 /// Effects: std::fopen(path, mode).
 /// Returns: the stream, or an empty handle and the error (errno; EINVAL for
 /// a null path or mode).
-inline result<unique_file> fopen(const char* path, const char* mode,
-                                 call_site where = call_site::current()) noexcept {
+inline result<unique_file> fopen(const char* path, const char* mode, call_site where = call_site::current()) noexcept {
   if (path == nullptr || mode == nullptr) return {{}, std::make_error_code(std::errc::invalid_argument)};
   if (std::error_code e = detail::refused_by_limit(kind::file, where)) return {{}, e};
   std::FILE* f = std::fopen(path, mode);

@@ -103,7 +103,7 @@ struct no_recording {
 /// Recording: owner tag (descriptors) and acquisition site.
 struct handle_recording {
   static constexpr bool enabled = true;
-  std::uint64_t tag = 0;      // owner tag of a descriptor, 0: none
+  std::uint64_t tag = 0;        // owner tag of a descriptor, 0: none
   const site* where = nullptr;  // where the handle was acquired
 };
 
@@ -130,8 +130,7 @@ using default_tracker [[deprecated("use resmon::default_recording")]] = default_
 /// time; different wrappers, on any threads, may be used at once (their
 /// records and owner tags are lock-free). Allocates: no (raw pages on the
 /// first use of the site and owner tables).
-template <handle_traits Traits, class Recording = default_recording>
-class unique_handle {
+template <handle_traits Traits, class Recording = default_recording> class unique_handle {
  public:
   using traits_type = Traits;
   using handle_type = typename Traits::handle_type;

@@ -59,8 +59,8 @@ class httplib_endpoint final : public metrics_endpoint {
 
 // The definition behind monitor.hpp's weak declaration: one per program.
 extern "C" resmon::detail::metrics_endpoint* resmon_detail_make_endpoint(const char* address, std::uint16_t port,
-                                                                        const void* source, char* error,
-                                                                        std::size_t error_size) {
+                                                                         const void* source, char* error,
+                                                                         std::size_t error_size) {
   std::string why;
   try {
     auto e = std::make_unique<resmon::detail::httplib_endpoint>();

@@ -75,16 +75,17 @@ inline std::atomic<layer_namer> g_layer_namer{nullptr};
 /// A limit crossed, kept again, refusing acquisitions, or removed while passed.
 struct limit_event {
   resmon::kind kind;
-  usage held;                  ///< what the kind held when it happened (a refusal: before it)
-  resmon::limit limit;         ///< the limit then
-  bool back_under = false;     ///< true: the figures came back to the limit or below, or the limit was removed
-  bool refused = false;        ///< true: a hard limit refused acquisitions
-  bool removed = false;        ///< true: the limit was removed while passed (back_under is true too)
-  std::uint64_t refusals = 0;  ///< refused: how many since the last refusal event (they coalesce)
-  std::uint64_t requested = 0; ///< refused: the bytes the first refused acquisition asked for
+  usage held;                           ///< what the kind held when it happened (a refusal: before it)
+  resmon::limit limit;                  ///< the limit then
+  bool back_under = false;              ///< true: the figures came back to the limit or below, or the limit was removed
+  bool refused = false;                 ///< true: a hard limit refused acquisitions
+  bool removed = false;                 ///< true: the limit was removed while passed (back_under is true too)
+  std::uint64_t refusals = 0;           ///< refused: how many since the last refusal event (they coalesce)
+  std::uint64_t requested = 0;          ///< refused: the bytes the first refused acquisition asked for
   const resmon::site* where = nullptr;  ///< the acquisition that crossed or was refused, if known
-  std::uint64_t time_ns = 0;   ///< coarse clock (CLOCK_MONOTONIC_COARSE)
-  std::vector<site_usage> top_sites;  ///< the sites holding most of the kind when delivered (by bytes, then count), at most 5
+  std::uint64_t time_ns = 0;            ///< coarse clock (CLOCK_MONOTONIC_COARSE)
+  std::vector<site_usage>
+      top_sites;  ///< the sites holding most of the kind when delivered (by bytes, then count), at most 5
 };
 
 /// Returns: the `n` sites holding most of kind `k` now, by bytes then count
@@ -148,8 +149,8 @@ namespace detail {
 using limit_receptor = std::function<void(const limit_event&)>;
 
 struct limit_receptors {
-  std::mutex lock;                                          // guards what follows
-  std::vector<limit_receptor> user;                         // on_limit; empty: the default receptor
+  std::mutex lock;                                                 // guards what follows
+  std::vector<limit_receptor> user;                                // on_limit; empty: the default receptor
   std::vector<std::pair<std::uint64_t, limit_receptor>> watchers;  // monitors, called besides the receptors
   std::uint64_t next_watcher = 1;
   std::uint32_t stderr_monitors = 0;  // monitors that log events on stderr: the default receptor keeps quiet
@@ -184,9 +185,10 @@ inline void wake_delivery() noexcept {
 inline std::string limit_line(const limit_event& e) {
   core::limit_record r{};
   r.kind = std::uint32_t(e.kind);
-  r.change = e.refused ? core::limit_change::refused
-           : e.removed ? core::limit_change::removed
-           : e.back_under ? core::limit_change::back_under : core::limit_change::crossed;
+  r.change = e.refused      ? core::limit_change::refused
+             : e.removed    ? core::limit_change::removed
+             : e.back_under ? core::limit_change::back_under
+                            : core::limit_change::crossed;
   r.held = e.held;
   r.limit_count = e.limit.count;
   r.limit_bytes = e.limit.bytes;
@@ -223,8 +225,7 @@ template <class F> void guarded(F&& f) noexcept {
 #if RESMON_CONFIG_EXCEPTIONS
   try {
     f();
-  } catch (...) {
-  }
+  } catch (...) {}
 #else
   f();
 #endif
@@ -237,8 +238,8 @@ inline void deliver(const core::limit_record& raw) {
   limit_event e;
   e.kind = kind(k);
   e.held = raw.held;
-  e.limit = limit{raw.limit_count, raw.limit_bytes, raw.hard != 0,
-                  core::load_relaxed(&core::g_limits.kinds[k].xstack_depth)};
+  e.limit =
+      limit{raw.limit_count, raw.limit_bytes, raw.hard != 0, core::load_relaxed(&core::g_limits.kinds[k].xstack_depth)};
   e.refused = raw.change == core::limit_change::refused;
   e.removed = raw.change == core::limit_change::removed;
   e.back_under = raw.change == core::limit_change::back_under || e.removed;
@@ -291,8 +292,9 @@ inline void deliver_queued() {
     std::uint32_t p = core::load_acquire(&core::g_limits.kinds[k].xphase);
     if (std::int32_t(p - g_delivery.last_phase[k]) > 0 && !core::limit_events_pending()) {
       core::limit_record now = core::limit_now(k);
-      now.change = (p & 1) != 0 ? core::limit_change::crossed
-                 : core::kind_limited(k) ? core::limit_change::back_under : core::limit_change::removed;
+      now.change = (p & 1) != 0            ? core::limit_change::crossed
+                   : core::kind_limited(k) ? core::limit_change::back_under
+                                           : core::limit_change::removed;
       now.phase = p;
       now.time_ns = platform::clock_coarse_ns();
       g_delivery.last_phase[k] = p;
@@ -316,7 +318,8 @@ inline void* delivery_main(void*) noexcept {
     if (!core::limit_events_pending())
       __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
     // Stopping: what is queued is delivered, for a few rounds at most (producers may go on).
-    if (__atomic_load_n(&g_delivery.xstop, __ATOMIC_ACQUIRE) != 0 && (!core::limit_events_pending() || ++stop_rounds > 8))
+    if (__atomic_load_n(&g_delivery.xstop, __ATOMIC_ACQUIRE) != 0 &&
+        (!core::limit_events_pending() || ++stop_rounds > 8))
       break;
   }
   __atomic_store_n(&g_delivery.xfinished, std::uint32_t(1), __ATOMIC_RELEASE);
@@ -380,8 +383,9 @@ inline void ensure_delivery() noexcept {
   bool started = pthread_create(&g_delivery.thread, nullptr, delivery_main, nullptr) == 0;
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (!started) {
-    std::fprintf(stderr, "resmon: the limit receptors' thread could not start; limit events go to the C facade's "
-                         "lines only\n");
+    std::fprintf(stderr,
+                 "resmon: the limit receptors' thread could not start; limit events go to the C facade's "
+                 "lines only\n");
     return;
   }
   __atomic_store_n(&g_delivery.xrunning, std::uint32_t(1), __ATOMIC_RELEASE);
@@ -424,8 +428,10 @@ inline const bool limit_consumer_hook =
 /// see the old or the new limit.
 inline void set_limit(kind k, limit l) noexcept {
   if (std::uint16_t(k) >= max_kinds) {
-    std::fprintf(stderr, "resmon: set_limit: kind %u is not valid: expected a built-in kind or one from "
-                         "register_kind(); no limit set\n", unsigned(k));
+    std::fprintf(stderr,
+                 "resmon: set_limit: kind %u is not valid: expected a built-in kind or one from "
+                 "register_kind(); no limit set\n",
+                 unsigned(k));
     return;
   }
   detail::ensure_delivery();

@@ -57,7 +57,7 @@ struct process_limits {
   std::uint64_t virtual_bytes = 0;
   std::uint64_t open_fds = 0;
   std::uint64_t threads = 0;
-  double cpu_percent = 0;  ///< user + system over one interval; 100 is one core
+  double cpu_percent = 0;         ///< user + system over one interval; 100 is one core
   std::vector<disk_limit> disks;  ///< also sampled without a limit (0, 0)
 };
 
@@ -87,7 +87,7 @@ struct monitor_options {
   std::size_t summary_every = 0;  ///< intervals between summary events; 0: none
   // Sinks: every event goes to each one set.
   bool log_stderr = true;
-  std::string log_file;                      ///< appended; empty: none
+  std::string log_file;                         ///< appended; empty: none
   std::uint64_t log_file_max_bytes = 10 << 20;  ///< past it the file becomes FILE.1 and a new one starts
   bool log_syslog = false;
   std::function<void(const monitor_event&)> on_event;
@@ -184,8 +184,8 @@ inline std::string site_text(const site* s) {
 struct site_key {
   std::uint16_t kind;
   const site* where;
-  std::uint32_t stack = 0;   // a layer site's only
-  std::uintptr_t ret = 0;    // a layer site's without a stack only
+  std::uint32_t stack = 0;  // a layer site's only
+  std::uintptr_t ret = 0;   // a layer site's without a stack only
   bool operator<(const site_key& o) const noexcept {
     if (kind != o.kind) return kind < o.kind;
     if (stack != o.stack) return stack < o.stack;
@@ -220,8 +220,7 @@ inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::
     symbols->origin_known = false;  // no group cached across calls
     if (report_symbols::origin(ret, stack_id, 0, &origin, symbols))
       found = core::intern_site_text(origin.file, origin.line, origin.function);
-    else if (symbols->resmon_own(ret, stack_id))
-      found = &own;
+    else if (symbols->resmon_own(ret, stack_id)) found = &own;
     it = known->emplace(key, found).first;
   }
   if (it->second == &own) return nullptr;
@@ -301,7 +300,8 @@ inline double trend_z(const std::deque<std::uint64_t>& x) noexcept {
 /// only rises, about 1/sqrt(n) for a random walk, 0 for a flat one.
 inline double efficiency(const std::deque<std::uint64_t>& x) noexcept {
   double path = 0;
-  for (std::size_t i = 1; i < x.size(); ++i) path += x[i] > x[i - 1] ? double(x[i] - x[i - 1]) : double(x[i - 1] - x[i]);
+  for (std::size_t i = 1; i < x.size(); ++i)
+    path += x[i] > x[i - 1] ? double(x[i] - x[i - 1]) : double(x[i - 1] - x[i]);
   if (path == 0 || x.back() <= x.front()) return 0;
   return double(x.back() - x.front()) / path;
 }
@@ -334,11 +334,11 @@ class monitor {
   struct suspect {
     resmon::site site;
     resmon::kind kind;
-    usage held;      ///< now
-    usage growth;    ///< over the window
-    std::size_t intervals = 0;  ///< samples the test read
-    double z = 0;               ///< Mann-Kendall Z of the series that qualified
-    std::uint32_t stack_id = 0; ///< a stack of one of its records (0: none)
+    usage held;                       ///< now
+    usage growth;                     ///< over the window
+    std::size_t intervals = 0;        ///< samples the test read
+    double z = 0;                     ///< Mann-Kendall Z of the series that qualified
+    std::uint32_t stack_id = 0;       ///< a stack of one of its records (0: none)
     std::uint64_t since_unix_ms = 0;  ///< when it was first named
   };
 
@@ -473,7 +473,7 @@ class monitor {
   struct site_track {
     std::deque<std::uint64_t> counts, bytes;
     std::uint64_t last_seen_sample = 0;
-    bool named = false;  // a suspect now
+    bool named = false;        // a suspect now
     std::uint32_t passes = 0;  // samples running that passed the test
     suspect last;
   };
@@ -490,13 +490,14 @@ class monitor {
   void start_endpoint() {
     char error[200] = "";
     if (resmon_detail_make_endpoint == nullptr) {
-      std::fprintf(stderr, "resmon: monitor_options.http_port = %u: no HTTP endpoint in this program: include "
-                           "<resmon/monitor/http.hpp> and link resmon_http_dep; serving nothing\n",
+      std::fprintf(stderr,
+                   "resmon: monitor_options.http_port = %u: no HTTP endpoint in this program: include "
+                   "<resmon/monitor/http.hpp> and link resmon_http_dep; serving nothing\n",
                    unsigned(options_.http_port));
       return;
     }
-    endpoint_.reset(resmon_detail_make_endpoint(options_.http_address.c_str(), options_.http_port, this, error,
-                                                sizeof error));
+    endpoint_.reset(
+        resmon_detail_make_endpoint(options_.http_address.c_str(), options_.http_port, this, error, sizeof error));
     if (!endpoint_)
       std::fprintf(stderr, "resmon: monitor_options.http_address:http_port = %s:%u: %s; serving nothing\n",
                    options_.http_address.c_str(), unsigned(options_.http_port), error);
@@ -725,7 +726,9 @@ class monitor {
   }
 
   void on_limit_event(const limit_event& le) {
-    monitor_event e = make_event(le.refused ? "limit_refused" : le.back_under ? "limit_cleared" : "limit_crossed",
+    monitor_event e = make_event(le.refused      ? "limit_refused"
+                                 : le.back_under ? "limit_cleared"
+                                                 : "limit_crossed",
                                  detail::unix_ms_now());
     add(e, "kind", kind_name(le.kind) != nullptr ? kind_name(le.kind) : "?");
     add_number(e, "held_count", double(le.held.count));
@@ -775,8 +778,10 @@ class monitor {
       file_.reset(std::fopen(options_.log_file.c_str(), "ae"));
       if (file_ == nullptr) {
         if (!file_error_reported_)
-          std::fprintf(stderr, "resmon: monitor_options.log_file = '%s' cannot be opened for appending; "
-                               "events go to the other sinks\n", options_.log_file.c_str());
+          std::fprintf(stderr,
+                       "resmon: monitor_options.log_file = '%s' cannot be opened for appending; "
+                       "events go to the other sinks\n",
+                       options_.log_file.c_str());
         file_error_reported_ = true;
         return;
       }

@@ -129,16 +129,19 @@ inline std::string openmetrics_text(const monitor* of = nullptr) {
   static constexpr per_kind families[] = {
       {"resmon_held_resources", "gauge", "Resources held now, per kind.", &core::kind_figures::live},
       {"resmon_held_bytes", "gauge", "Bytes held now by the resources of a kind.", &core::kind_figures::live_bytes},
-      {"resmon_peak_resources", "gauge", "Highest number of resources of a kind held at once.", &core::kind_figures::peak},
+      {"resmon_peak_resources", "gauge", "Highest number of resources of a kind held at once.",
+       &core::kind_figures::peak},
       {"resmon_peak_bytes", "gauge", "Highest bytes held at once by a kind.", &core::kind_figures::peak_bytes},
       {"resmon_acquired_total", "counter", "Resources of a kind acquired since start.", &core::kind_figures::total},
-      {"resmon_acquired_bytes_total", "counter", "Bytes acquired since start, per kind.", &core::kind_figures::total_bytes},
+      {"resmon_acquired_bytes_total", "counter", "Bytes acquired since start, per kind.",
+       &core::kind_figures::total_bytes},
       {"resmon_dropped_total", "counter", "Acquisitions counted but not recorded (capacity, threads).",
        &core::kind_figures::dropped},
   };
   for (const per_kind& family : families) {
     m.family(family.name, family.type, family.help);
-    for (std::size_t i = 0; i < kinds.size(); ++i) m.value(family.name, detail::kind_label(kinds[i]), figs[i].*family.figure);
+    for (std::size_t i = 0; i < kinds.size(); ++i)
+      m.value(family.name, detail::kind_label(kinds[i]), figs[i].*family.figure);
   }
   m.family("resmon_limit_events_lost_total", "counter", "Limit events dropped because their queue was full.");
   m.value("resmon_limit_events_lost_total", "", core::load_relaxed(&core::g_limits.xlost));
@@ -239,12 +242,14 @@ inline std::string openmetrics_text(const monitor* of = nullptr) {
       if (!last.disks.empty()) {
         m.family("resmon_disk_used_bytes", "gauge", "Bytes used on the file system that holds a path.");
         for (const auto& d : last.disks)
-          if (d.ok) m.value("resmon_disk_used_bytes", "path=\"" + detail::label_escape(d.path.c_str()) + "\"",
-                            std::uint64_t(d.used_bytes));
+          if (d.ok)
+            m.value("resmon_disk_used_bytes", "path=\"" + detail::label_escape(d.path.c_str()) + "\"",
+                    std::uint64_t(d.used_bytes));
         m.family("resmon_disk_size_bytes", "gauge", "Size of the file system that holds a path.");
         for (const auto& d : last.disks)
-          if (d.ok) m.value("resmon_disk_size_bytes", "path=\"" + detail::label_escape(d.path.c_str()) + "\"",
-                            std::uint64_t(d.total_bytes));
+          if (d.ok)
+            m.value("resmon_disk_size_bytes", "path=\"" + detail::label_escape(d.path.c_str()) + "\"",
+                    std::uint64_t(d.total_bytes));
       }
     }
   }

@@ -25,12 +25,12 @@ struct process_figures {
   std::uint64_t open_fds = 0;        ///< every open descriptor, tracked or not
   std::uint64_t max_fds = 0;         ///< RLIMIT_NOFILE (soft)
   std::uint64_t threads = 0;
-  double cpu_user_seconds = 0;       ///< since the process started
+  double cpu_user_seconds = 0;  ///< since the process started
   double cpu_system_seconds = 0;
-  std::uint64_t read_bytes = 0;      ///< read by system calls (rchar of /proc/self/io)
-  std::uint64_t written_bytes = 0;   ///< written by system calls (wchar)
-  double start_time_seconds = 0;     ///< since the Unix epoch
-  std::uint32_t missing = 0;         ///< bits: 1 stat, 2 fd, 4 io
+  std::uint64_t read_bytes = 0;     ///< read by system calls (rchar of /proc/self/io)
+  std::uint64_t written_bytes = 0;  ///< written by system calls (wchar)
+  double start_time_seconds = 0;    ///< since the Unix epoch
+  std::uint32_t missing = 0;        ///< bits: 1 stat, 2 fd, 4 io
 };
 
 /// Space of the file system that holds a path.
@@ -136,7 +136,7 @@ inline process_figures read_process_figures() noexcept {
 inline disk_figures read_disk_figures(const std::string& path) {
   disk_figures d;
   d.path = path;
-  struct statvfs s{};
+  struct statvfs s {};
   if (::statvfs(path.c_str(), &s) != 0) return d;
   d.total_bytes = std::uint64_t(s.f_blocks) * s.f_frsize;
   d.used_bytes = std::uint64_t(s.f_blocks - s.f_bfree) * s.f_frsize;

@@ -10,8 +10,6 @@
 #define RESMON_PLATFORM_POSIX 1
 
 #include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -24,7 +22,7 @@ inline void detach_table(thread_table* t) noexcept;
 inline void before_fork() noexcept;
 inline void after_fork_parent() noexcept;
 inline void after_fork_child() noexcept;
-}
+}  // namespace resmon::core
 
 namespace resmon::platform {
 namespace posix {
@@ -140,7 +138,7 @@ inline bool stack_bounds(uintptr_t* lo, uintptr_t* hi) noexcept {
 [[noreturn]] inline void panic(const char* why) noexcept {
   default_output(why, core::str_length(why));
   default_output("\n", 1);
-  ::abort();
+  __builtin_abort();
 }
 
 }  // namespace resmon::platform

@@ -24,8 +24,8 @@ struct leak {
   resmon::site site;
   std::uint64_t thread;
   std::chrono::nanoseconds age;
-  std::uint32_t stack_id;          // 0 when no stack was captured
-  std::uintptr_t return_address;   // of the acquiring call
+  std::uint32_t stack_id;         // 0 when no stack was captured
+  std::uintptr_t return_address;  // of the acquiring call
   /// The site the record names: `site` too, but for a tracking layer's
   /// record (operator new, tracking_allocator<T>: layer_site), whose `site`
   /// is the program's first frame found in its stack or return address.
@@ -163,11 +163,12 @@ inline bool made_by_test_framework(const leak& l, report_symbols& symbols) {
   // construction, whatever its return address (a tail call leaves it in
   // the framework's code): only a layer's records are judged by frames.
   if (!layer_site(&l.recorded_at)) return false;
-  for (const frame_info& f : symbols.logical_frames(l.return_address, l.stack_id)) {
-    if (framework_frame(f)) return true;
-    if (!internal_frame(f) && (!f.function.empty() || !f.file.empty())) return false;
-  }
-  return false;
+  bool framework = false;
+  symbols.each_logical_frame(l.return_address, l.stack_id, [&](const frame_info& f) {
+    if (framework_frame(f)) return !(framework = true);
+    return internal_frame(f) || (f.function.empty() && f.file.empty());
+  });
+  return framework;
 }
 
 /// Effects: removes the leaks the test framework made (made_by_test_framework).
@@ -243,8 +244,8 @@ class leak_check {
 #if RESMON_HAS_TRACKING
 /// A leak check for the rest of the enclosing block: what it acquires and
 /// still holds at the block's end goes to the leak handler.
-#define RESMON_LEAK_CHECK()                                                                                \
-  RESMON_DETAIL_SITE(RESMON_DETAIL_CAT(resmon_check_site_, __LINE__));                                     \
+#define RESMON_LEAK_CHECK()                                            \
+  RESMON_DETAIL_SITE(RESMON_DETAIL_CAT(resmon_check_site_, __LINE__)); \
   ::resmon::leak_check RESMON_DETAIL_CAT(resmon_check_, __LINE__) { RESMON_DETAIL_CAT(resmon_check_site_, __LINE__) }
 #else
 #define RESMON_LEAK_CHECK() static_assert(true, "resmon tracking is disabled")

@@ -32,17 +32,17 @@
 #include <string>
 #include <vector>
 
-#include "../core/report.hpp"
+#include "../core/report_writer.hpp"
 #include "../core/core.hpp"
 
 namespace resmon {
 
 /// A registry other than the one this code reports on.
 struct other_registry {
-  std::string module;    ///< path of the module that defines it
-  std::uint64_t held;    ///< records held there now (all kinds)
-  std::uint64_t bytes;   ///< bytes they hold
-  std::uint64_t total;   ///< acquisitions recorded there since it started
+  std::string module;   ///< path of the module that defines it
+  std::uint64_t held;   ///< records held there now (all kinds)
+  std::uint64_t bytes;  ///< bytes they hold
+  std::uint64_t total;  ///< acquisitions recorded there since it started
 };
 
 namespace detail {
@@ -131,8 +131,9 @@ inline void describe_registries(core::writer& w, bool json, void*) noexcept {
       w.put("  note: ").put(o.module.c_str()).put(" has a resmon registry of its own: ").put_uint(o.held);
       w.put(o.held == 1 ? " record" : " records").put(" held there");
       if (o.bytes != 0) w.put(" (").put_bytes(o.bytes).put(")");
-      w.put(" are not in this report; link the program with -rdynamic (-Wl,--export-dynamic) so that its"
-            " libraries share one registry\n");
+      w.put(
+          " are not in this report; link the program with -rdynamic (-Wl,--export-dynamic) so that its"
+          " libraries share one registry\n");
     }
     first = false;
   }

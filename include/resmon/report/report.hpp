@@ -11,7 +11,8 @@
 
 #include <unistd.h>
 
-#include "../core/report.hpp"
+#include "../core/report_writer.hpp"
+#include "../detail/environment.hpp"
 #include "registries.hpp"
 #include "suppressions.hpp"
 #include "symbolize.hpp"
@@ -59,31 +60,41 @@ struct report_symbols {
   /// Returns: the frames of the stack (or of `ret` alone when it has none),
   /// inline frames expanded, start-up frames left out.
   std::vector<frame_info> logical_frames(std::uintptr_t ret, std::uint32_t stack_id) {
+    std::vector<frame_info> out;
+    each_logical_frame(ret, stack_id, [&](const frame_info& f) {
+      out.push_back(f);
+      return true;
+    });
+    return out;
+  }
+
+  /// Effects: calls `visit(frame)` for the frames logical_frames returns, in
+  /// order, until it returns false; symbolizes only the addresses it reaches.
+  template <class Visit> void each_logical_frame(std::uintptr_t ret, std::uint32_t stack_id, Visit visit) {
     const std::uintptr_t* frames = &ret;
     std::uint32_t n = ret != 0 ? 1 : 0;
     if (stack_id != 0 && stack_id != core::unknown_stack_id) {
       const std::uintptr_t* stored = nullptr;
       if (std::uint32_t m = core::depot_frames(stack_id, &stored)) frames = stored, n = m;
     }
-    std::vector<frame_info> out;
     for (std::uint32_t i = 0; i < n; ++i)
-      for (frame_info& f : get().frames(frames[i]))
-        if (!startup_frame(f)) out.push_back(std::move(f));
-    return out;
+      for (const frame_info& f : get().frames(frames[i]))
+        if (!startup_frame(f) && !visit(f)) return;
   }
 
   /// Returns: true when the record with this stack (or return address) was
   /// made by resmon's own code (a frame of its headers, none of the
   /// program's): its bookkeeping, not the program's resource.
   bool resmon_own(std::uintptr_t ret, std::uint32_t stack_id) {
-    bool ours = false;
-    for (const frame_info& f : logical_frames(ret, stack_id)) {
-      if (!internal_frame(f)) return false;
+    bool ours = false, other = false;
+    each_logical_frame(ret, stack_id, [&](const frame_info& f) {
+      if (!internal_frame(f)) return !(other = true);
       // Also the standard library's code for resmon's types (a deque of resmon::monitor_sample).
       ours = ours || f.file.find("include/resmon/") != std::string::npos ||
              f.function.find("resmon::") != std::string::npos;
-    }
-    return ours;
+      return true;
+    });
+    return ours && !other;
   }
 
   static bool origin(std::uintptr_t ret, std::uint32_t stack_id, int which, site* out, void* self_) noexcept {
@@ -94,12 +105,13 @@ struct report_symbols {
         self->origin_ret = ret;
         self->origin_stack = stack_id;
         self->own.clear();
-        for (frame_info& f : self->logical_frames(ret, stack_id)) {
+        self->each_logical_frame(ret, stack_id, [self](const frame_info& f) {
           // Unknown code (an unloaded module) may be the program's: past it
           // no frame is its first one.
-          if (f.function.empty() && f.file.empty()) break;
-          if (!internal_frame(f) && self->own.size() < 2) self->own.push_back(std::move(f));
-        }
+          if (f.function.empty() && f.file.empty()) return false;
+          if (!internal_frame(f)) self->own.push_back(f);
+          return self->own.size() < 2;
+        });
         for (std::size_t i = 0; i < self->own.size(); ++i) {
           self->origin_file[i] = self->own[i].file.empty() ? self->own[i].module : self->shown_path(self->own[i].file);
           self->origin_function[i] = readable_name(self->own[i].function, self->full_names);
@@ -146,7 +158,7 @@ struct report_symbols {
     bool leading = true;  // resmon's own frames before the first other one are left out
     for (std::uint32_t i = 0; i < n; ++i) {
       try {
-        for (frame_info& f : self->get().frames(frames[i])) {
+        for (frame_info f : self->get().frames(frames[i])) {
           if (startup_frame(f)) continue;
           if (leading && (f.file.find("include/resmon/") != std::string::npos ||
                           (f.file.empty() && function_token(f.function).rfind("resmon::", 0) == 0)))
@@ -203,8 +215,7 @@ struct report_symbols {
           return true;
         }
       }
-    } catch (...) {
-    }
+    } catch (...) {}
     return false;
   }
 
@@ -219,8 +230,7 @@ struct report_symbols {
         w.put("\",\"start\":\"").put_hex(m.lo).put("\",\"end\":\"").put_hex(m.hi);
         w.put("\",\"build_id\":").put_json_string(m.build_id.c_str()).put("}");
       }
-    } catch (...) {
-    }
+    } catch (...) {}
     w.put_char(']');
   }
 };
@@ -306,8 +316,8 @@ namespace detail {
 /// The exit-time check (report_at_exit, RESMON_REPORT_AT_EXIT,
 /// RESMON_EXIT_CODE). Constant-initialised; set before exit.
 struct exit_check {
-  std::FILE* out;      // where the report goes; nullptr: no report asked for
-  int exit_code;       // 0: keep the program's status
+  std::FILE* out;  // where the report goes; nullptr: no report asked for
+  int exit_code;   // 0: keep the program's status
   bool done;
 };
 inline constinit exit_check g_exit_check{nullptr, 0, false};
@@ -353,18 +363,19 @@ inline std::uint64_t held_unsuppressed() {
 inline bool read_report_environment() noexcept {
 #if RESMON_CONFIG_READ_ENVIRONMENT
   if (const char* t = std::getenv("RESMON_REPORT_AT_EXIT")) {
-    if (t[0] == '1' && t[1] == '\0') g_exit_check.out = stderr;
-    else if (!(t[0] == '0' && t[1] == '\0'))
-      std::fprintf(stderr, "resmon: RESMON_REPORT_AT_EXIT='%s' is not valid: expected 1 (a report on stderr at exit) "
-                           "or 0; keeping 0\n", t);
+    static const char* const values[] = {"0", "1", nullptr};
+    int on = parse_choice(t, values);
+    if (on < 0) bad_value("RESMON_REPORT_AT_EXIT", t, "1 (a report on stderr at exit) or 0", "0");
+    else if (on == 1) g_exit_check.out = stderr;
   }
   if (const char* t = std::getenv("RESMON_EXIT_CODE")) {
-    char* end = nullptr;
-    long v = std::strtol(t, &end, 10);
-    if (*t != '\0' && *end == '\0' && v >= 1 && v <= 255) g_exit_check.exit_code = int(v);
+    std::uint64_t v = 0;
+    if (parse_count(t, 1, 255, &v)) g_exit_check.exit_code = int(v);
     else
-      std::fprintf(stderr, "resmon: RESMON_EXIT_CODE='%s' is not valid: expected an exit status from 1 to 255 (the "
-                           "status when resources are still held at exit); ignored\n", t);
+      bad_value("RESMON_EXIT_CODE", t,
+                "an exit status from 1 to 255 (the status when resources are still held at "
+                "exit)",
+                "none");
   }
   if (const char* t = std::getenv("RESMON_SUPPRESSIONS")) {
     try {
@@ -378,8 +389,7 @@ inline bool read_report_environment() noexcept {
       if (!error.empty())
         std::fprintf(stderr, "resmon: RESMON_SUPPRESSIONS: %s; using the %zu rules before it\n", error.c_str(),
                      rules.size());
-    } catch (...) {
-    }
+    } catch (...) {}
   }
 #endif
   return true;

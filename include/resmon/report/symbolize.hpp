@@ -31,6 +31,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "../config.hpp"
@@ -53,10 +54,10 @@ struct module_info {
 /// What a symbolizer knows of one address.
 struct frame_info {
   std::uintptr_t address = 0;
-  std::string function;  // demangled; empty when unknown
-  std::string module;    // file name of the module (no directory); empty when unknown
+  std::string function;       // demangled; empty when unknown
+  std::string module;         // file name of the module (no directory); empty when unknown
   std::uintptr_t offset = 0;  // address - the module's load bias
-  std::string file;      // source file (libdw only); empty when unknown
+  std::string file;           // source file (libdw only); empty when unknown
   unsigned line = 0;
   bool inlined = false;  // inlined into the next frame (frames() only): same address, its caller's function
 };
@@ -86,7 +87,8 @@ inline std::string function_token(const std::string& name) {
       ++depth;
     } else if ((c == '>' || c == ')') && depth > 0) {
       --depth;
-    } else if (c == ' ' && depth == 0 && !(i + 1 < name.size() && name[i + 1] == '(')) {  // "decltype (" stays one token
+    } else if (c == ' ' && depth == 0 &&
+               !(i + 1 < name.size() && name[i + 1] == '(')) {  // "decltype (" stays one token
       start = i + 1;
     }
   }
@@ -230,7 +232,16 @@ class symbolizer {
   /// function inlined at that address (each with its own file:line: the
   /// inlined callee's line, then the line of each call to it) and last the
   /// function the code belongs to; without it, describe(address) alone.
-  std::vector<frame_info> frames(std::uintptr_t address, bool return_address = true) {
+  /// Each address is symbolized once per symbolizer (stacks share most of
+  /// their frames, and an inline chain walks its unit's debug information).
+  const std::vector<frame_info>& frames(std::uintptr_t address, bool return_address = true) {
+    auto [it, fresh] = frames_known_.try_emplace(address * 2 + (return_address ? 1 : 0));
+    if (fresh) it->second = frames_of(address, return_address);
+    return it->second;
+  }
+
+ private:
+  std::vector<frame_info> frames_of(std::uintptr_t address, bool return_address) {
     frame_info outer = describe(address, return_address);
     std::vector<frame_info> out;
 #if RESMON_CONFIG_LIBDW
@@ -252,6 +263,7 @@ class symbolizer {
     return out;
   }
 
+ public:
   /// Returns: `name` demangled when it is a C++ symbol, else `name`.
   static std::string demangle(const char* name) {
     int status = 0;
@@ -367,7 +379,8 @@ class symbolizer {
     std::size_t size = m.map_size;
     ElfW(Ehdr) eh;
     std::memcpy(&eh, base, sizeof(eh));
-    if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != (sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32) ||
+    if (std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] != (sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32) ||
         eh.e_shentsize != sizeof(ElfW(Shdr)) || eh.e_shoff == 0 || eh.e_shoff > size ||
         (size - eh.e_shoff) / sizeof(ElfW(Shdr)) < eh.e_shnum)
       return;
@@ -409,8 +422,8 @@ class symbolizer {
       static const Dwfl_Callbacks callbacks = {dwfl_linux_proc_find_elf, dwfl_standard_find_debuginfo, nullptr,
                                                &debuginfo_path};
       dwfl_ = dwfl_begin(&callbacks);
-      if (dwfl_ != nullptr && (dwfl_linux_proc_report(dwfl_, ::getpid()) != 0 ||
-                               dwfl_report_end(dwfl_, nullptr, nullptr) != 0)) {
+      if (dwfl_ != nullptr &&
+          (dwfl_linux_proc_report(dwfl_, ::getpid()) != 0 || dwfl_report_end(dwfl_, nullptr, nullptr) != 0)) {
         dwfl_end(dwfl_);
         dwfl_ = nullptr;
       }
@@ -433,7 +446,7 @@ class symbolizer {
     if (name == nullptr || name[0] == '\0') return;
     int type = GELF_ST_TYPE(sym.st_info);
     if (type != STT_FUNC && type != STT_GNU_IFUNC) return;  // a data or section symbol is no function's name
-    std::string plain(name, std::strcspn(name, "@"));      // fopen@@GLIBC_2.2.5: the version is no part of the name
+    std::string plain(name, std::strcspn(name, "@"));       // fopen@@GLIBC_2.2.5: the version is no part of the name
     if (plain[0] == '_' && plain.compare(0, 2, "_Z") != 0) {
       // An internal alias (__libc_malloc): the dynamic linker may know the
       // public one (malloc) at the same address.
@@ -585,6 +598,7 @@ class symbolizer {
 #endif
 
   std::vector<module_data> modules_;
+  std::unordered_map<std::uintptr_t, std::vector<frame_info>> frames_known_;  // by address * 2 + return_address
 };
 
 }  // namespace resmon
