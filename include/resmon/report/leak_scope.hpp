@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../macros.hpp"
+#include "reachability.hpp"
 #include "report.hpp"
 #include "../tracking.hpp"
 
@@ -30,7 +31,32 @@ struct leak {
   /// record (operator new, tracking_allocator<T>: layer_site), whose `site`
   /// is the program's first frame found in its stack or return address.
   resmon::site recorded_at;
+  /// Memory only, and only when asked (leak_scope::leaks(with_reachability),
+  /// classify_reachability): whether the program can still reach the block.
+  resmon::reachability reach = resmon::reachability::not_computed;
 };
+
+/// Asks leak_scope::leaks for the reachability of each memory block.
+struct with_reachability_t {
+  explicit with_reachability_t() = default;
+};
+inline constexpr with_reachability_t with_reachability{};
+
+/// Effects: sets `reach` of every memory leak in `leaks` to its class now:
+/// `definite` (nothing points to it), `indirect` (only lost blocks do) or
+/// `reachable`, scanning as LeakSanitizer does (reachability.hpp).
+/// Other threads keep running: classify when they are quiet.
+/// Returns: false when nothing could be classified (under a sanitizer, or
+/// when this process cannot read its own memory through process_vm_readv).
+/// Allocates: raw pages for the scan, never the heap it scans.
+[[gnu::always_inline]] inline bool classify_reachability(std::vector<leak>& leaks) noexcept {
+  detail::reach::classes classes;
+  auto lo = reinterpret_cast<std::uintptr_t>(leaks.data());
+  detail::reach::compute_from_caller(classes, {lo, lo + leaks.capacity() * sizeof(leak)});
+  for (leak& l : leaks)
+    l.reach = classes.computed() && l.kind == kind::memory ? classes.of(l.key) : reachability::not_computed;
+  return classes.computed();
+}
 
 /// Everything acquired, by any thread, after construction and still held.
 class leak_scope {
@@ -49,6 +75,21 @@ class leak_scope {
 
   /// Returns: the same, for kind `k` only.
   std::vector<leak> leaks(kind k) const { return collect(&k); }
+
+  /// Returns: leaks(), each memory block with its reachability class
+  /// (`leak::reach`, as classify_reachability sets it; `not_computed` for
+  /// the other kinds, and for all when the scan could not run). The scan
+  /// runs before the list is built, so the list's own copies of the keys
+  /// are no roots.
+  [[gnu::always_inline]] std::vector<leak> leaks(with_reachability_t) const {
+    detail::reach::classes classes;
+    detail::reach::compute_from_caller(classes, {0, 0});
+    std::vector<leak> out = collect(nullptr);
+    if (classes.computed())
+      for (leak& l : out)
+        if (l.kind == kind::memory) l.reach = classes.of(l.key);
+    return out;
+  }
 
   /// Returns: the epoch that opened the scope (for report_options::min_epoch).
   std::uint64_t epoch() const noexcept { return epoch_; }
@@ -76,7 +117,7 @@ class leak_scope {
         const core::record_view& v = snap.records()[i];
         out.push_back(leak{v.kind, std::uintptr_t(v.key), std::size_t(v.size), where ? *where : unknown, v.thread,
                            std::chrono::nanoseconds(now > v.time_ns ? now - v.time_ns : 0), v.stack_id, v.ret,
-                           v.where ? *v.where : unknown});
+                           v.where ? *v.where : unknown, reachability::not_computed});
       }
     }
     return out;

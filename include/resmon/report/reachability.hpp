@@ -1,0 +1,454 @@
+// SPDX-License-Identifier: MIT
+// Reachability of held memory inside a program built with resmon: which
+// tracked blocks the program can still reach (LeakSanitizer's classes), for
+// leak scopes and leak lists. Layer: hosted (report).
+//
+// The scan is LeakSanitizer's, on resmon's records (their sizes are known):
+//   1. roots: the writable segments of every loaded module, the calling
+//      thread's stack from the caller's frame up (with its registers, spilled
+//      there), and every other private writable anonymous mapping: other
+//      threads' stacks and TLS, and the heap that resmon does not track;
+//   2. every aligned word of a root that points to the start or the inside
+//      of a tracked block makes the block reachable, and the block's own
+//      words are followed (a work list, not recursion);
+//   3. every block still unreached is lost; the blocks a lost block points
+//      to are indirectly lost, the others definitely lost.
+// Tracked blocks lying inside a root mapping (the heap) are skipped there:
+// they count only when reached. resmon's own tables are never roots.
+//
+// Differences from LeakSanitizer, which owns the allocator and stops the
+// world: untracked heap memory is a root as a whole, freed chunks included,
+// so a stale pointer there can keep a block "reachable" (never the other way:
+// the error is a missed leak, not a false one); other threads keep running
+// (classify when they are quiet, as at the end of a test); memory is read
+// through process_vm_readv, so a mapping another thread unmaps meanwhile is
+// skipped, never a fault. Under AddressSanitizer, ThreadSanitizer or
+// MemorySanitizer (whose shadow mappings span terabytes) nothing is
+// classified: their own leak checker is there.
+#pragma once
+
+#include <fcntl.h>
+#include <link.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <ctime>
+
+#include "../tracking.hpp"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define RESMON_DETAIL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define RESMON_DETAIL_SANITIZED 1
+#endif
+#endif
+#ifndef RESMON_DETAIL_SANITIZED
+#define RESMON_DETAIL_SANITIZED 0
+#endif
+
+namespace resmon {
+
+/// The reachability class of a held memory block, as LeakSanitizer names them.
+enum class reachability : std::uint8_t {
+  not_computed = 0,  // not asked, not memory, or the scan could not run
+  reachable = 1,     // a root or a reachable block points to it
+  indirect = 2,      // only lost blocks point to it ("indirectly lost")
+  definite = 3,      // nothing points to it ("definitely lost")
+};
+
+/// Returns: "reachable", "indirect", "definite" or "not computed".
+inline const char* to_string(reachability r) noexcept {
+  switch (r) {
+    case reachability::reachable: return "reachable";
+    case reachability::indirect: return "indirect";
+    case reachability::definite: return "definite";
+    case reachability::not_computed: break;
+  }
+  return "not computed";
+}
+
+namespace detail::reach {
+
+struct range {
+  std::uintptr_t lo, hi;
+};
+
+/// A scratch array in raw pages: never in the heap that is scanned.
+template <class T> class scratch {
+ public:
+  scratch() = default;
+  scratch(const scratch&) = delete;
+  scratch& operator=(const scratch&) = delete;
+  ~scratch() { reset(); }
+  bool allocate(std::size_t n) noexcept {
+    reset();
+    bytes_ = (n * sizeof(T) + 4095) & ~std::size_t(4095);
+    if (bytes_ == 0) bytes_ = 4096;
+    data_ = static_cast<T*>(platform::pages_alloc(bytes_));
+    if (data_ == nullptr) bytes_ = 0;
+    capacity_ = bytes_ / sizeof(T);
+    return data_ != nullptr;
+  }
+  void reset() noexcept {
+    if (data_ != nullptr) platform::pages_free(data_, bytes_);
+    data_ = nullptr;
+    bytes_ = capacity_ = 0;
+  }
+  T* data() const noexcept { return data_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  range span() const noexcept { return {std::uintptr_t(data_), std::uintptr_t(data_) + bytes_}; }
+
+ private:
+  T* data_ = nullptr;
+  std::size_t bytes_ = 0, capacity_ = 0;
+};
+
+/// Copies [at, at + n) of this process into `into` through process_vm_readv:
+/// an address unmapped meanwhile gives a short count, never a fault.
+/// Returns: the bytes copied.
+inline std::size_t read_memory(std::uintptr_t at, void* into, std::size_t n) noexcept {
+  iovec local{into, n}, remote{reinterpret_cast<void*>(at), n};
+  long got = ::syscall(SYS_process_vm_readv, long(::getpid()), &local, 1L, &remote, 1L, 0L);
+  return got > 0 ? std::size_t(got) : 0;
+}
+
+/// Returns: true when process_vm_readv works on this process (a seccomp
+/// filter may forbid it).
+inline bool can_read_memory() noexcept {
+  volatile std::uint64_t probe = 0x5265736d6f6e;
+  std::uint64_t copy = 0;
+  return read_memory(std::uintptr_t(&probe), &copy, sizeof copy) == sizeof copy && copy == probe;
+}
+
+/// Sorts ranges by their start and merges those that overlap or touch.
+/// Returns: the count left.
+inline std::size_t merge_ranges(range* r, std::size_t n) noexcept {
+  std::sort(r, r + n, [](const range& a, const range& b) { return a.lo < b.lo; });
+  std::size_t out = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (r[i].hi <= r[i].lo) continue;
+    if (out != 0 && r[i].lo <= r[out - 1].hi) {
+      if (r[i].hi > r[out - 1].hi) r[out - 1].hi = r[i].hi;
+    } else {
+      r[out++] = r[i];
+    }
+  }
+  return out;
+}
+
+struct segment_list {
+  range* out;
+  std::size_t count, max;
+};
+
+inline int collect_writable_segments(dl_phdr_info* info, std::size_t, void* data) noexcept {
+  auto& s = *static_cast<segment_list*>(data);
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || (ph.p_flags & PF_W) == 0 || s.count == s.max) continue;
+    s.out[s.count++] = range{info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz};
+  }
+  return 0;
+}
+
+inline std::uintptr_t parse_hex(const char*& p) noexcept {
+  std::uintptr_t v = 0;
+  for (;; ++p) {
+    char c = *p;
+    if (c >= '0' && c <= '9') v = v * 16 + std::uintptr_t(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + std::uintptr_t(c - 'a' + 10);
+    else return v;
+  }
+}
+
+/// Appends the private, readable and writable anonymous mappings of
+/// /proc/self/maps (no file behind them: heap, stacks, arenas, TLS) to `out`.
+/// Returns: false when the file could not be read whole.
+inline bool collect_anonymous(scratch<range>& out, std::size_t& count) noexcept {
+  scratch<char> text;
+  std::size_t capacity = std::size_t(1) << 20, n = 0;
+  for (;;) {
+    if (!text.allocate(capacity)) return false;
+    int fd = int(::syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
+    if (fd < 0) return false;
+    n = 0;
+    for (long got;
+         n + 1 < text.capacity() && (got = ::syscall(SYS_read, fd, text.data() + n, text.capacity() - 1 - n)) > 0;)
+      n += std::size_t(got);
+    ::syscall(SYS_close, fd);
+    if (n + 1 < text.capacity()) break;
+    capacity *= 4;  // a process with very many mappings
+    if (capacity > (std::size_t(1) << 28)) return false;
+  }
+  text.data()[n] = '\0';
+  for (const char* p = text.data(); *p != '\0';) {
+    std::uintptr_t lo = parse_hex(p);
+    ++p;  // '-'
+    std::uintptr_t hi = parse_hex(p);
+    char perms[4] = {p[1], p[2], p[3], p[4]};
+    // Fields: perms offset dev inode path; anonymous mappings have inode 0
+    // and no path, or a bracketed name ([heap], [stack], [anon:...]).
+    const char* line_end = std::strchr(p, '\n');
+    if (line_end == nullptr) line_end = p + std::strlen(p);
+    const char* path = p;
+    for (int field = 0; field < 5 && path < line_end; ++field) {
+      while (path < line_end && *path == ' ') ++path;
+      if (field < 4)
+        while (path < line_end && *path != ' ') ++path;
+    }
+    bool named = path < line_end;
+    bool anonymous = !named || (*path == '[' && std::strncmp(path, "[vvar]", 6) != 0 &&
+                                std::strncmp(path, "[vdso]", 6) != 0 && std::strncmp(path, "[vsyscall]", 10) != 0);
+    if (perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' && anonymous && count < out.capacity())
+      out.data()[count++] = range{lo, hi};
+    p = *line_end == '\n' ? line_end + 1 : line_end;
+  }
+  return true;
+}
+
+/// The blocks, sorted by start, and their classes.
+struct block {
+  std::uintptr_t lo, hi;
+  bool ignored;  // resmon::ignore: a root, as LeakSanitizer treats an ignored object
+};
+
+class scan {
+ public:
+  scan(const block* blocks, reachability* classes, std::uint32_t* work, std::size_t n, std::uint64_t* buffer,
+       std::size_t buffer_words) noexcept
+      : blocks_(blocks), classes_(classes), work_(work), n_(n), buffer_(buffer), buffer_words_(buffer_words) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (blocks[i].lo < min_) min_ = blocks[i].lo;
+      if (blocks[i].hi > max_) max_ = blocks[i].hi;
+    }
+  }
+
+  /// Marks what the words of [lo, hi) point to as `tag` (reachable blocks
+  /// are queued to be followed); `self`: the block these words belong to
+  /// (npos: none), whose pointers into itself do not count.
+  void words(std::uintptr_t lo, std::uintptr_t hi, reachability tag, std::size_t self) noexcept {
+    lo = (lo + 7) & ~std::uintptr_t(7);
+    while (lo + 8 <= hi) {
+      std::size_t want = std::size_t(hi - lo) / 8;
+      if (want > buffer_words_) want = buffer_words_;
+      std::size_t got = read_memory(lo, buffer_, want * 8) / 8;
+      for (std::size_t i = 0; i < got; ++i) point(buffer_[i], tag, self);
+      if (got < want) {  // unmapped (meanwhile): go on at the next page
+        std::uintptr_t fault = lo + got * 8;
+        lo = (fault + 4096) & ~std::uintptr_t(4095);
+      } else {
+        lo += got * 8;
+      }
+    }
+  }
+
+  /// Follows the work list to its end. Returns: false past the deadline.
+  bool drain(std::uint64_t deadline_ns) noexcept {
+    for (std::uint32_t step = 1; work_n_ != 0; ++step) {
+      std::size_t i = work_[--work_n_];
+      words(blocks_[i].lo, blocks_[i].hi, reachability::reachable, i);
+      if ((step & 1023) == 0 && monotonic_ns() > deadline_ns) return false;
+    }
+    return true;
+  }
+
+  void reach(std::size_t i) noexcept {
+    if (classes_[i] == reachability::reachable) return;
+    classes_[i] = reachability::reachable;
+    work_[work_n_++] = std::uint32_t(i);
+  }
+
+  static std::uint64_t monotonic_ns() noexcept {
+    timespec t;
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    return std::uint64_t(t.tv_sec) * 1000000000u + std::uint64_t(t.tv_nsec);
+  }
+
+ private:
+  void point(std::uint64_t w, reachability tag, std::size_t self) noexcept {
+    if (w < min_ || w >= max_) return;
+    std::size_t lo = 0, hi = n_;  // the last block that starts at or below w
+    while (lo < hi) {
+      std::size_t mid = (lo + hi) / 2;
+      if (blocks_[mid].lo <= w) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo == 0) return;
+    std::size_t i = lo - 1;
+    if (w >= blocks_[i].hi || i == self) return;
+    if (tag == reachability::reachable) reach(i);
+    else if (classes_[i] == reachability::not_computed) classes_[i] = reachability::indirect;
+  }
+
+  const block* blocks_;
+  reachability* classes_;
+  std::uint32_t* work_;
+  std::size_t n_, work_n_ = 0;
+  std::uint64_t* buffer_;
+  std::size_t buffer_words_;
+  std::uintptr_t min_ = ~std::uintptr_t(0), max_ = 0;
+};
+
+/// The classes of the memory blocks held at one moment.
+class classes {
+ public:
+  /// Returns: the class of the held block that starts at `key`.
+  reachability of(std::uintptr_t key) const noexcept {
+    const block* b = blocks_.data();
+    std::size_t lo = 0, hi = n_;
+    while (lo < hi) {
+      std::size_t mid = (lo + hi) / 2;
+      if (b[mid].lo < key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < n_ && b[lo].lo == key ? classes_.data()[lo] : reachability::not_computed;
+  }
+  bool computed() const noexcept { return computed_; }
+
+  /// Effects: classifies every held block of kind memory. `stack_from` is an
+  /// address in a frame of the caller that spilled its registers
+  /// (__builtin_unwind_init): the calling thread's stack is a root from
+  /// there up only. `exclude`: memory that is not a root (the caller's
+  /// own copies of keys). Allocates: raw pages only, never the heap.
+  void compute(std::uintptr_t stack_from, range exclude) noexcept {
+    computed_ = false;
+    if (RESMON_DETAIL_SANITIZED || !can_read_memory()) return;
+    const std::uint64_t deadline = scan::monotonic_ns() + 20000000000ULL;
+    const auto memory = std::uint16_t(kind::memory);
+    std::size_t room = std::size_t(core::figures(memory).live) + 4096;
+    if (!blocks_.allocate(room) || !classes_.allocate(room)) return;
+    std::size_t n = 0;
+    bool overflow = false;
+    core::for_each_live([&](const core::record_view& v) {
+      if (std::uint16_t(v.kind) != memory) return;
+      if (n == room) {
+        overflow = true;
+        return;
+      }
+      blocks_.data()[n++] = block{std::uintptr_t(v.key), std::uintptr_t(v.key) + (v.size != 0 ? v.size : 1),
+                                  (v.flags & core::record_ignored) != 0};
+    });
+    if (overflow) return;
+    std::sort(blocks_.data(), blocks_.data() + n, [](const block& a, const block& b) { return a.lo < b.lo; });
+    n_ = n;
+
+    scratch<std::uint32_t> work;
+    scratch<std::uint64_t> buffer;
+    scratch<range> roots, skip;
+    std::size_t max_roots = 65536, tables = 0;
+    core::for_each_table([&](core::thread_table*) { return ++tables, false; });
+    std::size_t max_skip = n + tables * (2 + core::max_chunks + core::index_max_log2 + 1) + 16;
+    if (!work.allocate(n + 1) || !buffer.allocate(8192) || !roots.allocate(max_roots) || !skip.allocate(max_skip))
+      return;
+
+    // What is not a root: resmon's tables (records hold every key), the
+    // scratch arrays, the caller's copies, the calling thread's stack below
+    // the caller's frame, and the tracked blocks themselves (roots only
+    // once reached).
+    std::size_t skips = 0;
+    auto add_skip = [&](std::uintptr_t lo, std::uintptr_t hi) {
+      if (lo < hi && skips < skip.capacity()) skip.data()[skips++] = range{lo, hi};
+    };
+    core::for_each_table([&](core::thread_table* t) {
+      add_skip(std::uintptr_t(t), std::uintptr_t(t + 1));
+      for (std::uint32_t c = 0; c < core::max_chunks; ++c)
+        if (const core::record* chunk = core::load_acquire(&t->xchunks[c]))
+          add_skip(std::uintptr_t(chunk), std::uintptr_t(chunk + core::chunk_records(c)));
+      std::uint64_t index = core::load_acquire(&t->xindex);
+      if (index != 0)
+        add_skip(std::uintptr_t(core::index_pointer(index)),
+                 std::uintptr_t(core::index_pointer(index)) + (std::size_t(4) << core::index_log2(index)));
+      for (std::uint32_t l = 0; l <= core::index_max_log2; ++l)
+        if (t->spare_index[l] != nullptr)
+          add_skip(std::uintptr_t(t->spare_index[l]), std::uintptr_t(t->spare_index[l]) + (std::size_t(4) << l));
+      return false;
+    });
+    for (range r : {blocks_.span(), classes_.span(), work.span(), buffer.span(), roots.span(), skip.span(), exclude})
+      add_skip(r.lo, r.hi);
+    std::uintptr_t stack_lo = 0, stack_hi = 0;
+    if (platform::stack_bounds(&stack_lo, &stack_hi) && stack_from > stack_lo && stack_from <= stack_hi)
+      add_skip(stack_lo, stack_from);
+    for (std::size_t i = 0; i < n; ++i) add_skip(blocks_.data()[i].lo, blocks_.data()[i].hi);
+    skips = merge_ranges(skip.data(), skips);
+
+    // 1. Roots: modules' writable segments and anonymous writable mappings.
+    segment_list segments{roots.data(), 0, roots.capacity()};
+    ::dl_iterate_phdr(collect_writable_segments, &segments);
+    std::size_t root_count = segments.count;
+    if (!collect_anonymous(roots, root_count)) return;
+    root_count = merge_ranges(roots.data(), root_count);
+
+    scan s(blocks_.data(), classes_.data(), work.data(), n, buffer.data(), buffer.capacity());
+    for (std::size_t i = 0; i < n; ++i)
+      if (blocks_.data()[i].ignored) s.reach(i);
+    const range* sk = skip.data();
+    for (std::size_t r = 0; r < root_count; ++r) {
+      std::uintptr_t a = roots.data()[r].lo, b = roots.data()[r].hi;
+      std::size_t lo = 0, hi = skips;  // the first skip that ends above a
+      while (lo < hi) {
+        std::size_t mid = (lo + hi) / 2;
+        if (sk[mid].hi <= a) lo = mid + 1;
+        else hi = mid;
+      }
+      for (std::size_t k = lo; a < b;) {
+        if (k < skips && sk[k].lo <= a) {
+          a = sk[k++].hi;
+          continue;
+        }
+        std::uintptr_t end = k < skips && sk[k].lo < b ? sk[k].lo : b;
+        s.words(a, end, reachability::reachable, ~std::size_t(0));
+        a = end;
+      }
+      if (!s.drain(deadline)) return;
+    }
+    // 2. What lost blocks point to is indirectly lost; the rest definitely.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (classes_.data()[i] == reachability::reachable) continue;
+      s.words(blocks_.data()[i].lo, blocks_.data()[i].hi, reachability::indirect, i);
+      if ((i & 1023) == 0 && scan::monotonic_ns() > deadline) return;
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      if (classes_.data()[i] == reachability::not_computed) classes_.data()[i] = reachability::definite;
+    computed_ = true;
+  }
+
+ private:
+  scratch<block> blocks_;
+  scratch<reachability> classes_;
+  std::size_t n_ = 0;
+  bool computed_ = false;
+};
+
+/// Computes `out` with the caller's registers spilled and its frame as the
+/// top of the stack's roots. Not inlined: the frame must be its own.
+[[gnu::noinline]] inline void compute_here(classes& out, range exclude) noexcept {
+  __builtin_unwind_init();  // the callers' registers go to this frame, which is scanned
+  volatile std::uintptr_t marker = 0;
+  out.compute(std::uintptr_t(&marker), exclude);
+  __asm__ volatile("" ::: "memory");  // keeps the frame (and the spills) until the scan ends
+}
+
+/// Zeroes the stack just below the caller's frame, where compute_here's
+/// frame goes next: its padding would otherwise hold what earlier calls left
+/// there (a copied record's key), which is no root.
+[[gnu::noinline]] inline void clear_stack_below() noexcept {
+  volatile unsigned char junk[8192];
+  for (std::size_t i = 0; i < sizeof junk; ++i) junk[i] = 0;
+}
+
+/// Computes `out` from the calling frame: inlined into its caller at every
+/// optimisation level, so that no frame of resmon's lies between the
+/// program's frames and the scan's.
+[[gnu::always_inline]] inline void compute_from_caller(classes& out, range exclude) noexcept {
+  clear_stack_below();
+  compute_here(out, exclude);
+}
+
+}  // namespace detail::reach
+
+}  // namespace resmon
