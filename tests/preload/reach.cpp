@@ -3,6 +3,7 @@
 // -fsanitize=leak, under LeakSanitizer, and compares their verdicts.
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -165,6 +166,18 @@ int main(int argc, char** argv) {
     int status = 0;
     ::waitpid(child, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 127) return 4;
+  }
+  if (std::strcmp(mode, "spawn") == 0) {
+    // posix_spawn (a vfork-like clone, then exec): the program it runs is
+    // followed and writes a snapshot of its own; this one keeps its own.
+    char prog[] = "true";
+    char* args[] = {prog, nullptr};
+    pid_t child = 0;
+    if (::posix_spawnp(&child, "true", nullptr, nullptr, args, environ) != 0) return 6;
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 6;
+    std::printf("spawned %d\n", int(child));
   }
   if (std::strcmp(mode, "usr1") == 0) {
     // A snapshot on demand, kept aside before the one at exit replaces it.

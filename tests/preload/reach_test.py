@@ -177,6 +177,18 @@ vdir = tempfile.mkdtemp(prefix="vfork-", dir=work)
 r = run([reach, "vfork"], env={"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(vdir, "v.resmon")})
 check(r.returncode == 0 and sorted(os.listdir(vdir)) == ["v.resmon"],
       f"vfork: the child writes no snapshot of its parent's: {r.returncode} {os.listdir(vdir)}")
+sdir = tempfile.mkdtemp(prefix="spawn-", dir=work)
+r = run([reach, "spawn"], env={"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(sdir, "s.resmon")})
+m = re.search(rb"spawned (\d+)", r.stdout)
+check(r.returncode == 0 and m is not None, f"spawn: status {r.returncode}, {r.stdout[-200:]}")
+if m:
+    child_file = f"s.resmon.{m.group(1).decode()}"
+    check(sorted(os.listdir(sdir)) == sorted(["s.resmon", child_file]),
+          f"posix_spawn: the program spawned writes its own snapshot beside the parent's: {os.listdir(sdir)}")
+    if child_file in os.listdir(sdir):
+        parent, child = view_json(os.path.join(sdir, "s.resmon")), view_json(os.path.join(sdir, child_file))
+        check(parent.get("pid") != child.get("pid") and str(child.get("program", "")).endswith("true"),
+              f"posix_spawn: each file is its own process's: {parent.get('pid')} {child.get('pid')} {child.get('program')}")
 
 # 7. The high-water mark: a table of 8 MiB built and freed is what --at peak
 # shows (a new peak passes the last by 1/64; a thread looks every 64 KiB);
