@@ -202,3 +202,67 @@ TEST_CASE("the caching unwinder gives the C++ runtime's frames, with or without 
     for (int i = 0; i < common; ++i) CHECK(ours.frames[i] == reference.frames[start + i]);
   }
 }
+
+namespace {
+__attribute__((noinline)) int walk_here(trace* t, bool* same) {
+  t->n = unwind::walk(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), t->frames, 32, same);
+  asm volatile("" ::: "memory");
+  return t->n;
+}
+// Two callers, called at the same depth from one place (pick): the walks'
+// states match but for the frame that differs.
+// (No sibling calls: each frame stays while the walk runs.)
+__attribute__((noinline)) int via_a(trace* t, bool* same) {
+  int n = walk_here(t, same);
+  asm volatile("" ::: "memory");
+  return n + 1;
+}
+__attribute__((noinline)) int via_b(trace* t, bool* same) {
+  int n = walk_here(t, same);
+  asm volatile("" ::: "memory");
+  return n + 2;
+}
+__attribute__((noinline)) int pick(int which, trace* t, bool* same) {
+  int n = which == 0 ? via_a(t, same) : via_b(t, same);
+  asm volatile("" ::: "memory");
+  return n;
+}
+}  // namespace
+
+TEST_CASE("the caching unwinder: a walk that repeats the last one says so, and its frames are right") {
+  trace warm, reference;
+  level1(&warm, &reference, 1);  // a walk elsewhere: the next one is not "the same"
+  const int which[] = {0, 0, 0, 1, 0};
+  const bool expected[] = {false, true, true, false, false};
+  trace runs[5];
+  bool same[5] = {};
+  volatile int count = 5;  // not unrolled: one call site, one stack depth
+  for (int i = 0; i < count; ++i) pick(which[i], &runs[i], &same[i]);
+  for (int i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    CHECK(same[i] == expected[i]);
+    REQUIRE(runs[i].n == runs[0].n);
+    REQUIRE(runs[i].n > 3);
+    // The caller of walk_here and its call site in pick differ; the rest is one chain.
+    CHECK((runs[i].frames[0] == runs[0].frames[0]) == (which[i] == 0));
+    CHECK((runs[i].frames[1] == runs[0].frames[1]) == (which[i] == 0));
+    for (int f = 2; f < runs[0].n; ++f) CHECK(runs[i].frames[f] == runs[0].frames[f]);
+  }
+  // The frames of a walk that reused the last one's rules are the runtime's.
+  trace ours, ref2;
+  for (int round = 0; round < 2; ++round) {
+    ours = trace{};
+    ref2 = trace{};
+    level1(&ours, &ref2, round);
+  }
+  int start = -1;
+  for (int i = 0; i < ref2.n && start < 0; ++i)
+    if (ref2.frames[i] == ours.frames[0]) start = i;
+  REQUIRE(start >= 0);
+  for (int i = 0; i < ours.n && start + i < ref2.n; ++i) CHECK(ours.frames[i] == ref2.frames[start + i]);
+  // A shorter walk (fewer frames asked) is not the same as a longer one.
+  trace shorter;
+  bool short_same = true;
+  shorter.n = unwind::walk(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), shorter.frames, 2, &short_same);
+  CHECK_FALSE(short_same);
+}

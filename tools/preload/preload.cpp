@@ -257,9 +257,16 @@ __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, s
   std::uint32_t stack = 0;
   if (std::uint32_t depth = core::stack_depth(); depth != 0) {
     std::uintptr_t frames[core::max_stack_depth];
-    int n = g.cached_unwind ? unwind::walk(fp, frames, int(depth)) : -1;
-    if (n > 0 && frames[0] == ret) stack = stack_id_of(frames, std::uint32_t(n));
-    else stack = detail::capture_stack(fp, ret, depth);  // libunwind (auto), or the method asked for
+    bool same = false;
+    int n = g.cached_unwind ? unwind::walk(fp, frames, int(depth), &same) : -1;
+    if (n > 0 && frames[0] == ret) {
+      // The frames of the last walk on this thread: its stack id, without
+      // comparing or hashing them.
+      stack = same ? unwind::last_stack_id() : 0;
+      if (stack == 0) unwind::note_stack_id(stack = stack_id_of(frames, std::uint32_t(n)));
+    } else {
+      stack = detail::capture_stack(fp, ret, depth);  // libunwind (auto), or the method asked for
+    }
   }
   core::acquire({core_kind(k), 0, stack, key, size, nullptr, ret, false});
 }

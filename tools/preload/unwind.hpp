@@ -25,6 +25,7 @@
 #include <cstring>
 
 #include "resmon/core/base.hpp"
+#include "resmon/core/stack.hpp"
 #include "resmon/platform/posix.hpp"
 
 struct dwarf_eh_bases {
@@ -478,14 +479,43 @@ inline rule lookup(std::uintptr_t ret) noexcept {
   return lookup_slow(ret);
 }
 
+/// What one frame of the last walk computed: from the state (ip, sp, bp) of
+/// a frame, the caller's CFA and where its return address and rbp are.
+/// That is a pure function of the state (the rule depends on ip alone), so a
+/// frame whose state equals the last walk's at the same depth reuses it and
+/// skips the rule's lookup: a loop that allocates from one call chain pays
+/// two reads and three compares per frame.
+struct frame_memo {
+  std::uintptr_t ip, sp, bp;
+  std::uintptr_t cfa;
+  std::uintptr_t ra_at;  // 0: the stack ends at this frame
+  std::uintptr_t bp_at;  // 0: rbp is not saved in this frame
+};
+inline constexpr int memo_frames = int(core::max_stack_depth);
+struct walk_memo {
+  int n;                // frames the last walk wrote (0: none, or it failed)
+  std::uint32_t id;     // the stack id the caller gave those frames (0: none)
+  std::uintptr_t tail;  // the last frame it wrote (a frame at `max` is written, never looked up)
+  frame_memo frames[memo_frames];
+};
+[[gnu::tls_model("initial-exec")]] inline thread_local walk_memo t_memo{};
+
+/// Returns: the stack id noted for the last walk's frames (0: none).
+inline std::uint32_t last_stack_id() noexcept { return t_memo.id; }
+/// Effects: notes `id` as the stack id of the last walk's frames.
+inline void note_stack_id(std::uint32_t id) noexcept { t_memo.id = id; }
+
 /// Walks the caller's stack from the frame of an intercepting function
 /// built with frame pointers: `fp` is its frame address, so its return
 /// address is fp[1] and its caller's rsp is fp + 16, rbp fp[0].
 /// Writes up to `max` return addresses, the intercepting function's return
-/// address first. Returns: the number written, or -1 when a rule could not
-/// be used (the caller then uses another unwinder).
-__attribute__((no_sanitize("address", "thread"))) inline int walk(std::uintptr_t fp, std::uintptr_t* out,
-                                                                  int max) noexcept {
+/// address first. `*same` (when given): true when the frames written are
+/// those of the last walk on this thread (its stack id, last_stack_id(),
+/// then holds for them too). Returns: the number written, or -1 when a rule
+/// could not be used (the caller then uses another unwinder).
+/// Not reentrant on one thread (the preload's callers hold its inside guard).
+__attribute__((no_sanitize("address", "thread"))) inline int walk(std::uintptr_t fp, std::uintptr_t* out, int max,
+                                                                  bool* same = nullptr) noexcept {
   std::uintptr_t lo = 0, hi = 0;
   if (!platform::stack_bounds(&lo, &hi)) return -1;
   auto readable = [&](std::uintptr_t a) { return a >= lo && a + 8 <= hi && (a & 7) == 0; };
@@ -495,29 +525,48 @@ __attribute__((no_sanitize("address", "thread"))) inline int walk(std::uintptr_t
   std::uintptr_t ip = reinterpret_cast<const std::uintptr_t*>(fp)[1];
   std::uintptr_t sp = fp + 16;
   std::uintptr_t bp = reinterpret_cast<const std::uintptr_t*>(fp)[0];
+  walk_memo& memo = t_memo;
+  if (max > memo_frames) max = memo_frames;
+  bool all_known = true;
   int n = 0;
   while (n < max && ip != 0) {
-    out[n++] = ip;
-    if (n == max) break;
-    rule r = lookup(ip);
-    if ((r.flags & rule_end) != 0) break;
-    if ((r.flags & rule_unsupported) != 0) {
-      core::fetch_add_relaxed(&g_cache.xfailed, std::uint64_t(1));
-      return -1;
+    out[n] = ip;
+    frame_memo* f = &memo.frames[n];
+    if (++n == max) break;
+    std::uintptr_t cfa, ra_at, bp_at;
+    if (f->ip == ip && f->sp == sp && f->bp == bp) {
+      if (f->ra_at == 0) break;
+      cfa = f->cfa;
+      ra_at = f->ra_at;
+      bp_at = f->bp_at;
+    } else {
+      all_known = false;
+      rule r = lookup(ip);
+      if ((r.flags & rule_unsupported) != 0) {
+        core::fetch_add_relaxed(&g_cache.xfailed, std::uint64_t(1));
+        memo.n = 0;
+        memo.id = 0;
+        return -1;
+      }
+      cfa = ((r.flags & rule_cfa_from_bp) != 0 ? bp : sp) + std::uintptr_t(std::intptr_t(r.cfa_offset));
+      ra_at = cfa + std::uintptr_t(std::intptr_t(r.ra_offset));
+      bp_at = (r.flags & rule_bp_saved) != 0 ? cfa + std::uintptr_t(std::intptr_t(r.bp_offset)) : 0;
+      // The outermost frame, a wrong rule or the top of the stack: the stack ends here.
+      if ((r.flags & rule_end) != 0 || cfa <= sp || !readable(ra_at) || (bp_at != 0 && !readable(bp_at))) ra_at = 0;
+      *f = frame_memo{ip, sp, bp, cfa, ra_at, bp_at};
+      if (ra_at == 0) break;
     }
-    std::uintptr_t cfa = ((r.flags & rule_cfa_from_bp) != 0 ? bp : sp) + std::uintptr_t(std::intptr_t(r.cfa_offset));
-    std::uintptr_t ra_at = cfa + std::uintptr_t(std::intptr_t(r.ra_offset));
-    if (cfa <= sp || !readable(ra_at)) break;  // a wrong rule or the top of the stack: the stack ends here
-    std::uintptr_t next_bp = bp;
-    if ((r.flags & rule_bp_saved) != 0) {
-      std::uintptr_t bp_at = cfa + std::uintptr_t(std::intptr_t(r.bp_offset));
-      if (!readable(bp_at)) break;
-      next_bp = *reinterpret_cast<const std::uintptr_t*>(bp_at);
-    }
+    if (bp_at != 0) bp = *reinterpret_cast<const std::uintptr_t*>(bp_at);
     ip = *reinterpret_cast<const std::uintptr_t*>(ra_at);
     sp = cfa;
-    bp = next_bp;
   }
+  // Every frame looked up had the last walk's state at its depth, so the
+  // frames read from them are the last walk's, up to the last one written.
+  bool repeated = all_known && n == memo.n && n > 0 && out[n - 1] == memo.tail;  // n <= memo_frames
+  if (!repeated) memo.id = 0;
+  memo.n = n;
+  memo.tail = n > 0 ? out[n - 1] : 0;
+  if (same != nullptr) *same = repeated;
   return n;
 }
 
