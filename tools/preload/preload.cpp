@@ -209,19 +209,15 @@ void forget_sampled(const void* p) noexcept {
          !__atomic_compare_exchange_n(c, &v, std::uint8_t(v - 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 }
 
-inline std::uint16_t core_kind(tracked_kind k) noexcept {
-  switch (k) {
-    case k_memory: return std::uint16_t(kind::memory);
-    case k_fd: return std::uint16_t(kind::fd);
-    case k_file: return std::uint16_t(kind::file);
-    case k_dir: return std::uint16_t(kind::dir);
-    case k_socket: return std::uint16_t(kind::socket);
-    case k_mmap: return std::uint16_t(kind::mmap);
-    case k_thread: return std::uint16_t(kind::thread);
-    case k_sync: return g.sync_kind;
-  }
-  return 0;
-}
+// The built-in kinds have the core's numbers (a load and a compare on the
+// hot path instead of a switch); sync is registered at start.
+static_assert(std::uint32_t(k_memory) == std::uint32_t(kind::memory) &&
+              std::uint32_t(k_fd) == std::uint32_t(kind::fd) && std::uint32_t(k_file) == std::uint32_t(kind::file) &&
+              std::uint32_t(k_dir) == std::uint32_t(kind::dir) &&
+              std::uint32_t(k_socket) == std::uint32_t(kind::socket) &&
+              std::uint32_t(k_mmap) == std::uint32_t(kind::mmap) &&
+              std::uint32_t(k_thread) == std::uint32_t(kind::thread));
+inline std::uint16_t core_kind(tracked_kind k) noexcept { return k < k_sync ? std::uint16_t(k) : g.sync_kind; }
 
 #define RESMON_RET reinterpret_cast<std::uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)))
 #define RESMON_FP reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0))
@@ -843,6 +839,15 @@ __attribute__((destructor(101))) void finish() noexcept {
 /// for the series over time and the high-water mark.
 [[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_since_peak_check = 0;
 
+/// The series point and the peak check, every 64 KiB a thread allocates
+/// (out of line: the allocation path keeps its few registers).
+[[gnu::noinline]] void every_64_kib() noexcept {
+  t_since_peak_check = 0;
+  inside guard;
+  maybe_sample_series(core_kind(k_memory));
+  if (g.peak) maybe_new_peak(core_kind(k_memory));
+}
+
 void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
   if (p != nullptr && tracking(k_memory) && sampled(n)) {
     note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
@@ -851,12 +856,7 @@ void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp
       note_sampled(p, n);
       seen = std::uint64_t(snapshot::sample_weight(n, g.sample_mean) * double(n));
     }
-    if ((t_since_peak_check += seen) >= (64u << 10)) {
-      t_since_peak_check = 0;
-      inside guard;
-      maybe_sample_series(core_kind(k_memory));
-      if (g.peak) maybe_new_peak(core_kind(k_memory));
-    }
+    if ((t_since_peak_check += seen) >= (64u << 10)) every_64_kib();
   }
   return p;
 }

@@ -140,8 +140,10 @@ struct thread_table {
   record* xchunks[max_chunks];
   // Owner-only, away from the lines above.
   alignas(cache_line) uint32_t* spare_index[index_max_log2 + 1];  // zeroed arrays to rebuild into
-  uint32_t remote_hint;                                           // the table of the last remote release
-  uint64_t dropped[max_kinds];                                    // acquisitions not recorded, capacity reached
+  uintptr_t chunk_bias[max_chunks];  // uintptr_t(xchunks[c]) - chunk_first(c) * sizeof(record): record n of chunk c
+                                     // is at chunk_bias[c] + n * sizeof(record) (record_at)
+  uint32_t remote_hint;              // the table of the last remote release
+  uint64_t dropped[max_kinds];       // acquisitions not recorded, capacity reached
   origin_cache_entry origins[origin_cache_size];
   // Written by other threads.
   alignas(cache_line) uint64_t xinbox;  // a record + 1 released by another thread, linked through stamp
@@ -172,17 +174,23 @@ inline void pages_zero(void* p, size_t bytes) noexcept {
 // ---------------------------------------------------------------------------
 // Records by number
 
+/// Returns: the chunk that holds record n (chunk c holds 128 << c records,
+/// from chunk_first(c) on): the highest bit of n / 128 + 1.
+RESMON_DETAIL_INLINE uint32_t chunk_index(uint32_t n) noexcept {
+  return 31 ^ uint32_t(__builtin_clz((n >> chunk0_log2) + 1));  // 31 - clz, as one bsr
+}
+inline constexpr uint32_t chunk_first(uint32_t c) noexcept { return ((uint32_t(1) << c) - 1) << chunk0_log2; }
 RESMON_DETAIL_INLINE uint32_t chunk_of(uint32_t n, uint32_t* offset) noexcept {
-  uint32_t c = 31 - uint32_t(__builtin_clz((n >> chunk0_log2) + 1));
-  *offset = n - (((uint32_t(1) << c) - 1) << chunk0_log2);
+  uint32_t c = chunk_index(n);
+  *offset = n - chunk_first(c);
   return c;
 }
 inline constexpr uint32_t chunk_records(uint32_t c) noexcept { return uint32_t(1) << (chunk0_log2 + c); }
 
-/// Returns: record n of table t. Owner only (n < t->top).
+/// Returns: record n of table t. Owner only (n < t->top): one bit scan, one
+/// load of the chunk's bias, one multiply-add.
 RESMON_DETAIL_INLINE record* record_at(const thread_table* t, uint32_t n) noexcept {
-  uint32_t offset, c = chunk_of(n, &offset);
-  return load_relaxed(&t->xchunks[c]) + offset;
+  return reinterpret_cast<record*>(t->chunk_bias[chunk_index(n)] + uintptr_t(n) * sizeof(record));
 }
 
 /// Returns: record n of table t, or nullptr when its chunk is not mapped.
@@ -393,7 +401,10 @@ inline void repair_table(thread_table* t) noexcept {
   t->free_head = 0;
   t->in_use = 0;
   t->mapped = 0;
-  for (uint32_t c = 0; c < max_chunks && t->xchunks[c] != nullptr; ++c) t->mapped += chunk_records(c);
+  for (uint32_t c = 0; c < max_chunks && t->xchunks[c] != nullptr; ++c) {
+    t->mapped += chunk_records(c);
+    t->chunk_bias[c] = uintptr_t(t->xchunks[c]) - uintptr_t(chunk_first(c)) * sizeof(record);
+  }
   if (t->top > t->mapped) t->top = t->mapped;
   for (uint32_t n = t->top; n-- > 0;) {
     record* r = record_at(t, n);

@@ -139,6 +139,7 @@ RESMON_DETAIL_NOINLINE inline bool grow_slab(thread_table* t) noexcept {
       if (chunk == nullptr) return false;
       store_release(&t->xchunks[c], chunk);  // pairs with load_acquire in record_shared
     }
+    t->chunk_bias[c] = uintptr_t(t->xchunks[c]) - uintptr_t(chunk_first(c)) * sizeof(record);
     t->mapped += chunk_records(c);
   }
   if (t->top == t->reserved) {
