@@ -90,7 +90,7 @@ inline uint32_t tallies_units() noexcept { return load_relaxed(&g_tallies.xunits
 
 /// Effects: counts the release of a record with payload p (tallies on,
 /// threshold `units`) by the owner of its table (`owner`) or another thread.
-RESMON_DETAIL_NOINLINE inline void tally_release(const payload& p, uint32_t units, bool owner) noexcept {
+RESMON_DETAIL_INLINE void tally_release(const payload& p, uint32_t units, bool owner) noexcept {
   origin_tally* tallies = load_acquire(&g_tallies.xtallies);  // pairs with the CAS in publish_pages
   uint8_t* kinds = load_acquire(&g_tallies.xkinds);
   uint32_t id = p.origin;
