@@ -79,9 +79,9 @@ template <bool Tracked> void cross_thread(benchmark::State& state) {
   for (auto _ : state) {
     std::size_t n = s.next();
     void* p = std::malloc(n);
-    if (Tracked) resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
-    while (t - head.load(std::memory_order_acquire) == ring_size) {
-    }
+    if (Tracked)
+      resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
+    while (t - head.load(std::memory_order_acquire) == ring_size) {}
     ring[t % ring_size] = p;
     tail.store(++t, std::memory_order_release);
   }
@@ -107,7 +107,8 @@ template <bool Tracked> void churn(benchmark::State& state) {
   };
   auto take = [&](std::size_t n) {
     void* p = std::malloc(n);
-    if (Tracked) resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
+    if (Tracked)
+      resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
     return p;
   };
   auto give = [&](void* p) {
@@ -125,6 +126,52 @@ template <bool Tracked> void churn(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 void baseline_churn(benchmark::State& state) { churn<false>(state); }
+
+// The floor of this design on the churn shape: the untracked churn plus the
+// three random accesses into tracker-sized memory that a tracked pair cannot
+// avoid (the release reads the key's index entry, then the record it names;
+// the acquire writes the new key's index entry), in arrays of the tracker's
+// sizes (an index of 4-byte entries at most half full, 32-byte records), and
+// nothing else. What a tracked pair adds beyond this is the tracker's own
+// work; what this adds over the baseline, the memory's.
+void floor_churn(benchmark::State& state) {
+  const auto live = std::size_t(state.range(0));
+  std::size_t slots = 1;
+  while (slots < 2 * live + 2) slots *= 2;
+  struct record32 {
+    std::uint64_t key, info, stamp, state;
+  };
+  std::vector<std::uint32_t> index(slots);
+  std::vector<record32> records(live);
+  std::vector<void*> held(live);
+  auto home = [&](void* p) {
+    return std::size_t((reinterpret_cast<std::uintptr_t>(p) * 0x9e3779b97f4a7c15ULL) >> 20) & (slots - 1);
+  };
+  std::uint64_t x = 0x9e3779b97f4a7c15ULL * std::uint64_t(state.thread_index() + 1), sink = 0;
+  auto next = [&x] {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return x * 0x2545f4914f6cdd1dULL;
+  };
+  for (std::size_t i = 0; i < live; ++i) {
+    held[i] = std::malloc(16 + next() % 512);
+    index[home(held[i])] = std::uint32_t(i);
+  }
+  for (auto _ : state) {
+    std::uint64_t r = next();
+    std::size_t i = std::size_t((r >> 32) * live >> 32);
+    std::uint32_t n = index[home(held[i])];  // the release: the entry, then the record it names
+    sink += records[n < live ? n : 0].info;
+    std::free(held[i]);
+    held[i] = std::malloc(16 + (r & 511));
+    index[home(held[i])] = std::uint32_t(i);  // the acquire's entry
+    records[i].key = reinterpret_cast<std::uintptr_t>(held[i]);
+  }
+  benchmark::DoNotOptimize(sink);
+  for (auto p : held) std::free(p);
+  state.SetItemsProcessed(state.iterations());
+}
 void tracked_churn(benchmark::State& state) { churn<true>(state); }
 
 // The same with the clock ticker (resmon::start_clock_ticker): records read
@@ -151,15 +198,28 @@ void tracked_churn_limit_memory(benchmark::State& state) { churn<true>(state); }
 
 BENCHMARK(tracked_limit_other)->Threads(1)->UseRealTime()->Setup(limit_other_on)->Teardown(limits_off);
 BENCHMARK(tracked_limit_memory)->Threads(1)->Threads(2)->UseRealTime()->Setup(limit_memory_on)->Teardown(limits_off);
-BENCHMARK(tracked_churn_limit_memory)->Arg(1024)->Threads(1)->UseRealTime()->Setup(limit_memory_on)->Teardown(limits_off);
+BENCHMARK(tracked_churn_limit_memory)
+    ->Arg(1024)
+    ->Threads(1)
+    ->UseRealTime()
+    ->Setup(limit_memory_on)
+    ->Teardown(limits_off);
 BENCHMARK(baseline)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(tracked)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(baseline_cross_thread)->UseRealTime();
 BENCHMARK(baseline_churn)->Arg(64)->Arg(1024)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(tracked_churn)->Arg(64)->Arg(1024)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(floor_churn)->Arg(1024)->Arg(65536)->Threads(1)->UseRealTime();
 BENCHMARK(tracked_ticker)->Threads(1)->Threads(2)->UseRealTime()->Setup(ticker_on)->Teardown(ticker_off);
 BENCHMARK(tracked_churn_ticker)
-    ->Arg(64)->Arg(1024)->Arg(65536)->Threads(1)->Threads(2)->UseRealTime()->Setup(ticker_on)->Teardown(ticker_off);
+    ->Arg(64)
+    ->Arg(1024)
+    ->Arg(65536)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime()
+    ->Setup(ticker_on)
+    ->Teardown(ticker_off);
 BENCHMARK(tracked_cross_thread)->UseRealTime();
 
 BENCHMARK_MAIN();
