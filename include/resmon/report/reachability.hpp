@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
@@ -156,14 +157,11 @@ inline int collect_writable_segments(dl_phdr_info* info, std::size_t, void* data
   return 0;
 }
 
-inline std::uintptr_t parse_hex(const char*& p) noexcept {
+/// Reads a hexadecimal number at p and moves p past it.
+inline std::uintptr_t parse_hex(const char*& p, const char* end) noexcept {
   std::uintptr_t v = 0;
-  for (;; ++p) {
-    char c = *p;
-    if (c >= '0' && c <= '9') v = v * 16 + std::uintptr_t(c - '0');
-    else if (c >= 'a' && c <= 'f') v = v * 16 + std::uintptr_t(c - 'a' + 10);
-    else return v;
-  }
+  p = std::from_chars(p, end, v, 16).ptr;
+  return v;
 }
 
 /// Appends the private, readable and writable anonymous mappings of
@@ -187,9 +185,10 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count) noexcept 
   }
   text.data()[n] = '\0';
   for (const char* p = text.data(); *p != '\0';) {
-    std::uintptr_t lo = parse_hex(p);
+    const char* text_end = text.data() + n;
+    std::uintptr_t lo = parse_hex(p, text_end);
     ++p;  // '-'
-    std::uintptr_t hi = parse_hex(p);
+    std::uintptr_t hi = parse_hex(p, text_end);
     char perms[4] = {p[1], p[2], p[3], p[4]};
     // Fields: perms offset dev inode path; anonymous mappings have inode 0
     // and no path, or a bracketed name ([heap], [stack], [anon:...]).
