@@ -182,3 +182,59 @@ TEST_CASE("reachability: resmon::ignore makes a block a root, and what it points
   RESMON_TRACK_FREE(back);
   std::free(back);
 }
+
+namespace {
+std::uintptr_t g_inside = 0;  // points into a block, past a smaller block recorded at its start
+}  // namespace
+
+TEST_CASE("reachability: a list the program made before, a tracked list, malloc's headers and nested records") {
+  if (RESMON_DETAIL_SANITIZED) return;
+  resmon::leak_scope scope;
+  // The last allocation, of a size whose chunk's last 8 bytes hold the next
+  // chunk's header, where glibc's arena points (its top): no pointer to it.
+  static std::uintptr_t hidden[3];
+  for (auto& h : hidden) h = ~reinterpret_cast<std::uintptr_t>(tracked(200));
+  constexpr std::size_t tail_sized = 120;
+  g_disguised = ~reinterpret_cast<std::uintptr_t>(tracked(tail_sized));
+  clear_stack();
+  {
+    std::vector<resmon::leak> earlier = scope.leaks();  // dropped: it keeps no key in freed memory
+    REQUIRE(earlier.size() == 4);
+  }
+  std::vector<resmon::leak> leaks = scope.leaks(resmon::with_reachability);
+  REQUIRE(leaks.size() == 4);
+  for (const resmon::leak& l : leaks) CHECK(l.reach == resmon::reachability::definite);
+
+  // The list itself tracked (as with <resmon/alloc/global_new.hpp>): its keys are no pointers either.
+  RESMON_TRACK_ALLOC(leaks.data(), leaks.capacity() * sizeof(resmon::leak));
+  CHECK(resmon::classify_reachability(leaks));
+  for (const resmon::leak& l : leaks) CHECK(l.reach == resmon::reachability::definite);
+  RESMON_TRACK_FREE(leaks.data());
+
+  // A block recorded twice at one key (a pool chunk and the block carved at
+  // its start): a pointer past the small one still reaches the large one.
+  void* pool = std::malloc(64);
+  RESMON_TRACK_ALLOC(pool, 64);
+  RESMON_TRACK_ALLOC(pool, 16);
+  g_inside = reinterpret_cast<std::uintptr_t>(pool) + 40;
+  pool = nullptr;
+  clear_stack();
+  std::vector<resmon::leak> nested = scope.leaks(resmon::with_reachability);
+  REQUIRE(nested.size() == 6);
+  for (const resmon::leak& l : nested)
+    if (l.key == g_inside - 40) CHECK(l.reach == resmon::reachability::reachable);
+
+  void* back = reinterpret_cast<void*>(g_inside - 40);
+  RESMON_TRACK_FREE(back);
+  RESMON_TRACK_FREE(back);
+  std::free(back);
+  g_inside = 0;
+  void* tail = reinterpret_cast<void*>(~g_disguised);
+  RESMON_TRACK_FREE(tail);
+  std::free(tail);
+  for (auto h : hidden) {
+    RESMON_TRACK_FREE(reinterpret_cast<void*>(~h));
+    std::free(reinterpret_cast<void*>(~h));
+  }
+  CHECK(scope.leaks().empty());
+}

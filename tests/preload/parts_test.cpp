@@ -113,7 +113,8 @@ TEST_CASE("a snapshot reads back with the held resources, their stacks, kinds an
   CHECK(f.arguments == std::vector<std::string>{"prog", "--flag"});
   int found = 0;
   for (const auto& r : f.records) {
-    if (r.kind == std::uint16_t(resmon::kind::fd) && r.key >= 2000 && r.key < 2100) FAIL("a released record is in the snapshot");
+    if (r.kind == std::uint16_t(resmon::kind::fd) && r.key >= 2000 && r.key < 2100)
+      FAIL("a released record is in the snapshot");
     if (r.kind == std::uint16_t(resmon::kind::fd) && r.key == 1000) {
       ++found;
       CHECK(r.stack_id != 0);
@@ -127,7 +128,8 @@ TEST_CASE("a snapshot reads back with the held resources, their stacks, kinds an
   CHECK(fd_kind->live >= 1);
   CHECK(fd_kind->total >= 101);
   bool self = false;
-  for (const auto& m : f.modules) self = self || (m.lo <= std::uint64_t(&write_to_temp) && std::uint64_t(&write_to_temp) < m.hi);
+  for (const auto& m : f.modules)
+    self = self || (m.lo <= std::uint64_t(&write_to_temp) && std::uint64_t(&write_to_temp) < m.hi);
   CHECK(self);
 
   // Damaged copies: one message each, no crash.
@@ -204,8 +206,9 @@ TEST_CASE("the caching unwinder gives the C++ runtime's frames, with or without 
 }
 
 namespace {
+int g_walk_max = 32;
 __attribute__((noinline)) int walk_here(trace* t, bool* same) {
-  t->n = unwind::walk(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), t->frames, 32, same);
+  t->n = unwind::walk(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), t->frames, g_walk_max, same);
   asm volatile("" ::: "memory");
   return t->n;
 }
@@ -260,9 +263,21 @@ TEST_CASE("the caching unwinder: a walk that repeats the last one says so, and i
     if (ref2.frames[i] == ours.frames[0]) start = i;
   REQUIRE(start >= 0);
   for (int i = 0; i < ours.n && start + i < ref2.n; ++i) CHECK(ours.frames[i] == ref2.frames[start + i]);
+  // One chain, fewer frames asked, then more again: never "the same".
+  const int maxes[] = {32, 32, 2, 2, 32};
+  const bool expect_same[] = {false, true, false, true, false};
+  for (int i = 0; i < count; ++i) {
+    CAPTURE(i);
+    g_walk_max = maxes[i];
+    pick(0, &runs[i], &same[i]);
+    CHECK(same[i] == expect_same[i]);
+    CHECK(runs[i].n == (maxes[i] == 2 ? 2 : runs[0].n));
+  }
+  g_walk_max = 32;
   // A shorter walk (fewer frames asked) is not the same as a longer one.
   trace shorter;
   bool short_same = true;
-  shorter.n = unwind::walk(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), shorter.frames, 2, &short_same);
+  shorter.n =
+      unwind::walk(reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)), shorter.frames, 2, &short_same);
   CHECK_FALSE(short_same);
 }

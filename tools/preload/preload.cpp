@@ -259,7 +259,12 @@ __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, s
       // The frames of the last walk on this thread: its stack id, without
       // comparing or hashing them.
       stack = same ? unwind::last_stack_id() : 0;
-      if (stack == 0) unwind::note_stack_id(stack = stack_id_of(frames, std::uint32_t(n)));
+      if (stack == 0) {
+        stack = stack_id_of(frames, std::uint32_t(n));
+        // A stack the depot could not store is asked for again next time
+        // (and counted as unknown each time).
+        if (stack != core::unknown_stack_id) unwind::note_stack_id(stack);
+      }
     } else {
       stack = detail::capture_stack(fp, ret, depth);  // libunwind (auto), or the method asked for
     }

@@ -34,6 +34,14 @@ struct leak {
   /// Memory only, and only when asked (leak_scope::leaks(with_reachability),
   /// classify_reachability): whether the program can still reach the block.
   resmon::reachability reach = resmon::reachability::not_computed;
+
+  /// Effects: forgets the key, so that a list the program dropped leaves no
+  /// copy of it in freed heap memory, where a later reachability scan would
+  /// take it for a pointer that still reaches the block.
+  ~leak() {
+    key = 0;
+    __asm__ volatile("" : : "r"(&key) : "memory");  // a store to an object at its end is kept
+  }
 };
 
 /// Asks leak_scope::leaks for the reachability of each memory block.

@@ -214,25 +214,40 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count) noexcept 
 struct block {
   std::uintptr_t lo, hi;
   bool ignored;  // resmon::ignore: a root, as LeakSanitizer treats an ignored object
+  bool opaque;   // the caller's own copy of the keys (a tracked leak list): its words do not count
 };
 
 class scan {
  public:
-  scan(const block* blocks, reachability* classes, std::uint32_t* work, std::size_t n, std::uint64_t* buffer,
-       std::size_t buffer_words) noexcept
-      : blocks_(blocks), classes_(classes), work_(work), n_(n), buffer_(buffer), buffer_words_(buffer_words) {
+  /// `reach_hi[i]`: the highest end of blocks 0..i (blocks may nest: a pool
+  /// chunk and the blocks carved from it; a key recorded twice).
+  scan(const block* blocks, reachability* classes, std::uint32_t* work, std::uintptr_t* reach_hi, std::size_t n,
+       std::uint64_t* buffer, std::size_t buffer_words, std::uint64_t deadline_ns) noexcept
+      : blocks_(blocks),
+        classes_(classes),
+        work_(work),
+        reach_hi_(reach_hi),
+        n_(n),
+        buffer_(buffer),
+        buffer_words_(buffer_words),
+        deadline_ns_(deadline_ns) {
     for (std::size_t i = 0; i < n; ++i) {
       if (blocks[i].lo < min_) min_ = blocks[i].lo;
       if (blocks[i].hi > max_) max_ = blocks[i].hi;
+      reach_hi_[i] = i == 0 || blocks[i].hi > reach_hi_[i - 1] ? blocks[i].hi : reach_hi_[i - 1];
     }
   }
+
+  /// Returns: false once the deadline passed (every scan then stops).
+  bool in_time() const noexcept { return !late_; }
 
   /// Marks what the words of [lo, hi) point to as `tag` (reachable blocks
   /// are queued to be followed); `self`: the block these words belong to
   /// (npos: none), whose pointers into itself do not count.
   void words(std::uintptr_t lo, std::uintptr_t hi, reachability tag, std::size_t self) noexcept {
     lo = (lo + 7) & ~std::uintptr_t(7);
-    while (lo + 8 <= hi) {
+    while (lo + 8 <= hi && !late_) {
+      if (++reads_ % 64 == 0 && monotonic_ns() > deadline_ns_) late_ = true;  // a huge mapping ends too
       std::size_t want = std::size_t(hi - lo) / 8;
       if (want > buffer_words_) want = buffer_words_;
       std::size_t got = read_memory(lo, buffer_, want * 8) / 8;
@@ -247,19 +262,19 @@ class scan {
   }
 
   /// Follows the work list to its end. Returns: false past the deadline.
-  bool drain(std::uint64_t deadline_ns) noexcept {
-    for (std::uint32_t step = 1; work_n_ != 0; ++step) {
+  bool drain() noexcept {
+    for (std::uint32_t step = 1; work_n_ != 0 && !late_; ++step) {
       std::size_t i = work_[--work_n_];
       words(blocks_[i].lo, blocks_[i].hi, reachability::reachable, i);
-      if ((step & 1023) == 0 && monotonic_ns() > deadline_ns) return false;
+      if ((step & 1023) == 0 && monotonic_ns() > deadline_ns_) late_ = true;
     }
-    return true;
+    return !late_;
   }
 
   void reach(std::size_t i) noexcept {
     if (classes_[i] == reachability::reachable) return;
     classes_[i] = reachability::reachable;
-    work_[work_n_++] = std::uint32_t(i);
+    if (!blocks_[i].opaque) work_[work_n_++] = std::uint32_t(i);
   }
 
   static std::uint64_t monotonic_ns() noexcept {
@@ -277,19 +292,36 @@ class scan {
       if (blocks_[mid].lo <= w) lo = mid + 1;
       else hi = mid;
     }
-    if (lo == 0) return;
-    std::size_t i = lo - 1;
-    if (w >= blocks_[i].hi || i == self) return;
-    if (tag == reachability::reachable) reach(i);
-    else if (classes_[i] == reachability::not_computed) classes_[i] = reachability::indirect;
+    // Every block that holds w: the last one starting at or below it, and
+    // earlier ones while some earlier block ends above w (nested blocks).
+    for (std::size_t i = lo; i-- > 0;) {
+      const block& b = blocks_[i];
+      if (w < b.hi && i != self && !next_chunk_header(b, w)) {
+        if (tag == reachability::reachable) reach(i);
+        else if (classes_[i] == reachability::not_computed) classes_[i] = reachability::indirect;
+      }
+      if (i == 0 || reach_hi_[i - 1] <= w) break;
+    }
+  }
+
+  /// Returns: true when w is where glibc's malloc puts the header of the
+  /// chunk after block b (16-byte chunks; a block may use the next chunk's
+  /// first 8 bytes, so that header can lie inside the block's last 8): the
+  /// arena's top and free lists point there, which says nothing of b.
+  static bool next_chunk_header(const block& b, std::uintptr_t w) noexcept {
+    return w != b.lo && w + 8 >= b.hi && ((w - b.lo) & 15) == 0 && (b.lo & 15) == 0;
   }
 
   const block* blocks_;
   reachability* classes_;
   std::uint32_t* work_;
+  std::uintptr_t* reach_hi_;
   std::size_t n_, work_n_ = 0;
   std::uint64_t* buffer_;
   std::size_t buffer_words_;
+  std::uint64_t deadline_ns_;
+  std::uint64_t reads_ = 0;
+  bool late_ = false;
   std::uintptr_t min_ = ~std::uintptr_t(0), max_ = 0;
 };
 
@@ -305,7 +337,12 @@ class classes {
       if (b[mid].lo < key) lo = mid + 1;
       else hi = mid;
     }
-    return lo < n_ && b[lo].lo == key ? classes_.data()[lo] : reachability::not_computed;
+    // A key recorded twice (a pool chunk and the block carved at its start):
+    // the most reachable class of its records.
+    reachability best = reachability::not_computed;
+    for (; lo < n_ && b[lo].lo == key; ++lo)
+      if (best == reachability::not_computed || classes_.data()[lo] < best) best = classes_.data()[lo];
+    return best;
   }
   bool computed() const noexcept { return computed_; }
 
@@ -314,7 +351,7 @@ class classes {
   /// (__builtin_unwind_init): the calling thread's stack is a root from
   /// there up only. `exclude`: memory that is not a root (the caller's
   /// own copies of keys). Allocates: raw pages only, never the heap.
-  void compute(std::uintptr_t stack_from, range exclude) noexcept {
+  [[gnu::noinline]] void compute(std::uintptr_t stack_from, range exclude) noexcept {
     computed_ = false;
     if (RESMON_DETAIL_SANITIZED || !can_read_memory()) return;
     const std::uint64_t deadline = scan::monotonic_ns() + 20000000000ULL;
@@ -329,21 +366,39 @@ class classes {
         overflow = true;
         return;
       }
-      blocks_.data()[n++] = block{std::uintptr_t(v.key), std::uintptr_t(v.key) + (v.size != 0 ? v.size : 1),
-                                  (v.flags & core::record_ignored) != 0};
+      std::uintptr_t lo = std::uintptr_t(v.key), hi = lo + (v.size != 0 ? v.size : 1);
+      blocks_.data()[n++] = block{lo, hi, (v.flags & core::record_ignored) != 0, lo < exclude.hi && exclude.lo < hi};
     });
     if (overflow) return;
-    std::sort(blocks_.data(), blocks_.data() + n, [](const block& a, const block& b) { return a.lo < b.lo; });
+    std::sort(blocks_.data(), blocks_.data() + n,
+              [](const block& a, const block& b) { return a.lo != b.lo ? a.lo < b.lo : a.hi > b.hi; });
     n_ = n;
 
     scratch<std::uint32_t> work;
+    scratch<std::uintptr_t> reach_hi;
     scratch<std::uint64_t> buffer;
     scratch<range> roots, skip;
     std::size_t max_roots = 65536, tables = 0;
     core::for_each_table([&](core::thread_table*) { return ++tables, false; });
     std::size_t max_skip = n + tables * (2 + core::max_chunks + core::index_max_log2 + 1) + 16;
-    if (!work.allocate(n + 1) || !buffer.allocate(8192) || !roots.allocate(max_roots) || !skip.allocate(max_skip))
+    if (!work.allocate(n + 1) || !reach_hi.allocate(n + 1) || !buffer.allocate(8192) || !roots.allocate(max_roots) ||
+        !skip.allocate(max_skip))
       return;
+
+    // 1. Roots: modules' writable segments and anonymous writable mappings
+    // (a process with more than fit is not classified: a root left out
+    // could make a reachable block look lost).
+    segment_list segments{roots.data(), 0, roots.capacity()};
+    ::dl_iterate_phdr(collect_writable_segments, &segments);
+    std::size_t root_count = segments.count;
+    if (!collect_anonymous(roots, root_count) || root_count >= roots.capacity()) return;
+    // The calling thread's stack is a root from the caller's frame up: its
+    // mapping (the one that holds stack_from, on whatever stack the caller
+    // runs) is skipped below that frame, where this scan keeps its own.
+    range below{0, 0};
+    for (std::size_t r = segments.count; r < root_count; ++r)
+      if (roots.data()[r].lo <= stack_from && stack_from < roots.data()[r].hi) below = {roots.data()[r].lo, stack_from};
+    root_count = merge_ranges(roots.data(), root_count);
 
     // What is not a root: resmon's tables (records hold every key), the
     // scratch arrays, the caller's copies, the calling thread's stack below
@@ -367,22 +422,16 @@ class classes {
           add_skip(std::uintptr_t(t->spare_index[l]), std::uintptr_t(t->spare_index[l]) + (std::size_t(4) << l));
       return false;
     });
-    for (range r : {blocks_.span(), classes_.span(), work.span(), buffer.span(), roots.span(), skip.span(), exclude})
+    // The registry's misuse log keeps the keys of misused releases.
+    add_skip(std::uintptr_t(&core::g_registry), std::uintptr_t(&core::g_registry + 1));
+    for (range r : {blocks_.span(), classes_.span(), work.span(), reach_hi.span(), buffer.span(), roots.span(),
+                    skip.span(), exclude, below})
       add_skip(r.lo, r.hi);
-    std::uintptr_t stack_lo = 0, stack_hi = 0;
-    if (platform::stack_bounds(&stack_lo, &stack_hi) && stack_from > stack_lo && stack_from <= stack_hi)
-      add_skip(stack_lo, stack_from);
     for (std::size_t i = 0; i < n; ++i) add_skip(blocks_.data()[i].lo, blocks_.data()[i].hi);
     skips = merge_ranges(skip.data(), skips);
 
-    // 1. Roots: modules' writable segments and anonymous writable mappings.
-    segment_list segments{roots.data(), 0, roots.capacity()};
-    ::dl_iterate_phdr(collect_writable_segments, &segments);
-    std::size_t root_count = segments.count;
-    if (!collect_anonymous(roots, root_count)) return;
-    root_count = merge_ranges(roots.data(), root_count);
-
-    scan s(blocks_.data(), classes_.data(), work.data(), n, buffer.data(), buffer.capacity());
+    scan s(blocks_.data(), classes_.data(), work.data(), reach_hi.data(), n, buffer.data(), buffer.capacity(),
+           deadline);
     for (std::size_t i = 0; i < n; ++i)
       if (blocks_.data()[i].ignored) s.reach(i);
     const range* sk = skip.data();
@@ -403,13 +452,13 @@ class classes {
         s.words(a, end, reachability::reachable, ~std::size_t(0));
         a = end;
       }
-      if (!s.drain(deadline)) return;
+      if (!s.drain()) return;
     }
     // 2. What lost blocks point to is indirectly lost; the rest definitely.
     for (std::size_t i = 0; i < n; ++i) {
       if (classes_.data()[i] == reachability::reachable) continue;
-      s.words(blocks_.data()[i].lo, blocks_.data()[i].hi, reachability::indirect, i);
-      if ((i & 1023) == 0 && scan::monotonic_ns() > deadline) return;
+      if (!blocks_.data()[i].opaque) s.words(blocks_.data()[i].lo, blocks_.data()[i].hi, reachability::indirect, i);
+      if (!s.in_time()) return;
     }
     for (std::size_t i = 0; i < n; ++i)
       if (classes_.data()[i] == reachability::not_computed) classes_.data()[i] = reachability::definite;
