@@ -539,10 +539,19 @@ struct scanner {
       if (i == ~std::size_t(0)) continue;
       // A FILE*'s stream and its structure's block start at the same address.
       for (std::uint64_t start = blocks[i].lo;; --i) {
-        if (w < (blocks[i].hi & end_mask) && start != self) mark(i, tag, from_libc);
+        std::uint64_t end = blocks[i].hi & end_mask;
+        if (w < end && start != self && !next_chunk_header(start, end, w)) mark(i, tag, from_libc);
         if (i == 0 || blocks[i - 1].lo != start) break;
       }
     }
+  }
+
+  /// Returns: true when w is where glibc's malloc puts the header of the
+  /// chunk after the block [lo, hi) (chunks of 16 bytes; a block may use the
+  /// next chunk's first 8, so that header can lie in its last 8 bytes): the
+  /// arena's top and free lists point there, which says nothing of the block.
+  static bool next_chunk_header(std::uint64_t lo, std::uint64_t hi, std::uint64_t w) noexcept {
+    return w != lo && w + 8 >= hi && ((w - lo) & 15) == 0 && (lo & 15) == 0;
   }
 
   void mark(std::size_t i, std::uint8_t tag, bool from_libc) noexcept {
