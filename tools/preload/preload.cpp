@@ -222,29 +222,6 @@ inline std::uint16_t core_kind(tracked_kind k) noexcept { return k < k_sync ? st
 #define RESMON_RET reinterpret_cast<std::uintptr_t>(__builtin_extract_return_addr(__builtin_return_address(0)))
 #define RESMON_FP reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0))
 
-/// The last stack this thread stored: a loop that allocates captures the
-/// same stack again and again, and comparing a few words in L1 is cheaper
-/// than hashing them and probing the depot.
-struct last_stack {
-  std::uint32_t id;
-  std::uint32_t depth;
-  std::uintptr_t frames[core::max_stack_depth];
-};
-[[gnu::tls_model("initial-exec")]] thread_local last_stack t_last{};
-
-std::uint32_t stack_id_of(const std::uintptr_t* frames, std::uint32_t n) noexcept {
-  last_stack& last = t_last;
-  if (last.id != 0 && last.depth == n && std::memcmp(last.frames, frames, n * sizeof(std::uintptr_t)) == 0)
-    return last.id;
-  std::uint32_t id = core::depot_insert(frames, n);
-  if (id != 0 && id != core::unknown_stack_id) {
-    last.id = id;
-    last.depth = n;
-    std::memcpy(last.frames, frames, n * sizeof(std::uintptr_t));
-  }
-  return id;
-}
-
 /// Records (k, key, size) acquired by the call returning to `ret`, with the
 /// stack from the frame `fp` of the intercepting function.
 __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, std::uint64_t size, std::uintptr_t ret,
@@ -256,11 +233,11 @@ __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, s
     bool same = false;
     int n = g.cached_unwind ? unwind::walk(fp, frames, int(depth), &same) : -1;
     if (n > 0 && frames[0] == ret) {
-      // The frames of the last walk on this thread: its stack id, without
-      // comparing or hashing them.
+      // The frames of the last walk on this thread (the walk's memo knows):
+      // its stack id, without comparing or hashing them.
       stack = same ? unwind::last_stack_id() : 0;
       if (stack == 0) {
-        stack = stack_id_of(frames, std::uint32_t(n));
+        stack = core::depot_insert(frames, std::uint32_t(n));
         // A stack the depot could not store is asked for again next time
         // (and counted as unknown each time).
         if (stack != core::unknown_stack_id) unwind::note_stack_id(stack);
