@@ -5,6 +5,10 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <atomic>
@@ -236,5 +240,117 @@ TEST_CASE("reachability: a list the program made before, a tracked list, malloc'
     RESMON_TRACK_FREE(reinterpret_cast<void*>(~h));
     std::free(reinterpret_cast<void*>(~h));
   }
+  CHECK(scope.leaks().empty());
+}
+
+namespace {
+std::map<int, void*>* g_cleared_map = nullptr;  // untracked: its nodes are malloc's, freed by clear()
+
+// A map whose values are tracked blocks, cleared: the nodes go back to
+// malloc (its thread cache, and past 7 of a size its fast bins) still
+// holding the pointers; the blocks are lost all the same.
+[[gnu::noinline]] void fill_and_clear_map(int n, std::size_t size) {
+  if (g_cleared_map == nullptr) g_cleared_map = new std::map<int, void*>;
+  for (int i = 0; i < n; ++i) (*g_cleared_map)[i] = tracked(size);
+  g_cleared_map->clear();
+}
+
+// The same, the map deleted.
+[[gnu::noinline]] void fill_and_delete_map(int n, std::size_t size) {
+  auto* gone = new std::map<int, void*>;
+  for (int i = 0; i < n; ++i) (*gone)[i] = tracked(size);
+  delete gone;
+}
+
+// A vector of tracked blocks dropped: every buffer it grew through, freed,
+// held some of the pointers (the large ones go to malloc's ordinary bins).
+[[gnu::noinline]] void fill_and_drop_vector(int n, std::size_t size) {
+  auto* v = new std::vector<void*>;
+  for (int i = 0; i < n; ++i) v->push_back(tracked(size));
+  delete v;
+}
+
+// Tracked blocks whose only pointers stay in this function's frame, deep
+// below its caller's stack pointer, once it returns.
+[[gnu::noinline]] void leave_in_dead_frame(std::size_t size) {
+  std::uintptr_t slots[512];
+  for (std::size_t i = 0; i < 512; ++i) slots[i] = i < 6 ? reinterpret_cast<std::uintptr_t>(tracked(size)) : 0;
+  __asm__ volatile("" : : "r"(slots) : "memory");  // the stores stay
+}
+
+// Returns: true when thread `tid` of this process waits in futex(2).
+bool blocked_in_futex(long tid) {
+  std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return false;
+  char text[64] = {};
+  bool futex = std::fgets(text, sizeof text, f) != nullptr &&
+               std::to_string(SYS_futex) + " " == std::string(text).substr(0, std::to_string(SYS_futex).size() + 1);
+  std::fclose(f);
+  return futex;
+}
+
+std::size_t count_class(const std::vector<resmon::leak>& leaks, std::size_t size, resmon::reachability r) {
+  std::size_t n = 0;
+  for (const resmon::leak& l : leaks) n += l.kind == resmon::kind::memory && l.size == size && l.reach == r;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("reachability: pointers left in memory the program freed keep nothing reachable") {
+  if (RESMON_DETAIL_SANITIZED) return;
+  resmon::leak_scope scope;
+  fill_and_clear_map(4, 56);    // the thread cache
+  fill_and_clear_map(300, 40);  // and the fast bins
+  fill_and_drop_vector(1000, 152);
+  auto* kept = new std::vector<void*>;  // live untracked heap: still a root
+  kept->reserve(3);                     // all its words written: no stale word of a freed buffer
+  for (int i = 0; i < 3; ++i) kept->push_back(tracked(168));
+
+  // Another thread's arena: a live vector there holds blocks, a freed map
+  // held others. The thread then blocks in a system call, as a quiet thread
+  // does: its stack below its stack pointer is dead (a lazy binding saves
+  // its vector registers there, inherited from this thread's, which held
+  // the vector's pointers while it grew).
+  std::atomic<int> stage{0};
+  std::atomic<long> tid{0};
+  std::thread other([&] {
+    tid = ::syscall(SYS_gettid);
+    auto* held = new std::vector<void*>;
+    for (int i = 0; i < 5; ++i) held->push_back(tracked(184));
+    fill_and_delete_map(50, 200);
+    clear_stack();
+    leave_in_dead_frame(216);
+    stage = 1;
+    stage.wait(1);  // a futex wait
+    for (void* p : *held) {
+      RESMON_TRACK_FREE(p);
+      std::free(p);
+    }
+    delete held;
+  });
+  while (stage.load() != 1) std::this_thread::yield();
+  while (!blocked_in_futex(tid.load())) std::this_thread::yield();
+  clear_stack();
+  std::vector<resmon::leak> leaks = scope.leaks(resmon::with_reachability);
+  stage = 2;
+  stage.notify_all();
+  other.join();
+  CHECK(count_class(leaks, 56, resmon::reachability::definite) == 4);
+  CHECK(count_class(leaks, 40, resmon::reachability::definite) == 300);
+  CHECK(count_class(leaks, 152, resmon::reachability::definite) == 1000);
+  CHECK(count_class(leaks, 168, resmon::reachability::reachable) == 3);
+  CHECK(count_class(leaks, 184, resmon::reachability::reachable) == 5);
+  CHECK(count_class(leaks, 200, resmon::reachability::definite) == 50);
+  CHECK(count_class(leaks, 216, resmon::reachability::definite) == 6);  // a blocked thread's dead stack
+
+  for (const resmon::leak& l : leaks) {
+    if (l.kind != resmon::kind::memory || l.size == 184) continue;
+    RESMON_TRACK_FREE(reinterpret_cast<void*>(l.key));
+    std::free(reinterpret_cast<void*>(l.key));
+  }
+  delete kept;
+  delete g_cleared_map;
+  g_cleared_map = nullptr;
   CHECK(scope.leaks().empty());
 }

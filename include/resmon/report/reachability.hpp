@@ -7,7 +7,9 @@
 //   1. roots: the writable segments of every loaded module, the calling
 //      thread's stack from the caller's frame up (with its registers, spilled
 //      there), and every other private writable anonymous mapping: other
-//      threads' stacks and TLS, and the heap that resmon does not track;
+//      threads' stacks and TLS (a thread blocked in a system call from its
+//      stack pointer up), and the chunks in use of glibc's heaps that resmon
+//      does not track (malloc_heap.hpp: freed chunks keep stale pointers);
 //   2. every aligned word of a root that points to the start or the inside
 //      of a tracked block makes the block reachable, and the block's own
 //      words are followed (a work list, not recursion);
@@ -17,11 +19,13 @@
 // they count only when reached. resmon's own tables are never roots.
 //
 // Differences from LeakSanitizer, which owns the allocator and stops the
-// world: untracked heap memory is a root as a whole, freed chunks included,
-// so a stale pointer there can keep a block "reachable" (never the other way:
-// the error is a missed leak, not a false one); other threads keep running
-// (classify when they are quiet, as at the end of a test); memory is read
-// through process_vm_readv, so a mapping another thread unmaps meanwhile is
+// world: a heap that is not glibc's (or whose chunks do not read as
+// glibc's) is a root whole, freed memory included, so a stale pointer there
+// can keep a block "reachable" (never the other way: the error is a missed
+// leak, not a false one); other threads keep running (classify when they
+// are quiet, as at the end of a test), their registers are not read, and a
+// running thread's stack is a root whole; memory is read through
+// process_vm_readv, so a mapping another thread unmaps meanwhile is
 // skipped, never a fault. Under AddressSanitizer, ThreadSanitizer or
 // MemorySanitizer (whose shadow mappings span terabytes) nothing is
 // classified: their own leak checker is there.
@@ -30,7 +34,6 @@
 #include <fcntl.h>
 #include <link.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -40,6 +43,7 @@
 #include <ctime>
 
 #include "../tracking.hpp"
+#include "malloc_heap.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define RESMON_DETAIL_SANITIZED 1
@@ -75,10 +79,6 @@ inline const char* to_string(reachability r) noexcept {
 
 namespace detail::reach {
 
-struct range {
-  std::uintptr_t lo, hi;
-};
-
 /// A scratch array in raw pages: never in the heap that is scanned.
 template <class T> class scratch {
  public:
@@ -108,23 +108,6 @@ template <class T> class scratch {
   T* data_ = nullptr;
   std::size_t bytes_ = 0, capacity_ = 0;
 };
-
-/// Copies [at, at + n) of this process into `into` through process_vm_readv:
-/// an address unmapped meanwhile gives a short count, never a fault.
-/// Returns: the bytes copied.
-inline std::size_t read_memory(std::uintptr_t at, void* into, std::size_t n) noexcept {
-  iovec local{into, n}, remote{reinterpret_cast<void*>(at), n};
-  long got = ::syscall(SYS_process_vm_readv, long(::getpid()), &local, 1L, &remote, 1L, 0L);
-  return got > 0 ? std::size_t(got) : 0;
-}
-
-/// Returns: true when process_vm_readv works on this process (a seccomp
-/// filter may forbid it).
-inline bool can_read_memory() noexcept {
-  volatile std::uint64_t probe = 0x5265736d6f6e;
-  std::uint64_t copy = 0;
-  return read_memory(std::uintptr_t(&probe), &copy, sizeof copy) == sizeof copy && copy == probe;
-}
 
 /// Sorts ranges by their start and merges those that overlap or touch.
 /// Returns: the count left.
@@ -165,9 +148,10 @@ inline std::uintptr_t parse_hex(const char*& p, const char* end) noexcept {
 }
 
 /// Appends the private, readable and writable anonymous mappings of
-/// /proc/self/maps (no file behind them: heap, stacks, arenas, TLS) to `out`.
+/// /proc/self/maps (no file behind them: heap, stacks, arenas, TLS) to `out`;
+/// `*brk_heap`: the [heap] mapping, if any.
 /// Returns: false when the file could not be read whole.
-inline bool collect_anonymous(scratch<range>& out, std::size_t& count) noexcept {
+inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* brk_heap) noexcept {
   scratch<char> text;
   std::size_t capacity = std::size_t(1) << 20, n = 0;
   for (;;) {
@@ -205,10 +189,68 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count) noexcept 
                                 std::strncmp(path, "[vdso]", 6) != 0 && std::strncmp(path, "[vsyscall]", 10) != 0);
     if (perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' && anonymous && count < out.capacity())
       out.data()[count++] = range{lo, hi};
+    if (named && std::strncmp(path, "[heap]", 6) == 0) *brk_heap = range{lo, hi};
     p = *line_end == '\n' ? line_end + 1 : line_end;
   }
   return true;
 }
+
+/// Calls `dead(sp)` with the stack pointer of every other thread of this
+/// process that is blocked in a system call (/proc/self/task/<tid>/syscall
+/// tells it then; a running thread says "running"): below it, less the
+/// 128-byte red zone, its stack holds only what returned calls left there
+/// (and the registers a lazy binding saved, inherited from the thread that
+/// created it), which is no root, as LeakSanitizer scans from the stack
+/// pointer up. Returns: false when the threads could not be listed.
+template <class Dead> bool blocked_threads(Dead&& dead) noexcept {
+  int dir = int(::syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir < 0) return false;
+  const long self = ::syscall(SYS_gettid);
+  alignas(8) char entries[4096];
+  for (long got; (got = ::syscall(SYS_getdents64, dir, entries, sizeof entries)) > 0;) {
+    for (long at = 0; at < got;) {
+      const char* name = entries + at + 19;  // struct linux_dirent64: ino 8, off 8, reclen 2, type 1, name
+      unsigned short reclen;
+      std::memcpy(&reclen, entries + at + 16, sizeof reclen);
+      at += reclen;
+      long tid = 0;
+      if (std::from_chars(name, name + std::strlen(name), tid).ec != std::errc{} || tid == self) continue;
+      char path[64] = "/proc/self/task/";
+      std::size_t len = std::strlen(path);
+      std::to_chars(path + len, path + sizeof path - 16, tid);
+      std::strcat(path, "/syscall");
+      int fd = int(::syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
+      if (fd < 0) continue;
+      char text[256];
+      long n = ::syscall(SYS_read, fd, text, sizeof text - 1);
+      ::syscall(SYS_close, fd);
+      if (n <= 0 || text[0] == 'r') continue;  // "running": no stack pointer
+      text[n] = '\0';
+      // "nr arg1 .. arg6 sp pc", or "-1 sp pc" outside a system call: sp is the last but one.
+      const char* tokens[16];
+      int count = 0;
+      for (char* p = text; *p != '\0' && count < 16;) {
+        while (*p == ' ' || *p == '\n') ++p;
+        if (*p == '\0') break;
+        tokens[count++] = p;
+        while (*p != '\0' && *p != ' ' && *p != '\n') ++p;
+      }
+      if (count < 3 || std::strncmp(tokens[count - 2], "0x", 2) != 0) continue;
+      const char* hex = tokens[count - 2] + 2;
+      std::uintptr_t sp = parse_hex(hex, hex + 16);
+      if (sp != 0) dead(sp);
+    }
+  }
+  ::syscall(SYS_close, dir);
+  return true;
+}
+
+/// A heap of glibc's malloc among the anonymous mappings.
+struct heap_area {
+  range whole;
+  std::uintptr_t first, end;  // its chunk chain
+  bool main;                  // the main arena's [heap]
+};
 
 /// The blocks, sorted by start, and their classes.
 struct block {
@@ -380,7 +422,7 @@ class classes {
     scratch<range> roots, skip;
     std::size_t max_roots = 65536, tables = 0;
     core::for_each_table([&](core::thread_table*) { return ++tables, false; });
-    std::size_t max_skip = n + tables * (2 + core::max_chunks + core::index_max_log2 + 1) + 16;
+    std::size_t max_skip = n + tables * (2 + core::max_chunks + core::index_max_log2 + 1) + 65536 + 16;
     if (!work.allocate(n + 1) || !reach_hi.allocate(n + 1) || !buffer.allocate(8192) || !roots.allocate(max_roots) ||
         !skip.allocate(max_skip))
       return;
@@ -388,16 +430,45 @@ class classes {
     // 1. Roots: modules' writable segments and anonymous writable mappings
     // (a process with more than fit is not classified: a root left out
     // could make a reachable block look lost).
+    // malloc_trim (in prepare) may give the heap's top back: before the maps are read.
+    malloc_heaps heaps;
+    bool heaps_ready = heaps.prepare();
     segment_list segments{roots.data(), 0, roots.capacity()};
     ::dl_iterate_phdr(collect_writable_segments, &segments);
     std::size_t root_count = segments.count;
-    if (!collect_anonymous(roots, root_count) || root_count >= roots.capacity()) return;
+    range brk_heap{0, 0};
+    if (!collect_anonymous(roots, root_count, &brk_heap) || root_count >= roots.capacity()) return;
+    // glibc's heaps leave the roots: only their chunks in use are scanned.
+    scratch<heap_area> heap_list;
+    std::size_t heap_count = 0;
+    if (heaps_ready && heap_list.allocate(4096)) {
+      for (std::size_t r = segments.count; r < root_count && heap_count < heap_list.capacity();) {
+        range m = roots.data()[r];
+        bool main_heap = m.lo == brk_heap.lo && m.hi == brk_heap.hi;
+        std::uintptr_t end = 0, first = heaps.first_chunk(m.lo, m.hi, main_heap, &end);
+        if (first == 0) {
+          ++r;
+          continue;
+        }
+        heap_list.data()[heap_count++] = heap_area{m, first, end, main_heap};
+        roots.data()[r] = roots.data()[--root_count];
+      }
+    }
     // The calling thread's stack is a root from the caller's frame up: its
     // mapping (the one that holds stack_from, on whatever stack the caller
     // runs) is skipped below that frame, where this scan keeps its own.
     range below{0, 0};
     for (std::size_t r = segments.count; r < root_count; ++r)
       if (roots.data()[r].lo <= stack_from && stack_from < roots.data()[r].hi) below = {roots.data()[r].lo, stack_from};
+    // The dead part of the other threads' stacks, for those that are quiet.
+    scratch<range> dead;
+    std::size_t dead_count = 0;
+    if (dead.allocate(65536))
+      blocked_threads([&](std::uintptr_t sp) {
+        for (std::size_t r = segments.count; r < root_count && dead_count < dead.capacity(); ++r)
+          if (roots.data()[r].lo <= sp && sp < roots.data()[r].hi && sp - 128 > roots.data()[r].lo)
+            dead.data()[dead_count++] = range{roots.data()[r].lo, sp - 128};
+      });
     root_count = merge_ranges(roots.data(), root_count);
 
     // What is not a root: resmon's tables (records hold every key), the
@@ -427,6 +498,7 @@ class classes {
     for (range r : {blocks_.span(), classes_.span(), work.span(), reach_hi.span(), buffer.span(), roots.span(),
                     skip.span(), exclude, below})
       add_skip(r.lo, r.hi);
+    for (std::size_t d = 0; d < dead_count; ++d) add_skip(dead.data()[d].lo, dead.data()[d].hi);
     for (std::size_t i = 0; i < n; ++i) add_skip(blocks_.data()[i].lo, blocks_.data()[i].hi);
     skips = merge_ranges(skip.data(), skips);
 
@@ -435,9 +507,8 @@ class classes {
     for (std::size_t i = 0; i < n; ++i)
       if (blocks_.data()[i].ignored) s.reach(i);
     const range* sk = skip.data();
-    for (std::size_t r = 0; r < root_count; ++r) {
-      std::uintptr_t a = roots.data()[r].lo, b = roots.data()[r].hi;
-      std::size_t lo = 0, hi = skips;  // the first skip that ends above a
+    auto scan_root = [&](std::uintptr_t a, std::uintptr_t b) {  // [a, b) but its skips
+      std::size_t lo = 0, hi = skips;                           // the first skip that ends above a
       while (lo < hi) {
         std::size_t mid = (lo + hi) / 2;
         if (sk[mid].hi <= a) lo = mid + 1;
@@ -452,6 +523,19 @@ class classes {
         s.words(a, end, reachability::reachable, ~std::size_t(0));
         a = end;
       }
+    };
+    for (std::size_t r = 0; r < root_count; ++r) {
+      scan_root(roots.data()[r].lo, roots.data()[r].hi);
+      if (!s.drain()) return;
+    }
+    scratch<range> runs;
+    scratch<std::uint64_t> chunk_words;
+    bool walkable = heap_count == 0 || (runs.allocate(std::size_t(1) << 20) && chunk_words.allocate(8192));
+    for (std::size_t h = 0; h < heap_count; ++h) {
+      const heap_area& m = heap_list.data()[h];
+      if (!walkable || !heaps.walk(m.first, m.end, m.main, runs.data(), runs.capacity(), chunk_words.data(),
+                                   chunk_words.capacity(), scan_root))
+        scan_root(m.whole.lo, m.whole.hi);  // not read as glibc's: a root whole
       if (!s.drain()) return;
     }
     // 2. What lost blocks point to is indirectly lost; the rest definitely.

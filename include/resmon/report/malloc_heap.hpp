@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+// Which parts of glibc's malloc heaps are in use, for the reachability scan:
+// a freed chunk keeps what the program last wrote there (a cleared map's
+// nodes still hold its values), so only chunks in use are roots. Layer:
+// hosted (report).
+//
+// glibc lays each heap out as a chain of chunks, each headed by its size
+// (a multiple of 16) with flag bits; a chunk is free when the next chunk's
+// PREV_INUSE bit is clear, or when it sits in a thread's cache (tcache),
+// whose entries carry the process's tcache key in their second word. The
+// fast bins keep PREV_INUSE set too: malloc_trim(0) first merges them into
+// the ordinary free lists. The heaps are:
+//   - the main arena: the [heap] mapping (brk), chunks from its start;
+//   - every other arena: mappings aligned to 64 MiB, headed by a heap_info
+//     (arena, previous heap, size), whose first heap also holds the arena.
+// Nothing here is trusted unread: a chain that does not end exactly where
+// its heap ends, a size out of bounds, a chunk in use without its arena
+// bit, or any malloc other than glibc's, and the mapping is a root whole,
+// as before (a missed leak at worst, never a false one).
+#pragma once
+
+#include <dlfcn.h>
+#include <malloc.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+namespace resmon::detail::reach {
+
+struct range {
+  std::uintptr_t lo, hi;
+};
+
+/// Copies [at, at + n) of this process into `into` through process_vm_readv:
+/// an address unmapped meanwhile gives a short count, never a fault.
+/// Returns: the bytes copied.
+inline std::size_t read_memory(std::uintptr_t at, void* into, std::size_t n) noexcept {
+  iovec local{into, n}, remote{reinterpret_cast<void*>(at), n};
+  long got = ::syscall(SYS_process_vm_readv, long(::getpid()), &local, 1L, &remote, 1L, 0L);
+  return got > 0 ? std::size_t(got) : 0;
+}
+
+/// Returns: true when process_vm_readv works on this process (a seccomp
+/// filter may forbid it).
+inline bool can_read_memory() noexcept {
+  volatile std::uint64_t probe = 0x5265736d6f6e;
+  std::uint64_t copy = 0;
+  return read_memory(std::uintptr_t(&probe), &copy, sizeof copy) == sizeof copy && copy == probe;
+}
+
+/// glibc's heaps of one moment: which of their chunks are in use.
+class malloc_heaps {
+ public:
+  /// glibc's alignment of the heaps of arenas other than the main one.
+  static constexpr std::uintptr_t heap_max = std::uintptr_t(64) << 20;
+  /// sizeof(struct malloc_state) since glibc 2.27 (a wrong value fails the
+  /// chain check: then the heap is a root whole).
+  static constexpr std::uintptr_t arena_bytes = 2200;
+
+  /// Effects: when the program's malloc is glibc's, merges its fast bins
+  /// (malloc_trim) and learns its tcache key. Returns: false when its heaps
+  /// cannot be read (another malloc, or the key could not be learned).
+  bool prepare() noexcept {
+    ready_ = false;
+    Dl_info info{};
+    void* m = ::dlsym(RTLD_DEFAULT, "malloc");
+    if (m == nullptr || ::dladdr(m, &info) == 0 || info.dli_fname == nullptr ||
+        std::strstr(info.dli_fname, "libc.so") == nullptr)
+      return false;
+    ::malloc_trim(0);
+    // A freed small block goes to the thread's cache, whose entry holds the
+    // key in its second word; two sizes must agree.
+    std::uint64_t keys[2] = {0, 1};
+    const std::size_t sizes[2] = {24, 200};
+    for (int i = 0; i < 2; ++i) {
+      void* p = std::malloc(sizes[i]);
+      if (p == nullptr) return false;
+      auto at = std::uintptr_t(p);
+      __asm__("" : "+r"(at));  // an address to read through the kernel, no pointer used after free
+      std::free(p);
+      std::uint64_t words[2];
+      if (read_memory(at, words, sizeof words) != sizeof words) return false;
+      keys[i] = words[1];
+    }
+    if (keys[0] != keys[1] || keys[0] == 0) return false;
+    tcache_key_ = keys[0];
+    return ready_ = true;
+  }
+
+  /// Returns: the first chunk of [lo, hi) when it is one of glibc's heaps
+  /// (`main_heap`: the [heap] mapping), else 0; `*end`: where its chain ends.
+  std::uintptr_t first_chunk(std::uintptr_t lo, std::uintptr_t hi, bool main_heap, std::uintptr_t* end) const noexcept {
+    if (!ready_) return 0;
+    if (main_heap) {
+      *end = hi;
+      return lo;
+    }
+    if ((lo & (heap_max - 1)) != 0) return 0;
+    std::uint64_t info[3];  // ar_ptr, prev, size
+    if (read_memory(lo, info, sizeof info) != sizeof info) return 0;
+    std::uintptr_t arena = info[0], size = info[2];
+    std::uintptr_t header = arena & (heap_max - 1);  // the arena follows its first heap's heap_info
+    if (header == 0 || header > 256 || (header & 15) != 0 || size == 0 || size > hi - lo) return 0;
+    *end = lo + size;
+    if (arena == lo + header) return (arena + arena_bytes + 15) & ~std::uintptr_t(15);
+    return lo + header;
+  }
+
+  /// Effects: calls `live(lo, hi)` for each run of chunks in use in the heap
+  /// (with the first 8 bytes of the chunk after it: a chunk in use may keep
+  /// its last word in the next chunk's prev_size field)
+  /// whose chain runs from `first` to `end`, all of them once the chain
+  /// checks out; `runs` holds them meanwhile. Returns: false when the chain
+  /// did not check out or did not fit in `runs` (nothing called then).
+  template <class Live> bool walk(std::uintptr_t first, std::uintptr_t end, bool main_heap, range* runs,
+                                  std::size_t max_runs, std::uint64_t* buffer, std::size_t buffer_words,
+                                  Live&& live) const noexcept {
+    window w{buffer, buffer_words};
+    std::size_t n = 0;
+    std::uintptr_t run = first;  // the start of the current run in use
+    std::uint64_t head;
+    if (!w.at(first + 8, head)) return false;
+    std::uintptr_t c = first;
+    for (;;) {
+      std::uintptr_t size = head & ~std::uintptr_t(7);
+      if (size == 16 && !main_heap) break;  // an arena's old heap ends in fenceposts
+      if (size < 32 || (size & 15) != 0 || size > end - c) return false;
+      if (c + size == end) break;       // the top chunk: free
+      std::uint64_t second, next_head;  // in address order: the window only moves forward
+      if (!w.at(c + 24, second) || !w.at(c + size + 8, next_head)) return false;
+      bool in_use = (next_head & 1) != 0 && second != tcache_key_;
+      if (in_use && ((head & 2) != 0 || ((head & 4) != 0) == main_heap)) return false;  // not glibc's chunk
+      if (!in_use) {
+        if (run < c) {
+          if (n == max_runs) return false;
+          runs[n++] = range{run, c + 8};
+        }
+        run = c + size;
+      }
+      c += size;
+      head = next_head;
+    }
+    // The chain ended at the top chunk or the fenceposts: the run before.
+    for (std::size_t i = 0; i < n; ++i) live(runs[i].lo, runs[i].hi);
+    if (run < c) live(run, c + 8);
+    return true;
+  }
+
+ private:
+  /// Words of the heap read through a sliding window, forward only.
+  struct window {
+    std::uint64_t* buffer;
+    std::size_t words;
+    std::uintptr_t base = 0, got = 0;
+    bool at(std::uintptr_t a, std::uint64_t& v) noexcept {
+      if (a < base || a + 8 > base + got) {
+        base = a & ~std::uintptr_t(7);
+        got = read_memory(base, buffer, words * 8);
+        if (got < 8) return false;
+      }
+      v = buffer[(a - base) / 8];
+      return true;
+    }
+  };
+
+  std::uint64_t tcache_key_ = 0;
+  bool ready_ = false;
+};
+
+}  // namespace resmon::detail::reach
