@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -352,5 +353,104 @@ TEST_CASE("reachability: pointers left in memory the program freed keep nothing 
   delete kept;
   delete g_cleared_map;
   g_cleared_map = nullptr;
+  CHECK(scope.leaks().empty());
+}
+
+namespace {
+void* volatile g_live_chunk = nullptr;  // a live untracked chunk that holds a tracked block
+thread_local void* volatile t_held = nullptr;
+
+// A block whose last word lies in the next chunk's prev_size field, freed
+// into the thread cache: that word is no root of the chunk in use after it.
+[[gnu::noinline]] void free_with_pointer_in_last_word() {
+  struct object {  // 1000 bytes: a chunk of 1008, of a size no earlier case freed (so both come from the top)
+    char pad[992];
+    void* last;
+  };
+  auto* a = static_cast<object*>(std::malloc(sizeof(object)));
+  g_live_chunk = std::calloc(1, sizeof(object));  // the chunk right after, in use
+  a->last = tracked(232);
+  __asm__ volatile("" : : "r"(a) : "memory");  // the store stays, though free follows
+  std::free(a);
+}
+}  // namespace
+
+TEST_CASE("reachability: what reads like glibc's free memory and is not") {
+  if (RESMON_DETAIL_SANITIZED) return;
+  resmon::leak_scope scope;
+  // A thread that exits gives its cache back to the fast bins, and its
+  // chunks keep the cache key; a new thread may get one from there, in use.
+  std::thread([] {
+    void* p[7];
+    for (auto& x : p) x = std::malloc(24);
+    for (auto& x : p) std::free(x);
+  }).join();
+  std::thread([] {
+    void** h = static_cast<void**>(std::malloc(16));
+    h[0] = tracked(224);  // its second word left as the cache left it
+    g_live_chunk = h;
+  }).join();
+  void* first_live = g_live_chunk;
+  free_with_pointer_in_last_word();
+  void* second_live = g_live_chunk;
+
+  // Two threads whose stacks touch (no guard between them): the one that
+  // blocks in a system call must not make the other's stack and TLS dead.
+  static int pipe_fds[2];
+  REQUIRE(::pipe(pipe_fds) == 0);
+  static std::atomic<int> ready{0}, quit{0};
+  static std::atomic<long> blocked_tid{0};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setguardsize(&attr, 0);
+  pthread_attr_setstacksize(&attr, 1 << 20);
+  pthread_t blocked, holder;
+  REQUIRE(pthread_create(
+              &blocked, &attr,
+              [](void*) -> void* {
+                blocked_tid = ::syscall(SYS_gettid);
+                char c;
+                return ::read(pipe_fds[0], &c, 1) == 1 ? nullptr : nullptr;
+              },
+              nullptr) == 0);
+  REQUIRE(pthread_create(
+              &holder, &attr,
+              [](void*) -> void* {
+                t_held = tracked(240);
+                ready = 1;
+                while (quit.load() == 0) std::this_thread::yield();
+                return nullptr;
+              },
+              nullptr) == 0);
+  pthread_attr_destroy(&attr);
+  while (ready.load() == 0 || blocked_tid.load() == 0) std::this_thread::yield();
+  for (int i = 0; i < 100000; ++i) {  // until it blocks in read(2)
+    std::string path = "/proc/self/task/" + std::to_string(blocked_tid.load()) + "/syscall";
+    FILE* f = std::fopen(path.c_str(), "r");
+    char text[32] = {};
+    bool in_read = f != nullptr && std::fgets(text, sizeof text, f) != nullptr && std::atoi(text) == SYS_read;
+    if (f != nullptr) std::fclose(f);
+    if (in_read) break;
+    std::this_thread::yield();
+  }
+  clear_stack();
+  std::vector<resmon::leak> leaks = scope.leaks(resmon::with_reachability);
+  quit = 1;
+  CHECK(::write(pipe_fds[1], "x", 1) == 1);
+  pthread_join(blocked, nullptr);
+  pthread_join(holder, nullptr);
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+
+  CHECK(count_class(leaks, 224, resmon::reachability::reachable) == 1);  // held by a chunk in use
+  CHECK(count_class(leaks, 232, resmon::reachability::definite) == 1);   // only a freed chunk's word
+  CHECK(count_class(leaks, 240, resmon::reachability::reachable) == 1);  // a running thread's thread_local
+  for (const resmon::leak& l : leaks) {
+    if (l.kind != resmon::kind::memory) continue;
+    RESMON_TRACK_FREE(reinterpret_cast<void*>(l.key));
+    std::free(reinterpret_cast<void*>(l.key));
+  }
+  std::free(first_live);
+  std::free(second_live);
   CHECK(scope.leaks().empty());
 }

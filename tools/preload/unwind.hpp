@@ -494,6 +494,7 @@ struct frame_memo {
 inline constexpr int memo_frames = int(core::max_stack_depth);
 struct walk_memo {
   int n;                // frames the last walk wrote (0: none, or it failed)
+  int max;              // the most it could write
   std::uint32_t id;     // the stack id the caller gave those frames (0: none)
   std::uintptr_t tail;  // the last frame it wrote (a frame at `max` is written, never looked up)
   frame_memo frames[memo_frames];
@@ -504,6 +505,30 @@ struct walk_memo {
 inline std::uint32_t last_stack_id() noexcept { return t_memo.id; }
 /// Effects: notes `id` as the stack id of the last walk's frames.
 inline void note_stack_id(std::uint32_t id) noexcept { t_memo.id = id; }
+
+/// Effects: fills `f` for the frame whose state is (ip, sp, bp) from the
+/// rule of `ip`; out of line, so that the walk's loop over remembered
+/// frames keeps its few values in registers. Returns: false when the rule
+/// cannot be used.
+__attribute__((noinline, no_sanitize("address", "thread"))) inline bool compute_frame(frame_memo* f, std::uintptr_t ip,
+                                                                                      std::uintptr_t sp,
+                                                                                      std::uintptr_t bp) noexcept {
+  std::uintptr_t lo = 0, hi = 0;
+  if (!platform::stack_bounds(&lo, &hi)) return false;
+  auto readable = [&](std::uintptr_t a) { return a >= lo && a + 8 <= hi && (a & 7) == 0; };
+  rule r = lookup(ip);
+  if ((r.flags & rule_unsupported) != 0) {
+    core::fetch_add_relaxed(&g_cache.xfailed, std::uint64_t(1));
+    return false;
+  }
+  std::uintptr_t cfa = ((r.flags & rule_cfa_from_bp) != 0 ? bp : sp) + std::uintptr_t(std::intptr_t(r.cfa_offset));
+  std::uintptr_t ra_at = cfa + std::uintptr_t(std::intptr_t(r.ra_offset));
+  std::uintptr_t bp_at = (r.flags & rule_bp_saved) != 0 ? cfa + std::uintptr_t(std::intptr_t(r.bp_offset)) : 0;
+  // The outermost frame, a wrong rule or the top of the stack: the stack ends here.
+  if ((r.flags & rule_end) != 0 || cfa <= sp || !readable(ra_at) || (bp_at != 0 && !readable(bp_at))) ra_at = 0;
+  *f = frame_memo{ip, sp, bp, cfa, ra_at, bp_at};
+  return true;
+}
 
 /// Walks the caller's stack from the frame of an intercepting function
 /// built with frame pointers: `fp` is its frame address, so its return
@@ -517,9 +542,7 @@ inline void note_stack_id(std::uint32_t id) noexcept { t_memo.id = id; }
 __attribute__((no_sanitize("address", "thread"))) inline int walk(std::uintptr_t fp, std::uintptr_t* out, int max,
                                                                   bool* same = nullptr) noexcept {
   std::uintptr_t lo = 0, hi = 0;
-  if (!platform::stack_bounds(&lo, &hi)) return -1;
-  auto readable = [&](std::uintptr_t a) { return a >= lo && a + 8 <= hi && (a & 7) == 0; };
-  if (!readable(fp) || !readable(fp + 8)) return -1;
+  if (!platform::stack_bounds(&lo, &hi) || fp < lo || fp + 16 > hi || (fp & 7) != 0) return -1;
   // The intercepting function's frame must still be there (no sibling call
   // tore it down: the preload is built with -fno-optimize-sibling-calls).
   std::uintptr_t ip = reinterpret_cast<const std::uintptr_t*>(fp)[1];
@@ -529,42 +552,74 @@ __attribute__((no_sanitize("address", "thread"))) inline int walk(std::uintptr_t
   if (max > memo_frames) max = memo_frames;
   bool all_known = true;
   int n = 0;
-  while (n < max && ip != 0) {
-    out[n] = ip;
-    frame_memo* f = &memo.frames[n];
-    if (++n == max) break;
-    std::uintptr_t cfa, ra_at, bp_at;
-    if (f->ip == ip && f->sp == sp && f->bp == bp) {
-      if (f->ra_at == 0) break;
-      cfa = f->cfa;
-      ra_at = f->ra_at;
-      bp_at = f->bp_at;
-    } else {
-      all_known = false;
-      rule r = lookup(ip);
-      if ((r.flags & rule_unsupported) != 0) {
-        core::fetch_add_relaxed(&g_cache.xfailed, std::uint64_t(1));
-        memo.n = 0;
-        memo.id = 0;
-        return -1;
+  frame_memo* f = memo.frames;
+  // Replay: the last walk's frames lead each to the next (frame k + 1's
+  // state is what frame k's memo computed), so while the stack still holds
+  // them, a frame costs the load of its return address (and of its saved
+  // rbp) and their compares: its sp is the memo's by construction. The
+  // last walk's last frame, written but not looked up when it stopped at
+  // `max`, is only compared (memo.tail).
+  bool go_on = max > 0 && ip != 0;  // the loop below, from frame n in state (ip, sp, bp)
+  if (int last = memo.n; last > 0 && max == memo.max && f->ip == ip && f->sp == sp && f->bp == bp) {
+    out[0] = ip;
+    go_on = false;
+    for (n = 1;; ++n, ++f) {  // f: frame n - 1, which matched
+      if (n == last) {
+        // As far as the last walk went: the same frames, unless the stack
+        // now goes on past where it ended.
+        if (n == max || f->ra_at == 0) break;
+        ip = *reinterpret_cast<const std::uintptr_t*>(f->ra_at);
+        if (ip == 0) break;
+        bp = f->bp_at != 0 ? *reinterpret_cast<const std::uintptr_t*>(f->bp_at) : bp;
+        sp = f->cfa;
+        all_known = false;
+        go_on = true;
+        ++f;
+        break;
       }
-      cfa = ((r.flags & rule_cfa_from_bp) != 0 ? bp : sp) + std::uintptr_t(std::intptr_t(r.cfa_offset));
-      ra_at = cfa + std::uintptr_t(std::intptr_t(r.ra_offset));
-      bp_at = (r.flags & rule_bp_saved) != 0 ? cfa + std::uintptr_t(std::intptr_t(r.bp_offset)) : 0;
-      // The outermost frame, a wrong rule or the top of the stack: the stack ends here.
-      if ((r.flags & rule_end) != 0 || cfa <= sp || !readable(ra_at) || (bp_at != 0 && !readable(bp_at))) ra_at = 0;
-      *f = frame_memo{ip, sp, bp, cfa, ra_at, bp_at};
-      if (ra_at == 0) break;
+      ip = *reinterpret_cast<const std::uintptr_t*>(f->ra_at);
+      bp = f->bp_at != 0 ? *reinterpret_cast<const std::uintptr_t*>(f->bp_at) : bp;
+      out[n] = ip;
+      if (n + 1 == max && n + 1 == last) {  // the tail: compared only
+        if (ip != memo.tail) all_known = false;
+        n = max;
+        break;
+      }
+      if (ip != f[1].ip || bp != f[1].bp) {  // another frame here: on from frame n
+        sp = f->cfa;
+        go_on = true;
+        ++f;
+        break;
+      }
     }
-    if (bp_at != 0) bp = *reinterpret_cast<const std::uintptr_t*>(bp_at);
-    ip = *reinterpret_cast<const std::uintptr_t*>(ra_at);
-    sp = cfa;
+  }
+  if (go_on) {
+    for (;; ++f) {
+      out[n] = ip;
+      if (++n == max) break;
+      // A frame in the state the memo holds at its depth reuses what the
+      // memo computed from it: two reads and three compares per frame.
+      if (f->ip != ip || f->sp != sp || f->bp != bp) {
+        all_known = false;
+        if (!compute_frame(f, ip, sp, bp)) {
+          memo.n = 0;
+          memo.id = 0;
+          return -1;
+        }
+      }
+      if (f->ra_at == 0) break;
+      if (f->bp_at != 0) bp = *reinterpret_cast<const std::uintptr_t*>(f->bp_at);
+      ip = *reinterpret_cast<const std::uintptr_t*>(f->ra_at);
+      sp = f->cfa;
+      if (ip == 0) break;
+    }
   }
   // Every frame looked up had the last walk's state at its depth, so the
   // frames read from them are the last walk's, up to the last one written.
   bool repeated = all_known && n == memo.n && n > 0 && out[n - 1] == memo.tail;  // n <= memo_frames
   if (!repeated) memo.id = 0;
   memo.n = n;
+  memo.max = max;
   memo.tail = n > 0 ? out[n - 1] : 0;
   if (same != nullptr) *same = repeated;
   return n;

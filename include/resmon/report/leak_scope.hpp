@@ -56,7 +56,8 @@ inline constexpr with_reachability_t with_reachability{};
 /// Other threads keep running: classify when they are quiet.
 /// Returns: false when nothing could be classified (under a sanitizer, or
 /// when this process cannot read its own memory through process_vm_readv).
-/// Allocates: raw pages for the scan, never the heap it scans.
+/// Allocates: raw pages for the scan; one malloc and free of two sizes (to
+/// learn glibc's cache key), and malloc_trim(0) first (reachability.hpp).
 [[gnu::always_inline]] inline bool classify_reachability(std::vector<leak>& leaks) noexcept {
   detail::reach::classes classes;
   auto lo = reinterpret_cast<std::uintptr_t>(leaks.data());

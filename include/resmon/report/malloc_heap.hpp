@@ -111,8 +111,10 @@ class malloc_heaps {
   }
 
   /// Effects: calls `live(lo, hi)` for each run of chunks in use in the heap
-  /// (with the first 8 bytes of the chunk after it: a chunk in use may keep
-  /// its last word in the next chunk's prev_size field)
+  /// (from its first chunk's size field, as the prev_size field before it
+  /// belongs to the free chunk before, to the first 8 bytes of the chunk
+  /// after it: a chunk in use keeps its last word in the next chunk's
+  /// prev_size field)
   /// whose chain runs from `first` to `end`, all of them once the chain
   /// checks out; `runs` holds them meanwhile. Returns: false when the chain
   /// did not check out or did not fit in `runs` (nothing called then).
@@ -127,17 +129,21 @@ class malloc_heaps {
     std::uintptr_t c = first;
     for (;;) {
       std::uintptr_t size = head & ~std::uintptr_t(7);
-      if (size == 16 && !main_heap) break;  // an arena's old heap ends in fenceposts
+      if (size == 16 && !main_heap) {  // an arena's old heap ends in two fenceposts: 16 | 1, then 0 | 1
+        std::uint64_t last;
+        if (!w.at(c + 24, last) || last != 1 || end - c < 32) return false;
+        break;
+      }
       if (size < 32 || (size & 15) != 0 || size > end - c) return false;
-      if (c + size == end) break;       // the top chunk: free
-      std::uint64_t second, next_head;  // in address order: the window only moves forward
-      if (!w.at(c + 24, second) || !w.at(c + size + 8, next_head)) return false;
-      bool in_use = (next_head & 1) != 0 && second != tcache_key_;
+      if (c + size == end) break;                   // the top chunk: free
+      std::uint64_t first_word, second, next_head;  // in address order: the window only moves forward
+      if (!w.at(c + 16, first_word) || !w.at(c + 24, second) || !w.at(c + size + 8, next_head)) return false;
+      bool in_use = (next_head & 1) != 0 && !cached(c, size, first_word, second);
       if (in_use && ((head & 2) != 0 || ((head & 4) != 0) == main_heap)) return false;  // not glibc's chunk
       if (!in_use) {
         if (run < c) {
           if (n == max_runs) return false;
-          runs[n++] = range{run, c + 8};
+          runs[n++] = range{run + 8, c + 8};
         }
         run = c + size;
       }
@@ -146,11 +152,31 @@ class malloc_heaps {
     }
     // The chain ended at the top chunk or the fenceposts: the run before.
     for (std::size_t i = 0; i < n; ++i) live(runs[i].lo, runs[i].hi);
-    if (run < c) live(run, c + 8);
+    if (run < c) live(run + 8, c + 8);
     return true;
   }
 
  private:
+  /// Returns: true when the chunk at c (of `size` bytes, whose first two
+  /// words are given), marked in use, sits in a thread's cache: its second
+  /// word is the tcache key and its first the cache's safe-linked pointer
+  /// to the next entry ((address >> 12) ^ next), which is the end (0) or
+  /// another entry of its size with the key. The key alone is not enough: a
+  /// chunk that an exiting thread's cache gave back to the fast bins keeps
+  /// it, and may be handed out again from there untouched.
+  bool cached(std::uintptr_t c, std::uintptr_t size, std::uint64_t first_word, std::uint64_t second) const noexcept {
+    if (second != tcache_key_ || size > tcache_max_chunk) return false;
+    std::uintptr_t next = ((c + 16) >> 12) ^ first_word;
+    if (next == 0) return true;
+    if ((next & 15) != 0) return false;
+    std::uint64_t entry[3];  // its chunk's size field, then its first two words
+    return read_memory(next - 8, entry, sizeof entry) == sizeof entry && (entry[0] & ~std::uint64_t(7)) == size &&
+           entry[2] == tcache_key_;
+  }
+
+  /// The largest chunk glibc's thread caches hold (64 bins of 16 bytes).
+  static constexpr std::uintptr_t tcache_max_chunk = 0x410;
+
   /// Words of the heap read through a sliding window, forward only.
   struct window {
     std::uint64_t* buffer;

@@ -21,10 +21,11 @@
 // Differences from LeakSanitizer, which owns the allocator and stops the
 // world: a heap that is not glibc's (or whose chunks do not read as
 // glibc's) is a root whole, freed memory included, so a stale pointer there
-// can keep a block "reachable" (never the other way: the error is a missed
-// leak, not a false one); other threads keep running (classify when they
-// are quiet, as at the end of a test), their registers are not read, and a
-// running thread's stack is a root whole; memory is read through
+// can keep a block "reachable" (a missed leak); other threads keep running
+// (classify when they are quiet, as at the end of a test: one that moves
+// pointers during the scan can make a held block read lost), their
+// registers are not read, and a running thread's stack (or a blocked one's
+// that shares its mapping) is a root whole; memory is read through
 // process_vm_readv, so a mapping another thread unmaps meanwhile is
 // skipped, never a fault. Under AddressSanitizer, ThreadSanitizer or
 // MemorySanitizer (whose shadow mappings span terabytes) nothing is
@@ -149,9 +150,12 @@ inline std::uintptr_t parse_hex(const char*& p, const char* end) noexcept {
 
 /// Appends the private, readable and writable anonymous mappings of
 /// /proc/self/maps (no file behind them: heap, stacks, arenas, TLS) to `out`;
-/// `*brk_heap`: the [heap] mapping, if any.
+/// `*brk_heap`: the [heap] mapping, if any; `stacks`: those of them that
+/// are a stack whole from their start: [stack], or right above a guard
+/// (an inaccessible mapping, as glibc puts below every thread's stack).
 /// Returns: false when the file could not be read whole.
-inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* brk_heap) noexcept {
+inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* brk_heap, scratch<range>& stacks,
+                              std::size_t& stack_count) noexcept {
   scratch<char> text;
   std::size_t capacity = std::size_t(1) << 20, n = 0;
   for (;;) {
@@ -168,6 +172,7 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* br
     if (capacity > (std::size_t(1) << 28)) return false;
   }
   text.data()[n] = '\0';
+  std::uintptr_t guard_hi = 0;  // the end of the last inaccessible mapping
   for (const char* p = text.data(); *p != '\0';) {
     const char* text_end = text.data() + n;
     std::uintptr_t lo = parse_hex(p, text_end);
@@ -187,9 +192,13 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* br
     bool named = path < line_end;
     bool anonymous = !named || (*path == '[' && std::strncmp(path, "[vvar]", 6) != 0 &&
                                 std::strncmp(path, "[vdso]", 6) != 0 && std::strncmp(path, "[vsyscall]", 10) != 0);
-    if (perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' && anonymous && count < out.capacity())
+    if (perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' && anonymous && count < out.capacity()) {
       out.data()[count++] = range{lo, hi};
+      if ((guard_hi == lo || (named && std::strncmp(path, "[stack]", 7) == 0)) && stack_count < stacks.capacity())
+        stacks.data()[stack_count++] = range{lo, hi};
+    }
     if (named && std::strncmp(path, "[heap]", 6) == 0) *brk_heap = range{lo, hi};
+    if (perms[0] == '-' && perms[1] == '-' && perms[2] == '-') guard_hi = hi;
     p = *line_end == '\n' ? line_end + 1 : line_end;
   }
   return true;
@@ -392,7 +401,9 @@ class classes {
   /// address in a frame of the caller that spilled its registers
   /// (__builtin_unwind_init): the calling thread's stack is a root from
   /// there up only. `exclude`: memory that is not a root (the caller's
-  /// own copies of keys). Allocates: raw pages only, never the heap.
+  /// own copies of keys). Allocates: raw pages only, never the heap, but
+  /// for one malloc and free of two sizes; calls malloc_trim(0)
+  /// (malloc_heap.hpp).
   [[gnu::noinline]] void compute(std::uintptr_t stack_from, range exclude) noexcept {
     computed_ = false;
     if (RESMON_DETAIL_SANITIZED || !can_read_memory()) return;
@@ -437,7 +448,11 @@ class classes {
     ::dl_iterate_phdr(collect_writable_segments, &segments);
     std::size_t root_count = segments.count;
     range brk_heap{0, 0};
-    if (!collect_anonymous(roots, root_count, &brk_heap) || root_count >= roots.capacity()) return;
+    scratch<range> stacks;
+    std::size_t stack_count = 0;
+    if (!stacks.allocate(65536) || !collect_anonymous(roots, root_count, &brk_heap, stacks, stack_count) ||
+        root_count >= roots.capacity())
+      return;
     // glibc's heaps leave the roots: only their chunks in use are scanned.
     scratch<heap_area> heap_list;
     std::size_t heap_count = 0;
@@ -465,9 +480,12 @@ class classes {
     std::size_t dead_count = 0;
     if (dead.allocate(65536))
       blocked_threads([&](std::uintptr_t sp) {
-        for (std::size_t r = segments.count; r < root_count && dead_count < dead.capacity(); ++r)
-          if (roots.data()[r].lo <= sp && sp < roots.data()[r].hi && sp - 128 > roots.data()[r].lo)
-            dead.data()[dead_count++] = range{roots.data()[r].lo, sp - 128};
+        // Only on a stack whole from its start: a stack the program made
+        // itself (pthread_attr_setstack, a fiber's) may share its mapping
+        // with other memory below.
+        for (std::size_t r = 0; r < stack_count && dead_count < dead.capacity(); ++r)
+          if (stacks.data()[r].lo <= sp && sp < stacks.data()[r].hi && sp - 128 > stacks.data()[r].lo)
+            dead.data()[dead_count++] = range{stacks.data()[r].lo, sp - 128};
       });
     root_count = merge_ranges(roots.data(), root_count);
 
@@ -536,6 +554,10 @@ class classes {
       if (!walkable || !heaps.walk(m.first, m.end, m.main, runs.data(), runs.capacity(), chunk_words.data(),
                                    chunk_words.capacity(), scan_root))
         scan_root(m.whole.lo, m.whole.hi);  // not read as glibc's: a root whole
+      else {  // what the mapping holds besides the chunks: the heap's header (and arena), and after its end
+        scan_root(m.whole.lo, m.first);
+        scan_root(m.end, m.whole.hi);
+      }
       if (!s.drain()) return;
     }
     // 2. What lost blocks point to is indirectly lost; the rest definitely.
