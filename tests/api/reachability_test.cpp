@@ -379,16 +379,22 @@ TEST_CASE("reachability: what reads like glibc's free memory and is not") {
   if (RESMON_DETAIL_SANITIZED) return;
   resmon::leak_scope scope;
   // A thread that exits gives its cache back to the fast bins, and its
-  // chunks keep the cache key; a new thread may get one from there, in use.
+  // chunks keep the cache's link and key; a new thread may get one from
+  // there, in use, and leave those two words as they were.
+  struct session {
+    std::uint64_t created, flags;  // set later
+    void* payload;
+  };
   std::thread([] {
-    void* p[7];
-    for (auto& x : p) x = std::malloc(24);
-    for (auto& x : p) std::free(x);
+    void* p = std::malloc(sizeof(session));
+    __asm__ volatile("" : : "r"(p) : "memory");  // no malloc-free pair folded away
+    std::free(p);
   }).join();
   std::thread([] {
-    void** h = static_cast<void**>(std::malloc(16));
-    h[0] = tracked(224);  // its second word left as the cache left it
+    auto* h = static_cast<session*>(std::malloc(sizeof(session)));
+    h->payload = tracked(224);
     g_live_chunk = h;
+    clear_stack();  // the thread's stack, cached by glibc once it exits, holds no copy
   }).join();
   void* first_live = g_live_chunk;
   free_with_pointer_in_last_word();

@@ -578,6 +578,7 @@ __attribute__((no_sanitize("address", "thread"))) inline int walk(std::uintptr_t
         break;
       }
       ip = *reinterpret_cast<const std::uintptr_t*>(f->ra_at);
+      if (ip == 0) break;  // the stack ends here now: n frames, fewer than the last walk's
       bp = f->bp_at != 0 ? *reinterpret_cast<const std::uintptr_t*>(f->bp_at) : bp;
       out[n] = ip;
       if (n + 1 == max && n + 1 == last) {  // the tail: compared only

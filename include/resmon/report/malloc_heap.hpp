@@ -6,7 +6,8 @@
 //
 // glibc lays each heap out as a chain of chunks, each headed by its size
 // (a multiple of 16) with flag bits; a chunk is free when the next chunk's
-// PREV_INUSE bit is clear, or when it sits in a thread's cache (tcache),
+// PREV_INUSE bit is clear, or when it sits in a thread's cache (tcache):
+// those are read from the caches themselves, each a chunk of the heaps,
 // whose entries carry the process's tcache key in their second word. The
 // fast bins keep PREV_INUSE set too: malloc_trim(0) first merges them into
 // the ordinary free lists. The heaps are:
@@ -110,20 +111,32 @@ class malloc_heaps {
     return lo + header;
   }
 
-  /// Effects: calls `live(lo, hi)` for each run of chunks in use in the heap
-  /// (from its first chunk's size field, as the prev_size field before it
-  /// belongs to the free chunk before, to the first 8 bytes of the chunk
-  /// after it: a chunk in use keeps its last word in the next chunk's
-  /// prev_size field)
-  /// whose chain runs from `first` to `end`, all of them once the chain
-  /// checks out; `runs` holds them meanwhile. Returns: false when the chain
-  /// did not check out or did not fit in `runs` (nothing called then).
-  template <class Live> bool walk(std::uintptr_t first, std::uintptr_t end, bool main_heap, range* runs,
-                                  std::size_t max_runs, std::uint64_t* buffer, std::size_t buffer_words,
-                                  Live&& live) const noexcept {
+  /// A run of the heap to scan: chunks in use, from the first one's size
+  /// field (the prev_size field before it belongs to the free chunk
+  /// before) to the first 8 bytes of the chunk after the last (a chunk in
+  /// use keeps its last word in the next chunk's prev_size field). `lo`
+  /// with bit 0 set: one chunk that carries the tcache key, to scan unless
+  /// a thread's cache holds it (cached_chunks).
+  static constexpr std::uintptr_t maybe_cached = 1;
+
+  /// Effects: appends to runs[*n..] the runs of the heap whose chunk chain
+  /// runs from `first` to `end`, and to structs[*n_structs..] the chunks
+  /// in use of the size of a thread's cache (tcache_perthread_struct).
+  /// Returns: false when the chain did not check out or did not fit (the
+  /// counts are then as they were).
+  bool walk(std::uintptr_t first, std::uintptr_t end, bool main_heap, range* runs, std::size_t max_runs,
+            std::size_t* n_runs, std::uintptr_t* structs, std::size_t max_structs, std::size_t* n_structs,
+            std::uint64_t* buffer, std::size_t buffer_words) const noexcept {
     window w{buffer, buffer_words};
-    std::size_t n = 0;
+    std::size_t n = *n_runs, ns = *n_structs;
     std::uintptr_t run = first;  // the start of the current run in use
+    auto close_run = [&](std::uintptr_t c) {
+      if (run < c) {
+        if (n == max_runs) return false;
+        runs[n++] = range{run + 8, c + 8};
+      }
+      return true;
+    };
     std::uint64_t head;
     if (!w.at(first + 8, head)) return false;
     std::uintptr_t c = first;
@@ -135,47 +148,68 @@ class malloc_heaps {
         break;
       }
       if (size < 32 || (size & 15) != 0 || size > end - c) return false;
-      if (c + size == end) break;                   // the top chunk: free
-      std::uint64_t first_word, second, next_head;  // in address order: the window only moves forward
-      if (!w.at(c + 16, first_word) || !w.at(c + 24, second) || !w.at(c + size + 8, next_head)) return false;
-      bool in_use = (next_head & 1) != 0 && !cached(c, size, first_word, second);
+      if (c + size == end) break;       // the top chunk: free
+      std::uint64_t second, next_head;  // in address order: the window only moves forward
+      if (!w.at(c + 24, second) || !w.at(c + size + 8, next_head)) return false;
+      bool in_use = (next_head & 1) != 0;
       if (in_use && ((head & 2) != 0 || ((head & 4) != 0) == main_heap)) return false;  // not glibc's chunk
-      if (!in_use) {
-        if (run < c) {
+      bool keyed = in_use && second == tcache_key_ && size <= tcache_max_chunk;
+      if (!in_use || keyed) {
+        if (!close_run(c)) return false;
+        if (keyed) {
           if (n == max_runs) return false;
-          runs[n++] = range{run + 8, c + 8};
+          runs[n++] = range{(c + 8) | maybe_cached, c + size + 8};
         }
         run = c + size;
+      } else if (size == tcache_struct_chunk && ns < max_structs) {
+        structs[ns++] = c;
       }
       c += size;
       head = next_head;
     }
-    // The chain ended at the top chunk or the fenceposts: the run before.
-    for (std::size_t i = 0; i < n; ++i) live(runs[i].lo, runs[i].hi);
-    if (run < c) live(run + 8, c + 8);
+    if (!close_run(c)) return false;  // the run before the top chunk or the fenceposts
+    *n_runs = n;
+    *n_structs = ns;
     return true;
   }
 
- private:
-  /// Returns: true when the chunk at c (of `size` bytes, whose first two
-  /// words are given), marked in use, sits in a thread's cache: its second
-  /// word is the tcache key and its first the cache's safe-linked pointer
-  /// to the next entry ((address >> 12) ^ next), which is the end (0) or
-  /// another entry of its size with the key. The key alone is not enough: a
-  /// chunk that an exiting thread's cache gave back to the fast bins keeps
-  /// it, and may be handed out again from there untouched.
-  bool cached(std::uintptr_t c, std::uintptr_t size, std::uint64_t first_word, std::uint64_t second) const noexcept {
-    if (second != tcache_key_ || size > tcache_max_chunk) return false;
-    std::uintptr_t next = ((c + 16) >> 12) ^ first_word;
-    if (next == 0) return true;
-    if ((next & 15) != 0) return false;
-    std::uint64_t entry[3];  // its chunk's size field, then its first two words
-    return read_memory(next - 8, entry, sizeof entry) == sizeof entry && (entry[0] & ~std::uint64_t(7)) == size &&
-           entry[2] == tcache_key_;
+  /// Effects: writes to out[0..] the chunks that the thread caches hold,
+  /// read from the caches themselves: among `structs`, each chunk laid out
+  /// as glibc's tcache_perthread_struct (64 counts, then 64 list heads),
+  /// whose lists lead through chunks of their bin's size with the key
+  /// (each link safe-linked: (address >> 12) ^ next). The key alone says
+  /// nothing: a chunk that an exiting thread's cache gave back to the fast
+  /// bins keeps it, and may be handed out again from there untouched.
+  /// Returns: the count written.
+  std::size_t cached_chunks(const std::uintptr_t* structs, std::size_t n_structs, std::uintptr_t* out,
+                            std::size_t max) const noexcept {
+    std::size_t n = 0;
+    for (std::size_t k = 0; k < n_structs; ++k) {
+      struct {
+        std::uint16_t counts[64];
+        std::uint64_t entries[64];
+      } cache;
+      if (read_memory(structs[k] + 16, &cache, sizeof cache) != sizeof cache) continue;
+      for (std::uintptr_t bin = 0; bin < 64; ++bin) {
+        std::uintptr_t e = cache.entries[bin];
+        for (unsigned i = 0; i < cache.counts[bin] && e != 0 && n < max; ++i) {
+          std::uint64_t entry[3];  // its chunk's size field, then its first two words
+          if ((e & 15) != 0 || read_memory(e - 8, entry, sizeof entry) != sizeof entry ||
+              (entry[0] & ~std::uint64_t(7)) != 32 + 16 * bin || entry[2] != tcache_key_)
+            break;
+          out[n++] = e - 16;
+          e = (e >> 12) ^ entry[1];
+        }
+      }
+    }
+    return n;
   }
 
+ private:
   /// The largest chunk glibc's thread caches hold (64 bins of 16 bytes).
   static constexpr std::uintptr_t tcache_max_chunk = 0x410;
+  /// The chunk of a thread's cache (glibc 2.30 on: 64 16-bit counts, 64 list heads).
+  static constexpr std::uintptr_t tcache_struct_chunk = 0x290;
 
   /// Words of the heap read through a sliding window, forward only.
   struct window {

@@ -150,11 +150,18 @@ inline std::uintptr_t parse_hex(const char*& p, const char* end) noexcept {
 
 /// Appends the private, readable and writable anonymous mappings of
 /// /proc/self/maps (no file behind them: heap, stacks, arenas, TLS) to `out`;
-/// `*brk_heap`: the [heap] mapping, if any; `stacks`: those of them that
-/// are a stack whole from their start: [stack], or right above a guard
-/// (an inaccessible mapping, as glibc puts below every thread's stack).
+/// A mapping that may be one thread's stack: [stack], or one right above a
+/// guard (an inaccessible mapping, as glibc puts below every thread's
+/// stack), which starts at `block_lo`.
+struct stack_mapping {
+  range m;
+  std::uintptr_t block_lo;  // 0: [stack]
+};
+
+/// `*brk_heap`: the [heap] mapping, if any; `stacks`: the mappings that may
+/// be one thread's stack.
 /// Returns: false when the file could not be read whole.
-inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* brk_heap, scratch<range>& stacks,
+inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* brk_heap, scratch<stack_mapping>& stacks,
                               std::size_t& stack_count) noexcept {
   scratch<char> text;
   std::size_t capacity = std::size_t(1) << 20, n = 0;
@@ -172,7 +179,7 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* br
     if (capacity > (std::size_t(1) << 28)) return false;
   }
   text.data()[n] = '\0';
-  std::uintptr_t guard_hi = 0;  // the end of the last inaccessible mapping
+  std::uintptr_t guard_lo = 0, guard_hi = 0;  // the last inaccessible mapping
   for (const char* p = text.data(); *p != '\0';) {
     const char* text_end = text.data() + n;
     std::uintptr_t lo = parse_hex(p, text_end);
@@ -194,11 +201,12 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* br
                                 std::strncmp(path, "[vdso]", 6) != 0 && std::strncmp(path, "[vsyscall]", 10) != 0);
     if (perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' && anonymous && count < out.capacity()) {
       out.data()[count++] = range{lo, hi};
-      if ((guard_hi == lo || (named && std::strncmp(path, "[stack]", 7) == 0)) && stack_count < stacks.capacity())
-        stacks.data()[stack_count++] = range{lo, hi};
+      bool main_stack = named && std::strncmp(path, "[stack]", 7) == 0;
+      if ((guard_hi == lo || main_stack) && stack_count < stacks.capacity())
+        stacks.data()[stack_count++] = stack_mapping{range{lo, hi}, main_stack ? 0 : guard_lo};
     }
     if (named && std::strncmp(path, "[heap]", 6) == 0) *brk_heap = range{lo, hi};
-    if (perms[0] == '-' && perms[1] == '-' && perms[2] == '-') guard_hi = hi;
+    if (perms[0] == '-' && perms[1] == '-' && perms[2] == '-') guard_lo = lo, guard_hi = hi;
     p = *line_end == '\n' ? line_end + 1 : line_end;
   }
   return true;
@@ -254,11 +262,35 @@ template <class Dead> bool blocked_threads(Dead&& dead) noexcept {
   return true;
 }
 
+/// Returns: true when `s` is one thread's stack whole: [stack], or a
+/// mapping whose top holds the control block of a thread whose stack glibc
+/// allocated, guard included, as exactly this guard and this mapping (its
+/// first word and its third, `self`, point to it, and it records the
+/// stack's block: the guard's start and the size up to the mapping's end).
+/// A fiber's stack, a stack the program gave a thread, or a thread's stack
+/// that merged with another mapping is not.
+inline bool one_thread_stack(const stack_mapping& s) noexcept {
+  if (s.block_lo == 0) return true;
+  if (s.m.hi - s.m.lo < 8192) return false;
+  std::uint64_t top[512];  // the last 4 KiB: glibc's struct pthread is about 2.3 KiB
+  std::uintptr_t from = s.m.hi - sizeof top;
+  if (read_memory(from, top, sizeof top) != sizeof top) return false;
+  for (std::size_t i = 0; i + 2 < 512; i += 8) {  // 64-byte aligned
+    std::uintptr_t at = from + i * 8;
+    if (top[i] != at || top[i + 2] != at) continue;
+    for (std::size_t j = i; j + 1 < 512; ++j)
+      if (top[j] == s.block_lo && top[j + 1] == s.m.hi - s.block_lo) return true;
+  }
+  return false;
+}
+
 /// A heap of glibc's malloc among the anonymous mappings.
 struct heap_area {
   range whole;
-  std::uintptr_t first, end;  // its chunk chain
-  bool main;                  // the main arena's [heap]
+  std::uintptr_t first, end;       // its chunk chain
+  bool main;                       // the main arena's [heap]
+  bool walked;                     // its chain read as glibc's
+  std::size_t runs_from, runs_to;  // its runs to scan
 };
 
 /// The blocks, sorted by start, and their classes.
@@ -448,7 +480,7 @@ class classes {
     ::dl_iterate_phdr(collect_writable_segments, &segments);
     std::size_t root_count = segments.count;
     range brk_heap{0, 0};
-    scratch<range> stacks;
+    scratch<stack_mapping> stacks;
     std::size_t stack_count = 0;
     if (!stacks.allocate(65536) || !collect_anonymous(roots, root_count, &brk_heap, stacks, stack_count) ||
         root_count >= roots.capacity())
@@ -465,7 +497,7 @@ class classes {
           ++r;
           continue;
         }
-        heap_list.data()[heap_count++] = heap_area{m, first, end, main_heap};
+        heap_list.data()[heap_count++] = heap_area{m, first, end, main_heap, false, 0, 0};
         roots.data()[r] = roots.data()[--root_count];
       }
     }
@@ -480,12 +512,14 @@ class classes {
     std::size_t dead_count = 0;
     if (dead.allocate(65536))
       blocked_threads([&](std::uintptr_t sp) {
-        // Only on a stack whole from its start: a stack the program made
-        // itself (pthread_attr_setstack, a fiber's) may share its mapping
-        // with other memory below.
-        for (std::size_t r = 0; r < stack_count && dead_count < dead.capacity(); ++r)
-          if (stacks.data()[r].lo <= sp && sp < stacks.data()[r].hi && sp - 128 > stacks.data()[r].lo)
-            dead.data()[dead_count++] = range{stacks.data()[r].lo, sp - 128};
+        // Only on one thread's stack whole: a stack the program made itself
+        // (pthread_attr_setstack, a fiber's) may share its mapping with
+        // other memory, which stays a root.
+        for (std::size_t r = 0; r < stack_count && dead_count < dead.capacity(); ++r) {
+          range m = stacks.data()[r].m;
+          if (m.lo <= sp && sp < m.hi && sp - 128 > m.lo && one_thread_stack(stacks.data()[r]))
+            dead.data()[dead_count++] = range{m.lo, sp - 128};
+        }
       });
     root_count = merge_ranges(roots.data(), root_count);
 
@@ -546,15 +580,39 @@ class classes {
       scan_root(roots.data()[r].lo, roots.data()[r].hi);
       if (!s.drain()) return;
     }
+    // glibc's heaps: every chain read first (the thread caches, read last,
+    // hold chunks of any heap), then the runs in use scanned.
     scratch<range> runs;
     scratch<std::uint64_t> chunk_words;
-    bool walkable = heap_count == 0 || (runs.allocate(std::size_t(1) << 20) && chunk_words.allocate(8192));
+    scratch<std::uintptr_t> structs, cached;
+    std::size_t n_runs = 0, n_structs = 0, n_cached = 0;
+    bool walkable = heap_count == 0 || (runs.allocate(std::size_t(1) << 20) && chunk_words.allocate(8192) &&
+                                        structs.allocate(65536) && cached.allocate(std::size_t(1) << 16));
+    for (std::size_t h = 0; h < heap_count; ++h) {
+      heap_area& m = heap_list.data()[h];
+      m.runs_from = n_runs;
+      m.walked = walkable && heaps.walk(m.first, m.end, m.main, runs.data(), runs.capacity(), &n_runs, structs.data(),
+                                        structs.capacity(), &n_structs, chunk_words.data(), chunk_words.capacity());
+      m.runs_to = n_runs;
+    }
+    if (walkable && heap_count != 0) {
+      n_cached = heaps.cached_chunks(structs.data(), n_structs, cached.data(), cached.capacity());
+      std::sort(cached.data(), cached.data() + n_cached);
+    }
     for (std::size_t h = 0; h < heap_count; ++h) {
       const heap_area& m = heap_list.data()[h];
-      if (!walkable || !heaps.walk(m.first, m.end, m.main, runs.data(), runs.capacity(), chunk_words.data(),
-                                   chunk_words.capacity(), scan_root))
+      if (!m.walked) {
         scan_root(m.whole.lo, m.whole.hi);  // not read as glibc's: a root whole
-      else {  // what the mapping holds besides the chunks: the heap's header (and arena), and after its end
+      } else {
+        for (std::size_t r = m.runs_from; r < m.runs_to; ++r) {
+          range run = runs.data()[r];
+          if ((run.lo & malloc_heaps::maybe_cached) != 0) {
+            run.lo &= ~malloc_heaps::maybe_cached;
+            if (std::binary_search(cached.data(), cached.data() + n_cached, run.lo - 8)) continue;  // free
+          }
+          scan_root(run.lo, run.hi);
+        }
+        // What the mapping holds besides the chunks: the heap's header (and arena), and after its end.
         scan_root(m.whole.lo, m.first);
         scan_root(m.end, m.whole.hi);
       }
