@@ -358,6 +358,7 @@ TEST_CASE("reachability: pointers left in memory the program freed keep nothing 
 
 namespace {
 void* volatile g_live_chunk = nullptr;  // a live untracked chunk that holds a tracked block
+void* volatile g_registry = nullptr;    // a live untracked block that holds it
 thread_local void* volatile t_held = nullptr;
 
 // A block whose last word lies in the next chunk's prev_size field, freed
@@ -390,9 +391,15 @@ TEST_CASE("reachability: what reads like glibc's free memory and is not") {
     __asm__ volatile("" : : "r"(p) : "memory");  // no malloc-free pair folded away
     std::free(p);
   }).join();
+  struct registry {  // 640 bytes: a chunk of the size of a thread's cache, and no cache
+    session* slots[80];
+  };
   std::thread([] {
+    auto* reg = new registry{};
     auto* h = static_cast<session*>(std::malloc(sizeof(session)));
     h->payload = tracked(224);
+    for (auto& slot : reg->slots) slot = h;
+    g_registry = reg;
     g_live_chunk = h;
     clear_stack();  // the thread's stack, cached by glibc once it exits, holds no copy
   }).join();
@@ -457,6 +464,7 @@ TEST_CASE("reachability: what reads like glibc's free memory and is not") {
     std::free(reinterpret_cast<void*>(l.key));
   }
   std::free(first_live);
+  delete static_cast<registry*>(g_registry);
   std::free(second_live);
   CHECK(scope.leaks().empty());
 }

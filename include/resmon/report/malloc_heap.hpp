@@ -183,24 +183,35 @@ class malloc_heaps {
   /// Returns: the count written.
   std::size_t cached_chunks(const std::uintptr_t* structs, std::size_t n_structs, std::uintptr_t* out,
                             std::size_t max) const noexcept {
-    std::size_t n = 0;
+    std::size_t n = 0, steps = 0;  // steps: entries read, all candidates together (bounded)
     for (std::size_t k = 0; k < n_structs; ++k) {
       struct {
         std::uint16_t counts[64];
         std::uint64_t entries[64];
       } cache;
       if (read_memory(structs[k] + 16, &cache, sizeof cache) != sizeof cache) continue;
-      for (std::uintptr_t bin = 0; bin < 64; ++bin) {
+      // A cache whole or not at all (a block of the program's of the same
+      // size is none): as glibc keeps them, a bin's count is 0 exactly when
+      // its list is empty, and its list holds that many entries, then ends.
+      const std::size_t from = n;
+      bool whole = true;
+      for (std::size_t bin = 0; bin < 64 && whole; ++bin)
+        whole = (cache.counts[bin] == 0) == (cache.entries[bin] == 0) && (cache.entries[bin] & 15) == 0;
+      for (std::uintptr_t bin = 0; bin < 64 && whole; ++bin) {
         std::uintptr_t e = cache.entries[bin];
-        for (unsigned i = 0; i < cache.counts[bin] && e != 0 && n < max; ++i) {
+        unsigned i = 0;
+        for (; i < cache.counts[bin] && e != 0; ++i) {
           std::uint64_t entry[3];  // its chunk's size field, then its first two words
-          if ((e & 15) != 0 || read_memory(e - 8, entry, sizeof entry) != sizeof entry ||
+          if (n == max || ++steps > 4 * max || (e & 15) != 0 ||
+              read_memory(e - 8, entry, sizeof entry) != sizeof entry ||
               (entry[0] & ~std::uint64_t(7)) != 32 + 16 * bin || entry[2] != tcache_key_)
             break;
           out[n++] = e - 16;
           e = (e >> 12) ^ entry[1];
         }
+        whole = i == cache.counts[bin] && e == 0;
       }
+      if (!whole) n = from;
     }
     return n;
   }
