@@ -45,6 +45,12 @@ with tempfile.TemporaryDirectory() as work:
     check(lost.get(("lookup", "definite")) == 10, f"10 entries definitely lost in lookup: {lost}")
     check(sum(n for (site, cls), n in lost.items() if cls == "indirect") == 10,
           f"the 10 entries' position buffers indirectly lost: {lost}")
+    # The text names each lost group by the program's own frame, not by the
+    # standard library template it inlined (std::vector's allocate).
+    text = subprocess.run([view, snap], capture_output=True, text=True, timeout=120).stdout
+    heads = [line for line in text.splitlines() if line.startswith("memory indirectly lost")]
+    check(len(heads) == 1 and ": main at main.cpp:" in heads[0],
+          f"the indirectly lost buffers named by main: {heads}")
     files = [g for g in doc["groups"] if g["kind"] == "file"]
     check(sum(g["count"] for g in files) == 1, f"the log FILE* held: {files}")
 

@@ -106,6 +106,21 @@ inline std::string frame_text(const frame& f, bool full_names) {
   return fn + where + module + (f.inlined ? " [inlined]" : "");
 }
 
+/// Returns: true for a file of the compiler's or the system's headers (a
+/// standard library template that the program's code inlined).
+inline bool system_header(const std::string& file) {
+  return file.rfind("/usr/include/", 0) == 0 || file.find("/include/c++/") != std::string::npos;
+}
+
+/// Returns: the frame a group is named by: its first, unless that is
+/// inlined from a system header (std::vector's allocate inside the
+/// program's push_back), then the program's frame that inlined it.
+inline std::size_t headline_frame(const std::vector<frame>& stack) {
+  std::size_t i = 0;
+  while (i + 1 < stack.size() && stack[i].inlined && system_header(stack[i].file)) ++i;
+  return i;
+}
+
 inline std::string signed_count(std::int64_t v, bool diff) {
   return diff && v > 0 ? fmt::format("+{}", v) : fmt::format("{}", v);
 }
@@ -188,7 +203,8 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
     std::string what = g.bytes != 0 ? fmt::format("{} in {}", human_bytes(g.bytes), signed_count(g.count, v.diff))
                                     : signed_count(g.count, v.diff);
     if (v.diff && g.bytes > 0) what = "+" + what;
-    std::string top = g.stack.empty() ? "?" : frame_text(g.stack.front(), full_names);
+    std::size_t head = headline_frame(g.stack);
+    std::string top = g.stack.empty() ? "?" : frame_text(g.stack[head], full_names);
     std::string reach = g.reach == "definite"                          ? " definitely lost"
                         : g.reach == "indirect"                        ? " indirectly lost"
                         : g.reach == "reachable" && g.kind != "memory" ? " reachable"
@@ -196,7 +212,8 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
     s += fmt::format("{}{} {}{}: {}\n", g.kind, reach, what,
                      v.diff ? "" : fmt::format(", oldest {}", human_age(g.oldest_age_ns)), top);
     if (callstack)
-      for (std::size_t i = 1; i < g.stack.size(); ++i) s += fmt::format("    {}\n", frame_text(g.stack[i], full_names));
+      for (std::size_t i = head + 1; i < g.stack.size(); ++i)
+        s += fmt::format("    {}\n", frame_text(g.stack[i], full_names));
   }
   return s;
 }
