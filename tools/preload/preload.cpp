@@ -124,26 +124,55 @@ inline bool tracking(tracked_kind k) noexcept {
 // g.sample_mean; the block that reaches it is recorded (with its stack), the
 // others are not. A block of s bytes is sampled with probability
 // p = 1 - exp(-s/mean) and stands for 1/p blocks (snapshot::sample_weight).
-// Frees must find out cheaply whether their block was sampled: a filter of
-// 2^20 saturating 8-bit counters, indexed by the block's address hash, counts
-// the sampled blocks held there; a free whose counter is 0 was not sampled
-// (one load), any other goes to the core.
+//
+// The same countdown (t_sample_left) is the fast path of every malloc: a
+// block that does not bring it to 0 costs one subtraction of thread-local
+// memory. Exact mode keeps it at 0 (every block takes the slow path); a
+// process that does not track memory (RESMON_KINDS) sets it to the maximum.
+//
+// Frees must find out cheaply whether their block was sampled. Two filters of
+// saturating 8-bit counters, indexed by the same hash of the address, count
+// the sampled blocks held there: 2^20 counters (1 MiB), and in front of them
+// 2^13 (8 KiB, which stays in the first-level cache), each the sum of 128 of
+// the large one's. A free whose small counter is 0 was not sampled (one load
+// that hits the cache); one whose large counter is 0 neither; any other goes
+// to the core. A counter that reached 255 stays there: the filters only ever
+// say "maybe" too often, never "no" for a sampled block.
+// In exact mode there is no filter (every free looks); without memory
+// tracked, one that says "no".
 
 inline constexpr unsigned sample_filter_log2 = 20;
+inline constexpr unsigned sample_group_log2 = 13;
+
+/// What a free reads first: counters[hash >> shift].
+struct free_filter {
+  const std::uint8_t* counters;
+  unsigned shift;
+};
+alignas(64) constinit const std::uint8_t no_block[2] = {0, 0};
+constinit const free_filter no_block_filter{no_block, 63};
+constinit free_filter sampled_block_filter{nullptr, 64 - sample_group_log2};
 
 struct sampling_totals {
-  std::uint8_t* filter;            // 2^sample_filter_log2 counters, mapped at start
-  std::uint64_t xsampled;          // sampled acquisitions
-  std::uint64_t xestimated_milli;  // estimated acquisitions x 1000
-  std::uint64_t xestimated_bytes;  // estimated bytes acquired
+  // Read by every free: a line of its own, away from the totals below.
+  alignas(64) const free_filter* xfree;  // nullptr: every free looks (exact mode)
+  std::uint8_t* filter;                  // 2^sample_filter_log2 counters, mapped at start
+  std::uint8_t* groups;                  // 2^sample_group_log2 counters, mapped at start
+  alignas(64) std::uint64_t xsampled;    // sampled acquisitions
+  std::uint64_t xestimated_milli;        // estimated acquisitions x 1000
+  std::uint64_t xestimated_bytes;        // estimated bytes acquired
 };
-constinit sampling_totals g_sampling{};
+constinit sampling_totals g_sampling{nullptr, nullptr, nullptr, 0, 0, 0};
 
 [[gnu::tls_model("initial-exec")]] thread_local std::int64_t t_sample_left = 0;  // bytes to the next sample point
 [[gnu::tls_model("initial-exec")]] thread_local std::uint64_t t_sample_rng = 0;  // 0: not seeded yet
 
+inline std::uint64_t sample_hash(const void* p) noexcept { return (std::uint64_t(p) >> 4) * 0x9E3779B97F4A7C15ULL; }
 inline std::size_t sample_slot(const void* p) noexcept {
-  return std::size_t((std::uint64_t(p) >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - sample_filter_log2));
+  return std::size_t(sample_hash(p) >> (64 - sample_filter_log2));
+}
+inline std::size_t sample_group(const void* p) noexcept {
+  return std::size_t(sample_hash(p) >> (64 - sample_group_log2));
 }
 
 /// Returns: a distance to the next sample point (exponential, mean g.sample_mean).
@@ -159,8 +188,8 @@ std::int64_t next_sample_distance() noexcept {
   return d < 1.0 ? 1 : d > 9.0e18 ? std::int64_t(9.0e18) : std::int64_t(d);
 }
 
-/// The slow half of sampled(): the countdown reached this block (or the
-/// thread's first block). Returns: true when the block is sampled.
+/// The countdown reached a block of n bytes (or the thread's first block).
+/// Returns: true when the block is sampled; the countdown starts again past it.
 __attribute__((noinline)) bool sample_point(std::size_t n) noexcept {
   if (t_sample_rng == 0) {
     t_sample_rng = ((std::uint64_t(::syscall(SYS_gettid)) * 0x9E3779B97F4A7C15ULL) ^ std::uint64_t(&t_sample_rng) ^
@@ -176,37 +205,42 @@ __attribute__((noinline)) bool sample_point(std::size_t n) noexcept {
   return true;
 }
 
-/// Returns: true when a block of n bytes is to be recorded (always, without sampling).
-inline bool sampled(std::size_t n) noexcept {
-  if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) return true;
-  t_sample_left -= std::int64_t(n);
-  if (RESMON_DETAIL_LIKELY(t_sample_left > 0)) return false;
-  return sample_point(n);
-}
-
-/// Effects: notes a sampled block p of n bytes: its filter counter and the estimates.
-void note_sampled(const void* p, std::size_t n) noexcept {
-  std::uint8_t* c = &g_sampling.filter[sample_slot(p)];
+/// Adds one to a saturating counter (a counter at 255 stays).
+inline void counter_add(std::uint8_t* c) noexcept {
   std::uint8_t v = core::load_relaxed(c);
   while (v != 255 &&
          !__atomic_compare_exchange_n(c, &v, std::uint8_t(v + 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+}
+
+/// Takes one from a saturating counter (0 and 255 stay).
+inline void counter_sub(std::uint8_t* c) noexcept {
+  std::uint8_t v = core::load_relaxed(c);
+  while (v != 0 && v != 255 &&
+         !__atomic_compare_exchange_n(c, &v, std::uint8_t(v - 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+}
+
+/// Effects: notes a sampled block p of n bytes: its filter counters and the estimates.
+void note_sampled(const void* p, std::size_t n) noexcept {
+  counter_add(&g_sampling.groups[sample_group(p)]);
+  counter_add(&g_sampling.filter[sample_slot(p)]);
   double w = snapshot::sample_weight(n, g.sample_mean);
   core::fetch_add_relaxed(&g_sampling.xsampled, std::uint64_t(1));
   core::fetch_add_relaxed(&g_sampling.xestimated_milli, std::uint64_t(w * 1000.0));
   core::fetch_add_relaxed(&g_sampling.xestimated_bytes, std::uint64_t(w * double(n)));
 }
 
-/// Returns: false when block p was certainly not sampled (its counter is 0).
-inline bool maybe_sampled(const void* p) noexcept {
-  return g.sample_mean == 0 || core::load_relaxed(&g_sampling.filter[sample_slot(p)]) != 0;
+/// Returns: false when the release of block p certainly has nothing to
+/// record: sampling did not take it, or memory is not tracked. One load
+/// that stays in the cache.
+inline bool maybe_recorded(const void* p) noexcept {
+  const free_filter* f = core::load_acquire(&g_sampling.xfree);  // pairs with store_release in the constructor
+  return f == nullptr || f->counters[sample_hash(p) >> f->shift] != 0;
 }
 
-/// Effects: the release of sampled block p was recorded: one less in its counter (unless saturated).
+/// Effects: the release of sampled block p was recorded: one less in its counters.
 void forget_sampled(const void* p) noexcept {
-  std::uint8_t* c = &g_sampling.filter[sample_slot(p)];
-  std::uint8_t v = core::load_relaxed(c);
-  while (v != 0 && v != 255 &&
-         !__atomic_compare_exchange_n(c, &v, std::uint8_t(v - 1), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+  counter_sub(&g_sampling.filter[sample_slot(p)]);
+  counter_sub(&g_sampling.groups[sample_group(p)]);
 }
 
 // The built-in kinds have the core's numbers (a load and a compare on the
@@ -632,7 +666,15 @@ __attribute__((constructor(101))) void start() noexcept {
                    "a mean distance between sampled blocks such as 512KiB or 1M (at least 64), or 0 for every block");
     if (g.sample_mean != 0) {
       g_sampling.filter = static_cast<std::uint8_t*>(platform::pages_alloc(std::size_t(1) << sample_filter_log2));
-      if (g_sampling.filter == nullptr) bad_variable("RESMON_SAMPLE", text, "memory for its filter (1 MiB)");
+      g_sampling.groups = static_cast<std::uint8_t*>(platform::pages_alloc(std::size_t(1) << sample_group_log2));
+      if (g_sampling.filter == nullptr || g_sampling.groups == nullptr)
+        bad_variable("RESMON_SAMPLE", text, "memory for its filters (1 MiB)");
+      // Touched now, once: each first touch of a page is a fault, which
+      // would otherwise fall on the program's sampled blocks (a few
+      // microseconds each on a virtual machine).
+      std::memset(g_sampling.filter, 0, std::size_t(1) << sample_filter_log2);
+      std::memset(g_sampling.groups, 0, std::size_t(1) << sample_group_log2);
+      sampled_block_filter.counters = g_sampling.groups;
     }
   }
   // About 40 bytes of tracker memory per held record (record, index, slack).
@@ -714,6 +756,9 @@ __attribute__((constructor(101))) void start() noexcept {
   g.sync_kind = core::register_kind("sync");
   core::set_quiet_unknown(~std::uint64_t(0));
   if (g.sample_mean != 0) core::set_quiet_misses(std::uint64_t(1) << core_kind(k_memory));
+  if ((g.kinds >> k_memory & 1) == 0) core::store_release(&g_sampling.xfree, &no_block_filter);
+  else if (g.sample_mean != 0)
+    core::store_release(&g_sampling.xfree, static_cast<const free_filter*>(&sampled_block_filter));
   if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
   (void)pthread_atfork(nullptr, nullptr, after_fork_child);
   install_signal_handlers();
@@ -830,27 +875,53 @@ __attribute__((destructor(101))) void finish() noexcept {
   if (g.peak) maybe_new_peak(core_kind(k_memory));
 }
 
-void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
-  if (p != nullptr && tracking(k_memory) && sampled(n)) {
-    note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
-    std::uint64_t seen = n;
-    if (RESMON_DETAIL_UNLIKELY(g.sample_mean != 0)) {
-      note_sampled(p, n);
-      seen = std::uint64_t(snapshot::sample_weight(n, g.sample_mean) * double(n));
-    }
-    if ((t_since_peak_check += seen) >= (64u << 10)) every_64_kib();
+/// The slow path of track_malloc: the countdown reached this block.
+[[gnu::noinline]] void* track_malloc_slow(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  bool ready = core::load_acquire(&g.xready) != 0;
+  if (ready && (g.kinds >> k_memory & 1) == 0) {
+    t_sample_left = INT64_MAX;  // for good: the kinds are read once
+    return p;
   }
+  bool tracked = p != nullptr && t_inside == 0 && ready;
+  if (g.sample_mean == 0) {
+    t_sample_left = 0;
+  } else if (!sample_point(n) || !tracked) {
+    return p;  // a point that fell in one of resmon's own blocks is passed over
+  }
+  if (!tracked) return p;
+  note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
+  std::uint64_t seen = n;
+  if (RESMON_DETAIL_UNLIKELY(g.sample_mean != 0)) {
+    note_sampled(p, n);
+    seen = std::uint64_t(snapshot::sample_weight(n, g.sample_mean) * double(n));
+  }
+  if ((t_since_peak_check += seen) >= (64u << 10)) every_64_kib();
   return p;
 }
 
-void track_free(void* p) noexcept {
-  if (p == nullptr || !tracking(k_memory) || !maybe_sampled(p)) return;
+/// Records block p of n bytes (when sampling takes it). The fast path, a
+/// block sampling passes over: one subtraction.
+RESMON_DETAIL_INLINE void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  if (RESMON_DETAIL_LIKELY((t_sample_left -= std::int64_t(n)) > 0)) return p;
+  return track_malloc_slow(p, n, ret, fp);
+}
+
+/// The slow path of track_free: block p may have a record.
+[[gnu::noinline]] void track_free_slow(void* p) noexcept {
+  if (p == nullptr || !tracking(k_memory)) return;
   if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) {
     note_release(k_memory, std::uint64_t(p));
     return;
   }
+  if (core::load_relaxed(&g_sampling.filter[sample_slot(p)]) == 0) return;
   inside guard;
   if (core::release(core_kind(k_memory), std::uint64_t(p), nullptr, nullptr)) forget_sampled(p);
+}
+
+/// Records the release of block p. The fast path, a block sampling did not
+/// take: one load.
+RESMON_DETAIL_INLINE void track_free(void* p) noexcept {
+  if (RESMON_DETAIL_UNLIKELY(maybe_recorded(p))) track_free_slow(p);
 }
 
 }  // namespace resmon::preload
