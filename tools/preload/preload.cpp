@@ -882,7 +882,7 @@ __attribute__((destructor(101))) void finish() noexcept {
     t_sample_left = INT64_MAX;  // for good: the kinds are read once
     return p;
   }
-  bool tracked = p != nullptr && t_inside == 0 && ready;
+  bool tracked = t_inside == 0 && ready;  // p is not null (track_malloc)
   if (g.sample_mean == 0) {
     t_sample_left = 0;
   } else if (!sample_point(n) || !tracked) {
@@ -902,6 +902,8 @@ __attribute__((destructor(101))) void finish() noexcept {
 /// Records block p of n bytes (when sampling takes it). The fast path, a
 /// block sampling passes over: one subtraction.
 RESMON_DETAIL_INLINE void* track_malloc(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  // A failed allocation (its size may have wrapped: calloc) leaves the countdown alone.
+  if (RESMON_DETAIL_UNLIKELY(p == nullptr)) return p;
   if (RESMON_DETAIL_LIKELY((t_sample_left -= std::int64_t(n)) > 0)) return p;
   return track_malloc_slow(p, n, ret, fp);
 }
