@@ -279,16 +279,10 @@ std::map<int, void*>* g_cleared_map = nullptr;  // untracked: its nodes are mall
   __asm__ volatile("" : : "r"(slots) : "memory");  // the stores stay
 }
 
-// Returns: true when thread `tid` of this process waits in futex(2).
-bool blocked_in_futex(long tid) {
-  std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
-  FILE* f = std::fopen(path.c_str(), "r");
-  if (f == nullptr) return false;
-  char text[64] = {};
-  bool futex = std::fgets(text, sizeof text, f) != nullptr &&
-               std::to_string(SYS_futex) + " " == std::string(text).substr(0, std::to_string(SYS_futex).size() + 1);
-  std::fclose(f);
-  return futex;
+// Returns: true when thread `tid` of this process waits in system call `number`.
+bool blocked_in(long tid, long number) {
+  resmon::detail::procfs::blocked_in b;
+  return resmon::detail::procfs::blocked_thread(tid, &b) && b.number == number;
 }
 
 std::size_t count_class(const std::vector<resmon::leak>& leaks, std::size_t size, resmon::reachability r) {
@@ -331,7 +325,7 @@ TEST_CASE("reachability: pointers left in memory the program freed keep nothing 
     delete held;
   });
   while (stage.load() != 1) std::this_thread::yield();
-  while (!blocked_in_futex(tid.load())) std::this_thread::yield();
+  while (!blocked_in(tid.load(), SYS_futex)) std::this_thread::yield();
   clear_stack();
   std::vector<resmon::leak> leaks = scope.leaks(resmon::with_reachability);
   stage = 2;
@@ -437,15 +431,7 @@ TEST_CASE("reachability: what reads like glibc's free memory and is not") {
               nullptr) == 0);
   pthread_attr_destroy(&attr);
   while (ready.load() == 0 || blocked_tid.load() == 0) std::this_thread::yield();
-  for (int i = 0; i < 100000; ++i) {  // until it blocks in read(2)
-    std::string path = "/proc/self/task/" + std::to_string(blocked_tid.load()) + "/syscall";
-    FILE* f = std::fopen(path.c_str(), "r");
-    char text[32] = {};
-    bool in_read = f != nullptr && std::fgets(text, sizeof text, f) != nullptr && std::atoi(text) == SYS_read;
-    if (f != nullptr) std::fclose(f);
-    if (in_read) break;
-    std::this_thread::yield();
-  }
+  for (int i = 0; i < 100000 && !blocked_in(blocked_tid.load(), SYS_read); ++i) std::this_thread::yield();
   clear_stack();
   std::vector<resmon::leak> leaks = scope.leaks(resmon::with_reachability);
   quit = 1;

@@ -41,9 +41,12 @@
 #include <cstring>
 
 #include "../snapshot/format.hpp"
+#include "resmon/report/procfs.hpp"
 #include "resmon/tracking.hpp"
 
 namespace resmon::preload::reach {
+
+namespace procfs = resmon::detail::procfs;
 
 using word = std::uint64_t __attribute__((may_alias));
 
@@ -55,27 +58,11 @@ inline void unpages(void* p, std::size_t bytes) noexcept {
   if (p != nullptr) platform::pages_free(p, bytes);
 }
 
-inline int raw_open(const char* path, int flags) noexcept {
-  return int(::syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC));
-}
-
 /// Reads a whole /proc file into pages; returns its length (0: failed).
 /// `*buffer` must be unpaged with `capacity` bytes by the caller.
 inline std::size_t read_proc(const char* path, char** buffer, std::size_t capacity) noexcept {
   *buffer = static_cast<char*>(pages(capacity));
-  if (*buffer == nullptr) return 0;
-  int fd = raw_open(path, O_RDONLY);
-  if (fd < 0) return 0;
-  std::size_t n = 0;
-  for (;;) {
-    long got = ::syscall(SYS_read, fd, *buffer + n, capacity - 1 - n);
-    if (got <= 0) break;
-    n += std::size_t(got);
-    if (n == capacity - 1) break;
-  }
-  ::syscall(SYS_close, fd);
-  (*buffer)[n] = '\0';
-  return n;
+  return *buffer == nullptr ? 0 : procfs::read_file(path, *buffer, capacity);
 }
 
 // ---------------------------------------------------------------------------
@@ -126,16 +113,6 @@ struct address_space {
   }
 };
 
-inline std::uintptr_t parse_hex(const char*& p) noexcept {
-  std::uintptr_t v = 0;
-  for (;; ++p) {
-    char c = *p;
-    if (c >= '0' && c <= '9') v = v * 16 + std::uintptr_t(c - '0');
-    else if (c >= 'a' && c <= 'f') v = v * 16 + std::uintptr_t(c - 'a' + 10);
-    else return v;
-  }
-}
-
 inline bool read_address_space(address_space& out) noexcept {
   constexpr std::size_t capacity = 32u << 20;  // reserved; only what is read is touched
   char* text = nullptr;
@@ -145,33 +122,16 @@ inline bool read_address_space(address_space& out) noexcept {
   out.bytes = (std::size_t(lines) + 1) * sizeof(mapping);
   out.maps = n != 0 ? static_cast<mapping*>(pages(out.bytes)) : nullptr;
   if (out.maps != nullptr) {
-    for (const char* p = text; *p != '\0';) {
-      mapping m{};
-      m.lo = parse_hex(p);
-      if (*p == '-') ++p;
-      m.hi = parse_hex(p);
-      if (*p == ' ') ++p;
-      m.readable = p[0] == 'r';
-      m.writable = p[0] != '\0' && p[1] == 'w';
-      bool is_private = p[0] != '\0' && p[1] != '\0' && p[2] != '\0' && p[3] == 'p';
-      // Past the permissions, the offset and the device: the inode, then the path (if any).
-      for (int field = 0; field < 3 && *p != '\0' && *p != '\n'; ++field) {
-        while (*p != '\0' && *p != '\n' && *p != ' ') ++p;
-        while (*p == ' ') ++p;
-      }
-      const char* path = p;
-      while (*path != '\0' && *path != '\n' && *path != ' ') ++path;  // skip the inode
-      bool inode_zero = path - p == 1 && *p == '0';
-      while (*path == ' ') ++path;
-      bool special = path[0] == '[' && (std::strncmp(path, "[vvar", 5) == 0 || std::strncmp(path, "[vdso", 5) == 0 ||
-                                        std::strncmp(path, "[vsyscall", 9) == 0);
-      m.main_stack = std::strncmp(path, "[stack]", 7) == 0;
-      m.anonymous_private = is_private && inode_zero && !special;
-      if (special) m.readable = m.writable = false;  // never scanned
+    const char* p = text;
+    for (procfs::map_line line; procfs::next_map_line(p, &line);) {
+      bool special = line.special();  // the kernel's own pages: never scanned
+      mapping m{line.lo,
+                line.hi,
+                line.perms[0] == 'r' && !special,
+                line.perms[1] == 'w' && !special,
+                line.perms[3] == 'p' && line.inode_zero && !special,
+                line.named("[stack]")};
       if (m.hi > m.lo && out.count < lines) out.maps[out.count++] = m;
-      p = path;
-      while (*p != '\0' && *p != '\n') ++p;
-      if (*p == '\n') ++p;
     }
   }
   unpages(text, capacity);
@@ -265,57 +225,24 @@ inline void on_stop_signal(int sig, siginfo_t* info, void* context) noexcept {
 
 /// Returns: the thread ids of this process, written to `tids` (at most `max`).
 inline std::uint32_t list_threads(std::int32_t* tids, std::uint32_t max) noexcept {
-  int fd = raw_open("/proc/self/task", O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return 0;
   std::uint32_t n = 0;
-  alignas(8) char buffer[4096];
-  for (;;) {
-    long got = ::syscall(SYS_getdents64, fd, buffer, sizeof buffer);
-    if (got <= 0) break;
-    for (long at = 0; at < got;) {
-      struct entry {
-        std::uint64_t ino;
-        std::int64_t off;
-        unsigned short reclen;
-        unsigned char type;
-        char name[1];
-      };
-      const auto* e = reinterpret_cast<const entry*>(buffer + at);
-      std::int32_t tid = 0;
-      bool number = e->name[0] != '\0';
-      for (const char* c = e->name; *c != '\0'; ++c) {
-        if (*c < '0' || *c > '9') number = false;
-        else tid = tid * 10 + (*c - '0');
-      }
-      if (number && n < max) tids[n++] = tid;
-      at += e->reclen;
-    }
-  }
-  ::syscall(SYS_close, fd);
+  procfs::for_each_thread([&](long tid) {
+    if (n < max) tids[n++] = std::int32_t(tid);
+  });
   return n;
 }
 
 /// Returns: true when thread `tid` blocks signal `sig` now (its SigBlk).
 inline bool blocks_signal(std::int32_t tid, int sig) noexcept {
-  char path[64] = "/proc/self/task/";
-  std::size_t at = std::strlen(path);
-  char digits[16];
-  int nd = 0;
-  for (std::int32_t t = tid; nd == 0 || t != 0; t /= 10) digits[nd++] = char('0' + t % 10);
-  while (nd > 0) path[at++] = digits[--nd];
-  std::memcpy(path + at, "/status", 8);
-  int fd = raw_open(path, O_RDONLY);
-  if (fd < 0) return false;
+  char path[64];
+  procfs::thread_path(path, tid, "status");
   char text[4096];
-  long n = ::syscall(SYS_read, fd, text, sizeof text - 1);
-  ::syscall(SYS_close, fd);
-  if (n <= 0) return false;
-  text[n] = '\0';
+  if (procfs::read_file(path, text, sizeof text) == 0) return false;
   const char* p = std::strstr(text, "SigBlk:");
   if (p == nullptr) return false;
   p += 7;
   while (*p == ' ' || *p == '\t') ++p;
-  std::uint64_t mask = parse_hex(p);
+  std::uint64_t mask = procfs::parse_hex(p);
   return (mask >> (sig - 1) & 1) != 0;
 }
 

@@ -32,19 +32,17 @@
 // classified: their own leak checker is there.
 #pragma once
 
-#include <fcntl.h>
 #include <link.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdint>
-#include <cstring>
 #include <ctime>
 
 #include "../tracking.hpp"
 #include "malloc_heap.hpp"
+#include "procfs.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define RESMON_DETAIL_SANITIZED 1
@@ -141,15 +139,6 @@ inline int collect_writable_segments(dl_phdr_info* info, std::size_t, void* data
   return 0;
 }
 
-/// Reads a hexadecimal number at p and moves p past it.
-inline std::uintptr_t parse_hex(const char*& p, const char* end) noexcept {
-  std::uintptr_t v = 0;
-  p = std::from_chars(p, end, v, 16).ptr;
-  return v;
-}
-
-/// Appends the private, readable and writable anonymous mappings of
-/// /proc/self/maps (no file behind them: heap, stacks, arenas, TLS) to `out`;
 /// A mapping that may be one thread's stack: [stack], or one right above a
 /// guard (an inaccessible mapping, as glibc puts below every thread's
 /// stack), which starts at `block_lo`.
@@ -158,56 +147,36 @@ struct stack_mapping {
   std::uintptr_t block_lo;  // 0: [stack]
 };
 
+/// Appends the private, readable and writable anonymous mappings of
+/// /proc/self/maps (no file behind them: heap, stacks, arenas, TLS) to `out`;
 /// `*brk_heap`: the [heap] mapping, if any; `stacks`: the mappings that may
 /// be one thread's stack.
 /// Returns: false when the file could not be read whole.
 inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* brk_heap, scratch<stack_mapping>& stacks,
                               std::size_t& stack_count) noexcept {
   scratch<char> text;
-  std::size_t capacity = std::size_t(1) << 20, n = 0;
+  std::size_t capacity = std::size_t(1) << 20;
   for (;;) {
     if (!text.allocate(capacity)) return false;
-    int fd = int(::syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC));
-    if (fd < 0) return false;
-    n = 0;
-    for (long got;
-         n + 1 < text.capacity() && (got = ::syscall(SYS_read, fd, text.data() + n, text.capacity() - 1 - n)) > 0;)
-      n += std::size_t(got);
-    ::syscall(SYS_close, fd);
+    std::size_t n = procfs::read_file("/proc/self/maps", text.data(), text.capacity());
+    if (n == 0) return false;
     if (n + 1 < text.capacity()) break;
     capacity *= 4;  // a process with very many mappings
     if (capacity > (std::size_t(1) << 28)) return false;
   }
-  text.data()[n] = '\0';
   std::uintptr_t guard_lo = 0, guard_hi = 0;  // the last inaccessible mapping
-  for (const char* p = text.data(); *p != '\0';) {
-    const char* text_end = text.data() + n;
-    std::uintptr_t lo = parse_hex(p, text_end);
-    ++p;  // '-'
-    std::uintptr_t hi = parse_hex(p, text_end);
-    char perms[4] = {p[1], p[2], p[3], p[4]};
-    // Fields: perms offset dev inode path; anonymous mappings have inode 0
-    // and no path, or a bracketed name ([heap], [stack], [anon:...]).
-    const char* line_end = std::strchr(p, '\n');
-    if (line_end == nullptr) line_end = p + std::strlen(p);
-    const char* path = p;
-    for (int field = 0; field < 5 && path < line_end; ++field) {
-      while (path < line_end && *path == ' ') ++path;
-      if (field < 4)
-        while (path < line_end && *path != ' ') ++path;
+  const char* p = text.data();
+  for (procfs::map_line m; procfs::next_map_line(p, &m);) {
+    // Anonymous: no path, or a bracketed name ([heap], [stack], [anon:...]).
+    bool anonymous = m.name_length == 0 || (m.name[0] == '[' && !m.special());
+    if (m.perms[0] == 'r' && m.perms[1] == 'w' && m.perms[3] == 'p' && anonymous && count < out.capacity()) {
+      out.data()[count++] = range{m.lo, m.hi};
+      bool main_stack = m.named("[stack]");
+      if ((guard_hi == m.lo || main_stack) && stack_count < stacks.capacity())
+        stacks.data()[stack_count++] = stack_mapping{range{m.lo, m.hi}, main_stack ? 0 : guard_lo};
     }
-    bool named = path < line_end;
-    bool anonymous = !named || (*path == '[' && std::strncmp(path, "[vvar]", 6) != 0 &&
-                                std::strncmp(path, "[vdso]", 6) != 0 && std::strncmp(path, "[vsyscall]", 10) != 0);
-    if (perms[0] == 'r' && perms[1] == 'w' && perms[3] == 'p' && anonymous && count < out.capacity()) {
-      out.data()[count++] = range{lo, hi};
-      bool main_stack = named && std::strncmp(path, "[stack]", 7) == 0;
-      if ((guard_hi == lo || main_stack) && stack_count < stacks.capacity())
-        stacks.data()[stack_count++] = stack_mapping{range{lo, hi}, main_stack ? 0 : guard_lo};
-    }
-    if (named && std::strncmp(path, "[heap]", 6) == 0) *brk_heap = range{lo, hi};
-    if (perms[0] == '-' && perms[1] == '-' && perms[2] == '-') guard_lo = lo, guard_hi = hi;
-    p = *line_end == '\n' ? line_end + 1 : line_end;
+    if (m.named("[heap]")) *brk_heap = range{m.lo, m.hi};
+    if (m.perms[0] == '-' && m.perms[1] == '-' && m.perms[2] == '-') guard_lo = m.lo, guard_hi = m.hi;
   }
   return true;
 }
@@ -220,46 +189,11 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* br
 /// created it), which is no root, as LeakSanitizer scans from the stack
 /// pointer up. Returns: false when the threads could not be listed.
 template <class Dead> bool blocked_threads(Dead&& dead) noexcept {
-  int dir = int(::syscall(SYS_openat, AT_FDCWD, "/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir < 0) return false;
   const long self = ::syscall(SYS_gettid);
-  alignas(8) char entries[4096];
-  for (long got; (got = ::syscall(SYS_getdents64, dir, entries, sizeof entries)) > 0;) {
-    for (long at = 0; at < got;) {
-      const char* name = entries + at + 19;  // struct linux_dirent64: ino 8, off 8, reclen 2, type 1, name
-      unsigned short reclen;
-      std::memcpy(&reclen, entries + at + 16, sizeof reclen);
-      at += reclen;
-      long tid = 0;
-      if (std::from_chars(name, name + std::strlen(name), tid).ec != std::errc{} || tid == self) continue;
-      char path[64] = "/proc/self/task/";
-      std::size_t len = std::strlen(path);
-      std::to_chars(path + len, path + sizeof path - 16, tid);
-      std::strcat(path, "/syscall");
-      int fd = int(::syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC));
-      if (fd < 0) continue;
-      char text[256];
-      long n = ::syscall(SYS_read, fd, text, sizeof text - 1);
-      ::syscall(SYS_close, fd);
-      if (n <= 0 || text[0] == 'r') continue;  // "running": no stack pointer
-      text[n] = '\0';
-      // "nr arg1 .. arg6 sp pc", or "-1 sp pc" outside a system call: sp is the last but one.
-      const char* tokens[16];
-      int count = 0;
-      for (char* p = text; *p != '\0' && count < 16;) {
-        while (*p == ' ' || *p == '\n') ++p;
-        if (*p == '\0') break;
-        tokens[count++] = p;
-        while (*p != '\0' && *p != ' ' && *p != '\n') ++p;
-      }
-      if (count < 3 || std::strncmp(tokens[count - 2], "0x", 2) != 0) continue;
-      const char* hex = tokens[count - 2] + 2;
-      std::uintptr_t sp = parse_hex(hex, hex + 16);
-      if (sp != 0) dead(sp);
-    }
-  }
-  ::syscall(SYS_close, dir);
-  return true;
+  return procfs::for_each_thread([&](long tid) {
+    procfs::blocked_in b;
+    if (tid != self && procfs::blocked_thread(tid, &b) && b.sp != 0) dead(b.sp);
+  });
 }
 
 /// Returns: true when `s` is one thread's stack whole: [stack], or a
