@@ -96,6 +96,16 @@ NOINLINE void churn_memory() {
     }
   }
   for (void* p : live) std::free(p);
+  // A realloc that fails returns null and leaves the block as it was (and
+  // held: the free below must find its record, or misuse would count it).
+  volatile std::size_t huge = SIZE_MAX / 2;
+  void* volatile kept = std::malloc(32);  // volatile: g++ need not see that it outlives the failed calls
+  void* grown = std::realloc(kept, huge);
+  void* grown_array = reallocarray(kept, huge / 8, 4);
+  std::printf("leaky: failed realloc %s, reallocarray %s\n", grown == nullptr ? "null" : "not null",
+              grown_array == nullptr ? "null" : "not null");
+  std::fflush(stdout);  // once, not again from the child of fork
+  std::free(kept);
   std::map<int, std::string> m;
   for (int i = 0; i < 5000; ++i) m[i] = std::string(40, 'x');
   auto unique = std::make_unique<widget[]>(100);

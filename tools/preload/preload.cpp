@@ -149,7 +149,7 @@ struct free_filter {
   const std::uint8_t* counters;
   unsigned shift;
 };
-alignas(64) constinit const std::uint8_t no_block[2] = {0, 0};
+constinit const std::uint8_t no_block[2] = {0, 0};
 constinit const free_filter no_block_filter{no_block, 63};
 constinit free_filter sampled_block_filter{nullptr, 64 - sample_group_log2};
 
@@ -231,10 +231,10 @@ void note_sampled(const void* p, std::size_t n) noexcept {
 
 /// Returns: false when the release of block p certainly has nothing to
 /// record: sampling did not take it, or memory is not tracked. One load
-/// that stays in the cache.
+/// from the small filter, which stays in the cache.
 inline bool maybe_recorded(const void* p) noexcept {
   const free_filter* f = core::load_acquire(&g_sampling.xfree);  // pairs with store_release in the constructor
-  return f == nullptr || f->counters[sample_hash(p) >> f->shift] != 0;
+  return f == nullptr || core::load_relaxed(&f->counters[sample_hash(p) >> f->shift]) != 0;
 }
 
 /// Effects: the release of sampled block p was recorded: one less in its counters.
@@ -284,7 +284,8 @@ __attribute__((noinline)) void note_acquire(tracked_kind k, std::uint64_t key, s
 }
 
 /// Records the release of (k, key); an unknown key is counted, not reported.
-inline void note_release(tracked_kind k, std::uint64_t key) noexcept {
+/// Returns: true when a record held it.
+inline bool note_release(tracked_kind k, std::uint64_t key) noexcept {
   inside guard;
   if (k == k_memory && g.peak) {
     // Only a block acquired by the peak is copied out (to be logged): the
@@ -292,12 +293,12 @@ inline void note_release(tracked_kind k, std::uint64_t key) noexcept {
     std::uint64_t peak_epoch = core::load_acquire(&g_peak.xepoch);
     core::record_view released;
     released.epoch = ~std::uint64_t(0);
-    if (core::release_copying_by(core_kind(k), key, nullptr, peak_epoch != 0 ? &released : nullptr, peak_epoch) &&
-        released.epoch != ~std::uint64_t(0))
-      note_peak_release(released);
-  } else {
-    core::release(core_kind(k), key, nullptr, nullptr);
+    bool found =
+        core::release_copying_by(core_kind(k), key, nullptr, peak_epoch != 0 ? &released : nullptr, peak_epoch);
+    if (found && released.epoch != ~std::uint64_t(0)) note_peak_release(released);
+    return found;
   }
+  return core::release(core_kind(k), key, nullptr, nullptr);
 }
 
 /// For keys the system hands out again (descriptors, FILE*, DIR*,
@@ -668,7 +669,7 @@ __attribute__((constructor(101))) void start() noexcept {
       g_sampling.filter = static_cast<std::uint8_t*>(platform::pages_alloc(std::size_t(1) << sample_filter_log2));
       g_sampling.groups = static_cast<std::uint8_t*>(platform::pages_alloc(std::size_t(1) << sample_group_log2));
       if (g_sampling.filter == nullptr || g_sampling.groups == nullptr)
-        bad_variable("RESMON_SAMPLE", text, "memory for its filters (1 MiB)");
+        bad_variable("RESMON_SAMPLE", text, "memory for its filters (1 MiB and 8 KiB)");
       // Touched now, once: each first touch of a page is a fault, which
       // would otherwise fall on the program's sampled blocks (a few
       // microseconds each on a virtual machine).
@@ -886,7 +887,7 @@ __attribute__((destructor(101))) void finish() noexcept {
   if (g.sample_mean == 0) {
     t_sample_left = 0;
   } else if (!sample_point(n) || !tracked) {
-    return p;  // a point that fell in one of resmon's own blocks is passed over
+    return p;  // a point that fell in resmon's own block, or one before the constructor ran, is passed over
   }
   if (!tracked) return p;
   note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
@@ -909,21 +910,31 @@ RESMON_DETAIL_INLINE void* track_malloc(void* p, std::size_t n, std::uintptr_t r
 }
 
 /// The slow path of track_free: block p may have a record.
-[[gnu::noinline]] void track_free_slow(void* p) noexcept {
-  if (p == nullptr || !tracking(k_memory)) return;
-  if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) {
-    note_release(k_memory, std::uint64_t(p));
-    return;
-  }
-  if (core::load_relaxed(&g_sampling.filter[sample_slot(p)]) == 0) return;
+/// The slow path of track_free. Returns: true when a record held block p.
+[[gnu::noinline]] bool track_free_slow(void* p) noexcept {
+  if (p == nullptr || !tracking(k_memory)) return false;
+  if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) return note_release(k_memory, std::uint64_t(p));
+  if (core::load_relaxed(&g_sampling.filter[sample_slot(p)]) == 0) return false;
   inside guard;
-  if (core::release(core_kind(k_memory), std::uint64_t(p), nullptr, nullptr)) forget_sampled(p);
+  if (!core::release(core_kind(k_memory), std::uint64_t(p), nullptr, nullptr)) return false;
+  forget_sampled(p);
+  return true;
 }
 
 /// Records the release of block p. The fast path, a block sampling did not
-/// take: one load.
-RESMON_DETAIL_INLINE void track_free(void* p) noexcept {
-  if (RESMON_DETAIL_UNLIKELY(maybe_recorded(p))) track_free_slow(p);
+/// take: one load from the small filter.
+/// Returns: true when a record held it.
+RESMON_DETAIL_INLINE bool track_free(void* p) noexcept {
+  return RESMON_DETAIL_UNLIKELY(maybe_recorded(p)) && track_free_slow(p);
+}
+
+/// A realloc failed: block p, whose record (if it had one: `recorded`) was
+/// released before the call, is the program's again and is recorded again.
+[[gnu::noinline]] void restore_block(void* p, bool recorded, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  if (!recorded) return;
+  std::size_t n = malloc_usable_size(p);
+  note_acquire(k_memory, std::uint64_t(p), n, ret, fp);
+  if (g.sample_mean != 0) note_sampled(p, n);
 }
 
 }  // namespace resmon::preload
@@ -950,9 +961,12 @@ RESMON_EXPORT void* realloc(void* p, size_t n) {
     return __libc_realloc(p, 0);
   }
   // Released first: once realloc has freed p, another thread may be given it.
-  track_free(p);
+  bool recorded = track_free(p);
   void* q = __libc_realloc(p, n);
-  if (q == nullptr) return track_malloc(p, malloc_usable_size(p), RESMON_RET, RESMON_FP);
+  if (q == nullptr) {
+    restore_block(p, recorded, RESMON_RET, RESMON_FP);  // p is still the program's, and so is its record
+    return nullptr;
+  }
   return track_malloc(q, n, RESMON_RET, RESMON_FP);
 }
 
@@ -963,9 +977,12 @@ RESMON_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
     return nullptr;
   }
   if (p == nullptr) return track_malloc(__libc_malloc(bytes), bytes, RESMON_RET, RESMON_FP);
-  track_free(p);
+  bool recorded = track_free(p);
   void* q = __libc_realloc(p, bytes);
-  if (q == nullptr) return track_malloc(p, malloc_usable_size(p), RESMON_RET, RESMON_FP);
+  if (q == nullptr) {
+    restore_block(p, recorded, RESMON_RET, RESMON_FP);
+    return nullptr;
+  }
   return track_malloc(q, bytes, RESMON_RET, RESMON_FP);
 }
 
