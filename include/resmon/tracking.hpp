@@ -17,6 +17,7 @@
 #ifndef RESMON_PLATFORM_POSIX
 #error "resmon: the hosted API needs the POSIX platform layer; kernel code uses the C facade (resmon.h)"
 #endif
+#include "platform/procfs.hpp"
 #include "stack_capture.hpp"
 
 namespace resmon {
@@ -102,18 +103,75 @@ inline bool set_max_threads(uint32_t n) noexcept { return core::set_max_threads(
 inline void trim() noexcept { core::trim_table(); }
 
 namespace detail {
+/// resmon's own background threads: the clock ticker, the limits'
+/// receptors, the preload's snapshot writer. They hold nothing of the
+/// program's, and must not keep its process alive: a program whose main
+/// thread ends with pthread_exit ends with its last thread (glibc then
+/// calls exit(0), as POSIX asks), so each of them ends when it sees that
+/// only resmon's threads are left.
+inline int32_t own_threads[4];
+inline uint64_t xlast_end_check_ns = 0;
+
+/// Effects: counts the calling thread among resmon's own (4 at most).
+inline void note_own_thread() noexcept {
+  int32_t tid = int32_t(::syscall(SYS_gettid));
+  for (int32_t& slot : own_threads) {
+    int32_t free = 0;
+    if (__atomic_compare_exchange_n(&slot, &free, tid, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) return;
+  }
+}
+
+/// Effects: the calling thread, which ends, is no longer counted.
+inline void forget_own_thread() noexcept {
+  int32_t tid = int32_t(::syscall(SYS_gettid));
+  for (int32_t& slot : own_threads) {
+    int32_t mine = tid;
+    __atomic_compare_exchange_n(&slot, &mine, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+  }
+}
+
+inline bool is_own_thread(long tid) noexcept {
+  for (const int32_t& slot : own_threads)
+    if (__atomic_load_n(&slot, __ATOMIC_ACQUIRE) == tid) return true;
+  return false;
+}
+
+/// Returns: true when every thread of the program has ended and only
+/// resmon's run: the calling one (one of them) is to end now. Each calls
+/// it in its loop; one of them looks every 100 ms (while the main thread
+/// runs, one read of its /proc state), and once the program has ended
+/// every later call says so.
+inline bool program_ended() noexcept {
+  uint64_t now = platform::clock_coarse_ns(), last = __atomic_load_n(&xlast_end_check_ns, __ATOMIC_ACQUIRE);
+  if (last == ~uint64_t(0)) return true;
+  if (now - last < 100000000 ||
+      !__atomic_compare_exchange_n(&xlast_end_check_ns, &last, now, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+    return false;
+  if (!platform::procfs::only_own_threads_left(is_own_thread)) return false;
+  __atomic_store_n(&xlast_end_check_ns, ~uint64_t(0), __ATOMIC_RELEASE);
+  return true;
+}
+
 inline pthread_t ticker_thread;
 /// The ticker's thread id, once it runs (whole-process mode need not stop
 /// it to scan the other threads: it holds nothing of the program's).
 inline int32_t ticker_tid = 0;
 
 inline void* ticker_main(void*) noexcept {
+  note_own_thread();
   __atomic_store_n(&ticker_tid, int32_t(::syscall(SYS_gettid)), __ATOMIC_RELEASE);
   while (core::load_acquire(&core::g_registry.xticker) == uint32_t(core::ticker_state::running)) {
     core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
     timespec pause{0, 1000000};  // 1 ms: the coarse clock's resolution is 1-4 ms anyway
     ::nanosleep(&pause, nullptr);
+    if (program_ended()) {
+      // Records read the clock again (exit handlers may still acquire); a
+      // later stop_clock_ticker joins this thread.
+      core::store_relaxed(&core::g_registry.xclock_ns, uint64_t(0));
+      break;
+    }
   }
+  forget_own_thread();
   return nullptr;
 }
 }  // namespace detail

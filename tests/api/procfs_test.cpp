@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-// /proc/self as resmon reads it (report/procfs.hpp): the lines of
+// /proc/self as resmon reads it (platform/procfs.hpp): the lines of
 // /proc/self/maps, the threads of this process and what a blocked one waits in.
-#include <resmon/report/procfs.hpp>
+#include <resmon/platform/procfs.hpp>
 
 #include <doctest/doctest.h>
 
@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-namespace procfs = resmon::detail::procfs;
+namespace procfs = resmon::platform::procfs;
 
 TEST_CASE("a maps line: range, permissions, inode, name with spaces, and the end of the text") {
   const char* text =

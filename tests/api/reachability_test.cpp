@@ -281,8 +281,8 @@ std::map<int, void*>* g_cleared_map = nullptr;  // untracked: its nodes are mall
 
 // Returns: true when thread `tid` of this process waits in system call `number`.
 bool blocked_in(long tid, long number) {
-  resmon::detail::procfs::blocked_in b;
-  return resmon::detail::procfs::blocked_thread(tid, &b) && b.number == number;
+  resmon::platform::procfs::blocked_in b;
+  return resmon::platform::procfs::blocked_thread(tid, &b) && b.number == number;
 }
 
 std::size_t count_class(const std::vector<resmon::leak>& leaks, std::size_t size, resmon::reachability r) {

@@ -454,10 +454,12 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
 }
 
 void* flush_main(void*) noexcept {
+  detail::note_own_thread();
   std::uint64_t slept = 0;
   while (core::load_acquire(&g.xstop_flush) == 0) {
     timespec pause{0, 50000000};  // 50 ms steps: exit does not wait long for this thread
     ::nanosleep(&pause, nullptr);
+    if (detail::program_ended()) break;  // the exit that follows writes the last snapshot
     slept += 50000000;
     if ((g.kinds >> k_memory & 1) != 0) {
       inside guard;
@@ -468,6 +470,7 @@ void* flush_main(void*) noexcept {
       write_now(false);
     }
   }
+  detail::forget_own_thread();
   return nullptr;
 }
 

@@ -41,12 +41,12 @@
 #include <cstring>
 
 #include "../snapshot/format.hpp"
-#include "resmon/report/procfs.hpp"
+#include "resmon/platform/procfs.hpp"
 #include "resmon/tracking.hpp"
 
 namespace resmon::preload::reach {
 
-namespace procfs = resmon::detail::procfs;
+namespace procfs = resmon::platform::procfs;
 
 using word = std::uint64_t __attribute__((may_alias));
 
@@ -58,11 +58,12 @@ inline void unpages(void* p, std::size_t bytes) noexcept {
   if (p != nullptr) platform::pages_free(p, bytes);
 }
 
-/// Reads a whole /proc file into pages; returns its length (0: failed).
-/// `*buffer` must be unpaged with `capacity` bytes by the caller.
-inline std::size_t read_proc(const char* path, char** buffer, std::size_t capacity) noexcept {
+/// Reads a whole file of this process's /proc directory (`leaf`: "maps")
+/// into pages; returns its length (0: failed). `*buffer` must be unpaged
+/// with `capacity` bytes by the caller.
+inline std::size_t read_proc(const char* leaf, char** buffer, std::size_t capacity) noexcept {
   *buffer = static_cast<char*>(pages(capacity));
-  return *buffer == nullptr ? 0 : procfs::read_file(path, *buffer, capacity);
+  return *buffer == nullptr ? 0 : procfs::read_self_file(leaf, *buffer, capacity);
 }
 
 // ---------------------------------------------------------------------------
@@ -116,7 +117,7 @@ struct address_space {
 inline bool read_address_space(address_space& out) noexcept {
   constexpr std::size_t capacity = 32u << 20;  // reserved; only what is read is touched
   char* text = nullptr;
-  std::size_t n = read_proc("/proc/self/maps", &text, capacity);
+  std::size_t n = read_proc("maps", &text, capacity);
   std::uint32_t lines = 0;
   for (std::size_t i = 0; i < n; ++i) lines += text[i] == '\n';
   out.bytes = (std::size_t(lines) + 1) * sizeof(mapping);
@@ -275,11 +276,14 @@ inline std::uint32_t stop_the_world(std::int32_t self, std::int32_t ignored) noe
   for (int round = 0; round < 3; ++round) {
     std::uint32_t n = list_threads(tids, max_stopped);
     for (std::uint32_t i = 0; i < n; ++i) {
-      if (tids[i] == self || tids[i] == ignored) continue;
+      if (tids[i] == self || tids[i] == ignored || resmon::detail::is_own_thread(tids[i])) continue;
       bool already = false;
       for (std::uint32_t j = 0; j < seen_count && !already; ++j) already = seen[j] == tids[i];
       if (already || seen_count == max_stopped) continue;
       seen[seen_count++] = tids[i];
+      // A thread that ended (a main thread that called pthread_exit while
+      // others run stays a zombie until they end) answers no signal.
+      if (char state = procfs::thread_state(tids[i]); state == 'Z' || state == 'X') continue;
       // A thread that blocks the signal now may unblock it soon (one being
       // created, one exiting): it is signalled too, and waited for.
       if (blocks_signal(tids[i], w.signal)) ++refused;

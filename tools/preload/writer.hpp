@@ -98,9 +98,8 @@ inline int add_module(dl_phdr_info* info, std::size_t, void*) noexcept {
   if (hi == 0) return 0;
   char path[512];
   const char* name = info->dlpi_name;
-  if (name == nullptr || name[0] == '\0') {  // the program itself
-    ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-    path[n > 0 ? n : 0] = '\0';
+  if (name == nullptr || name[0] == '\0') {                      // the program itself
+    platform::procfs::read_self_link("exe", path, sizeof path);  // works after main's pthread_exit
   } else {
     std::size_t n = std::strlen(name);
     if (n > sizeof path - 1) n = sizeof path - 1;

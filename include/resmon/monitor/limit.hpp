@@ -305,6 +305,7 @@ inline void deliver_queued() {
 
 inline void* delivery_main(void*) noexcept {
   int stop_rounds = 0;
+  detail::note_own_thread();
   core::exempt_thread_from_limits();  // its own memory neither crosses limits nor is refused
   __atomic_store_n(&g_delivery_thread_id, std::uint32_t(platform::thread_id()), __ATOMIC_RELEASE);
   __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
@@ -321,7 +322,9 @@ inline void* delivery_main(void*) noexcept {
     if (__atomic_load_n(&g_delivery.xstop, __ATOMIC_ACQUIRE) != 0 &&
         (!core::limit_events_pending() || ++stop_rounds > 8))
       break;
+    if (detail::program_ended()) break;  // the program's threads have all ended: so does this one
   }
+  detail::forget_own_thread();
   __atomic_store_n(&g_delivery.xfinished, std::uint32_t(1), __ATOMIC_RELEASE);
   return nullptr;
 }

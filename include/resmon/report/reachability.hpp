@@ -42,7 +42,7 @@
 
 #include "../tracking.hpp"
 #include "malloc_heap.hpp"
-#include "procfs.hpp"
+#include "../platform/procfs.hpp"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define RESMON_DETAIL_SANITIZED 1
@@ -158,7 +158,7 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* br
   std::size_t capacity = std::size_t(1) << 20;
   for (;;) {
     if (!text.allocate(capacity)) return false;
-    std::size_t n = procfs::read_file("/proc/self/maps", text.data(), text.capacity());
+    std::size_t n = platform::procfs::read_self_file("maps", text.data(), text.capacity());
     if (n == 0) return false;
     if (n + 1 < text.capacity()) break;
     capacity *= 4;  // a process with very many mappings
@@ -166,7 +166,7 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* br
   }
   std::uintptr_t guard_lo = 0, guard_hi = 0;  // the last inaccessible mapping
   const char* p = text.data();
-  for (procfs::map_line m; procfs::next_map_line(p, &m);) {
+  for (platform::procfs::map_line m; platform::procfs::next_map_line(p, &m);) {
     // Anonymous: no path, or a bracketed name ([heap], [stack], [anon:...]).
     bool anonymous = m.name_length == 0 || (m.name[0] == '[' && !m.special());
     if (m.perms[0] == 'r' && m.perms[1] == 'w' && m.perms[3] == 'p' && anonymous && count < out.capacity()) {
@@ -190,9 +190,9 @@ inline bool collect_anonymous(scratch<range>& out, std::size_t& count, range* br
 /// pointer up. Returns: false when the threads could not be listed.
 template <class Dead> bool blocked_threads(Dead&& dead) noexcept {
   const long self = ::syscall(SYS_gettid);
-  return procfs::for_each_thread([&](long tid) {
-    procfs::blocked_in b;
-    if (tid != self && procfs::blocked_thread(tid, &b) && b.sp != 0) dead(b.sp);
+  return platform::procfs::for_each_thread([&](long tid) {
+    platform::procfs::blocked_in b;
+    if (tid != self && platform::procfs::blocked_thread(tid, &b) && b.sp != 0) dead(b.sp);
   });
 }
 

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "../platform/procfs.hpp"
 
 #if RESMON_CONFIG_LIBDW
 #include <dwarf.h>
@@ -313,8 +314,7 @@ class symbolizer {
       m.info.path = info->dlpi_name;
     } else if (self->modules_.empty()) {  // the first module without a name is the executable
       char buf[4096];
-      ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-      if (n > 0) m.info.path.assign(buf, std::size_t(n));
+      if (std::size_t n = platform::procfs::read_self_link("exe", buf, sizeof buf); n > 0) m.info.path.assign(buf, n);
     }
     for (int i = 0; i < info->dlpi_phnum; ++i) {
       const ElfW(Phdr)& ph = info->dlpi_phdr[i];

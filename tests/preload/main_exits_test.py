@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A program whose main thread ends with pthread_exit (tests/preload/
+main_exits.cpp) ends under the preload as it does plain: resmon's clock
+ticker and snapshot writer end when only they are left, the final snapshot
+is written, names the leak at work() with the executable's file and line
+(/proc/self/exe names nothing once the main thread has ended), and its
+reachability is computed (the ended main thread is not waited for).
+
+usage: main_exits_test.py PRELOAD VIEW MAIN_EXITS
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import check, failures, run  # noqa: E402
+
+
+def main():
+    preload, view, program = sys.argv[1:4]
+    work = tempfile.mkdtemp(prefix="resmon-main-exits-")
+    plain = run([program], timeout=30)
+    check(plain.returncode == 0 and plain.stdout == b"main_exits: the last thread ends\n",
+          f"plain run: {plain.returncode} {plain.stdout!r}")
+    for name, extra in (("default", {}), ("flush thread, no ticker",
+                                          {"RESMON_FLUSH_INTERVAL": "1s", "RESMON_CLOCK_TICKER": "0"}),
+                        ("flush thread and ticker", {"RESMON_FLUSH_INTERVAL": "1s"})):
+        out = os.path.join(work, "m.resmon")
+        if os.path.exists(out):
+            os.remove(out)
+        env = {"LD_PRELOAD": preload, "RESMON_OUTPUT": out, **extra}
+        start = time.monotonic()
+        try:
+            r = run([program], env, timeout=20)
+        except subprocess.TimeoutExpired:
+            check(False, f"{name}: the process did not end (resmon's threads kept it alive)")
+            continue
+        took = time.monotonic() - start
+        check(r.returncode == 0 and r.stdout == plain.stdout and r.stderr == plain.stderr,
+              f"{name}: output and status unchanged: {r.returncode} {r.stdout!r} {r.stderr!r}")
+        check(took < 5, f"{name}: it ended in {took:.1f} s")
+        if not os.path.exists(out):
+            check(False, f"{name}: no snapshot written")
+            continue
+        doc = json.loads(subprocess.run([view, "--format", "json", out], capture_output=True, check=True).stdout)
+        leak = [g for g in doc["groups"] if g["kind"] == "memory" and g["bytes"] == 77]
+        check(len(leak) == 1, f"{name}: the 77-byte block is held: {[g['bytes'] for g in doc['groups']]}")
+        if leak:
+            top = leak[0]["stack"][0]
+            check(top.get("function", "").startswith("work") and top.get("file", "").endswith("main_exits.cpp"),
+                  f"{name}: named at work() in main_exits.cpp: {top}")
+            check(leak[0].get("lost") is None, f"{name}: a global holds it: {leak[0]}")
+        classes = doc.get("reachability")
+        check(classes is not None and classes["reachable"]["count"] >= 1 and classes["definite"]["count"] == 0,
+              f"{name}: reachability computed: {classes}")
+    if failures:
+        print(f"main_exits_test: {len(failures)} failed")
+        return 1
+    print("main_exits_test: the process ends, the snapshot names the leak")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
