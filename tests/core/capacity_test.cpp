@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 namespace {
 constexpr resmon::site here{"capacity_test.cpp", 1, "test"};
@@ -23,7 +25,8 @@ TEST_CASE("capacity: acquisitions past the capacity are dropped, counted and rep
   CHECK(resmon::dropped(k) == 10000 - recorded);
   std::string text = resmon::report_string();
   CHECK(text.find("acquisitions not recorded: the capacity was reached") != std::string::npos);
-  CHECK(text.find(std::to_string(10000 - recorded) + " acquisitions were not recorded (capacity 2048") != std::string::npos);
+  CHECK(text.find(std::to_string(10000 - recorded) + " acquisitions were not recorded (capacity 2048") !=
+        std::string::npos);
   std::string json = resmon::report_json_string();
   CHECK(json.find("\"dropped\":" + std::to_string(10000 - recorded)) != std::string::npos);
   // Releases of dropped keys are not reported as misuse: they may be the dropped ones.
@@ -34,4 +37,31 @@ TEST_CASE("capacity: acquisitions past the capacity are dropped, counted and rep
   // Room again: records are kept once more.
   CHECK(resmon::detail::acquire(k, 42, 1, &here, nullptr));
   CHECK(resmon::detail::release(k, 42, &here));
+}
+
+TEST_CASE("capacity: a key released, acquired again past the capacity and released again is no double release") {
+  resmon::kind k = resmon::register_kind("test_capacity_again");
+  // Fill to the capacity (set above, or here when this case runs alone).
+  resmon::set_capacity(2048);
+  std::uint64_t filled = 0;
+  while (resmon::detail::acquire(k, 1000000 + filled, 1, &here, nullptr)) ++filled;
+  REQUIRE(filled > 0);
+  // A key the program releases while at the capacity: recorded, released
+  // (quarantined), then acquired again and not recorded (dropped).
+  std::uint64_t key = 1000000;  // held: recorded before the capacity was reached
+  std::uint64_t misuse0 = resmon::misuse_count(resmon::misuse_type::double_release);
+  CHECK(resmon::detail::release(k, key, &here));
+  CHECK(resmon::detail::acquire(k, 1000000 + filled, 1, &here, nullptr));  // takes the room it left
+  CHECK_FALSE(resmon::detail::acquire(k, key, 1, &here, nullptr));         // dropped: no room
+  CHECK_FALSE(resmon::detail::release(k, key, &here));                     // its release finds no record
+  CHECK(resmon::misuse_count(resmon::misuse_type::double_release) == misuse0);
+  // A record acquired after the last drop, released twice: that is a double
+  // release (the drops before its acquisition prove nothing about it).
+  CHECK(resmon::detail::release(k, 1000001, &here));           // room for one
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));  // past the clock's unit and resolution
+  CHECK(resmon::detail::acquire(k, 555, 1, &here, nullptr));
+  CHECK(resmon::detail::release(k, 555, &here));
+  CHECK_FALSE(resmon::detail::release(k, 555, &here));
+  CHECK(resmon::misuse_count(resmon::misuse_type::double_release) == misuse0 + 1);
+  for (std::uint64_t i = 2; i <= filled; ++i) resmon::detail::release(k, 1000000 + i, &here);
 }

@@ -106,8 +106,11 @@ struct settings {
   std::uint32_t xstop_flush;  // 1: the flush thread ends
   pthread_t flush_thread;
   bool flush_running;
-  bool cached_unwind;          // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
-  int log_fd;                  // RESMON_LOG: misuse events, one line each; -1: none (the default)
+  bool cached_unwind;  // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
+  int log_fd;          // RESMON_LOG: misuse events, one line each; -1: none (the default)
+  bool log_is_file;    // log_fd is a file resmon opened: log_dev and log_ino name it
+  dev_t log_dev;
+  ino_t log_ino;
   std::uint64_t temporary_ns;  // RESMON_TEMPORARY: releases and temporaries per stack; 0: not counted
   std::uint64_t sample_mean;   // RESMON_SAMPLE: mean bytes between sampled blocks; 0: every block (exact)
 };
@@ -477,6 +480,20 @@ void* flush_main(void*) noexcept {
 // ---------------------------------------------------------------------------
 // Start and exit
 
+/// Writes n bytes of `line` to RESMON_LOG while its descriptor is still the
+/// file resmon opened: a program that closes every descriptor (as daemons
+/// do) may have given the number to a file of its own, and resmon then
+/// stops logging rather than write into that file.
+void log_line(const char* line, int n) noexcept {
+  if (n <= 0 || g.log_fd < 0) return;
+  struct stat st;
+  if (g.log_is_file && (::fstat(g.log_fd, &st) != 0 || st.st_dev != g.log_dev || st.st_ino != g.log_ino)) {
+    g.log_fd = -1;
+    return;
+  }
+  (void)!::write(g.log_fd, line, std::size_t(n));
+}
+
 /// RESMON_LOG: one line per misuse event (the snapshot counts them anyway).
 void log_misuse(const core::misuse_event& e, void*) noexcept {
   char line[256];
@@ -484,10 +501,7 @@ void log_misuse(const core::misuse_event& e, void*) noexcept {
   int n = std::snprintf(line, sizeof line, "resmon: %s: %s 0x%llx on thread %llu (pid %d)\n", core::misuse_name(e.type),
                         kind != nullptr ? kind : "?", static_cast<unsigned long long>(e.key),
                         static_cast<unsigned long long>(e.thread), int(::getpid()));
-  if (n > 0 && g.log_fd >= 0) {
-    ssize_t w = ::write(g.log_fd, line, std::size_t(n) < sizeof line ? std::size_t(n) : sizeof line - 1);
-    (void)w;
-  }
+  log_line(line, n < int(sizeof line) ? n : int(sizeof line) - 1);
 }
 
 [[noreturn]] void bad_variable(const char* name, const char* value, const char* expected) noexcept {
@@ -755,6 +769,12 @@ __attribute__((constructor(101))) void start() noexcept {
   if (const char* log = std::getenv("RESMON_LOG"); log != nullptr && *log != '\0') {
     g.log_fd = std::strcmp(log, "stderr") == 0 ? 2 : ::open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (g.log_fd < 0) bad_variable("RESMON_LOG", log, "stderr or a file name that can be written");
+    struct stat st;
+    if (g.log_fd != 2 && ::fstat(g.log_fd, &st) == 0) {
+      g.log_is_file = true;
+      g.log_dev = st.st_dev;
+      g.log_ino = st.st_ino;
+    }
     core::set_misuse_action(core::misuse_action::callback, log_misuse, nullptr);
   }
   g.sync_kind = core::register_kind("sync");
@@ -834,7 +854,7 @@ std::uint32_t g_finished_pid = 0;
     int n = std::snprintf(line, sizeof line,
                           "resmon: reachability not computed: %u thread(s) block signal %d or did not stop\n",
                           not_stopped, SIGRTMAX - 1);
-    if (n > 0) (void)!::write(g.log_fd, line, std::size_t(n));
+    log_line(line, n < int(sizeof line) ? n : int(sizeof line) - 1);
   }
 }
 
@@ -1198,16 +1218,27 @@ RESMON_EXPORT int dup(int fd) {
   return r;
 }
 
+namespace {
+/// dup2 and dup3 put descriptor fd at r. The standard streams (0, 1, 2)
+/// are the process's own, open from its start to its end: a shell that
+/// puts a file there for one command and its saved copy back afterwards
+/// acquires nothing, so a descriptor put there is not recorded (what was
+/// there is released: dup2 closed it).
+inline int dup_result(int r, int fd, std::uintptr_t ret, std::uintptr_t fp) noexcept {
+  if (r < 0 || !tracking(k_fd)) return r;
+  if (r <= 2) release_descriptor(r);
+  else fd_result(r, kind_of_descriptor(fd), ret, fp);
+  return r;
+}
+}  // namespace
+
 RESMON_EXPORT int dup2(int fd, int to) {
   int r = RESMON_REAL(dup2)(fd, to);
-  if (r >= 0 && r != fd && tracking(k_fd)) fd_result(r, kind_of_descriptor(fd), RESMON_RET, RESMON_FP);
-  return r;
+  return r == fd ? r : dup_result(r, fd, RESMON_RET, RESMON_FP);
 }
 
 RESMON_EXPORT int dup3(int fd, int to, int flags) {
-  int r = RESMON_REAL(dup3)(fd, to, flags);
-  if (r >= 0 && tracking(k_fd)) fd_result(r, kind_of_descriptor(fd), RESMON_RET, RESMON_FP);
-  return r;
+  return dup_result(RESMON_REAL(dup3)(fd, to, flags), fd, RESMON_RET, RESMON_FP);
 }
 
 namespace {

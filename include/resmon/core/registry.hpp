@@ -66,6 +66,7 @@ struct registry {
   uint64_t xdropped_untabled[max_kinds];    // acquisitions not recorded: no table (thread limit)
   uint64_t xdropped_reentrant[max_kinds];   // acquisitions not recorded: re-entered on one thread
   uint64_t xreleases_reentrant[max_kinds];  // releases not recorded: re-entered on one thread
+  uint64_t xdropped_at[max_kinds];          // stamp_clock() at the last acquisition not recorded (any cause)
   uint64_t xmisuse[misuse_types];
   uint64_t xmisuse_next;
   misuse_event misuse_log[misuse_log_size];

@@ -94,6 +94,13 @@ RESMON_DETAIL_NOINLINE inline bool make_index_room(thread_table* t) noexcept {
   return rebuild_index(t, need > have ? need : have);
 }
 
+/// Effects: notes when an acquisition of kind k was last not recorded: a
+/// release of its key then finds no record, and a quarantined release of
+/// the same key from before is no proof of a double release.
+RESMON_DETAIL_NOINLINE inline void note_dropped(uint16_t k, uint64_t now) noexcept {
+  if (load_relaxed(&g_registry.xdropped_at[k]) < now) store_relaxed(&g_registry.xdropped_at[k], now);
+}
+
 /// Records an acquisition in the calling thread's table.
 /// Returns: false when it could not be recorded (capacity reached); the
 /// acquisition is then counted as dropped.
@@ -107,11 +114,13 @@ inline bool acquire(const acquire_args& a) noexcept {
     t = attach_table();
     if (t == nullptr) {
       fetch_add_relaxed(&g_registry.xdropped_untabled[a.kind], uint64_t(1));
+      note_dropped(a.kind, now);
       return false;
     }
   }
   if (RESMON_DETAIL_UNLIKELY(busy_guard::busy(t))) {
     fetch_add_relaxed(&g_registry.xdropped_reentrant[a.kind], uint64_t(1));
+    note_dropped(a.kind, now);
     return false;
   }
   busy_guard busy(t);
@@ -121,6 +130,7 @@ inline bool acquire(const acquire_args& a) noexcept {
   if (RESMON_DETAIL_UNLIKELY(t->index_used >= t->index_limit && !make_index_room(t)) ||
       RESMON_DETAIL_UNLIKELY((r = take_record(t, &n)) == nullptr)) {
     owner_add(&t->dropped[a.kind], uint64_t(1));
+    note_dropped(a.kind, now);
     return false;
   }
   uint32_t generation = next_generation(t, load_relaxed(&r->xstate));
@@ -269,7 +279,10 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
     // Sampling: most releases find no record, and a released key comes back
     // unsampled; neither is misuse.
     fetch_add_relaxed(&g_registry.xunknown_quiet, uint64_t(1));
-  } else if (quarantine_find(key, &prior) && prior.kind == k) {
+  } else if (quarantine_find(key, &prior) && prior.kind == k &&
+             load_relaxed(&g_registry.xdropped_at[k]) < prior.time_ns) {
+    // Released before, and acquired again since only if that acquisition
+    // was not recorded: none was, of this kind, since the first one.
     report_misuse(misuse_type::double_release, k, key, at, prior.acquired_at, prior.released_at, prior.thread);
   } else if ((load_relaxed(&g_registry.xquiet_unknown) >> k & 1) != 0) {
     fetch_add_relaxed(&g_registry.xunknown_quiet, uint64_t(1));
