@@ -63,6 +63,7 @@ void* __libc_memalign(size_t, size_t);
 void* __libc_valloc(size_t);
 void* __libc_pvalloc(size_t);
 extern char* program_invocation_name;
+int __cxa_atexit(void (*fn)(void*), void* arg, void* dso_handle);
 }
 
 namespace resmon::preload {
@@ -106,9 +107,10 @@ struct settings {
   std::uint32_t xstop_flush;  // 1: the flush thread ends
   pthread_t flush_thread;
   bool flush_running;
-  bool cached_unwind;  // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
-  int log_fd;          // RESMON_LOG: misuse events, one line each; -1: none (the default)
-  bool log_is_file;    // log_fd is a file resmon opened: log_dev and log_ino name it
+  bool cached_unwind;      // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
+  bool finish_registered;  // finish runs from exit(), after the libraries' destructors
+  int log_fd;              // RESMON_LOG: misuse events, one line each; -1: none (the default)
+  bool log_is_file;        // log_fd is a file resmon opened: log_dev and log_ino name it
   dev_t log_dev;
   ino_t log_ino;
   std::uint64_t temporary_ns;  // RESMON_TEMPORARY: releases and temporaries per stack; 0: not counted
@@ -119,6 +121,8 @@ constinit settings g{};
 inline bool tracking(tracked_kind k) noexcept {
   return t_inside == 0 && core::load_acquire(&g.xready) != 0 && (g.kinds >> k & 1) != 0;
 }
+
+inline bool tracking_any_descriptor() noexcept { return (g.kinds & (1u << k_fd | 1u << k_socket)) != 0; }
 
 // ---------------------------------------------------------------------------
 // Sampling (RESMON_SAMPLE): a Poisson sample of memory by bytes, as tcmalloc's
@@ -414,6 +418,29 @@ struct scratch_space {
   alignas(file_writer) unsigned char writer[sizeof(file_writer)];
 };
 
+/// Releases the records of descriptors that are no longer open: closed
+/// where resmon cannot see, by a raw close system call (libuv closes that
+/// way, so cmake and node do). Called before each snapshot; a number that a
+/// raw open has given out again meanwhile keeps its old record.
+void forget_closed_descriptors() noexcept {
+  if (!tracking_any_descriptor()) return;
+  constexpr std::uint32_t batch = 512;
+  for (int round = 0; round < 64; ++round) {  // a batch at a time: no allocation
+    std::int32_t closed[batch];
+    std::uint16_t kinds[batch];
+    std::uint32_t n = 0;
+    core::for_each_live([&](const core::record_view& v) {
+      if (n == batch || (v.kind != kind::fd && v.kind != kind::socket) || v.key > 0x7fffffff) return;
+      if (::syscall(SYS_fcntl, int(v.key), F_GETFD) < 0 && errno == EBADF) {
+        closed[n] = std::int32_t(v.key);
+        kinds[n++] = std::uint16_t(v.kind);
+      }
+    });
+    for (std::uint32_t i = 0; i < n; ++i) core::release(kinds[i], std::uint64_t(closed[i]), nullptr, nullptr);
+    if (n < batch) return;
+  }
+}
+
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
 /// `classes`: the reachability found at exit; `modules_fresh`: the module
 /// map is current (the other threads are stopped: no loader lock is taken).
@@ -422,6 +449,9 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
                int signal = 0) noexcept {
   inside guard;
   if (!try_lock_for_a_while(&g.xwriting)) return;  // another writer never finished: skip, never hang
+  int saved_errno = errno;
+  forget_closed_descriptors();
+  errno = saved_errno;
   char path[1100], tmp[1200];
   auto* scratch = static_cast<scratch_space*>(platform::pages_alloc(sizeof(scratch_space)));
   if (scratch != nullptr && output_path(path, sizeof path)) {
@@ -621,6 +651,8 @@ void add_root_pid_variable(const char* pid) noexcept {
   environ = copy;
 }
 
+void finish_at_exit(void*) noexcept;
+
 __attribute__((constructor(101))) void start() noexcept {
   inside guard;
   g.init_pid = ::getpid();
@@ -794,6 +826,7 @@ __attribute__((constructor(101))) void start() noexcept {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   core::store_release(&g.xready, std::uint32_t(1));
+  g.finish_registered = __cxa_atexit(finish_at_exit, nullptr, nullptr) == 0;
 }
 
 /// Returns: true when what the program holds at exit is what RESMON_EXIT_ON
@@ -858,7 +891,7 @@ std::uint32_t g_finished_pid = 0;
   }
 }
 
-__attribute__((destructor(101))) void finish() noexcept {
+void finish() noexcept {
   if (core::load_acquire(&g.xready) == 0 || !own_process()) return;  // a vfork child: its parent's memory
   std::uint32_t pid = std::uint32_t(::getpid());
   if (__atomic_exchange_n(&g_finished_pid, pid, __ATOMIC_ACQ_REL) == pid) return;
@@ -878,6 +911,20 @@ __attribute__((destructor(101))) void finish() noexcept {
     std::fflush(nullptr);  // exit() has not flushed the program's streams yet
     ::_exit(g.exit_code);
   }
+}
+
+/// The last snapshot is written by exit() after every library's destructors
+/// (what libuv's closes, say, is closed by then): registered from the
+/// constructor, which the dynamic linker runs before the program's
+/// __libc_start_main registers the call of the libraries' destructors
+/// (_dl_fini), and with no module handle, so it is not run with this
+/// library's own destructors. Exit handlers run in reverse order: this one
+/// after _dl_fini. (The library is never unloaded: -z nodelete.)
+void finish_at_exit(void*) noexcept { finish(); }
+
+/// The fallback: a library loaded later, or a registration that failed.
+__attribute__((destructor(101))) void finish_in_destructor() noexcept {
+  if (!g.finish_registered) finish();
 }
 
 }  // namespace

@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""What is closed late or out of resmon's sight is not reported held: a
+descriptor closed by the raw close system call, and what a library's
+destructor closes and frees after the program's exit handlers (the last
+snapshot is written after every library's destructors). A shell's
+redirections onto its standard streams hold nothing either. The one
+descriptor the program leaks is reported, at its function.
+
+usage: closing_test.py PRELOAD VIEW CLOSING
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import check, failures, run  # noqa: E402
+
+
+def main():
+    preload, view, program = sys.argv[1:4]
+    work = tempfile.mkdtemp(prefix="resmon-closing-")
+    out = os.path.join(work, "c.resmon")
+    plain = run([program])
+    r = run([program], {"LD_PRELOAD": preload, "RESMON_OUTPUT": out})
+    check(r.returncode == 0 and r.stdout == plain.stdout, f"output and status unchanged: {r.returncode} {r.stdout!r}")
+    doc = json.loads(subprocess.run([view, "--format", "json", out], capture_output=True, check=True).stdout)
+    fds = [g for g in doc["groups"] if g["kind"] == "fd"]
+    check(len(fds) == 1 and fds[0]["count"] == 1 and fds[0]["stack"][0]["function"].startswith("leak_descriptor"),
+          f"only the leaked descriptor is held: {[(g['count'], g['stack'][0]['function']) for g in fds]}")
+    lib = [g for g in doc["groups"] if g["kind"] == "memory" and g["bytes"] == 4321]
+    check(not lib, "the block the library's destructor freed is not held")
+    # A shell's redirections: the saved stream put back with dup2 is no new descriptor.
+    bash = shutil.which("bash")
+    if bash:
+        r = run([bash, "-c", "echo x >/dev/null; read l </etc/hostname; echo y 2>/dev/null; echo done"],
+                {"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(work, "b.resmon"), "RESMON_EXIT_CODE": "23"})
+        check(r.returncode == 0 and r.stdout == b"y\ndone\n", f"bash redirections hold nothing: {r.returncode} {r.stdout!r}")
+    if failures:
+        print(f"closing_test: {len(failures)} failed")
+        return 1
+    print("closing_test: only the leaked descriptor is held")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
