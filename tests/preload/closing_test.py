@@ -7,7 +7,10 @@ snapshot is written after every library's destructors). A shell's
 redirections onto its standard streams hold nothing either. The one
 descriptor the program leaks is reported, at its function.
 
-usage: closing_test.py PRELOAD VIEW CLOSING
+A program that leaked every descriptor it may have still gets its
+snapshot (resmon raises the soft limit for the one open it needs).
+
+usage: closing_test.py PRELOAD VIEW CLOSING DESCRIPTOR_LIMIT
 """
 import json
 import os
@@ -21,7 +24,7 @@ from harness import check, failures, run  # noqa: E402
 
 
 def main():
-    preload, view, program = sys.argv[1:4]
+    preload, view, program, limited = sys.argv[1:5]
     work = tempfile.mkdtemp(prefix="resmon-closing-")
     out = os.path.join(work, "c.resmon")
     plain = run([program])
@@ -39,6 +42,18 @@ def main():
         r = run([bash, "-c", "echo x >/dev/null; read l </etc/hostname; echo y 2>/dev/null; echo done"],
                 {"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(work, "b.resmon"), "RESMON_EXIT_CODE": "23"})
         check(r.returncode == 0 and r.stdout == b"y\ndone\n", f"bash redirections hold nothing: {r.returncode} {r.stdout!r}")
+    # Out of descriptors at exit.
+    out = os.path.join(work, "l.resmon")
+    r = run([limited], {"LD_PRELOAD": preload, "RESMON_OUTPUT": out})
+    check(r.returncode == 0 and r.stdout in (b"descriptor_limit: out of descriptors\n", b""),
+          f"descriptor_limit: {r.returncode} {r.stdout!r} {r.stderr!r}")
+    if r.stdout:
+        check(os.path.exists(out), f"a snapshot out of descriptors: {r.stderr!r}")
+        if os.path.exists(out):
+            doc = json.loads(subprocess.run([view, "--format", "json", out], capture_output=True, check=True).stdout)
+            leaked = sum(g["count"] for g in doc["groups"]
+                         if g["kind"] == "fd" and g["stack"][0]["function"].startswith("leak_all"))
+            check(leaked > 50, f"the descriptors leak_all leaked: {leaked}")
     if failures:
         print(f"closing_test: {len(failures)} failed")
         return 1
