@@ -442,53 +442,6 @@ void forget_closed_descriptors() noexcept {
   }
 }
 
-/// A descriptor kept for the snapshot: a program that hits its descriptor
-/// limit (leaking them, the very case) would leave none to write it with.
-/// A memfd of its own (its inode tells it from any the program opens), at
-/// the top of the limit, so that the program's own numbers do not move. A
-/// program that closes every descriptor closes it too: resmon then has none.
-struct spare_descriptor {
-  int fd = -1;
-  ino_t ino = 0;
-};
-constinit spare_descriptor g_spare{};
-
-void reserve_spare_descriptor() noexcept {
-  int made = int(::syscall(SYS_memfd_create, "resmon-spare", MFD_CLOEXEC));
-  if (made < 0) return;
-  rlimit lim;
-  int top = ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur > 64 &&
-                    lim.rlim_cur <= (1u << 20)
-                ? int(lim.rlim_cur) - 1
-                : 1023;
-  // The highest free number from top down, a few tries: F_DUPFD gives the lowest at or above.
-  int fd = -1;
-  for (int at = top; fd < 0 && at > top - 8 && at > 2; --at) {
-    fd = int(::syscall(SYS_fcntl, made, F_DUPFD_CLOEXEC, at));
-    if (fd > top) {
-      ::syscall(SYS_close, fd);
-      fd = -1;
-    }
-  }
-  struct stat st;
-  if (fd >= 0 && ::fstat(fd, &st) == 0) {
-    g_spare.fd = fd;
-    g_spare.ino = st.st_ino;
-  } else if (fd >= 0) {
-    ::syscall(SYS_close, fd);
-  }
-  ::syscall(SYS_close, made);
-}
-
-/// Closes the spare descriptor, if it is still resmon's. Returns: true when it did.
-bool take_spare_descriptor() noexcept {
-  struct stat st;
-  if (g_spare.fd < 0 || ::fstat(g_spare.fd, &st) != 0 || st.st_ino != g_spare.ino) return false;
-  ::syscall(SYS_close, g_spare.fd);
-  g_spare.fd = -1;
-  return true;
-}
-
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
 /// `classes`: the reachability found at exit; `modules_fresh`: the module
 /// map is current (the other threads are stopped: no loader lock is taken).
@@ -507,18 +460,13 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
     int fd = n > 0 && std::size_t(n) < sizeof tmp ? ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
     // A program that used every descriptor it may have (leaking them, the
     // very case the snapshot is for): its soft limit is raised to the hard
-    // one for this open, or resmon's spare descriptor is given up.
-    bool spare_used = false;
+    // one for this open.
     rlimit lim{};
     bool raised = false;
     if (fd < 0 && errno == EMFILE && ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
       rlimit more{lim.rlim_max, lim.rlim_max};
       raised = ::setrlimit(RLIMIT_NOFILE, &more) == 0;
       if (raised) fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    }
-    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && take_spare_descriptor()) {
-      spare_used = true;
-      fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     }
     if (fd >= 0) {
       snapshot_info info{g.program, g.cmdline, g.cmdline_length, g.start_realtime_ns, 0, g.kinds};
@@ -553,7 +501,6 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
       if (m > 0) (void)!::write(2, line, std::size_t(m) < sizeof line ? std::size_t(m) : sizeof line - 1);
     }
     if (raised) ::setrlimit(RLIMIT_NOFILE, &lim);  // what it opened stays open past the limit
-    if (spare_used) reserve_spare_descriptor();
   }
   if (scratch != nullptr) platform::pages_free(scratch, sizeof(scratch_space));
   core::store_release(&g.xwriting, std::uint32_t(0));
@@ -900,7 +847,6 @@ __attribute__((constructor(101))) void start() noexcept {
   }
   core::store_release(&g.xready, std::uint32_t(1));
   g.finish_registered = __cxa_atexit(finish_at_exit, nullptr, nullptr) == 0;
-  reserve_spare_descriptor();
 }
 
 /// Returns: true when what the program holds at exit is what RESMON_EXIT_ON
