@@ -342,11 +342,42 @@ void release_descriptor(int fd) noexcept {
 // ---------------------------------------------------------------------------
 // The real functions
 
+/// glibc keeps a thread's last dl* error (__libc_dlerror_result, in its
+/// static TLS) until dlerror() has returned it, and the next dlsym frees it
+/// with an internal free that resmon does not see: a lookup of resmon's would
+/// throw away the program's pending dlerror() message and leave its blocks
+/// held, then reported lost. resmon's lookups set it aside: the slot's
+/// offset from the thread pointer, the same in every thread, is found once.
+constinit std::intptr_t g_dlerror_offset = 0;  // 0: not known (lookups then leave it as it is)
+
+void find_dlerror_slot() noexcept {
+  void* at = ::dlsym(RTLD_DEFAULT, "__libc_dlerror_result");
+  if (at == nullptr) {  // another C library: the failed lookup's message is resmon's, returned then freed
+    (void)::dlerror();
+    (void)::dlerror();
+  }
+  std::intptr_t offset = at != nullptr ? std::intptr_t(at) - std::intptr_t(reach::thread_pointer()) : 0;
+  // x86-64 puts static TLS below the thread pointer, AArch64 above: within a few pages either way.
+  if (offset != 0 && offset > -(std::intptr_t(1) << 20) && offset < (std::intptr_t(1) << 20)) g_dlerror_offset = offset;
+}
+
 template <class Fn> Fn real(Fn* slot, const char* name) noexcept {
   Fn fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
   if (__builtin_expect(fn == nullptr, 0)) {
     inside guard;
+    void** pending_at = g_dlerror_offset != 0
+                            ? reinterpret_cast<void**>(std::intptr_t(reach::thread_pointer()) + g_dlerror_offset)
+                            : nullptr;
+    void* pending = pending_at != nullptr ? *pending_at : nullptr;
+    if (pending_at != nullptr) *pending_at = nullptr;
     fn = reinterpret_cast<Fn>(::dlsym(RTLD_NEXT, name));
+    if (pending_at != nullptr) {
+      if (*pending_at != nullptr) {  // this lookup failed: its message is resmon's, returned then freed
+        (void)::dlerror();
+        (void)::dlerror();
+      }
+      *pending_at = pending;
+    }
     __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
   }
   return fn;
@@ -675,6 +706,7 @@ void finish_at_exit(void*) noexcept;
 
 __attribute__((constructor(101))) void start() noexcept {
   inside guard;
+  find_dlerror_slot();
   g.init_pid = ::getpid();
   g.start_realtime_ns = realtime_ns();
   g.exit_code = -1;
