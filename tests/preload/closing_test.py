@@ -13,15 +13,13 @@ snapshot (resmon raises the soft limit for the one open it needs).
 
 usage: closing_test.py PRELOAD VIEW CLOSING DESCRIPTOR_LIMIT
 """
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, failures, run  # noqa: E402
+from harness import check, failures, run, view_json  # noqa: E402
 
 
 def main():
@@ -31,7 +29,7 @@ def main():
     plain = run([program])
     r = run([program], {"LD_PRELOAD": preload, "RESMON_OUTPUT": out})
     check(r.returncode == 0 and r.stdout == plain.stdout, f"output and status unchanged: {r.returncode} {r.stdout!r}")
-    doc = json.loads(subprocess.run([view, "--format", "json", out], capture_output=True, check=True).stdout)
+    doc = view_json(view, out)
     fds = [g for g in doc["groups"] if g["kind"] == "fd"]
     check(len(fds) == 1 and fds[0]["count"] == 1 and fds[0]["stack"][0]["function"].startswith("leak_descriptor"),
           f"only the leaked descriptor is held: {[(g['count'], g['stack'][0]['function']) for g in fds]}")
@@ -54,7 +52,7 @@ def main():
     if r.stdout:
         check(os.path.exists(out), f"a snapshot out of descriptors: {r.stderr!r}")
         if os.path.exists(out):
-            doc = json.loads(subprocess.run([view, "--format", "json", out], capture_output=True, check=True).stdout)
+            doc = view_json(view, out)
             leaked = sum(g["count"] for g in doc["groups"]
                          if g["kind"] == "fd" and g["stack"][0]["function"].startswith("leak_all"))
             check(leaked > 50, f"the descriptors leak_all leaked: {leaked}")

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """What the whole-process test scripts share: failures that do not stop the
-script, and running a program with a clean resmon environment."""
+script, running a program with a clean resmon environment, and reading a
+snapshot as JSON."""
+import json
 import os
 import subprocess
 
@@ -24,3 +26,8 @@ def clean_env(extra=None):
 
 def run(cmd, env=None, timeout=300, **kw):
     return subprocess.run(cmd, env=clean_env(env), capture_output=True, timeout=timeout, **kw)
+
+
+def view_json(view, path):
+    """The snapshot at `path` as resmon-view --format json reads it."""
+    return json.loads(subprocess.run([view, "--format", "json", path], capture_output=True, check=True).stdout)

@@ -9,7 +9,6 @@ reachability is computed (the ended main thread is not waited for).
 
 usage: main_exits_test.py PRELOAD VIEW MAIN_EXITS
 """
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, failures, run  # noqa: E402
+from harness import check, failures, run, view_json  # noqa: E402
 
 
 def main():
@@ -46,7 +45,7 @@ def main():
         if not os.path.exists(out):
             check(False, f"{name}: no snapshot written")
             continue
-        doc = json.loads(subprocess.run([view, "--format", "json", out], capture_output=True, check=True).stdout)
+        doc = view_json(view, out)
         leak = [g for g in doc["groups"] if g["kind"] == "memory" and g["bytes"] == 77]
         check(len(leak) == 1, f"{name}: the 77-byte block is held: {[g['bytes'] for g in doc['groups']]}")
         if leak:
