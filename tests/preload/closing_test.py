@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, failures, run, view_json  # noqa: E402
+from harness import check, outcome, run, view_json  # noqa: E402
 
 
 def main():
@@ -56,11 +56,7 @@ def main():
             leaked = sum(g["count"] for g in doc["groups"]
                          if g["kind"] == "fd" and g["stack"][0]["function"].startswith("leak_all"))
             check(leaked > 50, f"the descriptors leak_all leaked: {leaked}")
-    if failures:
-        print(f"closing_test: {len(failures)} failed")
-        return 1
-    print("closing_test: only the leaked descriptor is held")
-    return 0
+    return outcome("closing_test", "only the leaked descriptor is held")
 
 
 if __name__ == "__main__":

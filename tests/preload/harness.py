@@ -31,3 +31,13 @@ def run(cmd, env=None, timeout=300, **kw):
 def view_json(view, path):
     """The snapshot at `path` as resmon-view --format json reads it."""
     return json.loads(subprocess.run([view, "--format", "json", path], capture_output=True, check=True).stdout)
+
+
+def outcome(name, passed):
+    """The exit status of test `name`: 1 and the count when checks failed,
+    else 0 and what passed (`passed`)."""
+    if failures:
+        print(f"{name}: {len(failures)} failed")
+        return 1
+    print(f"{name}: {passed}")
+    return 0

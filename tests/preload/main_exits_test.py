@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import check, failures, run, view_json  # noqa: E402
+from harness import check, outcome, run, view_json  # noqa: E402
 
 
 def main():
@@ -56,11 +56,7 @@ def main():
         classes = doc.get("reachability")
         check(classes is not None and classes["reachable"]["count"] >= 1 and classes["definite"]["count"] == 0,
               f"{name}: reachability computed: {classes}")
-    if failures:
-        print(f"main_exits_test: {len(failures)} failed")
-        return 1
-    print("main_exits_test: the process ends, the snapshot names the leak")
-    return 0
+    return outcome("main_exits_test", "the process ends, the snapshot names the leak")
 
 
 if __name__ == "__main__":
