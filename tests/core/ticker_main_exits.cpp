@@ -31,21 +31,7 @@ namespace {
 }
 }  // namespace
 
-#if defined(__SANITIZE_THREAD__)
-#define TICKER_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TICKER_TEST_TSAN 1
-#endif
-#endif
-
 int main() {
-#ifdef TICKER_TEST_TSAN
-  // ThreadSanitizer's own background thread would outlive the program's
-  // threads too (and starts no thread after a multi-threaded fork).
-  std::printf("skipped under ThreadSanitizer\n");
-  return 77;
-#endif
   pid_t pid = fork();
   if (pid < 0) return 1;
   if (pid == 0) scenario();
