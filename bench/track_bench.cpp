@@ -47,9 +47,33 @@ void tracked(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// The least a design that keeps a record in its owner's table can do for a
+// release on another thread (floor_cross_thread): the owner writes the
+// record (32 bytes) and its index entry; the releasing thread reads the
+// entry, claims the record with one CAS and counts the release with one
+// fetch_add, on lines the owner wrote. No inbox, no payload copy, no
+// quarantine: what a tracked pair adds beyond this is the protocol's own.
+struct floor_tables {
+  static constexpr std::size_t records = 4096, slots = 8192;  // more than the ring holds
+  struct record32 {
+    std::atomic<std::uint64_t> state;
+    std::uint64_t key, info, stamp;
+  };
+  record32 record[records];
+  std::atomic<std::uint32_t> index[slots];
+  alignas(64) std::atomic<std::uint64_t> released{0};
+  static std::size_t home(void* p) {
+    return std::size_t((reinterpret_cast<std::uintptr_t>(p) * 0x9e3779b97f4a7c15ULL) >> 40) & (slots - 1);
+  }
+};
+floor_tables g_floor;
+
+enum class cross_mode { untracked, tracked, floor };
+
 // The benchmark thread allocates (and acquires, when tracked); a second thread
 // (releases and) frees. The untracked run is the baseline of the tracked one.
-template <bool Tracked> void cross_thread(benchmark::State& state) {
+template <cross_mode Mode> void cross_thread(benchmark::State& state) {
+  constexpr bool Tracked = Mode == cross_mode::tracked;
   constexpr std::size_t ring_size = 1024;
   static void* ring[ring_size];
   alignas(64) static std::atomic<std::size_t> head{0};
@@ -69,6 +93,12 @@ template <bool Tracked> void cross_thread(benchmark::State& state) {
       for (; h != t; ++h) {
         void* p = ring[h % ring_size];
         if (Tracked) resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &bench_site);
+        if (Mode == cross_mode::floor) {
+          std::uint32_t n = g_floor.index[floor_tables::home(p)].load(std::memory_order_acquire);
+          std::uint64_t live = 1;
+          g_floor.record[n % floor_tables::records].state.compare_exchange_strong(live, 3);
+          g_floor.released.fetch_add(1, std::memory_order_relaxed);
+        }
         std::free(p);
       }
       head.store(h, std::memory_order_release);
@@ -81,6 +111,14 @@ template <bool Tracked> void cross_thread(benchmark::State& state) {
     void* p = std::malloc(n);
     if (Tracked)
       resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &bench_site, nullptr);
+    if (Mode == cross_mode::floor) {
+      auto& r = g_floor.record[t % floor_tables::records];
+      r.key = reinterpret_cast<std::uintptr_t>(p);
+      r.info = n;
+      r.stamp = t;
+      r.state.store(1, std::memory_order_release);
+      g_floor.index[floor_tables::home(p)].store(std::uint32_t(t % floor_tables::records), std::memory_order_release);
+    }
     while (t - head.load(std::memory_order_acquire) == ring_size) {}
     ring[t % ring_size] = p;
     tail.store(++t, std::memory_order_release);
@@ -89,8 +127,9 @@ template <bool Tracked> void cross_thread(benchmark::State& state) {
   consumer.join();
   state.SetItemsProcessed(state.iterations());
 }
-void baseline_cross_thread(benchmark::State& state) { cross_thread<false>(state); }
-void tracked_cross_thread(benchmark::State& state) { cross_thread<true>(state); }
+void baseline_cross_thread(benchmark::State& state) { cross_thread<cross_mode::untracked>(state); }
+void tracked_cross_thread(benchmark::State& state) { cross_thread<cross_mode::tracked>(state); }
+void floor_cross_thread(benchmark::State& state) { cross_thread<cross_mode::floor>(state); }
 
 // The shape of a real program: each thread holds `live` blocks (16-527
 // bytes) and, per iteration, frees one chosen at random and allocates its
@@ -221,5 +260,6 @@ BENCHMARK(tracked_churn_ticker)
     ->Setup(ticker_on)
     ->Teardown(ticker_off);
 BENCHMARK(tracked_cross_thread)->UseRealTime();
+BENCHMARK(floor_cross_thread)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""What each duty of the core's hot path costs, and the floor of the design.
+
+Builds bench/floor/driver.cpp against the core as it is and against copies of
+include/ with one duty taken out (the release quarantine, the clock read, the
+peak check, the origin lookup, the generation), then with all of them out:
+the skeleton (find a record, write it, index it, count it). Prints ns added
+per malloc+free pair over untracked malloc+free measured in the same run, in
+the tight loop and at 64, 1024 and 65,536 live blocks. The variants are
+experiments, never shipped: a duty taken out breaks what it is for (a double
+release naming the first release, ages, peaks, sites).
+
+Usage: python3 bench/floor/run.py [--pairs N] [--cxx g++]
+       python3 bench/floor/run.py --check   (the variants still apply: a test)
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+# (file under include/resmon, text, replacement)
+DUTIES = {
+    "quarantine": [("core/track.hpp", "  quarantine_put(t, p.key, k, p.origin, stamp_ns(p.stamp), at);\n", "")],
+    "clock": [("core/track.hpp", "  uint64_t now = stamp_clock();", "  uint64_t now = 1;")],
+    "peak check": [("core/track.hpp", "  if (RESMON_DETAIL_UNLIKELY(acquired - c.released > c.peak",
+                    "  if (false && RESMON_DETAIL_UNLIKELY(acquired - c.released > c.peak")],
+    "origin lookup": [("core/track.hpp", "payload{origin_for(t, a.where, a.ret, a.stack_id),", "payload{1,")],
+    "generation": [("core/track.hpp", "  uint32_t generation = next_generation(t, load_relaxed(&r->xstate));",
+                    "  uint32_t generation = 5;")],
+}
+
+
+def patched(tmp, name, patches):
+    """Returns: a copy of include/ with the patches applied, under tmp."""
+    include = os.path.join(tmp, name.replace(" ", "_"), "include")
+    shutil.copytree(os.path.join(ROOT, "include"), include)
+    for path, old, new in patches:
+        full = os.path.join(include, "resmon", path)
+        with open(full) as f:
+            text = f.read()
+        if old not in text:
+            sys.exit(f"bench/floor/run.py: {path} no longer has the line the '{name}' variant takes out: "
+                     f"{old.strip()!r}; update DUTIES")
+        with open(full, "w") as f:
+            f.write(text.replace(old, new, 1))
+    return include
+
+
+def variant(tmp, name, patches, args):
+    include = patched(tmp, name, patches)
+    exe = os.path.join(tmp, name.replace(" ", "_"), "driver")
+    subprocess.run([args.cxx, "-std=c++20", "-O2", "-DRESMON_ENABLE=1", "-I", include,
+                    os.path.join(HERE, "driver.cpp"), "-o", exe, "-lpthread", "-ldl"], check=True)
+    out = subprocess.run([exe, str(args.pairs)], check=True, stdout=subprocess.PIPE, text=True).stdout
+    added = {}
+    rows = [line.split() for line in out.strip().splitlines()]
+    for live, plain, tracked in rows:
+        added[int(live)] = float(tracked) - float(plain)
+    return added
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=3000000)
+    ap.add_argument("--cxx", default=os.environ.get("CXX", "g++"))
+    ap.add_argument("--check", action="store_true", help="only check that every variant still applies")
+    args = ap.parse_args()
+    runs = [("the core as it is", [])] + [(f"without the {d}", p) for d, p in DUTIES.items()]
+    runs.append(("skeleton: all five out", [p for ps in DUTIES.values() for p in ps]))
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.check:
+            for name, patches in runs:
+                patched(tmp, name, patches)
+            print(f"{len(runs)} variants apply")
+            return
+        print("| variant | tight | 64 live | 1024 live | 65,536 live |")
+        print("|---|---|---|---|---|")
+        for name, patches in runs:
+            a = variant(tmp, name, patches, args)
+            print(f"| {name} | " + " | ".join(f"+{a[live]:.1f}" for live in (0, 64, 1024, 65536)) + " |",
+                  flush=True)
+    print("ns added per malloc+free pair over untracked, best of 5 rounds interleaved")
+
+
+if __name__ == "__main__":
+    main()
