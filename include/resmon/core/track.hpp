@@ -7,8 +7,9 @@
 // A release by the owner finds the entry, marks the record DEAD, leaves a
 // tombstone and puts the record on the free list: no locked instruction. A
 // release of another thread's record claims it by CAS (LIVE -> BUSY -> DEAD)
-// and pushes it on that table's inbox; the owner unlinks it on its next
-// operation, so no thread but the owner ever writes the index.
+// and pushes it on that table's inbox; the owner unlinks and reuses the
+// inbox's records when its free list runs dry, so no thread but the owner
+// ever writes the index.
 #pragma once
 
 #include "base.hpp"
@@ -63,12 +64,26 @@ RESMON_DETAIL_INLINE uint32_t next_generation(thread_table* t, uint32_t st) noex
   return g;
 }
 
-/// Takes a free record: the free list's head, else the slab's next one
-/// (growing the slab on the slow path).
+/// Refills an empty free list with the records other threads released (the
+/// inbox), else grows the slab. Owner only.
+/// Returns: false when the capacity or pages ran out.
+RESMON_DETAIL_NOINLINE inline bool refill_records(thread_table* t) noexcept {
+  if (load_relaxed(&t->xinbox) != 0) {
+    drain_inbox(t);
+    if (t->free_head != 0) return true;
+  }
+  return grow_slab(t);
+}
+
+/// Takes a free record: the free list's head, else the slab's next one, else
+/// one of those other threads released, else one of a grown slab. The inbox
+/// is emptied only then, all at once: a thread whose records another thread
+/// releases (a producer) takes its inbox's lock-free exchange and its lines
+/// once per batch, not once per operation.
 /// Returns: the record and its number in *n, or nullptr when the capacity
 /// or pages ran out.
 RESMON_DETAIL_INLINE record* take_record(thread_table* t, uint32_t* n) noexcept {
-  if (RESMON_DETAIL_UNLIKELY(t->free_head == 0 && t->top >= t->top_limit) && !grow_slab(t)) return nullptr;
+  if (RESMON_DETAIL_UNLIKELY(t->free_head == 0 && t->top >= t->top_limit) && !refill_records(t)) return nullptr;
   record* r;
   if (t->free_head != 0) {
     *n = t->free_head - 1;
@@ -124,7 +139,6 @@ inline bool acquire(const acquire_args& a) noexcept {
     return false;
   }
   busy_guard busy(t);
-  if (RESMON_DETAIL_UNLIKELY(load_relaxed(&t->xinbox) != 0)) drain_inbox(t);
   uint32_t n;
   record* r;
   if (RESMON_DETAIL_UNLIKELY(t->index_used >= t->index_limit && !make_index_room(t)) ||
@@ -320,7 +334,6 @@ inline bool release_record(uint16_t k, uint64_t key, const site* at, record_view
     return false;
   }
   busy_guard busy(own);
-  if (RESMON_DETAIL_UNLIKELY(load_relaxed(&own->xinbox) != 0)) drain_inbox(own);
   if (uint32_t* index = own->index) {
     uint64_t h = key_hash(key);
     uint32_t shift = own->index_shift;
