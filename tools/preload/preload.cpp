@@ -1549,6 +1549,17 @@ RESMON_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, 
   }
   return rc;
 }
+// glibc's pthread_getattr_np allocates while it holds the thread's lock,
+// which resmon's first look at a thread's stack bounds would take again: the
+// allocations made inside it are recorded without a stack instead
+// (platform::stack_bounds).
+RESMON_EXPORT int pthread_getattr_np(pthread_t thread, pthread_attr_t* attr) {
+  auto getattr = RESMON_REAL(pthread_getattr_np);
+  ++resmon::platform::posix::tls_in_getattr;
+  int rc = getattr(thread, attr);
+  --resmon::platform::posix::tls_in_getattr;
+  return rc;
+}
 RESMON_EXPORT int pthread_join(pthread_t thread, void** result) {
   int rc = RESMON_REAL(pthread_join)(thread, result);
   if (rc == 0 && tracking(k_thread)) note_release(k_thread, std::uint64_t(thread));

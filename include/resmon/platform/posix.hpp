@@ -32,6 +32,11 @@ namespace posix {
 [[gnu::tls_model("initial-exec")]] inline thread_local uint64_t tls_thread_id = 0;
 [[gnu::tls_model("initial-exec")]] inline thread_local uintptr_t tls_stack_lo = 0;
 [[gnu::tls_model("initial-exec")]] inline thread_local uintptr_t tls_stack_hi = 0;
+// Nonzero while the thread is inside the program's own pthread_getattr_np
+// (whole-process mode counts it): glibc holds the thread's lock there while
+// it allocates, and a second call from the allocation would wait for it
+// forever (Rust's runtime makes that call before its first allocation).
+[[gnu::tls_model("initial-exec")]] inline thread_local uint32_t tls_in_getattr = 0;
 
 inline pthread_key_t exit_key;
 inline pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
@@ -118,8 +123,12 @@ inline void default_output(const char* text, size_t length) noexcept {
   }
 }
 
+/// Returns: false when the bounds are not known yet and cannot be asked
+/// for now: inside pthread_getattr_np (tls_in_getattr), whose lock the
+/// question would take again.
 inline bool stack_bounds(uintptr_t* lo, uintptr_t* hi) noexcept {
   if (posix::tls_stack_hi == 0) {
+    if (posix::tls_in_getattr != 0) return false;
     pthread_attr_t attr;
     if (::pthread_getattr_np(::pthread_self(), &attr) != 0) return false;
     void* addr = nullptr;
