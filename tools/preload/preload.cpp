@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -558,6 +559,52 @@ void* flush_main(void*) noexcept {
   return nullptr;
 }
 
+/// Starts the thread that writes a snapshot every RESMON_FLUSH_INTERVAL,
+/// with every signal blocked (the program's handlers run on its threads).
+void start_flush_thread() noexcept {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  core::store_release(&g.xstop_flush, std::uint32_t(0));
+  g.flush_running = pthread_create(&g.flush_thread, nullptr, flush_main, nullptr) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+/// Stops the flush thread and waits for it. Returns: true when one ran.
+bool stop_flush_thread() noexcept {
+  if (!g.flush_running) return false;
+  core::store_release(&g.xstop_flush, std::uint32_t(1));
+  pthread_join(g.flush_thread, nullptr);
+  g.flush_running = false;
+  return true;
+}
+
+/// resmon's own threads (the clock ticker, the flush thread) stopped for
+/// the length of a call that needs a single-threaded process, and started
+/// again after it: entering a user namespace (unshare or setns with
+/// CLONE_NEWUSER) fails with EINVAL while any other thread runs.
+class own_threads_paused {
+ public:
+  own_threads_paused() noexcept {
+    inside guard;
+    ticker_ = core::load_acquire(&core::g_registry.xticker) == std::uint32_t(core::ticker_state::running);
+    if (ticker_) stop_clock_ticker();
+    flush_ = stop_flush_thread();
+  }
+  ~own_threads_paused() {
+    inside guard;
+    int saved = errno;
+    if (ticker_) (void)start_clock_ticker();
+    if (flush_) start_flush_thread();
+    errno = saved;
+  }
+  own_threads_paused(const own_threads_paused&) = delete;
+  own_threads_paused& operator=(const own_threads_paused&) = delete;
+
+ private:
+  bool ticker_ = false, flush_ = false;
+};
+
 // ---------------------------------------------------------------------------
 // Start and exit
 
@@ -870,13 +917,7 @@ __attribute__((constructor(101))) void start() noexcept {
   if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
   (void)pthread_atfork(nullptr, nullptr, after_fork_child);
   install_signal_handlers();
-  if (g.flush_ns != 0) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    g.flush_running = pthread_create(&g.flush_thread, nullptr, flush_main, nullptr) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  }
+  if (g.flush_ns != 0) start_flush_thread();
   core::store_release(&g.xready, std::uint32_t(1));
   g.finish_registered = __cxa_atexit(finish_at_exit, nullptr, nullptr) == 0;
 }
@@ -949,11 +990,7 @@ void finish() noexcept {
   if (__atomic_exchange_n(&g_finished_pid, pid, __ATOMIC_ACQ_REL) == pid) return;
   {
     inside guard;
-    if (g.flush_running) {
-      core::store_release(&g.xstop_flush, std::uint32_t(1));
-      pthread_join(g.flush_thread, nullptr);
-      g.flush_running = false;
-    }
+    (void)stop_flush_thread();
   }
   reach::result classes;
   write_final(classes);
@@ -1578,6 +1615,34 @@ RESMON_EXPORT int pthread_timedjoin_np(pthread_t thread, void** result, const st
 RESMON_EXPORT int pthread_detach(pthread_t thread) {
   int rc = RESMON_REAL(pthread_detach)(thread);
   if (rc == 0 && tracking(k_thread)) note_release(k_thread, std::uint64_t(thread));
+  return rc;
+}
+
+// ---------------------------------------------------------------------------
+// User namespaces: the kernel lets only a single-threaded process enter one.
+
+RESMON_EXPORT int unshare(int flags) {
+  auto real_unshare = RESMON_REAL(unshare);
+  if ((flags & CLONE_NEWUSER) == 0) return real_unshare(flags);
+  int rc, saved;
+  {
+    own_threads_paused paused;
+    rc = real_unshare(flags);
+    saved = errno;
+  }
+  errno = saved;
+  return rc;
+}
+RESMON_EXPORT int setns(int fd, int type) {
+  auto real_setns = RESMON_REAL(setns);
+  if (type != 0 && (type & CLONE_NEWUSER) == 0) return real_setns(fd, type);  // 0: any type, a user one too
+  int rc, saved;
+  {
+    own_threads_paused paused;
+    rc = real_setns(fd, type);
+    saved = errno;
+  }
+  errno = saved;
   return rc;
 }
 
