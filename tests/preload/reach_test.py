@@ -151,7 +151,11 @@ for i in range(5):
 r, snap = traced("blocked", [reach, "blocked"], {"RESMON_EXIT_CODE": "23", "RESMON_LOG": "stderr"})
 check(r.returncode == 23, f"blocked: status {r.returncode}")
 check(b"reachability not computed" in r.stderr, f"blocked: the log says why: {r.stderr}")
-check(view_json(snap)["reachability"] is None, "blocked: no classes in the snapshot")
+doc = view_json(snap)
+check(doc["reachability"] is None and doc.get("reachability_failed") is True,
+      f"blocked: no classes in the snapshot, which says the scan failed: {doc.get('reachability_failed')}")
+text = run([view, snap]).stdout.decode()
+check("did not stop for the scan" in text, f"blocked: the report says why memory is not classified: {text[:400]}")
 r, _ = traced("off", [reach], {"RESMON_REACHABILITY": "0", "RESMON_EXIT_CODE": "23", "RESMON_EXIT_ON": "thread"})
 check(r.returncode == 0, f"RESMON_REACHABILITY=0: status {r.returncode}")
 

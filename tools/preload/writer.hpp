@@ -390,6 +390,8 @@ inline bool write_snapshot(int fd, const snapshot_info& info, writer_scratch& sc
   h.monotonic_ns = platform::clock_coarse_ns();
   h.start_realtime_ns = info.start_realtime_ns;
   h.flags = info.flags | (classes != nullptr ? snapshot::flag_reachability : 0);
+  if (info.reachability != nullptr && !info.reachability->valid && info.reachability->threads_not_stopped != 0)
+    h.flags |= snapshot::flag_reach_failed;
   h.stack_depth = core::stack_depth();
   h.sections = 5;
   std::uint64_t dropped = 0;

@@ -69,6 +69,8 @@ inline constexpr std::uint32_t flag_reachability = 8;  // records carry their re
 inline constexpr std::uint32_t flag_signal = 16;       // written at a signal, whose number is bits 8-15:
                                                        // RESMON_SNAPSHOT_SIGNAL, or a fatal one (the last snapshot)
 inline constexpr std::uint32_t signal_shift = 8;
+inline constexpr std::uint32_t flag_reach_failed = 32;  // a final snapshot whose scan could not run: a thread of the
+                                                        // program did not stop (it blocks resmon's stop signal)
 
 /// A record's reachability class (record_entry::reach).
 inline constexpr std::uint32_t reach_unknown = 0;    // not analysed

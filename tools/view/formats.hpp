@@ -175,6 +175,9 @@ inline std::string to_text(const view& v, bool callstack, bool full_names) {
                      signed_count(t.reachable.count, v.diff), human_bytes(t.reachable.bytes));
     if (t.lost_streams.count != 0)
       s += fmt::format("  FILE*/DIR* lost: {}\n", signed_count(t.lost_streams.count, v.diff));
+  } else if (v.reach_failed) {
+    s += "  memory: not classified (lost or reachable): a thread of the program did not stop for the scan "
+         "(it blocks resmon's stop signal, as liblzma's workers do); RESMON_EXIT_ON=lost counts every held block\n";
   }
   if (v.has_allocations && v.memory_acquired != 0)
     s += fmt::format(
@@ -249,7 +252,7 @@ inline std::string to_json(const view& v) {
         t.definite.count, t.definite.bytes, t.indirect.count, t.indirect.bytes, t.reachable.count, t.reachable.bytes,
         t.lost_streams.count);
   } else {
-    s += "\"reachability\":null,";
+    s += fmt::format("\"reachability\":null,\"reachability_failed\":{},", v.reach_failed ? "true" : "false");
   }
   s += "\"kinds\":[";
   bool first = true;

@@ -87,6 +87,7 @@ struct view {
   std::uint64_t dropped = 0, misuse = 0, unknown_releases = 0;
   std::uint64_t suppressed_count = 0, suppressed_bytes = 0;
   bool reachability = false;  // the snapshot classified its memory blocks at exit
+  bool reach_failed = false;  // it tried and could not: a thread did not stop for the scan
   reach_totals reach;         // per class, whatever --lost selects (suppressed resources left out)
   std::vector<kind_totals> kinds;
   std::vector<group> groups;
@@ -416,6 +417,7 @@ inline void describe(const snapshot::file& f, view& v) {
   v.misuse = f.misuse;
   v.unknown_releases = f.unknown_releases;
   v.reachability = (f.head.flags & snapshot::flag_reachability) != 0;
+  v.reach_failed = (f.head.flags & snapshot::flag_reach_failed) != 0;
   v.sample_bytes = f.sample_bytes;
   // The start on the monotonic clock: the header has both clocks at writing.
   std::uint64_t run_ns =
@@ -433,7 +435,8 @@ inline snapshot::file at_peak(const snapshot::file& f) {
   std::uint64_t back = f.head.monotonic_ns > f.peak_monotonic_ns ? f.head.monotonic_ns - f.peak_monotonic_ns : 0;
   p.head.monotonic_ns = f.peak_monotonic_ns;
   p.head.realtime_ns = f.head.realtime_ns > back ? f.head.realtime_ns - back : 0;
-  p.head.flags &= ~(snapshot::flag_final | snapshot::flag_reachability | snapshot::flag_signal);
+  p.head.flags &=
+      ~(snapshot::flag_final | snapshot::flag_reachability | snapshot::flag_signal | snapshot::flag_reach_failed);
   for (snapshot::kind_entry& k : p.kinds) {
     if (k.name != "memory") continue;
     k.live = f.peak_records.size();
@@ -517,6 +520,7 @@ inline view make_diff(const snapshot::file& older_file, const snapshot::file& ne
   auto before = collect(older, by_stack, suppressions, scratch);
   auto after = collect(newer, by_stack, suppressions, v);
   v.reachability = false;
+  v.reach_failed = false;
   for (const snapshot::kind_entry& k : newer.kinds) {
     if (!s.kinds.empty() && s.kinds.count(k.name) == 0) continue;
     kind_totals t{k.name, k.live, k.live_bytes, k.peak, k.peak_bytes, k.total, k.total_bytes, k.dropped};
