@@ -42,6 +42,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -751,8 +752,74 @@ void add_root_pid_variable(const char* pid) noexcept {
 
 void finish_at_exit(void*) noexcept;
 
+/// Blocks allocated before the constructor ran, by another library's
+/// constructor (the dynamic linker runs those first): not the program's
+/// after resmon started, so not reported, but roots of the reachability
+/// scan while the program holds them (a block the program allocates later
+/// and keeps only in one of them is not lost). Recorded in the core until
+/// the constructor runs, then moved here, sorted by address; a free sets an
+/// entry's hi to its lo.
+struct unrecorded_blocks {
+  reach::range* at = nullptr;
+  std::uint32_t count = 0;
+  std::size_t bytes = 0;  // of the pages at `at`
+};
+unrecorded_blocks g_unrecorded;
+
+/// Records block p of n bytes before the constructor ran, at its return
+/// address and without a stack (nothing is configured yet).
+[[gnu::noinline]] void early_acquire(void* p, std::size_t n, std::uintptr_t ret) noexcept {
+  inside guard;
+  core::set_quiet_unknown(~std::uint64_t(0));  // a free of what the dynamic linker allocated is no misuse
+  core::acquire({core_kind(k_memory), 0, 0, std::uint64_t(p), n, nullptr, ret, false});
+}
+
+/// Releases block p before the constructor ran. Returns: true when it had a record.
+[[gnu::noinline]] bool early_release(void* p) noexcept {
+  inside guard;
+  core::set_quiet_unknown(~std::uint64_t(0));
+  return core::release(core_kind(k_memory), std::uint64_t(p), nullptr, nullptr);
+}
+
+/// Moves the blocks recorded before the constructor ran out of the core,
+/// into g_unrecorded.
+void move_early_blocks() noexcept {
+  std::uint64_t live = core::figures(core_kind(k_memory)).live;
+  if (live == 0) return;
+  g_unrecorded.bytes = (std::size_t(live) * sizeof(reach::range) + 4095) & ~std::size_t(4095);
+  g_unrecorded.at = static_cast<reach::range*>(platform::pages_alloc(g_unrecorded.bytes));
+  constexpr std::uint32_t batch = 512;
+  for (int round = 0; round < 4096; ++round) {  // a batch at a time: no allocation
+    std::uint64_t keys[batch];
+    std::uint32_t n = 0;
+    core::for_each_live([&](const core::record_view& v) {
+      if (n == batch || v.kind != kind::memory) return;
+      keys[n++] = v.key;
+      if (g_unrecorded.at != nullptr && g_unrecorded.count < live)
+        g_unrecorded.at[g_unrecorded.count++] = reach::range{std::uintptr_t(v.key), std::uintptr_t(v.key + v.size)};
+    });
+    for (std::uint32_t i = 0; i < n; ++i) core::release(core_kind(k_memory), keys[i], nullptr, nullptr);
+    if (n < batch) break;
+  }
+  if (g_unrecorded.at != nullptr)
+    std::sort(g_unrecorded.at, g_unrecorded.at + g_unrecorded.count,
+              [](const reach::range& a, const reach::range& b) { return a.lo < b.lo; });
+}
+
+/// Effects: block p, which had no record, is no root any more when it is
+/// one of g_unrecorded.
+[[gnu::noinline]] void forget_unrecorded(const void* p) noexcept {
+  const reach::range* first = g_unrecorded.at;
+  const reach::range* last = first + g_unrecorded.count;
+  const reach::range* at = std::lower_bound(first, last, std::uintptr_t(p),
+                                            [](const reach::range& r, std::uintptr_t key) { return r.lo < key; });
+  if (at != last && at->lo == std::uintptr_t(p))
+    __atomic_store_n(&const_cast<reach::range*>(at)->hi, at->lo, __ATOMIC_RELAXED);
+}
+
 __attribute__((constructor(101))) void start() noexcept {
   inside guard;
+  move_early_blocks();  // first: nothing counts them as temporaries
   find_dlerror_slot();
   g.init_pid = ::getpid();
   g.start_realtime_ns = realtime_ns();
@@ -914,6 +981,7 @@ __attribute__((constructor(101))) void start() noexcept {
   if ((g.kinds >> k_memory & 1) == 0) core::store_release(&g_sampling.xfree, &no_block_filter);
   else if (g.sample_mean != 0)
     core::store_release(&g_sampling.xfree, static_cast<const free_filter*>(&sampled_block_filter));
+  if ((g.kinds >> k_memory & 1) == 0 || !g.reachability) g_unrecorded.count = 0;  // no scan: no roots
   if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
   (void)pthread_atfork(nullptr, nullptr, after_fork_child);
   install_signal_handlers();
@@ -964,7 +1032,9 @@ std::uint32_t g_finished_pid = 0;
                    reinterpret_cast<std::uintptr_t>(&write_final),
                    reinterpret_cast<std::uintptr_t>(&__libc_malloc),
                    g.linker_address,
-                   g.static_tls_bytes};
+                   g.static_tls_bytes,
+                   g_unrecorded.at,
+                   g_unrecorded.count};
   reach::module_roots roots;
   reach::collect_module_roots(roots, in);
   std::int32_t self = std::int32_t(::syscall(SYS_gettid));
@@ -1038,6 +1108,11 @@ __attribute__((destructor(101))) void finish_in_destructor() noexcept {
 /// The slow path of track_malloc: the countdown reached this block.
 [[gnu::noinline]] void* track_malloc_slow(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
   bool ready = core::load_acquire(&g.xready) != 0;
+  if (!ready) {
+    if (t_inside == 0) early_acquire(p, n, ret);
+    t_sample_left = 0;  // every block until then
+    return p;
+  }
   if (ready && (g.kinds >> k_memory & 1) == 0) {
     t_sample_left = INT64_MAX;  // for good: the kinds are read once
     return p;
@@ -1071,8 +1146,13 @@ RESMON_DETAIL_INLINE void* track_malloc(void* p, std::size_t n, std::uintptr_t r
 /// The slow path of track_free: block p may have a record.
 /// The slow path of track_free. Returns: true when a record held block p.
 [[gnu::noinline]] bool track_free_slow(void* p) noexcept {
+  if (p != nullptr && t_inside == 0 && core::load_acquire(&g.xready) == 0) return early_release(p);
   if (p == nullptr || !tracking(k_memory)) return false;
-  if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) return note_release(k_memory, std::uint64_t(p));
+  if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) {
+    if (note_release(k_memory, std::uint64_t(p))) return true;
+    if (g_unrecorded.count != 0) forget_unrecorded(p);
+    return false;
+  }
   if (core::load_relaxed(&g_sampling.filter[sample_slot(p)]) == 0) return false;
   inside guard;
   if (!core::release(core_kind(k_memory), std::uint64_t(p), nullptr, nullptr)) return false;

@@ -388,6 +388,10 @@ struct inputs {
   std::uintptr_t libc_address;    // an address in the C library
   std::uintptr_t linker_address;  // an address in the dynamic linker (0: unknown)
   std::size_t static_tls_bytes;   // _dl_get_tls_static_info (0: unknown)
+  // Blocks the program holds that have no record (allocated before resmon
+  // started): roots, as its other memory is; an entry with hi == lo was freed.
+  const range* unrecorded = nullptr;
+  std::uint32_t unrecorded_count = 0;
 };
 
 /// The classes of one analysis, to look up while the snapshot is written.
@@ -698,6 +702,10 @@ inline void classify(result& out, const inputs& in, const module_roots& roots, s
 
   // 1. Roots.
   for (std::uint32_t i = 0; i < roots.count; ++i) scan_readable(roots.segments[i].lo, roots.segments[i].hi);
+  for (std::uint32_t i = 0; i < in.unrecorded_count; ++i) {
+    std::uintptr_t lo = in.unrecorded[i].lo, hi = __atomic_load_n(&in.unrecorded[i].hi, __ATOMIC_RELAXED);
+    if (hi > lo) scan_readable(lo, hi);
+  }
   scan_thread(std::int32_t(::syscall(SYS_gettid)), here, 0, thread_pointer(), false);
   std::uint32_t slots = stopped < max_stopped ? stopped : max_stopped;
   for (std::uint32_t i = 0; i < slots; ++i) {
