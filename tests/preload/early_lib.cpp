@@ -10,7 +10,9 @@ struct early_node {
 };
 
 early_node* early_head = nullptr;
+void* early_spare = nullptr;  // the program frees it
 
 __attribute__((constructor)) static void make_head() {
   early_head = static_cast<early_node*>(std::calloc(1, sizeof(early_node)));
+  early_spare = std::malloc(40);
 }

@@ -560,6 +560,14 @@ void* flush_main(void*) noexcept {
   return nullptr;
 }
 
+bool own_process() noexcept;
+
+/// Once per process: the final snapshot (at exit, or at _exit).
+std::uint32_t g_finished_pid = 0;
+
+/// Returns: true once this process began its final snapshot.
+bool finishing() noexcept { return __atomic_load_n(&g_finished_pid, __ATOMIC_ACQUIRE) == std::uint32_t(::getpid()); }
+
 /// Starts the thread that writes a snapshot every RESMON_FLUSH_INTERVAL,
 /// with every signal blocked (the program's handlers run on its threads).
 void start_flush_thread() noexcept {
@@ -567,36 +575,42 @@ void start_flush_thread() noexcept {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   core::store_release(&g.xstop_flush, std::uint32_t(0));
-  g.flush_running = pthread_create(&g.flush_thread, nullptr, flush_main, nullptr) == 0;
+  bool started = pthread_create(&g.flush_thread, nullptr, flush_main, nullptr) == 0;
+  __atomic_store_n(&g.flush_running, started, __ATOMIC_RELEASE);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
-/// Stops the flush thread and waits for it. Returns: true when one ran.
+/// Stops the flush thread and waits for it; of two threads that ask at
+/// once, one waits. Returns: true when this call stopped one.
 bool stop_flush_thread() noexcept {
-  if (!g.flush_running) return false;
+  if (!__atomic_exchange_n(&g.flush_running, false, __ATOMIC_ACQ_REL)) return false;
   core::store_release(&g.xstop_flush, std::uint32_t(1));
   pthread_join(g.flush_thread, nullptr);
-  g.flush_running = false;
   return true;
 }
 
 /// resmon's own threads (the clock ticker, the flush thread) stopped for
 /// the length of a call that needs a single-threaded process, and started
-/// again after it: entering a user namespace (unshare or setns with
-/// CLONE_NEWUSER) fails with EINVAL while any other thread runs.
+/// again after it: entering a user or mount namespace (unshare, setns) fails
+/// with EINVAL while any other thread runs. Not in a vfork child (the
+/// threads are its parent's) nor once the final snapshot began.
 class own_threads_paused {
  public:
   own_threads_paused() noexcept {
+    if (!own_process() || finishing()) return;
     inside guard;
     ticker_ = core::load_acquire(&core::g_registry.xticker) == std::uint32_t(core::ticker_state::running);
     if (ticker_) stop_clock_ticker();
     flush_ = stop_flush_thread();
   }
   ~own_threads_paused() {
+    if (!ticker_ && !flush_) return;
     inside guard;
     int saved = errno;
-    if (ticker_) (void)start_clock_ticker();
-    if (flush_) start_flush_thread();
+    if (!finishing()) {
+      if (ticker_) (void)start_clock_ticker();
+      if (flush_) start_flush_thread();
+    }
     errno = saved;
   }
   own_threads_paused(const own_threads_paused&) = delete;
@@ -754,56 +768,92 @@ void finish_at_exit(void*) noexcept;
 
 /// Blocks allocated before the constructor ran, by another library's
 /// constructor (the dynamic linker runs those first): not the program's
-/// after resmon started, so not reported, but roots of the reachability
-/// scan while the program holds them (a block the program allocates later
-/// and keeps only in one of them is not lost). Recorded in the core until
-/// the constructor runs, then moved here, sorted by address; a free sets an
-/// entry's hi to its lo.
+/// after resmon started, so never recorded or reported, but roots of the
+/// reachability scan while the program holds them (a block the program
+/// allocates later and keeps only in one of them is not lost). Until the
+/// constructor runs they are kept in `early`, a small open-addressing set
+/// of raw pages (no lock, no allocation, nothing of the core); then in
+/// `at`, sorted by address, where a free sets an entry's hi to its lo.
 struct unrecorded_blocks {
+  static constexpr std::uint32_t early_slots = 8192;  // 128 KiB; past 3/4 full, blocks go unremembered
+  reach::range* early = nullptr;                      // lo 0: free; lo 1: freed
+  std::uint32_t early_used = 0;
   reach::range* at = nullptr;
   std::uint32_t count = 0;
   std::size_t bytes = 0;  // of the pages at `at`
 };
 unrecorded_blocks g_unrecorded;
 
-/// Records block p of n bytes before the constructor ran, at its return
-/// address and without a stack (nothing is configured yet).
-[[gnu::noinline]] void early_acquire(void* p, std::size_t n, std::uintptr_t ret) noexcept {
-  inside guard;
-  core::set_quiet_unknown(~std::uint64_t(0));  // a free of what the dynamic linker allocated is no misuse
-  core::acquire({core_kind(k_memory), 0, 0, std::uint64_t(p), n, nullptr, ret, false});
+inline std::uint32_t early_home(std::uintptr_t p) noexcept {
+  return std::uint32_t((p * 0x9e3779b97f4a7c15ULL) >> 51);  // 13 bits: early_slots
 }
+static_assert(unrecorded_blocks::early_slots == 1u << 13);
 
-/// Releases block p before the constructor ran. Returns: true when it had a record.
-[[gnu::noinline]] bool early_release(void* p) noexcept {
-  inside guard;
-  core::set_quiet_unknown(~std::uint64_t(0));
-  return core::release(core_kind(k_memory), std::uint64_t(p), nullptr, nullptr);
-}
-
-/// Moves the blocks recorded before the constructor ran out of the core,
-/// into g_unrecorded.
-void move_early_blocks() noexcept {
-  std::uint64_t live = core::figures(core_kind(k_memory)).live;
-  if (live == 0) return;
-  g_unrecorded.bytes = (std::size_t(live) * sizeof(reach::range) + 4095) & ~std::size_t(4095);
-  g_unrecorded.at = static_cast<reach::range*>(platform::pages_alloc(g_unrecorded.bytes));
-  constexpr std::uint32_t batch = 512;
-  for (int round = 0; round < 4096; ++round) {  // a batch at a time: no allocation
-    std::uint64_t keys[batch];
-    std::uint32_t n = 0;
-    core::for_each_live([&](const core::record_view& v) {
-      if (n == batch || v.kind != kind::memory) return;
-      keys[n++] = v.key;
-      if (g_unrecorded.at != nullptr && g_unrecorded.count < live)
-        g_unrecorded.at[g_unrecorded.count++] = reach::range{std::uintptr_t(v.key), std::uintptr_t(v.key + v.size)};
-    });
-    for (std::uint32_t i = 0; i < n; ++i) core::release(core_kind(k_memory), keys[i], nullptr, nullptr);
-    if (n < batch) break;
+/// Remembers block p of n bytes, allocated before the constructor ran.
+[[gnu::noinline]] void early_acquire(void* p, std::size_t n) noexcept {
+  unrecorded_blocks& u = g_unrecorded;
+  reach::range* set = __atomic_load_n(&u.early, __ATOMIC_ACQUIRE);
+  if (set == nullptr) {
+    // A raw system call: resmon's own mmap is interposed, and nothing is set up yet.
+    void* pages = reinterpret_cast<void*>(::syscall(SYS_mmap, nullptr, sizeof(reach::range) * u.early_slots,
+                                                    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (pages == MAP_FAILED) return;
+    reach::range* none = nullptr;
+    if (__atomic_compare_exchange_n(&u.early, &none, static_cast<reach::range*>(pages), false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+      set = static_cast<reach::range*>(pages);
+    } else {
+      ::syscall(SYS_munmap, pages, sizeof(reach::range) * u.early_slots);
+      set = none;
+    }
   }
-  if (g_unrecorded.at != nullptr)
-    std::sort(g_unrecorded.at, g_unrecorded.at + g_unrecorded.count,
-              [](const reach::range& a, const reach::range& b) { return a.lo < b.lo; });
+  if (__atomic_add_fetch(&u.early_used, 1u, __ATOMIC_RELAXED) > u.early_slots / 4 * 3) return;
+  for (std::uint32_t i = early_home(std::uintptr_t(p)), probes = 0; probes < u.early_slots;
+       ++probes, i = (i + 1) & (u.early_slots - 1)) {
+    std::uintptr_t free_slot = 0;
+    if (__atomic_compare_exchange_n(&set[i].lo, &free_slot, std::uintptr_t(p), false, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED)) {
+      __atomic_store_n(&set[i].hi, std::uintptr_t(p) + n, __ATOMIC_RELEASE);  // a root once set (hi > lo)
+      return;
+    }
+  }
+}
+
+/// Forgets block p, freed before the constructor ran.
+[[gnu::noinline]] void early_release(void* p) noexcept {
+  unrecorded_blocks& u = g_unrecorded;
+  reach::range* set = __atomic_load_n(&u.early, __ATOMIC_ACQUIRE);
+  if (set == nullptr) return;
+  for (std::uint32_t i = early_home(std::uintptr_t(p)), probes = 0; probes < u.early_slots;
+       ++probes, i = (i + 1) & (u.early_slots - 1)) {
+    std::uintptr_t lo = __atomic_load_n(&set[i].lo, __ATOMIC_ACQUIRE);
+    if (lo == 0) return;
+    if (lo == std::uintptr_t(p)) {
+      __atomic_store_n(&set[i].lo, std::uintptr_t(1), __ATOMIC_RELEASE);  // freed: probes go on past it
+      return;
+    }
+  }
+}
+
+/// Moves the blocks remembered before the constructor ran into a sorted
+/// array (`at`). Called once, just before tracking starts.
+void move_early_blocks() noexcept {
+  unrecorded_blocks& u = g_unrecorded;
+  reach::range* set = __atomic_load_n(&u.early, __ATOMIC_ACQUIRE);
+  if (set == nullptr) return;
+  std::uint32_t n = 0;
+  for (std::uint32_t i = 0; i < u.early_slots; ++i) n += set[i].lo > 1;
+  if (n != 0) {
+    u.bytes = (std::size_t(n) * sizeof(reach::range) + 4095) & ~std::size_t(4095);
+    u.at = static_cast<reach::range*>(platform::pages_alloc(u.bytes));
+  }
+  if (u.at != nullptr) {
+    for (std::uint32_t i = 0; i < u.early_slots && u.count < n; ++i) {
+      std::uintptr_t lo = __atomic_load_n(&set[i].lo, __ATOMIC_ACQUIRE);
+      if (lo > 1) u.at[u.count++] = reach::range{lo, __atomic_load_n(&set[i].hi, __ATOMIC_ACQUIRE)};
+    }
+    std::sort(u.at, u.at + u.count, [](const reach::range& a, const reach::range& b) { return a.lo < b.lo; });
+  }
 }
 
 /// Effects: block p, which had no record, is no root any more when it is
@@ -819,7 +869,6 @@ void move_early_blocks() noexcept {
 
 __attribute__((constructor(101))) void start() noexcept {
   inside guard;
-  move_early_blocks();  // first: nothing counts them as temporaries
   find_dlerror_slot();
   g.init_pid = ::getpid();
   g.start_realtime_ns = realtime_ns();
@@ -981,11 +1030,12 @@ __attribute__((constructor(101))) void start() noexcept {
   if ((g.kinds >> k_memory & 1) == 0) core::store_release(&g_sampling.xfree, &no_block_filter);
   else if (g.sample_mean != 0)
     core::store_release(&g_sampling.xfree, static_cast<const free_filter*>(&sampled_block_filter));
-  if ((g.kinds >> k_memory & 1) == 0 || !g.reachability) g_unrecorded.count = 0;  // no scan: no roots
   if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
   (void)pthread_atfork(nullptr, nullptr, after_fork_child);
   install_signal_handlers();
   if (g.flush_ns != 0) start_flush_thread();
+  // Last: a thread that an earlier constructor started still remembers its blocks until now.
+  if ((g.kinds >> k_memory & 1) != 0 && g.reachability) move_early_blocks();
   core::store_release(&g.xready, std::uint32_t(1));
   g.finish_registered = __cxa_atexit(finish_at_exit, nullptr, nullptr) == 0;
 }
@@ -1008,9 +1058,6 @@ bool exit_condition(const reach::result& classes) noexcept {
   }
   return false;
 }
-
-/// Once per process: the final snapshot (at exit, or at _exit).
-std::uint32_t g_finished_pid = 0;
 
 /// Stops the other threads, classifies what is held, writes the final
 /// snapshot, lets the threads go on. No malloc, no loader lock while the
@@ -1109,7 +1156,7 @@ __attribute__((destructor(101))) void finish_in_destructor() noexcept {
 [[gnu::noinline]] void* track_malloc_slow(void* p, std::size_t n, std::uintptr_t ret, std::uintptr_t fp) noexcept {
   bool ready = core::load_acquire(&g.xready) != 0;
   if (!ready) {
-    if (t_inside == 0) early_acquire(p, n, ret);
+    if (t_inside == 0) early_acquire(p, n);
     t_sample_left = 0;  // every block until then
     return p;
   }
@@ -1146,7 +1193,10 @@ RESMON_DETAIL_INLINE void* track_malloc(void* p, std::size_t n, std::uintptr_t r
 /// The slow path of track_free: block p may have a record.
 /// The slow path of track_free. Returns: true when a record held block p.
 [[gnu::noinline]] bool track_free_slow(void* p) noexcept {
-  if (p != nullptr && t_inside == 0 && core::load_acquire(&g.xready) == 0) return early_release(p);
+  if (p != nullptr && core::load_acquire(&g.xready) == 0) {
+    if (t_inside == 0) early_release(p);
+    return false;
+  }
   if (p == nullptr || !tracking(k_memory)) return false;
   if (RESMON_DETAIL_LIKELY(g.sample_mean == 0)) {
     if (note_release(k_memory, std::uint64_t(p))) return true;
@@ -1699,11 +1749,12 @@ RESMON_EXPORT int pthread_detach(pthread_t thread) {
 }
 
 // ---------------------------------------------------------------------------
-// User namespaces: the kernel lets only a single-threaded process enter one.
+// Namespaces: the kernel lets only a single-threaded process enter a user or mount one.
 
 RESMON_EXPORT int unshare(int flags) {
   auto real_unshare = RESMON_REAL(unshare);
-  if ((flags & CLONE_NEWUSER) == 0) return real_unshare(flags);
+  // The flags the kernel grants only to a single-threaded process.
+  if ((flags & (CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)) == 0) return real_unshare(flags);
   int rc, saved;
   {
     own_threads_paused paused;
@@ -1715,7 +1766,8 @@ RESMON_EXPORT int unshare(int flags) {
 }
 RESMON_EXPORT int setns(int fd, int type) {
   auto real_setns = RESMON_REAL(setns);
-  if (type != 0 && (type & CLONE_NEWUSER) == 0) return real_setns(fd, type);  // 0: any type, a user one too
+  // A user or mount namespace needs a single-threaded process; 0: any type, those too.
+  if (type != 0 && (type & (CLONE_NEWUSER | CLONE_NEWNS)) == 0) return real_setns(fd, type);
   int rc, saved;
   {
     own_threads_paused paused;

@@ -208,7 +208,12 @@ RESMON_DETAIL_INLINE void release_owned(thread_table* t, record* r, uint32_t n, 
   free_record(t, r, n);
   owner_add(&t->own[k].released, uint64_t(1));
   owner_add(&t->own[k].released_bytes, info_size(p.info));
-  if (RESMON_DETAIL_UNLIKELY(t->in_use == 0) && load_relaxed(&g_registry.xpressure) != 0) reset_table(t);
+  // Capacity is short: a table that holds nothing gives it back (what other
+  // threads released of it waits in the inbox until then).
+  if (RESMON_DETAIL_UNLIKELY(load_relaxed(&g_registry.xpressure) != 0)) {
+    if (load_relaxed(&t->xinbox) != 0) drain_inbox(t);
+    if (t->in_use == 0) reset_table(t);
+  }
 }
 
 /// Ends a remote release of record r (number n) of table t, claimed (BUSY) at state st:
