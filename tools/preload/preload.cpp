@@ -682,6 +682,7 @@ bool own_process() noexcept {
 
 void after_fork_child() noexcept {
   __atomic_store_n(&g_forked_pid, std::int32_t(::getpid()), __ATOMIC_RELEASE);
+  reach::modules_after_fork();
   // The child writes its own file; it has no flush thread. A snapshot the
   // parent's flush thread was writing at the fork is not the child's: its
   // locks would never be released.
@@ -1086,7 +1087,7 @@ bool exit_condition(const reach::result& classes) noexcept {
   reach::collect_module_roots(roots, in);
   std::int32_t self = std::int32_t(::syscall(SYS_gettid));
   std::uint32_t not_stopped = reach::stop_the_world(self, __atomic_load_n(&detail::ticker_tid, __ATOMIC_ACQUIRE));
-  if (not_stopped == 0)
+  if (not_stopped == 0 && roots.segments != nullptr)  // without the modules' segments, globals would be no roots
     reach::classify(classes, in, roots, reach::stopped_threads(), reinterpret_cast<std::uintptr_t>(&marker));
   classes.threads_not_stopped = not_stopped;
   write_now(true, &classes, true);

@@ -67,6 +67,33 @@ inline std::size_t read_proc(const char* leaf, char** buffer, std::size_t capaci
 }
 
 // ---------------------------------------------------------------------------
+// The loader's module list, safely after fork()
+
+/// Threads of resmon inside dl_iterate_phdr now; and whether a child of
+/// fork() inherited the loader's lock taken (a resmon thread of the parent
+/// was inside it: glibc does not reset that lock in the child, so a call
+/// there would wait forever).
+inline std::uint32_t g_phdr_busy = 0;
+inline bool g_phdr_unusable = false;
+
+/// dl_iterate_phdr, unless this child of fork() may have inherited its
+/// lock taken. Returns: false when it did not run.
+inline bool iterate_modules(int (*fn)(dl_phdr_info*, std::size_t, void*), void* data) noexcept {
+  if (__atomic_load_n(&g_phdr_unusable, __ATOMIC_ACQUIRE)) return false;
+  __atomic_add_fetch(&g_phdr_busy, 1u, __ATOMIC_ACQ_REL);
+  ::dl_iterate_phdr(fn, data);
+  __atomic_sub_fetch(&g_phdr_busy, 1u, __ATOMIC_ACQ_REL);
+  return true;
+}
+
+/// In a child of fork(), first thing: notes whether the parent's resmon
+/// threads were inside dl_iterate_phdr when it forked.
+inline void modules_after_fork() noexcept {
+  if (__atomic_load_n(&g_phdr_busy, __ATOMIC_ACQUIRE) != 0) __atomic_store_n(&g_phdr_unusable, true, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_phdr_busy, 0u, __ATOMIC_RELEASE);
+}
+
+// ---------------------------------------------------------------------------
 // The address space: /proc/self/maps
 
 struct mapping {
@@ -580,7 +607,11 @@ inline void collect_module_roots(module_roots& roots, const inputs& in) noexcept
   if (roots.segments == nullptr) return;
   detail::segment_search s{
       roots.segments, 0, module_roots::max, in.self_address, in.libc_address, in.linker_address, roots.libc, 0, {0, 0}};
-  ::dl_iterate_phdr(detail::collect_segments, &s);
+  if (!iterate_modules(detail::collect_segments, &s)) {  // no roots known: no classes (classify needs segments)
+    unpages(roots.segments, sizeof(range) * module_roots::max);
+    roots.segments = nullptr;
+    return;
+  }
   roots.count = s.count;
   roots.libc_count = s.libc_count;
   roots.linker = s.linker;

@@ -129,7 +129,7 @@ inline void refresh_modules() noexcept {
   if (!lock_modules()) return;
   if (g_modules.entries == nullptr)
     g_modules.entries = static_cast<module_entry*>(platform::pages_alloc(sizeof(module_entry) * max_modules));
-  if (g_modules.entries != nullptr) ::dl_iterate_phdr(add_module, nullptr);
+  if (g_modules.entries != nullptr) (void)reach::iterate_modules(add_module, nullptr);
   unlock_modules();
 }
 
