@@ -1756,27 +1756,15 @@ RESMON_EXPORT int unshare(int flags) {
   auto real_unshare = RESMON_REAL(unshare);
   // The flags the kernel grants only to a single-threaded process.
   if ((flags & (CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)) == 0) return real_unshare(flags);
-  int rc, saved;
-  {
-    own_threads_paused paused;
-    rc = real_unshare(flags);
-    saved = errno;
-  }
-  errno = saved;
-  return rc;
+  own_threads_paused paused;  // its end keeps the call's errno
+  return real_unshare(flags);
 }
 RESMON_EXPORT int setns(int fd, int type) {
   auto real_setns = RESMON_REAL(setns);
   // A user or mount namespace needs a single-threaded process; 0: any type, those too.
   if (type != 0 && (type & (CLONE_NEWUSER | CLONE_NEWNS)) == 0) return real_setns(fd, type);
-  int rc, saved;
-  {
-    own_threads_paused paused;
-    rc = real_setns(fd, type);
-    saved = errno;
-  }
-  errno = saved;
-  return rc;
+  own_threads_paused paused;  // its end keeps the call's errno
+  return real_setns(fd, type);
 }
 
 // ---------------------------------------------------------------------------
