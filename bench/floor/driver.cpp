@@ -4,8 +4,14 @@
 // thread holds `live` blocks of 16-527 bytes and replaces one chosen at
 // random per iteration), best of 5 rounds, the two interleaved. run.py
 // builds it once per variant of the core (the same headers with one duty
-// taken out) to measure what each duty of the hot path costs.
+// taken out) to measure what each duty of the hot path costs. Built with
+// -DRESMON_FLOOR_EVENT_LOG, it measures event_log.hpp (the event-log
+// design's floor) instead of the core.
+#ifdef RESMON_FLOOR_EVENT_LOG
+#include "event_log.hpp"
+#else
 #include <resmon/resmon.hpp>
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -14,7 +20,19 @@
 
 namespace {
 
+#ifdef RESMON_FLOOR_EVENT_LOG
+constexpr int floor_site = 0;
+void track_acquire(void* p, std::size_t n) { floor_event_log::acquire(reinterpret_cast<std::uintptr_t>(p), n, &floor_site); }
+void track_release(void* p) { floor_event_log::release(reinterpret_cast<std::uintptr_t>(p), &floor_site); }
+#else
 constexpr resmon::site floor_site{"driver.cpp", 1, "floor"};
+void track_acquire(void* p, std::size_t n) {
+  resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &floor_site, nullptr);
+}
+void track_release(void* p) {
+  resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &floor_site);
+}
+#endif
 
 double seconds() {
   timespec ts;
@@ -32,12 +50,11 @@ template <bool Tracked> double ns_per_pair(long pairs, std::size_t live) {
   };
   auto take = [](std::size_t n) {
     void* p = std::malloc(n);
-    if (Tracked)
-      resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &floor_site, nullptr);
+    if (Tracked) track_acquire(p, n);
     return p;
   };
   auto give = [](void* p) {
-    if (Tracked) resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &floor_site);
+    if (Tracked) track_release(p);
     std::free(p);
   };
   if (live == 0) {

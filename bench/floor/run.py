@@ -5,7 +5,9 @@
 Builds bench/floor/driver.cpp against the core as it is and against copies of
 include/ with one duty taken out (the release quarantine, the clock read, the
 peak check, the origin lookup, the generation), then with all of them out:
-the skeleton (find a record, write it, index it, count it). Prints ns added
+the skeleton (find a record, write it, index it, count it). Then against
+event_log.hpp, the floor of the other design (a per-thread event log matched
+in batches), with each way of deleting and without batching. Prints ns added
 per malloc+free pair over untracked malloc+free measured in the same run, in
 the tight loop and at 64, 1024 and 65,536 live blocks. The variants are
 experiments, never shipped: a duty taken out breaks what it is for (a double
@@ -35,6 +37,16 @@ DUTIES = {
                     "  uint32_t generation = 5;")],
 }
 
+# The other design (event_log.hpp): a per-thread event log matched into a
+# table of 32-byte records in batches; it leaves out most duties, so it is a
+# floor, not a candidate as it is.
+PROTOTYPES = [
+    ("event log, backward-shift deletion", [], ["-DRESMON_FLOOR_EVENT_LOG"]),
+    ("event log, tombstones", [], ["-DRESMON_FLOOR_EVENT_LOG", "-DRESMON_FLOOR_TOMBSTONES"]),
+    ("event log, tombstones, batch of 1", [], ["-DRESMON_FLOOR_EVENT_LOG", "-DRESMON_FLOOR_TOMBSTONES",
+                                             "-DRESMON_FLOOR_BATCH=1"]),
+]
+
 
 def patched(tmp, name, patches):
     """Returns: a copy of include/ with the patches applied, under tmp."""
@@ -52,11 +64,19 @@ def patched(tmp, name, patches):
     return include
 
 
-def variant(tmp, name, patches, args):
+def build(tmp, name, patches, defines, args, out="driver"):
+    """Returns: the driver built against the variant (patches of the core, or
+    defines that select the event-log prototype)."""
     include = patched(tmp, name, patches)
-    exe = os.path.join(tmp, name.replace(" ", "_"), "driver")
-    subprocess.run([args.cxx, "-std=c++20", "-O2", "-DRESMON_ENABLE=1", "-I", include,
-                    os.path.join(HERE, "driver.cpp"), "-o", exe, "-lpthread", "-ldl"], check=True)
+    exe = os.path.join(tmp, name.replace(" ", "_"), out)
+    # The prototype must build warning-free; a duty taken out of the core leaves unused names.
+    warnings = ["-Wall", "-Wextra", "-Wpedantic", "-Werror"] if defines else []
+    subprocess.run([args.cxx, "-std=c++20", "-O2", *warnings, "-DRESMON_ENABLE=1", *defines, "-I", include, os.path.join(HERE, "driver.cpp"), "-o", exe, "-lpthread", "-ldl"], check=True)
+    return exe
+
+
+def variant(tmp, name, patches, defines, args):
+    exe = build(tmp, name, patches, defines, args)
     out = subprocess.run([exe, str(args.pairs)], check=True, stdout=subprocess.PIPE, text=True).stdout
     added = {}
     rows = [line.split() for line in out.strip().splitlines()]
@@ -71,18 +91,22 @@ def main():
     ap.add_argument("--cxx", default=os.environ.get("CXX", "g++"))
     ap.add_argument("--check", action="store_true", help="only check that every variant still applies")
     args = ap.parse_args()
-    runs = [("the core as it is", [])] + [(f"without the {d}", p) for d, p in DUTIES.items()]
-    runs.append(("skeleton: all five out", [p for ps in DUTIES.values() for p in ps]))
+    runs = [("the core as it is", [], [])] + [(f"without the {d}", p, []) for d, p in DUTIES.items()]
+    runs.append(("skeleton: all five out", [p for ps in DUTIES.values() for p in ps], []))
+    runs += PROTOTYPES
     with tempfile.TemporaryDirectory() as tmp:
         if args.check:
-            for name, patches in runs:
-                patched(tmp, name, patches)
-            print(f"{len(runs)} variants apply")
+            for name, patches, defines in runs:
+                if defines:
+                    build(tmp, name, patches, defines, args)
+                else:
+                    patched(tmp, name, patches)
+            print(f"{len(runs)} variants apply or build")
             return
         print("| variant | tight | 64 live | 1024 live | 65,536 live |")
         print("|---|---|---|---|---|")
-        for name, patches in runs:
-            a = variant(tmp, name, patches, args)
+        for name, patches, defines in runs:
+            a = variant(tmp, name, patches, defines, args)
             print(f"| {name} | " + " | ".join(f"+{a[live]:.1f}" for live in (0, 64, 1024, 65536)) + " |",
                   flush=True)
     print("ns added per malloc+free pair over untracked, best of 5 rounds interleaved")
