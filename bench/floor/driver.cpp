@@ -22,7 +22,9 @@ namespace {
 
 #ifdef RESMON_FLOOR_EVENT_LOG
 constexpr int floor_site = 0;
-void track_acquire(void* p, std::size_t n) { floor_event_log::acquire(reinterpret_cast<std::uintptr_t>(p), n, &floor_site); }
+void track_acquire(void* p, std::size_t n) {
+  floor_event_log::acquire(reinterpret_cast<std::uintptr_t>(p), n, &floor_site);
+}
 void track_release(void* p) { floor_event_log::release(reinterpret_cast<std::uintptr_t>(p), &floor_site); }
 #else
 constexpr resmon::site floor_site{"driver.cpp", 1, "floor"};

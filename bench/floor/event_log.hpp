@@ -27,8 +27,8 @@
 namespace floor_event_log {
 
 struct event {
-  uint64_t key;     // low bit set: a release
-  uint64_t info;    // size | kind << 48
+  uint64_t key;   // low bit set: a release
+  uint64_t info;  // size | kind << 48
   const void* where;
   uint64_t stamp;
 };
@@ -65,7 +65,7 @@ struct table {
 
 inline thread_local table t_table;
 constexpr uint64_t tombstone = 1;  // a key no block has (keys are aligned addresses)
-#ifdef RESMON_FLOOR_TOMBSTONES  // else backward-shift deletion
+#ifdef RESMON_FLOOR_TOMBSTONES     // else backward-shift deletion
 constexpr bool tombstone_deletion = true;
 #else
 constexpr bool tombstone_deletion = false;
@@ -140,10 +140,8 @@ __attribute__((noinline)) inline void match(table& t) {
     __builtin_prefetch(&t.slots[homes[i]], 1);
   }
   for (unsigned i = 0; i < t.used; ++i) {
-    if (t.log[i].key & 1)
-      erase(t, t.log[i], homes[i]);
-    else
-      insert(t, t.log[i], homes[i]);
+    if (t.log[i].key & 1) erase(t, t.log[i], homes[i]);
+    else insert(t, t.log[i], homes[i]);
   }
   t.used = 0;
 }
