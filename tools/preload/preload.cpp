@@ -475,6 +475,33 @@ void forget_closed_descriptors() noexcept {
   }
 }
 
+/// Returns: a descriptor of a new unnamed file (O_TMPFILE) in the directory
+/// of `path`, or -1 (errno set) where the file system has none.
+int open_unnamed(const char* path) noexcept {
+  char dir[1100];
+  const char* slash = std::strrchr(path, '/');
+  std::size_t n = slash == nullptr ? 1 : slash == path ? 1 : std::size_t(slash - path);
+  if (n >= sizeof dir) return -1;
+  std::memcpy(dir, slash == nullptr ? "." : path, n);
+  dir[n] = '\0';
+  return ::open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+}
+
+/// Gives the unnamed file fd the name `name` (through /proc: linking by
+/// descriptor needs no privilege there). Returns: false if it could not.
+bool link_unnamed(int fd, const char* name) noexcept {
+  char proc[64];
+  for (const char* self : {"/proc/thread-self", "/proc/self"}) {
+    std::snprintf(proc, sizeof proc, "%s/fd/%d", self, fd);
+    if (::linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) return true;
+    if (errno == EEXIST) {  // a snapshot of an earlier process with this pid that was killed while renaming
+      ::unlink(name);
+      if (::linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) return true;
+    }
+  }
+  return false;
+}
+
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
 /// `classes`: the reachability found at exit; `modules_fresh`: the module
 /// map is current (the other threads are stopped: no loader lock is taken).
@@ -490,7 +517,13 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
   auto* scratch = static_cast<scratch_space*>(platform::pages_alloc(sizeof(scratch_space)));
   if (scratch != nullptr && output_path(path, sizeof path)) {
     int n = std::snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, int(::getpid()));
-    int fd = n > 0 && std::size_t(n) < sizeof tmp ? ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (n <= 0 || std::size_t(n) >= sizeof tmp) tmp[0] = '\0';
+    // The snapshot is written to an unnamed file in the target's directory
+    // and named only once complete, so a program killed while it writes
+    // leaves no partial file; where the file system has no unnamed files,
+    // to `tmp`, renamed once complete.
+    bool unnamed = tmp[0] != '\0';
+    int fd = unnamed ? open_unnamed(path) : -1;
     // A program that used every descriptor it may have (leaking them, the
     // very case the snapshot is for): its soft limit is raised to the hard
     // one for this open.
@@ -499,7 +532,11 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
     if (fd < 0 && errno == EMFILE && ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
       rlimit more{lim.rlim_max, lim.rlim_max};
       raised = ::setrlimit(RLIMIT_NOFILE, &more) == 0;
-      if (raised) fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (raised && unnamed) fd = open_unnamed(path);
+    }
+    if (fd < 0 && tmp[0] != '\0') {
+      unnamed = false;
+      fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     }
     if (fd >= 0) {
       snapshot_info info{g.program, g.cmdline, g.cmdline_length, g.start_realtime_ns, 0, g.kinds};
@@ -522,7 +559,13 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
       info.modules_fresh = modules_fresh;
       writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
       bool ok = write_snapshot(fd, info, ws);
-      ::close(fd);
+      if (ok && unnamed && !link_unnamed(fd, tmp)) {
+        // No /proc to name it through: written again, under `tmp`.
+        ::close(fd);
+        fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        ok = fd >= 0 && write_snapshot(fd, info, ws);
+      }
+      if (fd >= 0) ::close(fd);
       if (!ok || ::rename(tmp, path) != 0) ::unlink(tmp);
     } else if (final) {
       // The one line resmon writes to the program's stderr: without it the
