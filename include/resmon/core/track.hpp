@@ -217,13 +217,14 @@ RESMON_DETAIL_INLINE void release_owned(thread_table* t, record* r, uint32_t n, 
 }
 
 /// Ends a remote release of record r (number n) of table t, claimed (BUSY) at state st:
-/// copies it out, marks it DEAD, pushes it on t's inbox and counts it.
+/// copies its payload into *copied, marks it DEAD, pushes it on t's inbox and
+/// counts it.
 /// Returns: false when the owner released the same record meanwhile (a
 /// double release): nothing is counted.
-inline bool release_claimed(thread_table* t, record* r, uint32_t n, uint32_t st, record_view* out, thread_table* self,
+inline bool release_claimed(thread_table* t, record* r, uint32_t n, uint32_t st, payload* copied, thread_table* self,
                             const site* at) noexcept {
   payload p = read_payload(r);  // BUSY: the owner does not rewrite it
-  *out = make_view(p, view_clock::now());
+  *copied = p;
   uint32_t busy = with_slot(st, slot::busy);
   if (!cas_acq_rel(&r->xstate, busy, with_slot(st, slot::dead))) return false;
   uint16_t k = info_kind(p.info);
@@ -274,12 +275,14 @@ RESMON_DETAIL_NOINLINE inline bool release_elsewhere(thread_table* own, uint16_t
       record* r = search_table(
           t, key, [&](record* c) { return claim_remote(c, k, key, &st); }, &number);
       if (r == nullptr) continue;
-      record_view v;
-      record_view& seen = out != nullptr ? *out : v;
-      if (!release_claimed(t, r, number, st, &seen, own, at)) {
+      payload copied;
+      if (!release_claimed(t, r, number, st, &copied, own, at)) {
+        record_view seen = make_view(copied, view_clock::now());
         report_misuse(misuse_type::double_release, k, key, at, seen.where, nullptr, seen.thread);
         return false;
       }
+      // Only a caller that asks pays for the view (its origin and clock).
+      if (out != nullptr) *out = make_view(copied, view_clock::now());
       if (own != nullptr && own->remote_hint != i) own->remote_hint = i;
       return true;
     }
