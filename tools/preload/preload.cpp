@@ -430,7 +430,8 @@ bool output_path(char* out, std::size_t size) noexcept {
     } else if (p[0] == '%' && p[1] == 'e') {
       const char* base = std::strrchr(g.program, '/');
       base = base != nullptr ? base + 1 : g.program;
-      ok = put(base, std::strlen(base));
+      std::size_t length = std::strlen(base);
+      ok = put(base, length < 128 ? length : 128);  // a file name of 255 bytes at most: the name is cut
       ++p;
     } else if (p[0] == '%' && p[1] == '%') {
       ok = put("%", 1);
@@ -502,6 +503,92 @@ bool link_unnamed(int fd, const char* name) noexcept {
   return false;
 }
 
+/// Returns: why `path` cannot be a snapshot's name: a directory, a device,
+/// a FIFO, a socket or a symbolic link is never replaced; nullptr when it is
+/// free or a regular file.
+const char* unusable_output(const char* path) noexcept {
+  struct stat st;
+  if (::lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return nullptr;
+  if (S_ISDIR(st.st_mode)) return "it is a directory";
+  if (S_ISLNK(st.st_mode)) return "it is a symbolic link";
+  if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) return "it is a device";
+  if (S_ISFIFO(st.st_mode)) return "it is a FIFO";
+  return "it is not a regular file";
+}
+
+/// Writes the snapshot `info` to `path`: to an unnamed file in its directory,
+/// named once complete, so a program killed while it writes leaves no
+/// partial file; where the file system has no unnamed files, to a
+/// temporary name beside it, renamed once complete.
+/// Returns: 0, or the errno that stopped it.
+int write_file(const char* path, const snapshot_info& info, writer_scratch& ws) noexcept {
+  // The temporary name does not grow with the target's: a long name that
+  // fits does not fail here.
+  char tmp[1200];
+  const char* slash = std::strrchr(path, '/');
+  int dir_length = slash == nullptr ? 0 : int(slash - path + 1);
+  int n = std::snprintf(tmp, sizeof tmp, "%.*s.resmon-%d.tmp", dir_length, path, int(::getpid()));
+  if (n <= 0 || std::size_t(n) >= sizeof tmp) return ENAMETOOLONG;
+  bool unnamed = true;
+  int fd = open_unnamed(path);
+  // A program that used every descriptor it may have (leaking them, the
+  // very case the snapshot is for): its soft limit is raised to the hard
+  // one for this open.
+  rlimit lim{};
+  bool raised = false;
+  if (fd < 0 && errno == EMFILE && ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    rlimit more{lim.rlim_max, lim.rlim_max};
+    raised = ::setrlimit(RLIMIT_NOFILE, &more) == 0;
+    if (raised) fd = open_unnamed(path);
+  }
+  if (fd < 0) {
+    unnamed = false;
+    fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  }
+  int error = fd < 0 ? errno : 0;
+  if (fd >= 0) {
+    errno = 0;
+    bool ok = write_snapshot(fd, info, ws);
+    if (ok && unnamed && !link_unnamed(fd, tmp)) {
+      // No /proc to name it through: written again, under `tmp`.
+      ::close(fd);
+      fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      ok = fd >= 0 && write_snapshot(fd, info, ws);
+    }
+    if (!ok) error = errno != 0 ? errno : EIO;
+    if (fd >= 0) ::close(fd);
+    if (ok && ::rename(tmp, path) != 0) {
+      error = errno;
+      ok = false;
+    }
+    if (!ok) ::unlink(tmp);
+  }
+  if (raised) ::setrlimit(RLIMIT_NOFILE, &lim);  // what it opened stays open past the limit
+  return error;
+}
+
+/// Returns: what the snapshot written now says about the process.
+snapshot_info snapshot_about(bool final, const reach::result* classes, bool modules_fresh, int signal) noexcept {
+  snapshot_info info{g.program, g.cmdline, g.cmdline_length, g.start_realtime_ns, 0, g.kinds};
+  if (final) info.flags |= snapshot::flag_final;
+  if (signal > 0 && signal < 256) info.flags |= snapshot::flag_signal | std::uint32_t(signal) << snapshot::signal_shift;
+  if (g.child || ::getpid() != g.init_pid) info.flags |= snapshot::flag_child;
+  // Registered kinds (the "sync" kind and any the program registers) are kept.
+  info.kinds = 0;
+  for (unsigned i = 0; i < kind_name_count; ++i)
+    if ((g.kinds >> i & 1) != 0) info.kinds |= 1u << core_kind(tracked_kind(i));
+  info.reachability = classes;
+  info.reach_kinds = 1ULL << core_kind(k_memory) | 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
+  info.stream_kinds = 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
+  info.peak = g.peak;
+  info.sample_bytes = g.sample_mean;
+  info.sampled = core::load_relaxed(&g_sampling.xsampled);
+  info.estimated_count_milli = core::load_relaxed(&g_sampling.xestimated_milli);
+  info.estimated_bytes = core::load_relaxed(&g_sampling.xestimated_bytes);
+  info.modules_fresh = modules_fresh;
+  return info;
+}
+
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
 /// `classes`: the reachability found at exit; `modules_fresh`: the module
 /// map is current (the other threads are stopped: no loader lock is taken).
@@ -513,73 +600,30 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
   int saved_errno = errno;
   forget_closed_descriptors();
   errno = saved_errno;
-  char path[1100], tmp[1200];
+  char path[1100];
+  const char* why = nullptr;  // why it was not written
   auto* scratch = static_cast<scratch_space*>(platform::pages_alloc(sizeof(scratch_space)));
-  if (scratch != nullptr && output_path(path, sizeof path)) {
-    int n = std::snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, int(::getpid()));
-    if (n <= 0 || std::size_t(n) >= sizeof tmp) tmp[0] = '\0';
-    // The snapshot is written to an unnamed file in the target's directory
-    // and named only once complete, so a program killed while it writes
-    // leaves no partial file; where the file system has no unnamed files,
-    // to `tmp`, renamed once complete.
-    bool unnamed = tmp[0] != '\0';
-    int fd = unnamed ? open_unnamed(path) : -1;
-    // A program that used every descriptor it may have (leaking them, the
-    // very case the snapshot is for): its soft limit is raised to the hard
-    // one for this open.
-    rlimit lim{};
-    bool raised = false;
-    if (fd < 0 && errno == EMFILE && ::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-      rlimit more{lim.rlim_max, lim.rlim_max};
-      raised = ::setrlimit(RLIMIT_NOFILE, &more) == 0;
-      if (raised && unnamed) fd = open_unnamed(path);
-    }
-    if (fd < 0 && tmp[0] != '\0') {
-      unnamed = false;
-      fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    }
-    if (fd >= 0) {
-      snapshot_info info{g.program, g.cmdline, g.cmdline_length, g.start_realtime_ns, 0, g.kinds};
-      if (final) info.flags |= snapshot::flag_final;
-      if (signal > 0 && signal < 256)
-        info.flags |= snapshot::flag_signal | std::uint32_t(signal) << snapshot::signal_shift;
-      if (g.child || ::getpid() != g.init_pid) info.flags |= snapshot::flag_child;
-      // Registered kinds (the "sync" kind and any the program registers) are kept.
-      info.kinds = 0;
-      for (unsigned i = 0; i < kind_name_count; ++i)
-        if ((g.kinds >> i & 1) != 0) info.kinds |= 1u << core_kind(tracked_kind(i));
-      info.reachability = classes;
-      info.reach_kinds = 1ULL << core_kind(k_memory) | 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
-      info.stream_kinds = 1ULL << core_kind(k_file) | 1ULL << core_kind(k_dir);
-      info.peak = g.peak;
-      info.sample_bytes = g.sample_mean;
-      info.sampled = core::load_relaxed(&g_sampling.xsampled);
-      info.estimated_count_milli = core::load_relaxed(&g_sampling.xestimated_milli);
-      info.estimated_bytes = core::load_relaxed(&g_sampling.xestimated_bytes);
-      info.modules_fresh = modules_fresh;
-      writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
-      bool ok = write_snapshot(fd, info, ws);
-      if (ok && unnamed && !link_unnamed(fd, tmp)) {
-        // No /proc to name it through: written again, under `tmp`.
-        ::close(fd);
-        fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        ok = fd >= 0 && write_snapshot(fd, info, ws);
-      }
-      if (fd >= 0) ::close(fd);
-      if (!ok || ::rename(tmp, path) != 0) ::unlink(tmp);
-    } else if (final) {
-      // The one line resmon writes to the program's stderr: without it the
-      // user would look for a file that is not there.
-      int saved = errno;
-      char line[1400];
-      int m = std::snprintf(line, sizeof line, "resmon: the snapshot could not be written to %s: %s\n", path,
-                            std::strerror(saved));
-      if (m > 0) (void)!::write(2, line, std::size_t(m) < sizeof line ? std::size_t(m) : sizeof line - 1);
-    }
-    if (raised) ::setrlimit(RLIMIT_NOFILE, &lim);  // what it opened stays open past the limit
+  bool named = output_path(path, sizeof path);
+  if (scratch == nullptr) {
+    why = std::strerror(ENOMEM);
+  } else if (!named) {
+    why = std::strerror(ENAMETOOLONG);
+  } else if ((why = unusable_output(path)) == nullptr) {
+    writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
+    if (int error = write_file(path, snapshot_about(final, classes, modules_fresh, signal), ws); error != 0)
+      why = std::strerror(error);
+  }
+  if (final && why != nullptr) {
+    // The one line resmon writes to the program's stderr: without it the
+    // user would look for a file that is not there.
+    char line[1400];
+    int m = std::snprintf(line, sizeof line, "resmon: the snapshot could not be written to %s: %s\n",
+                          named ? path : g.output, why);
+    if (m > 0) (void)!::write(2, line, std::size_t(m) < sizeof line ? std::size_t(m) : sizeof line - 1);
   }
   if (scratch != nullptr) platform::pages_free(scratch, sizeof(scratch_space));
   core::store_release(&g.xwriting, std::uint32_t(0));
+  errno = saved_errno;
 }
 
 void* flush_main(void*) noexcept {
@@ -700,6 +744,27 @@ void log_misuse(const core::misuse_event& e, void*) noexcept {
     (void)w;
   }
   ::_exit(2);
+}
+
+/// At start: the name RESMON_OUTPUT gives this process is one a snapshot
+/// can have: a name in its directory of at most NAME_MAX bytes, free or a
+/// regular file (a symbolic link is not followed: /dev/stdout names a
+/// link). Else the program does not start (bad_variable).
+void check_output(const char* value) noexcept {
+  char path[1100];
+  if (!output_path(path, sizeof path))
+    bad_variable("RESMON_OUTPUT", value, "a file name of at most 1023 bytes (%p: pid, %e: program name)");
+  const char* base = std::strrchr(path, '/');
+  if (std::strlen(base != nullptr ? base + 1 : path) > NAME_MAX)
+    bad_variable("RESMON_OUTPUT", value, "a file name of at most 255 bytes after its directory");
+  if (const char* why = unusable_output(path)) {
+    char expected[200];
+    std::snprintf(expected, sizeof expected,
+                  "a new file or a regular one: resmon never replaces a directory, device, FIFO, socket or "
+                  "symbolic link (%s)",
+                  why);
+    bad_variable("RESMON_OUTPUT", value, expected);
+  }
 }
 
 void read_cmdline() noexcept {
@@ -941,6 +1006,7 @@ __attribute__((constructor(101))) void start() noexcept {
     if (::access(dir, W_OK) != 0)
       bad_variable("RESMON_OUTPUT", output, "a file name in a directory that exists and can be written");
   }
+  check_output(output);
 
   std::uint64_t v = 0;
   core::set_stack_depth(16);
