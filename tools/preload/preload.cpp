@@ -24,6 +24,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/futex.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -630,8 +632,9 @@ void* flush_main(void*) noexcept {
   detail::note_own_thread();
   std::uint64_t slept = 0;
   while (core::load_acquire(&g.xstop_flush) == 0) {
-    timespec pause{0, 50000000};  // 50 ms steps: exit does not wait long for this thread
-    ::nanosleep(&pause, nullptr);
+    // 50 ms steps; stop_flush_thread wakes it at once (a set*id call waits for it).
+    timespec pause{0, 50000000};
+    ::syscall(SYS_futex, &g.xstop_flush, FUTEX_WAIT_PRIVATE, 0, &pause, nullptr, 0);
     if (detail::program_ended()) break;  // the exit that follows writes the last snapshot
     slept += 50000000;
     if ((g.kinds >> k_memory & 1) != 0) {
@@ -672,15 +675,18 @@ void start_flush_thread() noexcept {
 bool stop_flush_thread() noexcept {
   if (!__atomic_exchange_n(&g.flush_running, false, __ATOMIC_ACQ_REL)) return false;
   core::store_release(&g.xstop_flush, std::uint32_t(1));
+  ::syscall(SYS_futex, &g.xstop_flush, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
   pthread_join(g.flush_thread, nullptr);
   return true;
 }
 
 /// resmon's own threads (the clock ticker, the flush thread) stopped for
-/// the length of a call that needs a single-threaded process, and started
-/// again after it: entering a user or mount namespace (unshare, setns) fails
-/// with EINVAL while any other thread runs. Not in a vfork child (the
-/// threads are its parent's) nor once the final snapshot began.
+/// the length of a call that needs them gone, and started again after it
+/// (from the caller's thread, with its credentials): entering a user or
+/// mount namespace (unshare, setns) fails with EINVAL while any other
+/// thread runs, and a set*id call must succeed on every thread (see
+/// "Credentials"). Not in a vfork child (the threads are its parent's) nor
+/// once the final snapshot began.
 class own_threads_paused {
  public:
   own_threads_paused() noexcept {
@@ -1875,6 +1881,34 @@ RESMON_EXPORT int setns(int fd, int type) {
   own_threads_paused paused;  // its end keeps the call's errno
   return real_setns(fd, type);
 }
+
+// ---------------------------------------------------------------------------
+// Credentials: glibc makes every thread of the process change its ids (the
+// set*id calls below signal each thread to make the call too) and aborts
+// the program when one thread fails where the caller succeeded. Capabilities
+// and PR_SET_KEEPCAPS belong to each thread: a program that keeps its
+// capabilities across a change of user (setpriv, privilege-separating
+// daemons) made the change on its own threads only, so resmon's threads
+// failed it and the program aborted. They stop for the call and start again
+// from the caller's thread, with its credentials.
+
+#define RESMON_SETXID(name, params, args) \
+  RESMON_EXPORT int name params {         \
+    auto real_call = RESMON_REAL(name);   \
+    own_threads_paused paused;            \
+    return real_call args;                \
+  }
+RESMON_SETXID(setuid, (uid_t uid), (uid))
+RESMON_SETXID(setgid, (gid_t gid), (gid))
+RESMON_SETXID(seteuid, (uid_t uid), (uid))
+RESMON_SETXID(setegid, (gid_t gid), (gid))
+RESMON_SETXID(setreuid, (uid_t ruid, uid_t euid), (ruid, euid))
+RESMON_SETXID(setregid, (gid_t rgid, gid_t egid), (rgid, egid))
+RESMON_SETXID(setresuid, (uid_t ruid, uid_t euid, uid_t suid), (ruid, euid, suid))
+RESMON_SETXID(setresgid, (gid_t rgid, gid_t egid, gid_t sgid), (rgid, egid, sgid))
+RESMON_SETXID(setgroups, (size_t size, const gid_t* list), (size, list))
+RESMON_SETXID(initgroups, (const char* user, gid_t group), (user, group))  // calls setgroups inside glibc
+#undef RESMON_SETXID
 
 // ---------------------------------------------------------------------------
 // Named semaphores: the "sync" kind
