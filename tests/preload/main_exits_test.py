@@ -5,7 +5,9 @@ main_exits.cpp) ends under the preload as it does plain: resmon's clock
 ticker and snapshot writer end when only they are left, the final snapshot
 is written, names the leak at work() with the executable's file and line
 (/proc/self/exe names nothing once the main thread has ended), and its
-reachability is computed (the ended main thread is not waited for).
+reachability is computed (the ended main thread is not waited for). A
+program that ends with quick_exit, from main or another thread, gets its
+snapshot and RESMON_EXIT_CODE as well.
 
 usage: main_exits_test.py PRELOAD VIEW MAIN_EXITS
 """
@@ -56,7 +58,24 @@ def main():
         classes = doc.get("reachability")
         check(classes is not None and classes["reachable"]["count"] >= 1 and classes["definite"]["count"] == 0,
               f"{name}: reachability computed: {classes}")
-    return outcome("main_exits_test", "the process ends, the snapshot names the leak")
+    # quick_exit runs no exit handler: the snapshot is written from resmon's
+    # at_quick_exit handler, after the program's, from the thread that calls it.
+    for how in ("quick", "quick-thread"):
+        out = os.path.join(work, f"{how}.resmon")
+        plain = run([program, how], timeout=30)
+        check(plain.returncode == 3 and plain.stdout == b"main_exits: the last thread ends\n",
+              f"{how}, plain run: {plain.returncode} {plain.stdout!r}")
+        r = run([program, how], {"LD_PRELOAD": preload, "RESMON_OUTPUT": out}, timeout=30)
+        check(r.returncode == 3 and r.stdout == plain.stdout, f"{how}: status and output unchanged: {r.returncode}")
+        check(os.path.exists(out), f"{how}: the snapshot is written")
+        if os.path.exists(out):
+            doc = view_json(view, out)
+            check(any(g["kind"] == "memory" and g["bytes"] == 77 for g in doc["groups"]),
+                  f"{how}: the 77-byte block is held")
+        r = run([program, how], {"LD_PRELOAD": preload, "RESMON_OUTPUT": out, "RESMON_EXIT_CODE": "23",
+                                 "RESMON_EXIT_ON": "memory"}, timeout=30)
+        check(r.returncode == 23, f"{how}: RESMON_EXIT_CODE=23 with something held gives 23 (got {r.returncode})")
+    return outcome("main_exits_test", "the process ends, the snapshot names the leak; quick_exit writes it too")
 
 
 if __name__ == "__main__":

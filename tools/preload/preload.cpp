@@ -69,6 +69,7 @@ void* __libc_valloc(size_t);
 void* __libc_pvalloc(size_t);
 extern char* program_invocation_name;
 int __cxa_atexit(void (*fn)(void*), void* arg, void* dso_handle);
+int __cxa_at_quick_exit(void (*fn)(void*), void* dso_handle);
 }
 
 namespace resmon::preload {
@@ -1154,6 +1155,8 @@ __attribute__((constructor(101))) void start() noexcept {
   if ((g.kinds >> k_memory & 1) != 0 && g.reachability) move_early_blocks();
   core::store_release(&g.xready, std::uint32_t(1));
   g.finish_registered = __cxa_atexit(finish_at_exit, nullptr, nullptr) == 0;
+  // quick_exit runs only these handlers, in reverse order: this one after the program's.
+  (void)__cxa_at_quick_exit(finish_at_exit, nullptr);
 }
 
 /// Returns: true when what the program holds at exit is what RESMON_EXIT_ON
