@@ -525,12 +525,12 @@ const char* unusable_output(const char* path) noexcept {
 /// temporary name beside it, renamed once complete.
 /// Returns: 0, or the errno that stopped it.
 int write_file(const char* path, const snapshot_info& info, writer_scratch& ws) noexcept {
-  // The temporary name does not grow with the target's: a long name that
-  // fits does not fail here.
+  // The temporary name, hidden, keeps at most 200 bytes of the target's
+  // name: a name that fits its directory does not fail here.
   char tmp[1200];
   const char* slash = std::strrchr(path, '/');
   int dir_length = slash == nullptr ? 0 : int(slash - path + 1);
-  int n = std::snprintf(tmp, sizeof tmp, "%.*s.resmon-%d.tmp", dir_length, path, int(::getpid()));
+  int n = std::snprintf(tmp, sizeof tmp, "%.*s.%.200s.%d.tmp", dir_length, path, path + dir_length, int(::getpid()));
   if (n <= 0 || std::size_t(n) >= sizeof tmp) return ENAMETOOLONG;
   bool unnamed = true;
   int fd = open_unnamed(path);
