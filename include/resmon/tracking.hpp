@@ -20,6 +20,8 @@
 #include "platform/procfs.hpp"
 #include "stack_capture.hpp"
 
+#include <linux/futex.h>
+
 namespace resmon {
 
 using core::misuse_action;
@@ -157,13 +159,26 @@ inline pthread_t ticker_thread;
 /// it to scan the other threads: it holds nothing of the program's).
 inline int32_t ticker_tid = 0;
 
+/// Waits while *word is `value`, for at most `ns` (a futex: woken at once
+/// by futex_wake).
+inline void futex_wait(uint32_t* word, uint32_t value, long ns) noexcept {
+  timespec pause{0, ns};
+  ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, &pause, nullptr, 0);
+}
+inline void futex_wake(uint32_t* word) noexcept {
+  ::syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+}
+
 inline void* ticker_main(void*) noexcept {
   note_own_thread();
   __atomic_store_n(&ticker_tid, int32_t(::syscall(SYS_gettid)), __ATOMIC_RELEASE);
-  while (core::load_acquire(&core::g_registry.xticker) == uint32_t(core::ticker_state::running)) {
+  futex_wake(reinterpret_cast<uint32_t*>(&ticker_tid));
+  for (;;) {
+    uint32_t state = core::load_acquire(&core::g_registry.xticker);
+    if (state != uint32_t(core::ticker_state::running) && state != uint32_t(core::ticker_state::starting)) break;
     core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
-    timespec pause{0, 1000000};  // 1 ms: the coarse clock's resolution is 1-4 ms anyway
-    ::nanosleep(&pause, nullptr);
+    // 1 ms (the coarse clock's resolution is 1-4 ms anyway); stop_clock_ticker wakes it.
+    futex_wait(&core::g_registry.xticker, state, 1000000);
     if (program_ended()) {
       // Records read the clock again (exit handlers may still acquire); a
       // later stop_clock_ticker joins this thread.
@@ -186,24 +201,26 @@ inline void* ticker_main(void*) noexcept {
 /// its thread could not start (records then read the clock, as before).
 /// The thread blocks every signal. A child of fork() has no ticker.
 inline bool start_clock_ticker() noexcept {
+  // STARTING until its handle is stored: a stop_clock_ticker meanwhile finds
+  // nothing running to join.
   uint32_t state = uint32_t(core::ticker_state::stopped);
-  if (!core::cas_acq_rel(&core::g_registry.xticker, state, uint32_t(core::ticker_state::running)))
+  if (!core::cas_acq_rel(&core::g_registry.xticker, state, uint32_t(core::ticker_state::starting)))
     return state == uint32_t(core::ticker_state::running);
   core::store_relaxed(&core::g_registry.xclock_ns, platform::clock_coarse_ns());
   uint64_t old = 0;
   platform::block_signals(&old);
   int err = pthread_create(&detail::ticker_thread, nullptr, detail::ticker_main, nullptr);
-  platform::restore_signals(&old);
-  // Its thread id is known before this returns (at most about 100 ms).
-  for (int i = 0; err == 0 && i < 1000 && __atomic_load_n(&detail::ticker_tid, __ATOMIC_ACQUIRE) == 0; ++i) {
-    timespec pause{0, 100000};
-    ::nanosleep(&pause, nullptr);
-  }
+  if (err == 0) core::store_release(&core::g_registry.xticker, uint32_t(core::ticker_state::running));
   if (err != 0) {
     core::store_relaxed(&core::g_registry.xclock_ns, uint64_t(0));
     core::store_release(&core::g_registry.xticker, uint32_t(core::ticker_state::stopped));
+    platform::restore_signals(&old);
     return false;
   }
+  // Its thread id is known before this returns (at most about 100 ms).
+  for (int i = 0; i < 100 && __atomic_load_n(&detail::ticker_tid, __ATOMIC_ACQUIRE) == 0; ++i)
+    detail::futex_wait(reinterpret_cast<uint32_t*>(&detail::ticker_tid), 0, 1000000);
+  platform::restore_signals(&old);
   return true;
 }
 
@@ -212,6 +229,7 @@ inline bool start_clock_ticker() noexcept {
 inline void stop_clock_ticker() noexcept {
   uint32_t state = uint32_t(core::ticker_state::running);
   if (!core::cas_acq_rel(&core::g_registry.xticker, state, uint32_t(core::ticker_state::stopping))) return;
+  detail::futex_wake(&core::g_registry.xticker);
   pthread_join(detail::ticker_thread, nullptr);
   __atomic_store_n(&detail::ticker_tid, 0, __ATOMIC_RELEASE);
   core::store_relaxed(&core::g_registry.xclock_ns, uint64_t(0));

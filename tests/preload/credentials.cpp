@@ -6,6 +6,8 @@
 // set*id call and aborts the program if one fails where the caller
 // succeeded; a thread that kept the old capabilities-less state would.
 // Prints the ids it ends with; run as root (tests/preload/credentials_test.py).
+// `credentials concurrent`: 8 threads each call seteuid(geteuid()) 200
+// times at once (any user): the calls share one pause of resmon's threads.
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -13,8 +15,24 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
+#include <thread>
+#include <vector>
 
-int main() {
+int concurrent() {
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([] {
+      for (int k = 0; k < 200; ++k)
+        if (seteuid(geteuid()) != 0) std::abort();
+    });
+  for (auto& t : threads) t.join();
+  std::printf("concurrent: 1600 calls\n");
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "concurrent") return concurrent();
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
   if (prctl(PR_SET_KEEPCAPS, 1) != 0 || setresuid(65534, 65534, 65534) != 0) {

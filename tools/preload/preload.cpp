@@ -101,6 +101,7 @@ struct settings {
   std::size_t static_tls_bytes;   // the static TLS block of every thread (a root of the scan)
   std::uintptr_t linker_address;  // an address in the dynamic linker's module
   std::uint64_t flush_ns;         // RESMON_FLUSH_INTERVAL, 0: at exit only
+  std::uint64_t next_flush_ns;    // the flush thread's next snapshot (platform::clock_coarse_ns)
   std::uint64_t max_size;         // RESMON_MAX_SIZE, 0: unset
   std::uint64_t start_realtime_ns;
   int init_pid;       // the pid when the constructor ran
@@ -445,6 +446,10 @@ bool output_path(char* out, std::size_t size) noexcept {
     if (!ok) return false;
   }
   if (!has_pid && (g.child || pid != g.init_pid)) {
+    // The name gets ".<pid>": it is cut so the file name stays within NAME_MAX.
+    std::size_t base = n;
+    while (base > 0 && out[base - 1] != '/') --base;
+    if (n - base > NAME_MAX - 12) n = base + NAME_MAX - 12;
     if (!put(".", 1) || !put_pid()) return false;
   }
   out[n] = '\0';
@@ -492,16 +497,14 @@ int open_unnamed(const char* path) noexcept {
 }
 
 /// Gives the unnamed file fd the name `name` (through /proc: linking by
-/// descriptor needs no privilege there). Returns: false if it could not.
+/// descriptor needs no privilege there). Returns: false if it could not
+/// (errno EEXIST: the name is taken).
 bool link_unnamed(int fd, const char* name) noexcept {
   char proc[64];
   for (const char* self : {"/proc/thread-self", "/proc/self"}) {
     std::snprintf(proc, sizeof proc, "%s/fd/%d", self, fd);
     if (::linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) return true;
-    if (errno == EEXIST) {  // a snapshot of an earlier process with this pid that was killed while renaming
-      ::unlink(name);
-      if (::linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) == 0) return true;
-    }
+    if (errno == EEXIST) return false;
   }
   return false;
 }
@@ -521,18 +524,21 @@ const char* unusable_output(const char* path) noexcept {
 
 /// Writes the snapshot `info` to `path`: to an unnamed file in its directory,
 /// named once complete, so a program killed while it writes leaves no
-/// partial file; where the file system has no unnamed files, to a
-/// temporary name beside it, renamed once complete.
-/// Returns: 0, or the errno that stopped it.
+/// partial file; where the file system has no unnamed files (or there is no
+/// /proc to name one through), to a new file under a temporary name beside
+/// it, renamed once complete. The temporary name is hidden, keeps at most
+/// 200 bytes of the target's (a name that fits its directory fits here) and
+/// is always one this call made (O_EXCL, no symbolic link followed: another
+/// user cannot make resmon write into a file of theirs); it is removed only
+/// then. Returns: 0, or the errno that stopped it.
 int write_file(const char* path, const snapshot_info& info, writer_scratch& ws) noexcept {
-  // The temporary name, hidden, keeps at most 200 bytes of the target's
-  // name: a name that fits its directory does not fail here.
   char tmp[1200];
   const char* slash = std::strrchr(path, '/');
   int dir_length = slash == nullptr ? 0 : int(slash - path + 1);
-  int n = std::snprintf(tmp, sizeof tmp, "%.*s.%.200s.%d.tmp", dir_length, path, path + dir_length, int(::getpid()));
-  if (n <= 0 || std::size_t(n) >= sizeof tmp) return ENAMETOOLONG;
-  bool unnamed = true;
+  int stem =
+      std::snprintf(tmp, sizeof tmp - 16, "%.*s.%.200s.%d", dir_length, path, path + dir_length, int(::getpid()));
+  if (stem <= 0 || std::size_t(stem) >= sizeof tmp - 16) return ENAMETOOLONG;
+  auto name = [&](int k) { std::snprintf(tmp + stem, 16, ".%d.tmp", k); };
   int fd = open_unnamed(path);
   // A program that used every descriptor it may have (leaking them, the
   // very case the snapshot is for): its soft limit is raised to the hard
@@ -544,28 +550,38 @@ int write_file(const char* path, const snapshot_info& info, writer_scratch& ws) 
     raised = ::setrlimit(RLIMIT_NOFILE, &more) == 0;
     if (raised) fd = open_unnamed(path);
   }
-  if (fd < 0) {
-    unnamed = false;
-    fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  }
-  int error = fd < 0 ? errno : 0;
-  if (fd >= 0) {
+  int error = 0;
+  bool named = false;  // tmp names a file this call made
+  auto write = [&](int to) {
     errno = 0;
-    bool ok = write_snapshot(fd, info, ws);
-    if (ok && unnamed && !link_unnamed(fd, tmp)) {
-      // No /proc to name it through: written again, under `tmp`.
-      ::close(fd);
-      fd = ::open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      ok = fd >= 0 && write_snapshot(fd, info, ws);
+    if (!write_snapshot(to, info, ws)) error = errno != 0 ? errno : EIO;
+  };
+  if (fd >= 0) {
+    write(fd);
+    for (int k = 0; error == 0 && !named && k < 8; ++k) {
+      name(k);
+      named = link_unnamed(fd, tmp);
+      if (!named && errno != EEXIST) break;
     }
-    if (!ok) error = errno != 0 ? errno : EIO;
-    if (fd >= 0) ::close(fd);
-    if (ok && ::rename(tmp, path) != 0) {
-      error = errno;
-      ok = false;
-    }
-    if (!ok) ::unlink(tmp);
+    ::close(fd);
+    fd = -1;
   }
+  if (error == 0 && !named) {
+    for (int k = 0; fd < 0 && k < 8; ++k) {
+      name(k);
+      fd = ::open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd < 0) {
+      error = errno;
+    } else {
+      named = true;
+      write(fd);
+      ::close(fd);
+    }
+  }
+  if (error == 0 && ::rename(tmp, path) != 0) error = errno;
+  if (error != 0 && named) ::unlink(tmp);
   if (raised) ::setrlimit(RLIMIT_NOFILE, &lim);  // what it opened stays open past the limit
   return error;
 }
@@ -604,19 +620,22 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
   forget_closed_descriptors();
   errno = saved_errno;
   char path[1100];
-  const char* why = nullptr;  // why it was not written
+  const char* why = nullptr;  // why it was not written: this, or the errno `error`
+  int error = 0;
   auto* scratch = static_cast<scratch_space*>(platform::pages_alloc(sizeof(scratch_space)));
   bool named = output_path(path, sizeof path);
   if (scratch == nullptr) {
-    why = std::strerror(ENOMEM);
+    error = ENOMEM;
   } else if (!named) {
-    why = std::strerror(ENAMETOOLONG);
+    error = ENAMETOOLONG;
   } else if ((why = unusable_output(path)) == nullptr) {
     writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
-    if (int error = write_file(path, snapshot_about(final, classes, modules_fresh, signal), ws); error != 0)
-      why = std::strerror(error);
+    error = write_file(path, snapshot_about(final, classes, modules_fresh, signal), ws);
   }
-  if (final && why != nullptr) {
+  // strerror only at exit: it may take a lock, and other snapshots are
+  // written from signal handlers too.
+  if (final && (why != nullptr || error != 0)) {
+    if (why == nullptr) why = std::strerror(error);
     // The one line resmon writes to the program's stderr: without it the
     // user would look for a file that is not there.
     char line[1400];
@@ -631,20 +650,21 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
 
 void* flush_main(void*) noexcept {
   detail::note_own_thread();
-  std::uint64_t slept = 0;
   while (core::load_acquire(&g.xstop_flush) == 0) {
     // 50 ms steps; stop_flush_thread wakes it at once (a set*id call waits for it).
     timespec pause{0, 50000000};
     ::syscall(SYS_futex, &g.xstop_flush, FUTEX_WAIT_PRIVATE, 0, &pause, nullptr, 0);
-    if (detail::program_ended()) break;  // the exit that follows writes the last snapshot
-    slept += 50000000;
+    if (core::load_acquire(&g.xstop_flush) != 0 || detail::program_ended()) break;  // exit writes the last one
     if ((g.kinds >> k_memory & 1) != 0) {
       inside guard;
       maybe_sample_series(core_kind(k_memory));  // a program that only frees moves the curve too
     }
-    if (slept >= g.flush_ns) {
-      slept = 0;
+    // The next time is kept across a pause of this thread (a program that
+    // calls set*id often still gets its periodic snapshots).
+    std::uint64_t now = platform::clock_coarse_ns();
+    if (now >= g.next_flush_ns) {
       write_now(false);
+      g.next_flush_ns = platform::clock_coarse_ns() + g.flush_ns;
     }
   }
   detail::forget_own_thread();
@@ -655,6 +675,14 @@ bool own_process() noexcept;
 
 /// Once per process: the final snapshot (at exit, or at _exit).
 std::uint32_t g_finished_pid = 0;
+
+/// The pause of resmon's threads that calls on the program's threads share
+/// (own_threads_paused). A fork child starts with none.
+struct {
+  std::uint32_t xlock;  // pause_lock
+  std::uint32_t depth;  // calls inside a pause now
+  bool ticker, flush;   // what the first of them stopped
+} g_pause;
 
 /// Returns: true once this process began its final snapshot.
 bool finishing() noexcept { return __atomic_load_n(&g_finished_pid, __ATOMIC_ACQUIRE) == std::uint32_t(::getpid()); }
@@ -681,29 +709,57 @@ bool stop_flush_thread() noexcept {
   return true;
 }
 
+/// Serialises the pauses of resmon's threads (own_threads_paused) and the
+/// final snapshot's stop of the flush thread: held only with every signal
+/// blocked, so a handler on the holding thread cannot wait for it.
+struct pause_lock {
+  sigset_t old;
+  pause_lock() noexcept {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    while (__atomic_exchange_n(&g_pause.xlock, 1u, __ATOMIC_ACQUIRE) != 0) sched_yield();
+  }
+  ~pause_lock() {
+    __atomic_store_n(&g_pause.xlock, 0u, __ATOMIC_RELEASE);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  pause_lock(const pause_lock&) = delete;
+  pause_lock& operator=(const pause_lock&) = delete;
+};
+
 /// resmon's own threads (the clock ticker, the flush thread) stopped for
 /// the length of a call that needs them gone, and started again after it
-/// (from the caller's thread, with its credentials): entering a user or
-/// mount namespace (unshare, setns) fails with EINVAL while any other
-/// thread runs, and a set*id call must succeed on every thread (see
-/// "Credentials"). Not in a vfork child (the threads are its parent's) nor
-/// once the final snapshot began.
+/// (from the caller's thread: with its credentials, and also its scheduling
+/// policy and seccomp filter): entering a user or mount namespace (unshare,
+/// setns) fails with EINVAL while any other thread runs, and a set*id call
+/// must succeed on every thread (see "Credentials"). Calls on several
+/// threads at once share one pause: the first stops the threads, the last
+/// starts them again. Not in a vfork child (the threads are its parent's)
+/// nor once the final snapshot began.
 class own_threads_paused {
  public:
   own_threads_paused() noexcept {
     if (!own_process() || finishing()) return;
     inside guard;
-    ticker_ = core::load_acquire(&core::g_registry.xticker) == std::uint32_t(core::ticker_state::running);
-    if (ticker_) stop_clock_ticker();
-    flush_ = stop_flush_thread();
+    pause_lock lock;
+    if (g_pause.depth++ == 0) {
+      g_pause.ticker = core::load_acquire(&core::g_registry.xticker) == std::uint32_t(core::ticker_state::running);
+      if (g_pause.ticker) stop_clock_ticker();
+      g_pause.flush = stop_flush_thread();
+    }
+    active_ = true;
   }
   ~own_threads_paused() {
-    if (!ticker_ && !flush_) return;
+    if (!active_) return;
     inside guard;
     int saved = errno;
-    if (!finishing()) {
-      if (ticker_) (void)start_clock_ticker();
-      if (flush_) start_flush_thread();
+    {
+      pause_lock lock;
+      if (--g_pause.depth == 0 && !finishing()) {
+        if (g_pause.ticker) (void)start_clock_ticker();
+        if (g_pause.flush) start_flush_thread();
+      }
     }
     errno = saved;
   }
@@ -711,7 +767,7 @@ class own_threads_paused {
   own_threads_paused& operator=(const own_threads_paused&) = delete;
 
  private:
-  bool ticker_ = false, flush_ = false;
+  bool active_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -802,6 +858,8 @@ void after_fork_child() noexcept {
   // parent's flush thread was writing at the fork is not the child's: its
   // locks would never be released.
   g.flush_running = false;
+  g_pause.depth = 0;  // nor a pause another thread of the parent was in
+  core::store_release(&g_pause.xlock, std::uint32_t(0));
   core::store_release(&g.xwriting, std::uint32_t(0));
   core::store_release(&g_modules.xlock, std::uint32_t(0));
   core::store_release(&g_peak.xlock, std::uint32_t(0));
@@ -1150,7 +1208,10 @@ __attribute__((constructor(101))) void start() noexcept {
   if (ticker == nullptr || std::strcmp(ticker, "0") != 0) (void)start_clock_ticker();
   (void)pthread_atfork(nullptr, nullptr, after_fork_child);
   install_signal_handlers();
-  if (g.flush_ns != 0) start_flush_thread();
+  if (g.flush_ns != 0) {
+    g.next_flush_ns = platform::clock_coarse_ns() + g.flush_ns;
+    start_flush_thread();
+  }
   // Last: a thread that an earlier constructor started still remembers its blocks until now.
   if ((g.kinds >> k_memory & 1) != 0 && g.reachability) move_early_blocks();
   core::store_release(&g.xready, std::uint32_t(1));
@@ -1226,6 +1287,7 @@ void finish() noexcept {
   if (__atomic_exchange_n(&g_finished_pid, pid, __ATOMIC_ACQ_REL) == pid) return;
   {
     inside guard;
+    pause_lock lock;  // a pause that ends now sees finishing() and starts nothing
     (void)stop_flush_thread();
   }
   reach::result classes;

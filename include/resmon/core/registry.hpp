@@ -92,7 +92,7 @@ inline constinit registry g_registry{};
 inline constexpr uint64_t default_capacity = uint64_t(1) << 22;  // 4 Mi records: 128 MiB of records at most
 
 /// The state of the hosted clock ticker (resmon::start_clock_ticker).
-enum class ticker_state : uint32_t { stopped = 0, running = 1, stopping = 2 };
+enum class ticker_state : uint32_t { stopped = 0, running = 1, stopping = 2, starting = 3 };
 
 /// Returns: the time an acquisition is stamped with: the ticker's last
 /// reading when a ticker runs (one shared word, written once a millisecond),
