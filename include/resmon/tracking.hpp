@@ -20,8 +20,6 @@
 #include "platform/procfs.hpp"
 #include "stack_capture.hpp"
 
-#include <linux/futex.h>
-
 namespace resmon {
 
 using core::misuse_action;
@@ -159,14 +157,18 @@ inline pthread_t ticker_thread;
 /// it to scan the other threads: it holds nothing of the program's).
 inline int32_t ticker_tid = 0;
 
+/// Linux's FUTEX_WAIT_PRIVATE and FUTEX_WAKE_PRIVATE (<linux/futex.h>, which
+/// alone would add a tenth to a light header's preprocessed lines).
+inline constexpr int futex_wait_private = 0 | 128, futex_wake_private = 1 | 128;
+
 /// Waits while *word is `value`, for at most `ns` (a futex: woken at once
 /// by futex_wake).
 inline void futex_wait(uint32_t* word, uint32_t value, long ns) noexcept {
   timespec pause{0, ns};
-  ::syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, &pause, nullptr, 0);
+  ::syscall(SYS_futex, word, futex_wait_private, value, &pause, nullptr, 0);
 }
 inline void futex_wake(uint32_t* word) noexcept {
-  ::syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+  ::syscall(SYS_futex, word, futex_wake_private, INT32_MAX, nullptr, nullptr, 0);
 }
 
 inline void* ticker_main(void*) noexcept {

@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/futex.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
@@ -652,8 +651,7 @@ void* flush_main(void*) noexcept {
   detail::note_own_thread();
   while (core::load_acquire(&g.xstop_flush) == 0) {
     // 50 ms steps; stop_flush_thread wakes it at once (a set*id call waits for it).
-    timespec pause{0, 50000000};
-    ::syscall(SYS_futex, &g.xstop_flush, FUTEX_WAIT_PRIVATE, 0, &pause, nullptr, 0);
+    detail::futex_wait(&g.xstop_flush, 0, 50000000);
     if (core::load_acquire(&g.xstop_flush) != 0 || detail::program_ended()) break;  // exit writes the last one
     if ((g.kinds >> k_memory & 1) != 0) {
       inside guard;
@@ -704,7 +702,7 @@ void start_flush_thread() noexcept {
 bool stop_flush_thread() noexcept {
   if (!__atomic_exchange_n(&g.flush_running, false, __ATOMIC_ACQ_REL)) return false;
   core::store_release(&g.xstop_flush, std::uint32_t(1));
-  ::syscall(SYS_futex, &g.xstop_flush, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  detail::futex_wake(&g.xstop_flush);
   pthread_join(g.flush_thread, nullptr);
   return true;
 }
