@@ -8,6 +8,9 @@
 // Prints the ids it ends with; run as root (tests/preload/credentials_test.py).
 // `credentials concurrent`: 8 threads each call seteuid(geteuid()) 200
 // times at once (any user): the calls share one pause of resmon's threads.
+// `credentials dlopen LIBRARY`: loads a library whose constructor calls
+// seteuid (credentials_plugin.cpp), inside dlopen.
+#include <dlfcn.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -35,6 +38,11 @@ int concurrent() {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "concurrent") return concurrent();
+  if (argc > 2 && std::string_view(argv[1]) == "dlopen") {
+    bool loaded = dlopen(argv[2], RTLD_NOW) != nullptr;
+    std::printf("%s\n", loaded ? "loaded" : dlerror());
+    return loaded ? 0 : 1;
+  }
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2]{};
   if (prctl(PR_SET_KEEPCAPS, 1) != 0 || setresuid(65534, 65534, 65534) != 0) {

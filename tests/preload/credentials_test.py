@@ -8,7 +8,11 @@ aborts the program when one fails; resmon's threads, which had not kept
 the capabilities, failed it (exit 134). Not root: the program cannot drop
 root, and the preloaded run must fail the same way.
 
-usage: credentials_test.py PRELOAD VIEW CREDENTIALS
+A library constructor that calls set*id inside dlopen, while resmon's flush
+thread waits for the loader's lock that dlopen holds, does not hang the
+program (the pause waits 2 s at most for that thread).
+
+usage: credentials_test.py PRELOAD VIEW CREDENTIALS PLUGIN
 """
 import os
 import shutil
@@ -21,7 +25,7 @@ from harness import check, outcome, run, view_json  # noqa: E402
 
 
 def main():
-    preload, view, program = sys.argv[1:4]
+    preload, view, program, plugin = sys.argv[1:5]
     work = tempfile.mkdtemp(prefix="resmon-credentials-")
     os.chmod(work, 0o1777)  # the program ends as nobody: it must still write its snapshot
     commands = [[program]]
@@ -55,6 +59,12 @@ def main():
                   f"concurrent set*id, round {round}: {r.returncode} {r.stdout!r} {r.stderr[-300:]!r}")
         except subprocess.TimeoutExpired:
             check(False, f"concurrent set*id, round {round}: the program hung (60 s)")
+    try:
+        r = run([program, "dlopen", plugin], {"LD_PRELOAD": preload, "RESMON_OUTPUT": os.path.join(work, "d.resmon"),
+                                              "RESMON_FLUSH_INTERVAL": "50ms"}, timeout=30)
+        check(r.returncode == 0 and r.stdout == b"loaded\n", f"set*id inside dlopen: {r.returncode} {r.stdout!r}")
+    except subprocess.TimeoutExpired:
+        check(False, "set*id inside dlopen: the program hung (30 s)")
     return outcome("credentials_test", "dropping root with capabilities kept, under the preload")
 
 

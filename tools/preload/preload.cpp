@@ -698,13 +698,25 @@ void start_flush_thread() noexcept {
 }
 
 /// Stops the flush thread and waits for it; of two threads that ask at
-/// once, one waits. Returns: true when this call stopped one.
-bool stop_flush_thread() noexcept {
+/// once, one waits. `bounded` (a pause): waits 2 s at most, since the flush
+/// thread may wait for the loader's lock, which a caller inside dlopen (a
+/// library constructor calling unshare or setuid) holds; a thread that did
+/// not end then ends on its own when it can, and is joined later.
+/// Returns: true when this call stopped one.
+bool stop_flush_thread(bool bounded = false) noexcept {
   if (!__atomic_exchange_n(&g.flush_running, false, __ATOMIC_ACQ_REL)) return false;
   core::store_release(&g.xstop_flush, std::uint32_t(1));
   detail::futex_wake(&g.xstop_flush);
-  pthread_join(g.flush_thread, nullptr);
-  return true;
+  if (!bounded) {
+    pthread_join(g.flush_thread, nullptr);
+    return true;
+  }
+  timespec until{};
+  ::clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 2;
+  if (pthread_timedjoin_np(g.flush_thread, nullptr, &until) == 0) return true;
+  __atomic_store_n(&g.flush_running, true, __ATOMIC_RELEASE);  // still to be joined
+  return false;
 }
 
 /// Serialises the pauses of resmon's threads (own_threads_paused) and the
@@ -744,7 +756,7 @@ class own_threads_paused {
     if (g_pause.depth++ == 0) {
       g_pause.ticker = core::load_acquire(&core::g_registry.xticker) == std::uint32_t(core::ticker_state::running);
       if (g_pause.ticker) stop_clock_ticker();
-      g_pause.flush = stop_flush_thread();
+      g_pause.flush = stop_flush_thread(true);
     }
     active_ = true;
   }
