@@ -622,10 +622,10 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
   const char* why = nullptr;  // why it was not written: this, or the errno `error`
   int error = 0;
   auto* scratch = static_cast<scratch_space*>(platform::pages_alloc(sizeof(scratch_space)));
-  bool named = output_path(path, sizeof path);
+  bool expanded = output_path(path, sizeof path);
   if (scratch == nullptr) {
     error = ENOMEM;
-  } else if (!named) {
+  } else if (!expanded) {
     error = ENAMETOOLONG;
   } else if ((why = unusable_output(path)) == nullptr) {
     writer_scratch ws{scratch->bits, reinterpret_cast<file_writer*>(scratch->writer)};
@@ -639,7 +639,7 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
     // user would look for a file that is not there.
     char line[1400];
     int m = std::snprintf(line, sizeof line, "resmon: the snapshot could not be written to %s: %s\n",
-                          named ? path : g.output, why);
+                          expanded ? path : g.output, why);
     if (m > 0) (void)!::write(2, line, std::size_t(m) < sizeof line ? std::size_t(m) : sizeof line - 1);
   }
   if (scratch != nullptr) platform::pages_free(scratch, sizeof(scratch_space));
@@ -688,13 +688,12 @@ bool finishing() noexcept { return __atomic_load_n(&g_finished_pid, __ATOMIC_ACQ
 /// Starts the thread that writes a snapshot every RESMON_FLUSH_INTERVAL,
 /// with every signal blocked (the program's handlers run on its threads).
 void start_flush_thread() noexcept {
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::uint64_t old;
+  platform::block_signals(&old);
   core::store_release(&g.xstop_flush, std::uint32_t(0));
   bool started = pthread_create(&g.flush_thread, nullptr, flush_main, nullptr) == 0;
   __atomic_store_n(&g.flush_running, started, __ATOMIC_RELEASE);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  platform::restore_signals(&old);
 }
 
 /// Stops the flush thread and waits for it; of two threads that ask at
@@ -723,16 +722,14 @@ bool stop_flush_thread(bool bounded = false) noexcept {
 /// final snapshot's stop of the flush thread: held only with every signal
 /// blocked, so a handler on the holding thread cannot wait for it.
 struct pause_lock {
-  sigset_t old;
+  std::uint64_t old;
   pause_lock() noexcept {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    platform::block_signals(&old);
     while (__atomic_exchange_n(&g_pause.xlock, 1u, __ATOMIC_ACQUIRE) != 0) sched_yield();
   }
   ~pause_lock() {
     __atomic_store_n(&g_pause.xlock, 0u, __ATOMIC_RELEASE);
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    platform::restore_signals(&old);
   }
   pause_lock(const pause_lock&) = delete;
   pause_lock& operator=(const pause_lock&) = delete;
