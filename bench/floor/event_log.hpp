@@ -140,6 +140,7 @@ __attribute__((noinline)) inline void match(table& t) {
     __builtin_prefetch(&t.slots[homes[i]], 1);
   }
   for (unsigned i = 0; i < t.used; ++i) {
+    if (t.log[i].key == tombstone) continue;  // released at the call (RESMON_FLOOR_RELEASE_AT_CALL)
     if (t.log[i].key & 1) erase(t, t.log[i], homes[i]);
     else insert(t, t.log[i], homes[i]);
   }
@@ -155,6 +156,35 @@ inline void acquire(uint64_t key, uint64_t size, const void* where) {
   t.acquired_bytes += size;
 }
 
+#ifdef RESMON_FLOOR_RELEASE_AT_CALL
+// A release found at the call, as the core finds it (a double release is
+// then reported, or stops the program, at the call that made it): the
+// table is probed at once, else the unmatched acquisitions of the log; only
+// acquisitions are batched.
+inline void release(uint64_t key, const void* where) {
+  table& t = t_table;
+  ++t.released;
+  if (t.slots != nullptr) {
+    uint64_t h = home(t, key);
+    for (uint64_t j = h;; j = (j + 1) & t.mask) {
+      if (t.slots[j].key == key) {
+        erase(t, event{key | 1, 0, where, 0}, h);
+        return;
+      }
+      if (t.slots[j].key == 0) break;
+    }
+  }
+  for (unsigned i = t.used; i-- > 0;) {
+    if (t.log[i].key == key) {
+      t.released_bytes += t.log[i].info & ((uint64_t(1) << 48) - 1);
+      t.ring[t.ring_at++ & 63] = quarantined{key, where};
+      t.log[i].key = tombstone;  // matched: the batch skips it
+      return;
+    }
+  }
+  ++t.misses;  // a double release or one never recorded: reported here, at the call
+}
+#else
 inline void release(uint64_t key, const void* where) {
   table& t = t_table;
   if (t.used == batch) [[unlikely]]
@@ -162,5 +192,6 @@ inline void release(uint64_t key, const void* where) {
   t.log[t.used++] = event{key | 1, 0, where, 0};
   ++t.released;
 }
+#endif
 
 }  // namespace floor_event_log

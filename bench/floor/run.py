@@ -45,6 +45,8 @@ PROTOTYPES = [
     ("event log, tombstones", [], ["-DRESMON_FLOOR_EVENT_LOG", "-DRESMON_FLOOR_TOMBSTONES"]),
     ("event log, tombstones, batch of 1", [], ["-DRESMON_FLOOR_EVENT_LOG", "-DRESMON_FLOOR_TOMBSTONES",
                                              "-DRESMON_FLOOR_BATCH=1"]),
+    ("event log, tombstones, releases found at the call", [],
+     ["-DRESMON_FLOOR_EVENT_LOG", "-DRESMON_FLOOR_TOMBSTONES", "-DRESMON_FLOOR_RELEASE_AT_CALL"]),
 ]
 
 

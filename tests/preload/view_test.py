@@ -187,10 +187,67 @@ with tempfile.TemporaryDirectory() as tmp:
     check(len(f["groups"]) == 1 and f["groups"][0]["count"] == max(g["count"] for g in groups), "--top 1 --sort count")
     f = view_json("--since", "2999-01-01T00:00:00Z", snap)
     check(f["groups"] == [], "--since in the future: nothing")
+    f = view_json("--until", "2999-01-01T00:00:00Z", snap)  # past 2554: ns in 64 bits must not wrap
+    check(len(f["groups"]) == len(groups), "--until far in the future: everything")
+    r = run([view, "--since", "1969-12-31T23:59:59Z", snap], text=True)
+    check(r.returncode == 2 and "from 1970 on" in r.stderr, f"--since before 1970: refused ({r.stderr!r})")
     f = view_json("--max-age", "1h", snap)
     check(len(f["groups"]) == len(groups), "--max-age 1h: everything")
     r = run([view, "--storage-info", snap], text=True)
     check(r.returncode == 0 and re.search(r"records\s+\d+", r.stdout), "--storage-info")
+    info = os.path.join(tmp, "info.txt")
+    r = run([view, "--storage-info", "-o", info, snap], text=True)
+    check(r.returncode == 0 and r.stdout == "" and re.search(r"records\s+\d+", open(info).read()),
+          "--storage-info -o FILE writes the file")
+
+    # Inputs that are no regular file: one line and status 1, never a crash,
+    # a hang or unbounded memory; a pipe or FIFO is read once.
+    r = run([view, tmp], text=True)
+    check(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "is a directory" in r.stderr,
+          f"a directory: one line, status 1 ({r.returncode}: {r.stderr!r})")
+    r = run([view, "/dev/zero"], text=True, timeout=30)
+    check(r.returncode == 1 and "not a resmon snapshot" in r.stderr, f"/dev/zero: refused at once ({r.stderr!r})")
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", 'cat "$1" > "$2"', "sh", snap, fifo])
+    r = run([view, "--format", "json", fifo], text=True, timeout=60)
+    writer.wait()
+    check(r.returncode == 0 and len(json.loads(r.stdout)["groups"]) == len(groups),
+          f"a FIFO is read once, as the file is ({r.returncode}: {r.stderr!r})")
+    r = run([view, "--suppressions", tmp, snap], text=True)
+    check(r.returncode == 2 and "Is a directory" in r.stderr, f"--suppressions DIR: refused ({r.stderr!r})")
+
+    for count in ("10000000000", "-1"):  # made into records one by one: bounded first
+        bad = os.path.join(tmp, "count.json")
+        open(bad, "w").write('{"schema":"resmon.report","version":1,"kinds":[{"id":0,"kind":"memory","sites":'
+                             '[{"function":"f","count":%s,"bytes":5}]}]}' % count)
+        r = run([view, bad], text=True, timeout=60)
+        check(r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and '"count"' in r.stderr,
+              f"a report with count {count}: one line, status 1 ({r.returncode}: {r.stderr!r})")
+
+    # A binary rebuilt since the run is not read for the old addresses: its
+    # frames stay addresses, with one line; --debug-dir with the original names them.
+    copy = os.path.join(tmp, "leaky_copy")
+    shutil.copy(leaky, copy)
+    moved = traced(os.path.join(tmp, "copy.resmon"), copy, plugin)
+    shutil.copy(grow, copy)
+    r = run([view, "--kind", "memory", moved], text=True)
+    check(r.returncode == 0 and "build id differs" in r.stderr and "leak_blocks" not in r.stdout,
+          f"a rebuilt binary: no wrong names, one line ({r.stderr!r})")
+    originals = os.path.join(tmp, "originals")
+    os.mkdir(originals)
+    shutil.copy(leaky, os.path.join(originals, "leaky_copy"))
+    r = run([view, "--kind", "memory", "--debug-dir", originals, moved], text=True)
+    check(r.returncode == 0 and "leak_blocks" in r.stdout and "build id" not in r.stderr,
+          f"--debug-dir with the original binary names its frames ({r.stderr!r})")
+
+    # The CI gate never passes on a snapshot without reachability classes:
+    # --lost then counts every held block (here the high-water mark's).
+    peak_snap = os.path.join(tmp, "peak.resmon")
+    run([leaky, plugin], {"LD_PRELOAD": preload, "RESMON_OUTPUT": peak_snap, "RESMON_PEAK": "1"})
+    r = run([view, "--at", "peak", "--lost", "--exit-code", "23", peak_snap], text=True)
+    check(r.returncode == 23 and "counts every held memory block" in r.stderr,
+          f"--lost on an unclassified snapshot: held blocks count as lost ({r.returncode}: {r.stderr!r})")
     for bad in (["--min-age", "soon", snap], ["--sort", "size", snap], ["--by", "line", snap],
                 ["--kind", "widgets", snap], ["--since", "yesterday", snap], [snap, "--format", "yaml"],
                 ["--top", "-3", snap], []):

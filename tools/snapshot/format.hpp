@@ -144,7 +144,7 @@ static_assert(sizeof(tally_entry) == 56);
 /// the mean distance between samples is `mean` bytes (1 when not sampled).
 inline double sample_weight(std::uint64_t size, std::uint64_t mean) noexcept {
   if (mean == 0) return 1.0;
-  double p = 1.0 - __builtin_exp(-double(size == 0 ? 1 : size) / double(mean));
+  double p = -__builtin_expm1(-double(size == 0 ? 1 : size) / double(mean));  // 1 - e^-x, exact for small x
   return p > 0 ? 1.0 / p : double(mean);
 }
 

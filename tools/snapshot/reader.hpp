@@ -4,10 +4,13 @@
 // gives one message, never a crash. Layer: tools (hosted).
 #pragma once
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -240,18 +243,84 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
     }
     // Other tags: sections of a later minor version, skipped.
   }
+  // Figures the writer cannot produce (the core records sizes below 2^48),
+  // which sums in the viewer would overflow on.
+  constexpr std::uint64_t max_size = (std::uint64_t(1) << 48) - 1, max_total = std::uint64_t(1) << 56;
+  for (const auto* records : {&f.records, &f.peak_records})
+    for (const record_entry& r : *records)
+      if (r.size > max_size) return "bad record: size " + std::to_string(r.size) + " is over 256 TiB";
+  for (const tally_entry& t : f.tallies)
+    if (t.released > max_total || t.released_bytes > max_total || t.temporary > t.released ||
+        t.temporary_bytes > t.released_bytes)
+      return "bad ALLO section: counts out of range";
+  if (f.sample_bytes > (std::uint64_t(1) << 40)) return "bad SAMP section: a sampling mean over 1 TiB";
   *out = std::move(f);
   return "";
 }
 
-/// Reads `path` into *out. Returns: "" on success, else what is wrong (one
-/// line, without the path).
+/// Streams (a pipe, a FIFO, a device) are read up to this many bytes; a
+/// regular file is read whole.
+inline constexpr std::size_t stream_limit = std::size_t(1) << 32;
+
+/// Returns: true when `bytes` may start a snapshot or a JSON document (the
+/// magic's first bytes, or '{' after blanks): a stream that does not is
+/// refused after its first bytes, not read to its end (/dev/zero).
+inline bool plausible_start(const unsigned char* bytes, std::size_t n) {
+  std::size_t i = 0;
+  while (i < n && (bytes[i] == ' ' || bytes[i] == '\n' || bytes[i] == '\r' || bytes[i] == '\t')) ++i;
+  if (i < n && bytes[i] == '{') return true;
+  return i == 0 && std::memcmp(bytes, magic, n < sizeof magic ? n : sizeof magic) == 0;
+}
+
+/// Reads the input at `path` into *data, opening it once: a pipe or FIFO
+/// can be read only once, so every later check reads *data. Refuses a
+/// directory, and a stream whose first bytes start neither a snapshot nor a
+/// JSON document.
+/// Returns: "" on success, else what is wrong (one line, without the path).
+inline std::string read_input(const std::string& path, std::vector<unsigned char>* data) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::string("cannot open: ") + std::strerror(errno);
+  struct stat st {};
+  std::string error;
+  if (::fstat(fd, &st) != 0) {
+    error = std::string("cannot read: ") + std::strerror(errno);
+  } else if (S_ISDIR(st.st_mode)) {
+    error = "is a directory; expected a snapshot file or a JSON report";
+  } else {
+    bool regular = S_ISREG(st.st_mode);
+    data->clear();
+    if (regular) data->reserve(std::size_t(st.st_size));
+    unsigned char buffer[1 << 16];
+    for (;;) {
+      ssize_t got = ::read(fd, buffer, sizeof buffer);
+      if (got < 0 && errno == EINTR) continue;
+      if (got < 0) {
+        error = std::string("cannot read: ") + std::strerror(errno);
+        break;
+      }
+      if (got == 0) break;
+      bool first = data->empty();
+      data->insert(data->end(), buffer, buffer + got);
+      if (!regular && first && !plausible_start(data->data(), data->size())) {
+        error = "not a resmon snapshot (no RESMONSN header) nor a JSON report";
+        break;
+      }
+      if (!regular && data->size() > stream_limit) {
+        error = "more than " + std::to_string(stream_limit >> 30) + " GiB read from a stream; expected a snapshot";
+        break;
+      }
+    }
+  }
+  ::close(fd);
+  return error;
+}
+
+/// Reads the snapshot at `path` into *out. Returns: "" on success, else
+/// what is wrong (one line, without the path).
 inline std::string read(const std::string& path, file* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::string("cannot open: ") + std::strerror(errno);
-  std::vector<unsigned char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return "cannot read the file";
-  return parse(data.data(), data.size(), out);
+  std::vector<unsigned char> data;
+  std::string error = read_input(path, &data);
+  return error.empty() ? parse(data.data(), data.size(), out) : error;
 }
 
 }  // namespace resmon::snapshot

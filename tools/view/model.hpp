@@ -31,8 +31,10 @@ struct selection {
   std::optional<std::uint64_t> min_age_ns, max_age_ns;
   std::optional<std::uint64_t> since_ns, until_ns;  // wall-clock, ns since the epoch
   std::optional<std::uint32_t> thread;
-  std::string lost;      // "" (all), definite, indirect, any (definite or indirect), reachable
-  bool by_reach = true;  // groups split by reachability class (not in a diff: periodic snapshots have none)
+  std::string lost;                // "" (all), definite, indirect, any (definite or indirect), reachable
+  bool by_reach = true;            // groups split by reachability class (not in a diff: periodic snapshots have none)
+  bool unclassified_lost = false;  // the snapshot has no classes: --lost takes every held block, FILE* and DIR*
+                                   // as lost (as RESMON_EXIT_ON=lost does), never a false "nothing lost"
   bool all_frames = false;
   bool inlines = true;
   std::string debug_dir;
@@ -152,8 +154,14 @@ inline std::string reach_name(std::uint32_t reach) {
   }
 }
 
-inline bool lost_selected(const std::string& want, const std::string& reach) {
+/// Returns: true when a resource of `kind` in class `reach` is what --lost
+/// `want` selects; `unclassified`: the snapshot has no classes, and every
+/// memory block, FILE* and DIR* counts as lost.
+inline bool lost_selected(const std::string& want, const std::string& kind, const std::string& reach,
+                          bool unclassified) {
   if (want.empty()) return true;
+  if (unclassified && reach.empty() && (kind == "memory" || kind == "file" || kind == "dir"))
+    return want != "reachable";
   if (want == "any") return reach == "definite" || reach == "indirect";
   return want == reach;
 }
@@ -243,7 +251,8 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
     if (s.until_ns && wall > *s.until_ns) continue;
     if (s.thread && r.thread != *s.thread) continue;
     std::string reach = detail::reach_name(r.reach);
-    if (!s.by_reach && !detail::lost_selected(s.lost, reach)) continue;  // else by group, after the totals
+    if (!s.by_reach && !detail::lost_selected(s.lost, kind, reach, s.unclassified_lost))
+      continue;  // else by group, after the totals
     if (!s.by_reach) reach.clear();
     auto [it, added] = records_by_stack.try_emplace(
         stack_key{r.kind, r.stack_id, r.stack_id != 0 && f.stack_index.count(r.stack_id) != 0 ? 0 : r.ret, site,
@@ -308,7 +317,7 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
       c->count += g.count;
       c->bytes += g.bytes;
     }
-    if (s.by_reach && !detail::lost_selected(s.lost, g.reach)) continue;
+    if (s.by_reach && !detail::lost_selected(s.lost, g.kind, g.reach, s.unclassified_lost)) continue;
     std::vector<frame> shown = detail::fold(stack, s.by);
     detail::folded& to = out[{g.kind + '\0' + g.reach, detail::identity_of(shown, s.by)}];
     if (to.count == 0 && to.stack.empty()) {

@@ -7,21 +7,37 @@
 // gets the rest as records of the remaining size. Layer: tools (hosted).
 #pragma once
 
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "../snapshot/reader.hpp"
 
 namespace resmon::view {
 
-/// Returns: true when the file at `path` starts like JSON (after blanks).
-inline bool looks_like_json(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char c = 0;
-  while (in.get(c))
+/// Returns: true when `data` starts like JSON (after blanks).
+inline bool looks_like_json(const std::vector<unsigned char>& data) {
+  for (unsigned char c : data)
     if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return c == '{';
   return false;
+}
+
+/// Resources a report may hold in all: a site's count beyond those it
+/// lists becomes that many records, so a count is bounded before they are made.
+inline constexpr std::uint64_t max_report_resources = std::uint64_t(1) << 24;
+
+/// Returns: obj[name] as a count or size: 0 when absent; an exception (the
+/// reader's one line) for a negative number, a non-number or one past `limit`.
+inline std::uint64_t figure(const nlohmann::json& obj, const char* name, std::uint64_t limit) {
+  if (!obj.contains(name)) return 0;
+  const nlohmann::json& v = obj[name];
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0))
+    throw std::invalid_argument(std::string("\"") + name + "\": " + v.dump() + ", expected a count of 0 or more");
+  auto n = v.get<std::uint64_t>();
+  if (n > limit)
+    throw std::invalid_argument(std::string("\"") + name + "\": " + v.dump() + ", expected at most " +
+                                std::to_string(limit));
+  return n;
 }
 
 inline std::uint64_t hex_or_number(const nlohmann::json& v) {
@@ -30,13 +46,12 @@ inline std::uint64_t hex_or_number(const nlohmann::json& v) {
   throw std::invalid_argument("expected an address");
 }
 
-/// Reads an in-process JSON report into *out. Returns: "" or what is wrong.
-inline std::string read_report_json(const std::string& path, snapshot::file* out) {
-  std::ifstream in(path);
-  if (!in) return std::string("cannot open: ") + std::strerror(errno);
+/// Reads an in-process JSON report (the bytes of a file) into *out.
+/// Returns: "" or what is wrong.
+inline std::string read_report_json(const std::vector<unsigned char>& data, snapshot::file* out) {
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(in);
+    doc = nlohmann::json::parse(data.begin(), data.end());
   } catch (const std::exception& e) {
     return std::string("not valid JSON: ") + e.what();
   }
@@ -86,19 +101,22 @@ inline std::string read_report_json(const std::string& path, snapshot::file* out
             {site.value("function", std::string()), site.value("file", std::string()), site.value("line", 0)});
         auto site_id = std::uint32_t(f.sites.size());
         std::uint32_t stack_id = site.value("stack_id", std::uint32_t(0));
-        std::uint64_t count = site.value("count", std::uint64_t(0));
-        std::uint64_t bytes = site.value("bytes", std::uint64_t(0));
+        constexpr std::uint64_t max_bytes = std::uint64_t(1) << 56, max_size = (std::uint64_t(1) << 48) - 1;
+        std::uint64_t count = figure(site, "count", max_report_resources - f.records.size());
+        std::uint64_t bytes = figure(site, "bytes", max_bytes);
         std::uint64_t listed = 0, listed_bytes = 0;
         for (const auto& r : site.value("resources", nlohmann::json::array())) {
           snapshot::record_entry e{};
           e.kind = ke.id;
           e.stack_id = stack_id;
           e.key = r.value("key", std::uint64_t(0));
-          e.size = r.value("size", std::uint64_t(0));
+          e.size = figure(r, "size", max_size);
           std::uint64_t age = r.value("age_ns", std::uint64_t(0));
           e.time_ns = f.head.monotonic_ns > age ? f.head.monotonic_ns - age : 0;
           e.thread = r.value("thread", std::uint32_t(0));
           e.ret = r.contains("return_address") ? hex_or_number(r["return_address"]) : 0;
+          if (f.records.size() >= max_report_resources)
+            throw std::invalid_argument("more than " + std::to_string(max_report_resources) + " resources");
           f.records.push_back(e);
           f.record_site.push_back(site_id);
           ++listed;

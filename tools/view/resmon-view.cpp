@@ -55,6 +55,10 @@ std::uint64_t datetime_option(const std::string& name, const std::string& text) 
     bad_option(fmt::format("{} '{}': expected a date-time such as 2026-11-28T10:30:00 (Z for UTC)", name, text));
   tm.tm_isdst = -1;
   std::time_t s = utc ? timegm(&tm) : std::mktime(&tm);
+  // Records' times are ns since the epoch in 64 bits: from 1970, and any
+  // date past 2554 is later than every one of them.
+  if (s < 0) bad_option(fmt::format("{} '{}': expected a date-time from 1970 on", name, text));
+  if (std::uint64_t(s) > ~std::uint64_t(0) / 1000000000ULL) return ~std::uint64_t(0);
   return std::uint64_t(s) * 1000000000ULL;
 }
 
@@ -67,25 +71,44 @@ std::vector<suppression> read_suppressions(const std::string& path) {
   return out;
 }
 
-bool load(const std::string& path, resmon::snapshot::file* f) {
-  std::string error = looks_like_json(path) ? read_report_json(path, f) : resmon::snapshot::read(path, f);
+bool load(const std::string& path, resmon::snapshot::file* f, std::size_t* bytes = nullptr) {
+  std::vector<unsigned char> data;
+  std::string error = resmon::snapshot::read_input(path, &data);
+  if (error.empty())
+    error = looks_like_json(data) ? read_report_json(data, f) : resmon::snapshot::parse(data.data(), data.size(), f);
+  if (bytes != nullptr) *bytes = data.size();
   if (error.empty()) return true;
   std::fprintf(stderr, "resmon-view: %s: %s\n", path.c_str(), error.c_str());
   return false;
 }
 
-std::string storage_info(const std::string& path, const resmon::snapshot::file& f) {
-  struct stat st {};
-  ::stat(path.c_str(), &st);
+std::string storage_info(const std::string& path, std::size_t bytes, const resmon::snapshot::file& f) {
   std::uint64_t frames = 0;
   for (const auto& s : f.stacks) frames += s.frames.size();
   return fmt::format(
       "{}: {} bytes\n  records      {}\n  stacks       {} ({} frames)\n  modules      {}\n  dropped      {}\n"
       "  stacks lost  {}\n  misuse       {}\n  unknown releases {}\n  stack depth  {}\n  counts per stack {}\n",
-      path, std::uint64_t(st.st_size), f.records.size(), f.stacks.size(), frames, f.modules.size(), f.dropped,
-      f.stacks_lost, f.misuse, f.unknown_releases, f.head.stack_depth,
+      path, std::uint64_t(bytes), f.records.size(), f.stacks.size(), frames, f.modules.size(), f.dropped, f.stacks_lost,
+      f.misuse, f.unknown_releases, f.head.stack_depth,
       f.has_tallies ? fmt::format("{} origins, temporary below {} ns", f.tallies.size(), f.temporary_ns)
                     : std::string("none (RESMON_TEMPORARY=0 or RESMON_SAMPLE)"));
+}
+
+/// Writes `text` to the file `output`, or to stdout when it is empty.
+/// Returns: false (after one line on stderr) when it could not.
+bool emit(const std::string& output, const std::string& text) {
+  std::FILE* out = output.empty() ? stdout : std::fopen(output.c_str(), "wb");
+  if (out == nullptr) {
+    std::fprintf(stderr, "resmon-view: --output %s: cannot write: %s\n", output.c_str(), std::strerror(errno));
+    return false;
+  }
+  std::fwrite(text.data(), 1, text.size(), out);
+  if ((out == stdout ? std::fflush(out) : std::fclose(out)) != 0) {
+    std::fprintf(stderr, "resmon-view: %s: cannot write: %s\n", output.empty() ? "stdout" : output.c_str(),
+                 std::strerror(errno));
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -184,13 +207,10 @@ int main(int argc, char** argv) {
   if (!suppressions_file.empty()) suppressions = read_suppressions(suppressions_file);
 
   resmon::snapshot::file newer, older;
-  if (!load(diff.empty() ? input : diff[1], &newer)) return 1;
+  std::size_t newer_bytes = 0;
+  if (!load(diff.empty() ? input : diff[1], &newer, &newer_bytes)) return 1;
   if (!diff.empty() && !load(diff[0], &older)) return 1;
-  if (info) {
-    std::string text = storage_info(diff.empty() ? input : diff[1], newer);
-    std::fputs(text.c_str(), stdout);
-    return 0;
-  }
+  if (info) return emit(output, storage_info(diff.empty() ? input : diff[1], newer_bytes, newer)) ? 0 : 1;
   if (at == "peak") {
     for (resmon::snapshot::file* f : {&newer, &older}) {
       if (f == &older && diff.empty()) continue;
@@ -206,6 +226,22 @@ int main(int argc, char** argv) {
       std::string names;
       for (const auto& e : newer.kinds) names += (names.empty() ? "" : ", ") + e.name;
       bad_option(fmt::format("--kind {}: no such kind in the snapshot (it has: {})", k, names));
+    }
+  }
+
+  if (!s.lost.empty()) {
+    // A gate must never pass on a snapshot that could not tell lost from reachable.
+    const resmon::snapshot::file& f = newer;
+    std::uint32_t flags = f.head.flags;
+    if ((flags & resmon::snapshot::flag_reachability) == 0 || at == "peak") {
+      s.unclassified_lost = true;
+      const char* why = at == "peak" ? "--at peak: the high-water mark has no reachability classes"
+                        : (flags & resmon::snapshot::flag_reach_failed) != 0
+                            ? "the exit-time scan could not run (a thread of the program did not stop for it)"
+                        : (flags & resmon::snapshot::flag_final) == 0 ? "a periodic snapshot: classes are found at exit"
+                                                                      : "the snapshot has no reachability classes";
+      std::fprintf(stderr, "resmon-view: %s: %s; --lost counts every held memory block, FILE* and DIR* as lost\n",
+                   (diff.empty() ? input : diff[1]).c_str(), why);
     }
   }
 
@@ -239,19 +275,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (output.empty() && format == "pprof" && ::isatty(1)) bad_option("--format pprof writes binary data: give -o FILE");
-  std::FILE* out = output.empty() ? stdout : std::fopen(output.c_str(), "wb");
-  if (out == nullptr) {
-    std::fprintf(stderr, "resmon-view: --output %s: cannot write: %s\n", output.c_str(), std::strerror(errno));
-    return 1;
-  }
-  std::fwrite(text.data(), 1, text.size(), out);
   for (const suppression& sup : suppressions)
     if (format == "text" && sup.hits != 0)
-      std::fprintf(out, "suppressed by %s:%s: %llu\n", sup.kind.empty() ? "leak" : "kind",
-                   (sup.kind.empty() ? sup.pattern : sup.kind).c_str(), static_cast<unsigned long long>(sup.hits));
-  if (out != stdout && std::fclose(out) != 0) {
-    std::fprintf(stderr, "resmon-view: --output %s: cannot write: %s\n", output.c_str(), std::strerror(errno));
-    return 1;
-  }
+      text += fmt::format("suppressed by {}:{}: {}\n", sup.kind.empty() ? "leak" : "kind",
+                          sup.kind.empty() ? sup.pattern : sup.kind, sup.hits);
+  if (!emit(output, text)) return 1;
   return exit_code > 0 && !v.groups.empty() ? exit_code : 0;
 }

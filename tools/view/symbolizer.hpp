@@ -6,15 +6,21 @@
 #pragma once
 
 #include <cxxabi.h>
-#include <unistd.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <libelf.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,20 +61,67 @@ class symbolizer {
     if (dwfl_ == nullptr) return;
     dwfl_report_begin(dwfl_);
     for (const snapshot::module_info& m : modules_) {
-      // A binary copied from another machine: DIR/<its file name>, or DIR/.build-id/xx/rest.
-      std::string path = m.path;
-      if (::access(path.c_str(), R_OK) != 0 && !debug_dir.empty()) {
-        std::string by_name = debug_dir + "/" + path.substr(path.rfind('/') + 1);
-        std::string by_id = m.build_id.size() > 2
-                                ? debug_dir + "/.build-id/" + m.build_id.substr(0, 2) + "/" + m.build_id.substr(2)
-                                : std::string();
-        if (::access(by_name.c_str(), R_OK) == 0) path = by_name;
-        else if (!by_id.empty() && ::access(by_id.c_str(), R_OK) == 0) path = by_id;
-      }
-      dwfl_report_elf(dwfl_, m.path.c_str(), path.c_str(), -1, m.bias, false);
+      std::string path = module_file(m, debug_dir);
+      if (!path.empty()) dwfl_report_elf(dwfl_, m.path.c_str(), path.c_str(), -1, m.bias, false);
     }
     dwfl_report_end(dwfl_, nullptr, nullptr);
   }
+  /// Returns: the file to read module m's symbols from: the first of its
+  /// path, DIR/<its file name>, DIR/.build-id/xx/rest and the system's
+  /// /usr/lib/debug/.build-id/xx/rest.debug that is a regular file with the
+  /// build id the snapshot recorded (any, when it recorded none); "" when
+  /// none is (its frames then stay addresses, module+offset, and the first
+  /// miss says why on stderr: a binary rebuilt since the run would name
+  /// other functions).
+  static std::string module_file(const snapshot::module_info& m, const std::string& debug_dir) {
+    std::vector<std::string> candidates{m.path};
+    std::string id_path =
+        m.build_id.size() > 2 ? ".build-id/" + m.build_id.substr(0, 2) + "/" + m.build_id.substr(2) : std::string();
+    if (!debug_dir.empty()) {
+      candidates.push_back(debug_dir + "/" + m.path.substr(m.path.rfind('/') + 1));
+      if (!id_path.empty()) candidates.push_back(debug_dir + "/" + id_path);
+    }
+    if (!id_path.empty()) candidates.push_back("/usr/lib/debug/" + id_path + ".debug");
+    bool changed = false;
+    for (const std::string& c : candidates) {
+      struct stat st {};
+      // Only regular files: a name in the snapshot (its input) may be a FIFO or a device.
+      if (::stat(c.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || ::access(c.c_str(), R_OK) != 0) continue;
+      if (m.build_id.empty()) return c;
+      std::string id = file_build_id(c);
+      if (id == m.build_id) return c;
+      changed = changed || c == m.path;
+    }
+    static std::set<std::string> warned;
+    if (changed && warned.insert(m.path).second)
+      std::fprintf(stderr,
+                   "resmon-view: %s: build id differs from the snapshot's (the file changed since the run); its frames "
+                   "are shown as addresses (--debug-dir DIR with the original binary names them)\n",
+                   m.path.c_str());
+    return "";
+  }
+
+  /// Returns: the GNU build id of the ELF file at `path`, in hex; "" when it has none.
+  static std::string file_build_id(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    elf_version(EV_CURRENT);
+    std::string hex;
+    if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
+      const void* bits = nullptr;
+      ssize_t n = dwelf_elf_gnu_build_id(elf, &bits);
+      for (ssize_t i = 0; i < n; ++i) {
+        static constexpr char digits[] = "0123456789abcdef";
+        unsigned char b = static_cast<const unsigned char*>(bits)[i];
+        hex += digits[b >> 4];
+        hex += digits[b & 15];
+      }
+      elf_end(elf);
+    }
+    ::close(fd);
+    return hex;
+  }
+
   ~symbolizer() {
     if (dwfl_ != nullptr) dwfl_end(dwfl_);
   }

@@ -94,7 +94,10 @@ inline std::string read_suppressions_file(const std::string& path, std::vector<s
   std::string text;
   char buf[4096];
   for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) text.append(buf, n);
+  // A directory opens, and its first read fails (EISDIR): no empty list then.
+  int error = std::ferror(f) != 0 ? errno : 0;
   std::fclose(f);
+  if (error != 0) return path + ": cannot read: " + std::strerror(error);
   return parse_suppressions(text, path, out);
 }
 
