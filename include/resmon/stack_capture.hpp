@@ -27,6 +27,7 @@
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/auxv.h>
 #include <unwind.h>
 
 #include "config.hpp"
@@ -115,14 +116,30 @@ inline _Unwind_Reason_Code unwind_one(struct _Unwind_Context* context, void* arg
   return _URC_NO_REASON;
 }
 
-/// Loads the fallback once: libunwind if the system has it, else the
-/// runtime's unwinder. Returns: the state (1 or 2).
+/// Returns: true when the program was linked dynamically (its program
+/// headers name an interpreter, PT_INTERP). A static program can dlopen a
+/// shared library, but the library then runs without the dynamic
+/// linker's state and crashes (libunwind.so.8 did, at the first capture).
+inline bool dynamically_linked() noexcept {
+  const unsigned char* headers = reinterpret_cast<const unsigned char*>(::getauxval(AT_PHDR));
+  unsigned long count = ::getauxval(AT_PHNUM), size = ::getauxval(AT_PHENT);
+  for (unsigned long i = 0; headers != nullptr && i < count; ++i) {
+    uint32_t type;  // p_type: the first word of Elf32_Phdr and Elf64_Phdr alike
+    __builtin_memcpy(&type, headers + i * size, sizeof type);
+    if (type == 3) return true;  // PT_INTERP
+  }
+  return false;
+}
+
+/// Loads the fallback once: libunwind if the system has it (and the program
+/// is linked dynamically), else the runtime's unwinder. Returns: the state
+/// (1 or 2).
 RESMON_DETAIL_NOINLINE inline int load_unwinder() noexcept {
   int state = __atomic_load_n(&g_unwinder_state, __ATOMIC_ACQUIRE);
   if (state != 0) return state;
   unw_backtrace_fn fn = nullptr;
 #if RESMON_CONFIG_LIBUNWIND
-  if (void* lib = ::dlopen("libunwind.so.8", RTLD_LOCAL | RTLD_LAZY)) {
+  if (void* lib = dynamically_linked() ? ::dlopen("libunwind.so.8", RTLD_LOCAL | RTLD_LAZY) : nullptr) {
     fn = reinterpret_cast<unw_backtrace_fn>(::dlsym(lib, "unw_backtrace"));
   }
 #endif

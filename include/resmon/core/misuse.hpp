@@ -21,7 +21,7 @@ inline void quarantine_put(thread_table* t, uint64_t key, uint16_t k, uint32_t o
   released_entry& e = t->quarantine[t->quarantine_next++ % quarantine_size];
   uint64_t seq = e.xseq;            // owner-only writer
   store_relaxed(&e.xseq, seq + 1);  // odd: being written
-  __atomic_thread_fence(__ATOMIC_RELEASE);
+  fence_release();
   store_relaxed(&e.key, key);
   store_relaxed(&e.kind, uint64_t(k) | uint64_t(t->hot_thread) << 16);
   store_relaxed(&e.origin, uint64_t(origin));
@@ -103,7 +103,7 @@ RESMON_DETAIL_NOINLINE inline void report_misuse(misuse_type type, uint16_t k, u
     logged = __atomic_compare_exchange_n(&e.xseq, &previous, 2 * n + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
   uint64_t self = platform::thread_id();
   if (logged) {
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    fence_release();
     store_relaxed(&e.type, uint64_t(type));
     store_relaxed(&e.kind, uint64_t(k));
     store_relaxed(&e.key, key);
@@ -161,7 +161,7 @@ inline misuse_callback set_misuse_action(misuse_action action, misuse_callback c
     if ((seq & 1) == 0 && cas_acq_rel(&g.xhandler_seq, seq, seq + 1)) break;
     seq = load_relaxed(&g.xhandler_seq);
   }
-  __atomic_thread_fence(__ATOMIC_RELEASE);
+  fence_release();
   misuse_callback old = load_relaxed(&g.xmisuse_callback);
   store_relaxed(&g.xmisuse_callback, cb);
   store_relaxed(&g.xmisuse_context, context);

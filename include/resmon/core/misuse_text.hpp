@@ -55,7 +55,7 @@ RESMON_DETAIL_NOINLINE inline void note_invalid_kind(uint16_t k, uint64_t key, c
   uint64_t self = platform::thread_id();
   uint64_t seq = load_relaxed(&g.xseq);
   if ((seq & 1) == 0 && cas_acquire(&g.xseq, seq, seq + 1)) {
-    __atomic_thread_fence(__ATOMIC_RELEASE);
+    fence_release();
     store_relaxed(&g.kind, uint64_t(k));
     store_relaxed(&g.key, key);
     store_relaxed(&g.at, at);

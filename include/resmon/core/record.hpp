@@ -107,7 +107,7 @@ struct payload {
 /// stores the new state with store_release afterwards). A reader that sees
 /// any of these stores also sees a later state, and drops its copy.
 RESMON_DETAIL_INLINE void write_payload(record* r, const payload& p) noexcept {
-  __atomic_thread_fence(__ATOMIC_RELEASE);
+  fence_release();
   store_relaxed(&r->origin, p.origin);
   store_relaxed(&r->key, p.key);
   store_relaxed(&r->info, p.info);

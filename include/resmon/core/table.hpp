@@ -258,7 +258,7 @@ inline void unlink_entry(thread_table* t, uint64_t h, uint32_t n) noexcept {
 inline void retire_index(thread_table* t, uint32_t* index, uint32_t log2) noexcept {
   uint32_t v = t->xversion;
   store_release(&t->xversion, v + 1);
-  __atomic_thread_fence(__ATOMIC_RELEASE);  // the version before any zero
+  fence_release();  // the version before any zero
   pages_zero(index, (size_t(4) << log2));
   // One spare per size: a second one stays mapped, unused (readers may be
   // probing it; its pages went back to the platform).
@@ -374,7 +374,7 @@ RESMON_DETAIL_NOINLINE inline void reset_table(thread_table* t) noexcept {
   uint32_t v = t->xversion;
   store_release(&t->xversion, v + 1);
   store_release(&t->xtop, uint32_t(0));
-  __atomic_thread_fence(__ATOMIC_RELEASE);  // the version before any zero
+  fence_release();  // the version before any zero
   for (uint32_t c = 0, start = 0; c < max_chunks && start < t->top; start += chunk_records(c), ++c) {
     uint32_t n = t->top - start < chunk_records(c) ? t->top - start : chunk_records(c);
     pages_zero(t->xchunks[c], size_t(n) * sizeof(record));

@@ -169,7 +169,7 @@ inline record* search_table(const thread_table* t, uint64_t key, Take&& take, ui
         }
       }
     }
-    __atomic_thread_fence(__ATOMIC_ACQUIRE);  // the probe's loads before the version's
+    fence_acquire();  // the probe's loads before the version's
     if (load_relaxed(&t->xversion) == v1) return nullptr;
     if (attempt == search_retries) break;
   }
