@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -109,11 +111,13 @@ TEST_CASE("set_limit: the default receptor prints one line naming the kind, the 
   e.where = &here;
   e.top_sites.push_back({&here, {5, 0}, 0});
   std::string line = resmon::detail::limit_line(e);
-  CHECK(line == "resmon: limit exceeded: fd held 5, limit 4 (acquired at service.cpp:42 in open_all); "
-                "top site service.cpp:42 in open_all holds 5");
+  CHECK(line ==
+        "resmon: limit exceeded: fd held 5, limit 4 (acquired at service.cpp:42 in open_all); "
+        "top site service.cpp:42 in open_all holds 5");
   e.back_under = true;
   e.held = {4, 0};
-  CHECK(resmon::detail::limit_line(e) == "resmon: limit kept again: fd held 4, limit 4 (acquired at service.cpp:42 in open_all)");
+  CHECK(resmon::detail::limit_line(e) ==
+        "resmon: limit kept again: fd held 4, limit 4 (acquired at service.cpp:42 in open_all)");
 }
 
 TEST_CASE("set_limit: a hard limit on memory makes tracking_allocator throw bad_alloc, and is reported") {
@@ -219,6 +223,35 @@ TEST_CASE("set_limit: a hard limit on memory with a receptor that allocates: ref
   CHECK(resmon::refused(resmon::kind::memory) >= 10000);
   CHECK(calls.load() >= 1);
   CHECK(calls.load() < 10000);  // coalesced: one event per delivery, not per refusal
+}
+
+TEST_CASE("on_limit(nullptr): returns once no removed receptor runs; what they used may be freed") {
+  std::atomic<int> started{0};
+  auto alive = std::make_shared<std::atomic<bool>>(true);
+  auto late = std::make_shared<std::atomic<int>>(0);  // calls after the removal returned
+  auto* state = new std::atomic<int>(0);              // freed right after on_limit(nullptr)
+  resmon::on_limit([&started](const resmon::limit_event&) {
+    started.fetch_add(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  });
+  resmon::on_limit([state, alive, late](const resmon::limit_event&) {
+    if (alive->load()) state->fetch_add(1);
+    else late->fetch_add(1);  // (this thread is resmon's: doctest's CHECK is not for it)
+  });
+  resmon::set_limit(gadget, {.count = 1});
+  acquire_gadget(1);
+  acquire_gadget(2);  // crosses: the first receptor sleeps, the second waits its turn
+  for (int i = 0; i < 2000 && started.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(started.load() == 1);
+  resmon::on_limit(nullptr);
+  alive->store(false);
+  delete state;
+  release_gadget(2);
+  release_gadget(1);
+  resmon::set_limit(gadget, {});
+  CHECK(resmon::deliver_limit_events());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the old code called it 200 ms later
+  CHECK(late->load() == 0);
 }
 
 TEST_CASE("set_limit: a kind out of range is one line and no limit") {

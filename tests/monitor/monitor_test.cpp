@@ -16,6 +16,8 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <resmon/macros.hpp>
@@ -168,6 +170,32 @@ TEST_CASE("monitor: a thread samples every interval, and stops with the monitor"
   CHECK(samples >= 4);
 }
 
+TEST_CASE("monitor: a fork child ends the parent's running monitor without waiting for its thread") {
+  resmon::monitor_options o = quiet();
+  o.interval = std::chrono::milliseconds(20);
+  auto m = std::make_unique<resmon::monitor>(o);
+  for (int i = 0; i < 200 && m->history().size() < 2; ++i) ::usleep(10000);  // the sampler waits on its timer
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    m.reset();  // the sampling thread is the parent's: this hung for ever
+    ::_exit(0);
+  }
+  int status = -1;
+  pid_t done = 0;
+  for (int i = 0; i < 500 && done == 0; ++i) {
+    done = ::waitpid(child, &status, WNOHANG);
+    if (done == 0) ::usleep(10000);
+  }
+  if (done == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  CHECK_MESSAGE(done == child, "the child's ~monitor did not return within 5 s");
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  m.reset();  // the parent's monitor stops as ever
+}
+
 TEST_CASE("openmetrics_text: kinds, limits, top sites with escaped labels, and the process figures") {
   static const resmon::site odd{"dir/\"quoted\".cpp", 7, "f\\g"};
   resmon::detail::acquire(widget, 0x77, 5, &odd, nullptr);
@@ -177,8 +205,8 @@ TEST_CASE("openmetrics_text: kinds, limits, top sites with escaped labels, and t
   CHECK(text.find("resmon_held_resources{kind=\"widget\"} 1\n") != std::string::npos);
   CHECK(text.find("resmon_held_bytes{kind=\"widget\"} 5\n") != std::string::npos);
   CHECK(text.find("resmon_limit_resources{kind=\"widget\"} 100\n") != std::string::npos);
-  CHECK(text.find("resmon_site_held_bytes{kind=\"widget\",site=\"dir/\\\"quoted\\\".cpp:7\",function=\"f\\\\g\"} 5\n") !=
-        std::string::npos);
+  CHECK(text.find("resmon_site_held_bytes{kind=\"widget\",site=\"dir/\\\"quoted\\\".cpp:7\",function=\"f\\\\g\"} "
+                  "5\n") != std::string::npos);
   CHECK(text.find("# TYPE process_cpu_seconds_total counter\n") != std::string::npos);
   CHECK(text.find("\nprocess_open_fds ") != std::string::npos);
   resmon::set_limit(widget, {});

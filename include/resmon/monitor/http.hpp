@@ -9,9 +9,11 @@
 #include <httplib.h>
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "openmetrics.hpp"
 
@@ -36,7 +38,13 @@ class httplib_endpoint final : public metrics_endpoint {
       return false;
     }
     port_ = port;
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // Every thread of the server is exempt from the start: httplib reads a
+    // request (allocating) before any handler runs.
+    server_.new_task_queue = [] { return new exempt_pool(CPPHTTPLIB_THREAD_POOL_COUNT); };
+    thread_ = std::thread([this] {
+      exempt_this_thread();
+      server_.listen_after_bind();
+    });
     return true;
   }
   ~httplib_endpoint() override {
@@ -49,6 +57,23 @@ class httplib_endpoint final : public metrics_endpoint {
   /// The server's threads are resmon's: what they allocate for a scrape is
   /// neither refused by a hard limit nor a crossing.
   static void exempt_this_thread() noexcept { core::exempt_thread_from_limits(); }
+
+  /// httplib's pool, each task run exempt (the first marks its worker for good).
+  class exempt_pool final : public httplib::TaskQueue {
+   public:
+    explicit exempt_pool(std::size_t n) : pool_(n) {}
+    using enqueue_result = decltype(std::declval<httplib::TaskQueue&>().enqueue(std::function<void()>()));
+    enqueue_result enqueue(std::function<void()> fn) override {
+      return enqueue_result(pool_.enqueue([fn = std::move(fn)] {
+        exempt_this_thread();
+        fn();
+      }));
+    }
+    void shutdown() override { pool_.shutdown(); }
+
+   private:
+    httplib::ThreadPool pool_;
+  };
 
   httplib::Server server_;
   std::thread thread_;

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -154,7 +155,12 @@ struct limit_receptors {
   std::vector<std::pair<std::uint64_t, limit_receptor>> watchers;  // monitors, called besides the receptors
   std::uint64_t next_watcher = 1;
   std::uint32_t stderr_monitors = 0;  // monitors that log events on stderr: the default receptor keeps quiet
+  std::timed_mutex calling;           // held while an event's receptors run: on_limit(nullptr) waits for it
 };
+
+/// True on a thread while it runs receptors (deliver): on_limit(nullptr)
+/// from a receptor does not wait for itself.
+inline thread_local bool tls_in_receptor = false;
 
 inline limit_receptors& receptors() {
   static limit_receptors* r = new limit_receptors();  // never destroyed: events may come during exit
@@ -258,6 +264,9 @@ inline void deliver(const core::limit_record& raw) {
   std::vector<limit_receptor> user;
   std::vector<std::pair<std::uint64_t, limit_receptor>> watchers;
   bool quiet;
+  std::lock_guard<std::timed_mutex> calling(r.calling);
+  bool outer = !tls_in_receptor;
+  tls_in_receptor = true;
   {
     std::lock_guard<std::mutex> g(r.lock);
     user = r.user;
@@ -267,6 +276,7 @@ inline void deliver(const core::limit_record& raw) {
   if (user.empty() && !quiet) guarded([&] { default_receptor(e); });
   for (auto& f : user) guarded([&] { f(e); });
   for (auto& w : watchers) guarded([&] { w.second(e); });  // (clang 14 cannot capture a structured binding)
+  if (outer) tls_in_receptor = false;
 }
 
 /// Effects: takes every queued event and delivers those still current (a
@@ -465,14 +475,28 @@ inline bool over_limit(kind k) noexcept {
 /// order the events happened; the first limit event after the call reaches
 /// it. nullptr removes every receptor and restores the default (one line on
 /// stderr, unless a monitor logs events there or the C facade writes its
-/// lines). A receptor may allocate, track, lock and call report(); one that
-/// throws does not keep the event from the others.
+/// lines), and returns once no removed receptor runs any more (an event
+/// being delivered ends first, within 2 s; from inside a receptor it does
+/// not wait), so what they use may then be freed. A receptor may allocate, track, lock
+/// and call report(); one that throws does not keep the event from the others.
 inline void on_limit(std::function<void(const limit_event&)> receptor) {
   detail::ensure_delivery();
   detail::limit_receptors& r = detail::receptors();
-  std::lock_guard<std::mutex> g(r.lock);
-  if (!receptor) r.user.clear();
-  else r.user.push_back(std::move(receptor));
+  {
+    std::lock_guard<std::mutex> g(r.lock);
+    if (receptor) {
+      r.user.push_back(std::move(receptor));
+      return;
+    }
+    r.user.clear();
+  }
+  if (detail::tls_in_receptor) return;
+  // Bounded, as the wait at exit is: a receptor that never returns must not hang its caller too.
+  if (r.calling.try_lock_for(std::chrono::seconds(2))) {
+    r.calling.unlock();
+  } else {
+    std::fputs("resmon: on_limit(nullptr): a receptor has run for over 2 s; returning while it runs\n", stderr);
+  }
 }
 
 /// Effects: waits (at most `timeout_ms`) until every limit event queued

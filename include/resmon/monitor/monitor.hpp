@@ -37,6 +37,7 @@
 
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../report/report.hpp"
 #include "limit.hpp"
@@ -388,11 +389,15 @@ class monitor {
   /// call reaches this monitor. Requires: not called from the monitor's own
   /// on_event callback (its thread cannot join itself).
   ~monitor() {
+    if (::getpid() != pid_) {
+      forsake();
+      return;
+    }
     {
       std::lock_guard<std::mutex> g(stop_lock_);
       stopping_ = true;
     }
-    stop_cv_.notify_all();
+    stop_cv_->notify_all();
     if (thread_.joinable()) thread_.join();
     unregister();
   }
@@ -503,6 +508,23 @@ class monitor {
                    options_.http_address.c_str(), unsigned(options_.http_port), error);
   }
 
+  /// Ends a monitor in a fork child of the process that made it. Its
+  /// sampling thread and the endpoint's threads were the parent's and do not
+  /// exist here: joining them, or destroying the condition variable the
+  /// sampler waited on, would wait for ever (the child hung at exit). So
+  /// they are let go, and the endpoint and condition variable are leaked
+  /// (a few hundred bytes, once per child); no watcher call reaches it
+  /// after this.
+  void forsake() noexcept {
+    if (thread_.joinable()) thread_.detach();
+    (void)endpoint_.release();
+    (void)stop_cv_.release();
+    // A parent thread may have held the gate at the fork: do not wait for it.
+    bool locked = gate_->lock.try_lock();
+    gate_->target = nullptr;
+    if (locked) gate_->lock.unlock();
+  }
+
   void unregister() {
     endpoint_.reset();
     detail::remove_watcher(watcher_, options_.log_stderr);
@@ -520,7 +542,7 @@ class monitor {
     if (options_.http_port != 0) warm_names();  // a scrape would wait for the symbolizer otherwise
     std::unique_lock<std::mutex> g(stop_lock_);
     auto next = std::chrono::steady_clock::now() + options_.interval;
-    while (!stop_cv_.wait_until(g, next, [this] { return stopping_; })) {
+    while (!stop_cv_->wait_until(g, next, [this] { return stopping_; })) {
       g.unlock();
 #if RESMON_CONFIG_EXCEPTIONS
       try {
@@ -819,9 +841,10 @@ class monitor {
   std::uint32_t thread_id_ = 0;  // the sampling thread's, once it runs
   std::unique_ptr<detail::metrics_endpoint> endpoint_;
   std::mutex stop_lock_;
-  std::condition_variable stop_cv_;
+  std::unique_ptr<std::condition_variable> stop_cv_ = std::make_unique<std::condition_variable>();
   bool stopping_ = false;
   std::thread thread_;
+  pid_t pid_ = ::getpid();  // the process that made it: a fork child forsakes it (~monitor)
 };
 
 }  // namespace resmon
