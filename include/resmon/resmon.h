@@ -94,7 +94,8 @@ void resmon_limits_init(resmon_limits* limits) RESMON_C_NOEXCEPT;
     under it, writes one line through the report callback (and calls the C++
     receptors of resmon::on_limit, where a C++ part of the program set any).
     resmon_install sets these limits from resmon_limits; this call changes one.
-    Returns: RESMON_OK; RESMON_E_UNKNOWN_KIND (nothing changed).
+    Returns: RESMON_OK; RESMON_E_UNKNOWN_KIND, or RESMON_E_INVALID_LIMIT for
+    flags other than RESMON_LIMIT_HARD after writing one line (nothing changed).
     Thread-safety: lock-free. */
 int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) RESMON_C_NOEXCEPT;
 

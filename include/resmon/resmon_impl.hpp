@@ -368,10 +368,12 @@ resmon_kind resmon_register_kind(const char* name) noexcept {
   if (k >= max_kinds) {
     core::writer w(facade::current_sink());
     w.put("resmon: resmon_register_kind(");
+    char shown[48];
+    if (name != nullptr) core::shown_kind_name(name, shown, sizeof shown);
     if (name == nullptr) w.put("NULL");
-    else w.put_char('"').put(name).put_char('"');
-    bool bad_name = name == nullptr || name[0] == '\0' || core::str_length(name) >= core::kind_name_size;
-    w.put(bad_name ? "): expected a name of 1 to 31 characters"
+    else w.put_char('"').put(shown).put_char('"');
+    bool bad_name = !core::kind_name_valid(name);
+    w.put(bad_name ? "): expected a name of 1 to 31 characters, none of them a control character"
                    : "): not registered: the limit of 64 kinds is reached (7 built in, 57 registered)");
     w.put("; returns RESMON_KIND_INVALID\n");
   }
@@ -488,6 +490,13 @@ int resmon_ignore(resmon_kind k, uintptr_t key) noexcept {
 int resmon_set_limit(resmon_kind k, uint64_t count, uint64_t bytes, unsigned flags) noexcept {
   using namespace resmon;
   if (!facade::known_kind(k)) return RESMON_E_UNKNOWN_KIND;
+  if ((flags & ~RESMON_LIMIT_HARD) != 0) {
+    core::writer w(facade::current_sink());
+    w.put("resmon: resmon_set_limit: flags 0x")
+        .put_hex(flags)
+        .put(" are not valid: expected 0 or RESMON_LIMIT_HARD; nothing changed\n");
+    return RESMON_E_INVALID_LIMIT;
+  }
   facade::observe_limits();
   core::set_limit(k, count, bytes, (flags & RESMON_LIMIT_HARD) != 0 ? uint32_t(core::limit_hard) : uint32_t(0), 0);
   facade::consume_limit_events();

@@ -27,7 +27,8 @@ using core::misuse_event;
 using core::misuse_type;
 
 /// Returns: the kind named `name`, registered on first use; the same name
-/// always gives the same kind. Requires: a name of 1 to 31 characters.
+/// always gives the same kind. Requires: a name of 1 to 31 characters, none
+/// of them a control character.
 /// Limit: 64 kinds in all, 7 built in and at most 57 registered.
 /// Returns kind{max_kinds} (invalid) after writing one line on stderr that
 /// names `name` and what was wrong (a bad name, or the 57 registered kinds
@@ -37,12 +38,14 @@ using core::misuse_type;
 inline kind register_kind(const char* name) noexcept {
   uint16_t k = core::register_kind(name);
   if (RESMON_DETAIL_UNLIKELY(k >= max_kinds)) {
-    bool bad_name = name == nullptr || name[0] == '\0' || core::str_length(name) >= core::kind_name_size;
+    bool bad_name = !core::kind_name_valid(name);
+    char shown[48] = "nullptr";
+    if (name != nullptr) core::shown_kind_name(name, shown, sizeof shown);
     fprintf(stderr,
             "resmon: register_kind(%s%s%s): %s; returns kind{%u}: its acquisitions and releases are not "
             "recorded but counted as invalid-kind misuse\n",
-            name == nullptr ? "" : "\"", name == nullptr ? "nullptr" : name, name == nullptr ? "" : "\"",
-            bad_name ? "expected a name of 1 to 31 characters"
+            name == nullptr ? "" : "\"", shown, name == nullptr ? "" : "\"",
+            bad_name ? "expected a name of 1 to 31 characters, none of them a control character"
                      : "not registered: the limit of 64 kinds is reached (7 built in, 57 registered)",
             unsigned(max_kinds));
   }

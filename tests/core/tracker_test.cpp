@@ -105,10 +105,15 @@ TEST_CASE("tracker: register_kind gives one kind per name and refuses bad names"
   CHECK(std::uint16_t(resmon::register_kind("")) == resmon::max_kinds);
   CHECK(std::uint16_t(resmon::register_kind("a_name_that_is_far_too_long_for_a_kind")) == resmon::max_kinds);
   CHECK(std::uint16_t(resmon::register_kind(nullptr)) == resmon::max_kinds);
+  // A control character would split line-based reports and key=value events.
+  CHECK(std::uint16_t(resmon::register_kind("new\nline x=1")) == resmon::max_kinds);
+  CHECK(std::uint16_t(resmon::register_kind("bell\a")) == resmon::max_kinds);
+  CHECK(std::string(resmon::kind_name(resmon::register_kind("order book"))) == "order book");
   // From several threads at once: still one kind.
   std::vector<std::thread> threads;
   std::vector<resmon::kind> got(8);
-  for (int i = 0; i < 8; ++i) threads.emplace_back([&, i] { got[std::size_t(i)] = resmon::register_kind("raced_kind"); });
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&, i] { got[std::size_t(i)] = resmon::register_kind("raced_kind"); });
   for (auto& t : threads) t.join();
   for (auto g : got) CHECK(g == got[0]);
 }
@@ -121,7 +126,8 @@ TEST_CASE("tracker: churn with long-held records neither drops nor loses records
   std::uint64_t dropped0 = resmon::dropped(k), live0 = resmon::live(k).count;
   std::vector<std::uint64_t> held;
   for (std::uint64_t round = 0; round < 200; ++round) {
-    for (std::uint64_t i = 0; i < 1000; ++i) REQUIRE(resmon::detail::acquire(k, base + round * 1000 + i, 1, &here, nullptr));
+    for (std::uint64_t i = 0; i < 1000; ++i)
+      REQUIRE(resmon::detail::acquire(k, base + round * 1000 + i, 1, &here, nullptr));
     for (std::uint64_t i = 0; i < 1000; ++i) {
       std::uint64_t key = base + round * 1000 + i;
       if (i % 100 == 0) held.push_back(key);
@@ -200,11 +206,14 @@ TEST_CASE("tracker: the misuse callback receives the event") {
     int calls = 0;
     resmon::misuse_type type{};
   } s;
-  resmon::set_misuse_action(resmon::misuse_action::callback, [](const resmon::misuse_event& e, void* ctx) {
-    auto* out = static_cast<seen*>(ctx);
-    ++out->calls;
-    out->type = resmon::misuse_type(e.type);
-  }, &s);
+  resmon::set_misuse_action(
+      resmon::misuse_action::callback,
+      [](const resmon::misuse_event& e, void* ctx) {
+        auto* out = static_cast<seen*>(ctx);
+        ++out->calls;
+        out->type = resmon::misuse_type(e.type);
+      },
+      &s);
   resmon::detail::release(resmon::kind::socket, fresh_keys(1), &here);
   resmon::set_misuse_action(resmon::misuse_action::log);
   CHECK(s.calls == 1);
@@ -247,7 +256,8 @@ TEST_CASE("tracker: tables of ended threads are adopted, so memory follows live 
   std::uint64_t base = fresh_keys(100);
   std::thread([&] { resmon::detail::acquire(k, base, 1, &here, nullptr); }).join();
   std::uint32_t tables0 = resmon::core::load_acquire(&resmon::core::g_registry.xtable_count);
-  for (std::uint64_t i = 1; i < 100; ++i) std::thread([&, i] { resmon::detail::acquire(k, base + i, 1, &here, nullptr); }).join();
+  for (std::uint64_t i = 1; i < 100; ++i)
+    std::thread([&, i] { resmon::detail::acquire(k, base + i, 1, &here, nullptr); }).join();
   // A hundred threads one after the other: each adopts a table an ended thread left.
   CHECK(resmon::core::load_acquire(&resmon::core::g_registry.xtable_count) == tables0);
   CHECK(resmon::live(k).count == 100);
@@ -255,14 +265,13 @@ TEST_CASE("tracker: tables of ended threads are adopted, so memory follows live 
   CHECK(resmon::live(k).count == 0);
 }
 
-
 TEST_CASE("tracker: release_copying_by copies a record out only when it was acquired by the epoch given") {
   namespace core = resmon::core;
   resmon::kind k = resmon::register_kind("test_copy_by");
   auto kind = std::uint16_t(k);
   std::uint64_t base = fresh_keys(4);
   REQUIRE(core::acquire({kind, 0, 0, base, 11, &here, 0, false}));
-  std::uint64_t by = core::next_epoch() - 1;  // the epoch of the record above
+  std::uint64_t by = core::next_epoch() - 1;                            // the epoch of the record above
   REQUIRE(core::acquire({kind, 0, 0, base + 1, 22, &here, 0, false}));  // a later epoch
   core::record_view v{};
   v.size = 999;

@@ -187,6 +187,7 @@ TEST_CASE("resmon_limits: a count limit is reported once per crossing; resmon_li
 TEST_CASE("resmon_set_limit: the core's limits from C: a line each way, a hard limit refuses in resmon_admit") {
   capture c;
   CHECK(resmon_set_limit(RESMON_KIND_INVALID, 1, 0, 0) == RESMON_E_UNKNOWN_KIND);
+  CHECK(resmon_set_limit(RESMON_KIND_FD, 3, 0, 0x80) == RESMON_E_INVALID_LIMIT);  // an unknown flag: nothing set
   REQUIRE(resmon_set_limit(RESMON_KIND_SOCKET, 2, 0, RESMON_LIMIT_HARD) == RESMON_OK);
   c_acquire(RESMON_KIND_SOCKET, 0x71, 0);
   c_acquire(RESMON_KIND_SOCKET, 0x72, 0);

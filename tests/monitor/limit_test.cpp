@@ -257,6 +257,9 @@ TEST_CASE("on_limit(nullptr): returns once no removed receptor runs; what they u
 TEST_CASE("set_limit: a kind out of range is one line and no limit") {
   resmon::set_limit(resmon::kind(200), {.count = 1});
   CHECK(resmon::get_limit(resmon::kind(200)).count == 0);
+  // In range but never registered: no kind either.
+  resmon::set_limit(resmon::kind(resmon::max_kinds - 1), {.count = 5});
+  CHECK(resmon::get_limit(resmon::kind(resmon::max_kinds - 1)).count == 0);
 }
 
 TEST_CASE("allocation_account: a budget's refusal is a limit event like a kind's, named by the account") {

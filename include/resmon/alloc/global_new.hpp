@@ -23,10 +23,13 @@
 
 #if RESMON_HAS_TRACKING
 
-#if defined(__clang__) && defined(__has_feature)
+// The compiler cannot tell how the program links the sanitizer's runtime:
+// a program linked with -shared-libsan says so with
+// RESMON_GLOBAL_NEW_SHARED_LIBSAN (its operator new then replaces the runtime's).
+#if defined(__clang__) && defined(__has_feature) && !defined(RESMON_GLOBAL_NEW_SHARED_LIBSAN)
 #if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
 #error \
-    "resmon/alloc/global_new.hpp: clang's static sanitizer runtime defines operator new itself; leave this header out of sanitizer builds (or link with -shared-libsan)"
+    "resmon/alloc/global_new.hpp: clang's static sanitizer runtime defines operator new itself; leave this header out of sanitizer builds, or link with -shared-libsan and define RESMON_GLOBAL_NEW_SHARED_LIBSAN"
 #endif
 #endif
 

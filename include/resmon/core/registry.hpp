@@ -120,12 +120,35 @@ inline const char* kind_name(uint16_t k) noexcept {
   return g_registry.kind_names[k];
 }
 
+/// Returns: true when `name` can name a kind: 1 to kind_name_size - 1
+/// bytes, none a control character (a name goes into line-based reports and
+/// key=value event lines as it is).
+inline bool kind_name_valid(const char* name) noexcept {
+  if (name == nullptr || name[0] == '\0' || str_length(name) >= kind_name_size) return false;
+  for (const char* c = name; *c != '\0'; ++c)
+    if (static_cast<unsigned char>(*c) < 0x20 || *c == 0x7f) return false;
+  return true;
+}
+
+/// Effects: copies `name` into out[0, size) as a message may show it: at
+/// most 40 bytes, control characters as '?', a cut name ending in "...".
+inline void shown_kind_name(const char* name, char* out, size_t size) noexcept {
+  size_t n = 0;
+  for (; name[n] != '\0' && n < 40 && n + 4 < size; ++n) {
+    unsigned char c = static_cast<unsigned char>(name[n]);
+    out[n] = c < 0x20 || c == 0x7f ? '?' : char(c);
+  }
+  if (name[n] != '\0' && n + 4 <= size)
+    for (int i = 0; i < 3; ++i) out[n++] = '.';
+  out[n] = '\0';
+}
+
 /// Returns: the kind named `name`, registering it when new; max_kinds when
-/// the table of kinds is full or the name is empty or too long.
+/// the table of kinds is full or the name is not valid (kind_name_valid).
 /// Effects: copies the name. Lock-free; two threads registering the same name
 /// get the same kind.
 inline uint16_t register_kind(const char* name) noexcept {
-  if (name == nullptr || name[0] == '\0' || str_length(name) >= kind_name_size) return max_kinds;
+  if (!kind_name_valid(name)) return max_kinds;
   for (uint16_t k = 0; k < builtin_kinds; ++k)
     if (str_equal(builtin_kind_names[k], name)) return k;
   for (uint16_t k = builtin_kinds; k < max_kinds; ++k) {

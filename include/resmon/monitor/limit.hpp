@@ -435,12 +435,13 @@ inline const bool limit_consumer_hook =
 /// Effects: sets kind `k`'s limit (limit{} removes it). A limit already
 /// passed when set is reported at once. Cost: one load per acquisition while
 /// no kind has a limit; with one, a sum over the threads' tables per
-/// acquisition of that kind (bench/track_bench measures both). A kind out of
-/// range is one line on stderr and changes nothing.
+/// acquisition of that kind (bench/track_bench measures both). A kind that
+/// does not exist (out of range, or never registered) is one line on stderr
+/// and changes nothing.
 /// Thread-safety: lock-free in the core; acquisitions racing with the change
 /// see the old or the new limit.
 inline void set_limit(kind k, limit l) noexcept {
-  if (std::uint16_t(k) >= max_kinds) {
+  if (std::uint16_t(k) >= max_kinds || core::kind_name(std::uint16_t(k)) == nullptr) {
     std::fprintf(stderr,
                  "resmon: set_limit: kind %u is not valid: expected a built-in kind or one from "
                  "register_kind(); no limit set\n",

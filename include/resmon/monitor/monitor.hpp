@@ -19,11 +19,13 @@
 #pragma once
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
@@ -345,8 +347,9 @@ class monitor {
 
   /// Effects: starts sampling (a thread when options.interval > 0) and the
   /// HTTP endpoint when options.http_port is set. A bad option (a window
-  /// under 8, an endpoint that cannot start) is one line on stderr; the
-  /// monitor runs without that part (or with the nearest valid value).
+  /// under 8, a negative interval, a Z or efficiency out of range or NaN, an
+  /// endpoint that cannot start) is one line on stderr; the monitor runs
+  /// without that part (or with a valid value the line names).
   /// Throws: what sample() and std::thread throw (then nothing stays registered).
   explicit monitor(monitor_options options = {}) : options_(std::move(options)) {
     if (options_.suspect_window < 8) {
@@ -358,6 +361,45 @@ class monitor {
     if (options_.history == 0) {
       std::fprintf(stderr, "resmon: monitor_options.history = 0 is not valid: expected 1 or more samples; using 1\n");
       options_.history = 1;
+    }
+    if (options_.interval.count() < 0) {
+      std::fprintf(stderr,
+                   "resmon: monitor_options.interval = %lld ms is not valid: expected 0 (no thread) or more; "
+                   "using 0: call sample()\n",
+                   static_cast<long long>(options_.interval.count()));
+      options_.interval = std::chrono::milliseconds(0);
+    }
+    // NaN fails every comparison: !(x >= lo) also refuses it.
+    if (!(options_.suspect_z >= 0) || !(options_.suspect_z <= 1e6)) {
+      std::fprintf(stderr, "resmon: monitor_options.suspect_z = %g is not valid: expected a Z of 0 or more; using 3\n",
+                   options_.suspect_z);
+      options_.suspect_z = 3.0;
+    }
+    if (!(options_.suspect_efficiency >= 0) || !(options_.suspect_efficiency <= 1)) {
+      std::fprintf(stderr, "resmon: monitor_options.suspect_efficiency = %g is not valid: expected 0 to 1; using 0.5\n",
+                   options_.suspect_efficiency);
+      options_.suspect_efficiency = 0.5;
+    }
+    if (!(options_.limits.cpu_percent >= 0)) {
+      std::fprintf(stderr,
+                   "resmon: monitor_options.limits.cpu_percent = %g is not valid: expected 0 (none) or more; "
+                   "using none\n",
+                   options_.limits.cpu_percent);
+      options_.limits.cpu_percent = 0;
+    }
+    for (disk_limit& d : options_.limits.disks) {
+      if (!(d.max_used_percent >= 0) || !(d.max_used_percent <= 100)) {
+        std::fprintf(stderr,
+                     "resmon: monitor_options.limits.disks[%s].max_used_percent = %g is not valid: expected 0 (none) "
+                     "to 100; using none\n",
+                     d.path.c_str(), d.max_used_percent);
+        d.max_used_percent = 0;
+      }
+      if (!read_disk_figures(d.path).ok)
+        std::fprintf(stderr,
+                     "resmon: monitor_options.limits.disks: '%s' cannot be read now (%s): expected a path on the "
+                     "file system to watch; its limit is checked once it can\n",
+                     d.path.c_str(), std::strerror(errno));
     }
     sample();
     gate_ = std::make_shared<detail::watch_gate>();
@@ -778,7 +820,10 @@ class monitor {
     } else {
       line = "resmon event=" + e.type + " unix_ms=" + std::to_string(e.unix_ms);
       for (std::size_t i = 0; i < e.fields.size(); ++i) {
-        line += " " + e.fields[i].first + "=";
+        // A key is one word: a registered kind's name may hold spaces or '='.
+        line += " ";
+        for (char c : e.fields[i].first) line += c == ' ' || c == '=' || c == '"' ? '_' : c;
+        line += "=";
         line += e.numeric[i] ? e.fields[i].second : "\"" + detail::json_escape(e.fields[i].second) + "\"";
       }
     }
