@@ -380,6 +380,22 @@ RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, uint64_t key, const si
 /// (none where the chain is broken: the report then reads `ret` alone).
 /// Does not throw or allocate (but for a thread's first table and the stack
 /// depot's first use). Returns: false when dropped.
+/// Depth of resmon's own hosted work on this thread (a monitor sampled by
+/// hand, a metrics scrape, the symbolizer behind them): the blocks a layer
+/// site (operator new) records meanwhile are resmon's bookkeeping, recorded
+/// as ignored (record_ignored: no leak, no suspect, not charged to the
+/// caller's line).
+[[gnu::tls_model("initial-exec")]] inline thread_local uint32_t tls_own_work = 0;
+
+/// Marks the calling thread's work as resmon's own for its lifetime (tls_own_work).
+class own_work_scope {
+ public:
+  own_work_scope() noexcept { ++tls_own_work; }
+  ~own_work_scope() { --tls_own_work; }
+  own_work_scope(const own_work_scope&) = delete;
+  own_work_scope& operator=(const own_work_scope&) = delete;
+};
+
 inline bool acquire(kind k, uint64_t key, uint64_t size, const site* where, const void* ret,
                     uint32_t stack_id = 0) noexcept {
   if (RESMON_DETAIL_UNLIKELY(uint16_t(k) >= max_kinds)) {
@@ -389,15 +405,19 @@ inline bool acquire(kind k, uint64_t key, uint64_t size, const site* where, cons
   const bool repeat = reusable_key_kind(k) && release_reused(k, key, where);
   uint32_t depth = core::stack_depth();
   bool layer_only = false;
+  uint16_t flags = 0;
   if (RESMON_DETAIL_LIKELY(depth == 0)) depth = core::limit_stack_depth(uint16_t(k));  // a crossed limit's
-  if (RESMON_DETAIL_LIKELY(depth == 0) && layer_site(where)) {  // find the program's frame behind the layer
-    depth = core::layer_stack_depth();
-    layer_only = true;
+  if (layer_site(where)) {
+    if (RESMON_DETAIL_UNLIKELY(tls_own_work != 0)) flags = core::record_ignored;
+    if (RESMON_DETAIL_LIKELY(depth == 0)) {  // find the program's frame behind the layer
+      depth = core::layer_stack_depth();
+      layer_only = true;
+    }
   }
   if (RESMON_DETAIL_UNLIKELY(depth != 0) && stack_id == 0 && ret != nullptr)
     stack_id = capture_stack(reinterpret_cast<uintptr_t>(__builtin_frame_address(0)), reinterpret_cast<uintptr_t>(ret),
                              depth, layer_only);
-  return core::acquire({uint16_t(k), 0, stack_id, key, size, where, reinterpret_cast<uintptr_t>(ret), repeat});
+  return core::acquire({uint16_t(k), flags, stack_id, key, size, where, reinterpret_cast<uintptr_t>(ret), repeat});
 }
 
 /// Records an acquisition with the return address of this call: the address

@@ -157,6 +157,29 @@ TEST_CASE("monitor: a limit crossing reaches the monitor's sinks; the log file r
   std::remove((path + ".1").c_str());
 }
 
+TEST_CASE("monitor: past 4096 sites holding something, a leak is still named") {
+  // 5000 steady sites (one record each), then one that leaks a block per
+  // interval: the table of sites grows instead of dropping the rest.
+  constexpr std::size_t steady = 5000;
+  static std::vector<resmon::site> sites;
+  sites.reserve(steady);
+  for (std::size_t i = 0; i < steady; ++i) sites.push_back(resmon::site{"steady.cpp", std::uint32_t(i + 1), "steady"});
+  for (std::size_t i = 0; i < steady; ++i) resmon::detail::acquire(widget, 0x3000000 + i, 8, &sites[i], nullptr);
+  resmon::monitor m(quiet());
+  std::vector<std::uintptr_t> leaked;
+  for (int interval = 0; interval < 16; ++interval) {
+    leaked.push_back(0x4000000 + std::uintptr_t(interval));
+    leak_acquire(leaked.back());
+    m.sample();
+  }
+  auto suspects = m.suspects();
+  REQUIRE(suspects.size() == 1);
+  CHECK(std::string(suspects[0].site.function) == "leak_acquire");
+  CHECK(suspects[0].held.count == 16);
+  for (auto k : leaked) drop(k);
+  for (std::size_t i = 0; i < steady; ++i) resmon::detail::release(widget, 0x3000000 + i, &sites[i]);
+}
+
 TEST_CASE("monitor: a thread samples every interval, and stops with the monitor") {
   resmon::monitor_options o = quiet();
   o.interval = std::chrono::milliseconds(20);

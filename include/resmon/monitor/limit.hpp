@@ -90,35 +90,51 @@ struct limit_event {
 };
 
 /// Returns: the `n` sites holding most of kind `k` now, by bytes then count
-/// (walks every held record; sites past the first 1024 distinct ones of a
-/// walk are not counted). A layer site's records (operator new's) count by
-/// the program's frame that made them, where the monitor's namer is
-/// installed (detail::g_layer_namer), and resmon's own are left out.
-/// Allocates: the result, before the walk; naming symbolizes after it.
+/// (walks every held record: again, with a table four times larger, when
+/// the distinct sites fill it, up to 1 Mi of them). A layer site's records
+/// (operator new's) count by the program's frame that made them, where the
+/// monitor's namer is installed (detail::g_layer_namer); resmon's own, and
+/// records marked ignored, are left out.
+/// Allocates: the table, between walks; naming symbolizes after them.
 inline std::vector<site_usage> top_sites(kind k, std::size_t n) {
-  constexpr std::size_t slots = 1024;  // open addressing by site, and a layer site's stack or address
   struct slot {
     site_usage use;
     std::uintptr_t ret;  // a layer site's without a stack
   };
   detail::layer_namer namer = detail::g_layer_namer.load(std::memory_order_acquire);
-  std::vector<slot> table(slots, slot{site_usage{nullptr, {0, 0}, 0}, 0});
-  core::for_each_live([&](const core::record_view& v) {
-    if (v.kind != k || v.where == nullptr) return;
-    bool by_stack = namer != nullptr && layer_site(v.where);
-    std::uint32_t stack = by_stack ? v.stack_id : 0;
-    std::uintptr_t ret = by_stack && stack == 0 ? v.ret : 0;
-    std::uint64_t mixed = (reinterpret_cast<std::uintptr_t>(v.where) >> 4) ^ stack ^ (ret >> 2);
-    std::size_t h = std::size_t(mixed * 0x9E3779B97F4A7C15ull >> 54);
-    for (std::size_t probe = 0; probe < slots; ++probe, h = (h + 1) & (slots - 1)) {
-      slot& s = table[h];
-      if (s.use.where == nullptr) s = slot{site_usage{v.where, {0, 0}, v.stack_id}, ret};
-      if (s.use.where != v.where || (by_stack && (s.use.stack_id != stack || s.ret != ret))) continue;
-      ++s.use.held.count;
-      s.use.held.bytes += v.size;
-      return;
-    }
-  });
+  std::vector<slot> table;
+  // Open addressing by site, and a layer site's stack or address.
+  for (std::size_t slots = 1024;; slots *= 4) {
+    table.assign(slots, slot{site_usage{nullptr, {0, 0}, 0}, 0});
+    const std::size_t limit = slots / 8 * 7;
+    const unsigned shift = 64 - unsigned(__builtin_ctzll(slots));
+    std::size_t used = 0;
+    bool full = false;
+    core::for_each_live([&](const core::record_view& v) {
+      if (full || v.kind != k || v.where == nullptr || (v.flags & core::record_ignored) != 0) return;
+      bool by_stack = namer != nullptr && layer_site(v.where);
+      std::uint32_t stack = by_stack ? v.stack_id : 0;
+      std::uintptr_t ret = by_stack && stack == 0 ? v.ret : 0;
+      std::uint64_t mixed = (reinterpret_cast<std::uintptr_t>(v.where) >> 4) ^ stack ^ (ret >> 2);
+      std::size_t h = std::size_t(mixed * 0x9E3779B97F4A7C15ull >> shift);
+      for (;; h = (h + 1) & (slots - 1)) {
+        slot& s = table[h];
+        if (s.use.where == nullptr) {
+          if (used == limit) {
+            full = true;
+            return;
+          }
+          ++used;
+          s = slot{site_usage{v.where, {0, 0}, v.stack_id}, ret};
+        }
+        if (s.use.where != v.where || (by_stack && (s.use.stack_id != stack || s.ret != ret))) continue;
+        ++s.use.held.count;
+        s.use.held.bytes += v.size;
+        return;
+      }
+    });
+    if (!full || slots >= (std::size_t(1) << 20)) break;
+  }
   std::vector<site_usage> found;
   for (const slot& s : table) {
     if (s.use.where == nullptr) continue;

@@ -215,6 +215,7 @@ inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::
   static auto* symbols = new report_symbols;
   static const site own{"(resmon)", 0, "(resmon)"};
   const auto key = std::make_pair(stack_id, stack_id != 0 ? std::uintptr_t(0) : ret);
+  own_work_scope own_work;  // the symbolizer's caches are resmon's
   std::lock_guard<std::mutex> hold(lock);
   auto it = known->find(key);
   if (it == known->end()) {
@@ -241,38 +242,66 @@ inline const site* shown_site(const site_key& key) {
 }
 
 /// Returns: every (kind, site) holding something now, but for the records
-/// of the threads in `skip` (resmon's own). Walks the held records once;
-/// allocates only after the walk.
+/// of the threads in `skip` (resmon's own) and those marked ignored (no leak:
+/// resmon's bookkeeping, resmon::ignore). Walks the held records once per
+/// try; allocates only between walks.
 inline std::map<site_key, site_usage> holdings_by_site(const std::vector<std::uint32_t>& skip = {}) {
   // Grouped into a fixed table during the walk (no allocation while tables
-  // are read), then copied out.
+  // are read), then copied out; a table that fills up is walked again, four
+  // times larger (a program with tens of thousands of sites), never dropping
+  // a site silently.
   struct slot {
     std::uint16_t kind;
     site_usage u;
     std::uintptr_t ret;  // a layer site's records without a stack: per return address
   };
-  constexpr std::size_t slots = 4096;
-  std::vector<slot> table(slots, slot{0, site_usage{nullptr, {0, 0}, 0}, 0});
-  core::for_each_live([&](const core::record_view& v) {
-    if (v.where == nullptr) return;
-    for (std::uint32_t t : skip)
-      if (v.thread == t) return;
-    const bool layer = layer_site(v.where);
-    const std::uint32_t stack = layer ? v.stack_id : 0;
-    const std::uintptr_t ret = layer && v.stack_id == 0 ? v.ret : 0;
-    std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.where) ^ (std::uintptr_t(v.kind) << 3) ^
-                       (std::uintptr_t(stack) * 0x9E3779B1u) ^ ret;
-    std::size_t h = std::size_t((a >> 4) * 0x9E3779B97F4A7C15ull >> 52);
-    for (std::size_t probe = 0; probe < slots; ++probe, h = (h + 1) & (slots - 1)) {
-      slot& s = table[h];
-      if (s.u.where == nullptr) s = slot{std::uint16_t(v.kind), site_usage{v.where, {0, 0}, v.stack_id}, ret};
-      if (s.u.where != v.where || s.kind != std::uint16_t(v.kind) || (layer && (s.u.stack_id != stack || s.ret != ret)))
-        continue;
-      ++s.u.held.count;
-      s.u.held.bytes += v.size;
-      return;
+  std::vector<slot> table;
+  for (std::size_t slots = 4096;; slots *= 4) {
+    table.assign(slots, slot{0, site_usage{nullptr, {0, 0}, 0}, 0});
+    const std::size_t limit = slots / 8 * 7;  // probes stay short; past it, a larger table
+    const unsigned shift = 64 - unsigned(__builtin_ctzll(slots));
+    std::size_t used = 0;
+    bool full = false;
+    core::for_each_live([&](const core::record_view& v) {
+      if (full || v.where == nullptr || (v.flags & core::record_ignored) != 0) return;
+      for (std::uint32_t t : skip)
+        if (v.thread == t) return;
+      const bool layer = layer_site(v.where);
+      const std::uint32_t stack = layer ? v.stack_id : 0;
+      const std::uintptr_t ret = layer && v.stack_id == 0 ? v.ret : 0;
+      std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.where) ^ (std::uintptr_t(v.kind) << 3) ^
+                         (std::uintptr_t(stack) * 0x9E3779B1u) ^ ret;
+      std::size_t h = std::size_t((a >> 4) * 0x9E3779B97F4A7C15ull >> shift);
+      for (;; h = (h + 1) & (slots - 1)) {
+        slot& s = table[h];
+        if (s.u.where == nullptr) {
+          if (used == limit) {
+            full = true;
+            return;
+          }
+          ++used;
+          s = slot{std::uint16_t(v.kind), site_usage{v.where, {0, 0}, v.stack_id}, ret};
+        }
+        if (s.u.where != v.where || s.kind != std::uint16_t(v.kind) ||
+            (layer && (s.u.stack_id != stack || s.ret != ret)))
+          continue;
+        ++s.u.held.count;
+        s.u.held.bytes += v.size;
+        return;
+      }
+    });
+    if (!full || slots >= (std::size_t(1) << 22)) {
+      static bool warned = false;  // past 3.6 M (site, stack) pairs: say so once
+      if (full && !warned) {
+        warned = true;
+        std::fprintf(stderr,
+                     "resmon: monitor: more than %zu (kind, site, stack) groups hold resources; the "
+                     "rest are not in the monitor's sites\n",
+                     limit);
+      }
+      break;
     }
-  });
+  }
   std::map<site_key, site_usage> out;
   for (slot& s : table) {
     if (s.u.where == nullptr) continue;
@@ -281,6 +310,32 @@ inline std::map<site_key, site_usage> holdings_by_site(const std::vector<std::ui
     if (!added) {
       it->second.held.count += s.u.held.count;
       it->second.held.bytes += s.u.held.bytes;
+    }
+  }
+  return out;
+}
+
+/// Returns: `holdings` with each layer site's records (operator new's, per
+/// stack) under the program's frame that made them (shown_site): one leaking
+/// line reached from several callers is one series, judged and exported
+/// once; resmon's own records are left out; a layer site that names no frame
+/// of the program stays as it is.
+inline std::map<site_key, site_usage> by_shown_site(std::map<site_key, site_usage> holdings) {
+  std::map<site_key, site_usage> out;
+  for (auto& [key, u] : holdings) {
+    site_key shown_key = key;
+    if (layer_site(key.where)) {
+      const site* shown = shown_site(key);
+      if (shown == nullptr) continue;
+      if (!layer_site(shown)) {
+        shown_key = site_key{key.kind, shown};
+        u.where = shown;
+      }
+    }
+    auto [it, added] = out.emplace(shown_key, u);
+    if (!added) {
+      it->second.held.count += u.held.count;
+      it->second.held.bytes += u.held.bytes;
     }
   }
   return out;
@@ -352,6 +407,7 @@ class monitor {
   /// without that part (or with a valid value the line names).
   /// Throws: what sample() and std::thread throw (then nothing stays registered).
   explicit monitor(monitor_options options = {}) : options_(std::move(options)) {
+    detail::own_work_scope own_work;
     if (options_.suspect_window < 8) {
       // With fewer points a Z of 3 is out of reach (7 rising points give 3.0 exactly).
       std::fprintf(stderr, "resmon: monitor_options.suspect_window = %zu is not valid: expected 8 or more; using 8\n",
@@ -447,6 +503,7 @@ class monitor {
   /// Effects: samples now (the thread does it every interval): process and
   /// tracked figures, sites, suspects, limits; sends the events.
   void sample() {
+    detail::own_work_scope own_work;  // what a monitor sampled by hand allocates is resmon's, not the caller's line's
     monitor_sample s;
     s.unix_ms = detail::unix_ms_now();
     s.steady_ns = detail::steady_ns_now();
@@ -461,7 +518,7 @@ class monitor {
         s.tracked_fds += f.live;
     }
     for (const disk_limit& d : options_.limits.disks) s.disks.push_back(read_disk_figures(d.path));
-    auto sites = detail::holdings_by_site(own_threads());
+    auto sites = detail::by_shown_site(detail::holdings_by_site(own_threads()));
     std::vector<monitor_event> events;
     {
       std::lock_guard<std::mutex> g(lock_);

@@ -113,6 +113,7 @@ inline std::string site_labels(std::uint16_t k, const site* s) {
 /// disks of monitor `of` (nullptr: the newest running monitor, if any).
 /// Walks the held records once for the top sites. Thread-safety: any thread.
 inline std::string openmetrics_text(const monitor* of = nullptr) {
+  detail::own_work_scope own_work;  // a scrape's memory is resmon's, not the caller's line's
   detail::metrics_text m;
   std::vector<std::uint16_t> kinds;
   std::vector<core::kind_figures> figs;
