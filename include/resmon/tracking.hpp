@@ -81,13 +81,24 @@ inline usage total(kind k) noexcept {
 inline uint64_t dropped(kind k) noexcept { return core::figures(uint16_t(k)).dropped; }
 
 /// Effects: sets the capacity: how many records all threads together can
-/// hold (default 4,194,304). Any one thread can hold at least 90 % of it
-/// while others hold little; the tables take at most 96 bytes per record of
-/// capacity (64 per record, at most 3/4 of a table's slots used), and the
-/// memory of released records goes back to the system when another thread
-/// needs room. Past it, acquisitions are counted as dropped and every report
-/// says so. 0 restores the default.
-inline void set_capacity(uint64_t records) noexcept { core::set_capacity(records); }
+/// hold (default 4,194,304; from 1024 to 2^32, as RESMON_CAPACITY). Any one
+/// thread can hold at least 90 % of it while others hold little; a held
+/// record takes about 40 bytes (a 32-byte record and its index entries),
+/// and the memory of released records goes back to the system when another
+/// thread needs room. Past it, acquisitions are counted as dropped and every
+/// report says so. 0 restores the default.
+/// Returns: false, changing nothing, for a number out of range (one line on stderr).
+inline bool set_capacity(uint64_t records) noexcept {
+  if (records != 0 && (records < 1024 || records > (uint64_t(1) << 32))) {
+    fprintf(stderr,
+            "resmon: set_capacity(%llu): expected 0 (the default) or a number of records from 1024 to 4294967296; "
+            "kept %llu\n",
+            static_cast<unsigned long long>(records), static_cast<unsigned long long>(core::capacity()));
+    return false;
+  }
+  core::set_capacity(records);
+  return true;
+}
 
 /// Effects: sets how many threads can track at the same time (default
 /// 4096; each has a table, and a thread that ends leaves its table to the

@@ -14,7 +14,8 @@ constexpr resmon::site here{"capacity_test.cpp", 1, "test"};
 }
 
 TEST_CASE("capacity: acquisitions past the capacity are dropped, counted and reported") {
-  resmon::set_capacity(2048);  // before this thread's first table
+  CHECK_FALSE(resmon::set_capacity(1));  // as RESMON_CAPACITY: 1024 or more, else one line and no change
+  CHECK(resmon::set_capacity(2048));     // before this thread's first table
   resmon::kind k = resmon::register_kind("test_capacity");
   std::uint64_t recorded = 0;
   for (std::uint64_t i = 0; i < 10000; ++i) recorded += resmon::detail::acquire(k, i + 1, 1, &here, nullptr);

@@ -254,6 +254,31 @@ TEST_CASE("on_limit(nullptr): returns once no removed receptor runs; what they u
   CHECK(late->load() == 0);
 }
 
+TEST_CASE("deliver_limit_events: returns once the receptors know the state, made-up events included") {
+  // 200 crossings overflow the queue while a slow receptor runs: the dropped
+  // changes are made up from the state after the queue; the wait covers them.
+  static std::atomic<int> last{-1};
+  resmon::on_limit([](const resmon::limit_event& e) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    last.store(e.back_under ? 0 : 1);
+  });
+  resmon::set_limit(gadget, {.count = 1});
+  acquire_gadget(1);
+  for (int i = 0; i < 200; ++i) {
+    acquire_gadget(2);
+    release_gadget(2);
+  }
+  acquire_gadget(3);  // over now, and stays over
+  REQUIRE(resmon::deliver_limit_events(20000));
+  CHECK(resmon::over_limit(gadget));
+  CHECK(last.load() == 1);  // the receptors were told it is over, before the wait returned
+  resmon::on_limit(nullptr);
+  release_gadget(3);
+  release_gadget(1);
+  resmon::set_limit(gadget, {});
+  CHECK(resmon::deliver_limit_events());
+}
+
 TEST_CASE("set_limit: a kind out of range is one line and no limit") {
   resmon::set_limit(resmon::kind(200), {.count = 1});
   CHECK(resmon::get_limit(resmon::kind(200)).count == 0);

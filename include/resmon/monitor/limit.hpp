@@ -302,14 +302,15 @@ inline void deliver(const core::limit_record& raw) {
 /// events a call.
 inline void deliver_queued() {
   core::limit_record raw;
+  bool took = false;
   for (int n = 0; n < 256 && core::take_limit_event(&raw); ++n) {
+    took = true;
     std::uint16_t k = std::uint16_t(raw.kind % max_kinds);
     bool stale = raw.change != core::limit_change::refused && std::int32_t(raw.phase - g_delivery.last_phase[k]) <= 0;
     if (!stale) {
       if (raw.change != core::limit_change::refused) g_delivery.last_phase[k] = raw.phase;
       guarded([&] { deliver(raw); });  // no memory for the event: it is lost, the next ones are not
     }
-    __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
   }
   for (std::uint16_t k = 0; k < max_kinds; ++k) {
     if ((core::load_relaxed(&core::g_limits.kinds[k].xphase) & 1) != 0) core::check_limit(k, nullptr);
@@ -327,6 +328,9 @@ inline void deliver_queued() {
       guarded([&] { deliver(now); });
     }
   }
+  // Published after the made-up events too: deliver_limit_events() returns
+  // once the receptors know the state the queued events led to.
+  if (took) __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
 }
 
 inline void* delivery_main(void*) noexcept {

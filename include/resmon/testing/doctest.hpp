@@ -24,7 +24,10 @@ inline void fail_case(const site& check, const std::vector<leak>& found, std::ui
   std::vector<leak> leaks = found;
   detail::drop_test_framework_leaks(leaks);  // doctest's own records of failed checks
   for_each_leak_group(leaks, [&](const leak& first, std::size_t count, std::uint64_t bytes) {
-    DOCTEST_ADD_FAIL_CHECK_AT(first.site.file, int(first.site.line), describe_leak(first, count, bytes, check));
+    // Without a line (no debug information: the file is the binary's name),
+    // the failure is put at the leak check, a place the editor can open.
+    const site& at = first.site.line != 0 ? first.site : check;
+    DOCTEST_ADD_FAIL_CHECK_AT(at.file, int(at.line), describe_leak(first, count, bytes, check));
   });
 }
 
