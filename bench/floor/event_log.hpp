@@ -134,7 +134,7 @@ inline void erase(table& t, const event& e, uint64_t h) {
 
 __attribute__((noinline)) inline void match(table& t) {
   while ((t.held + t.tombstones + t.used) * 4 >= (t.mask + 1) * 3 || t.slots == nullptr) grow(t);
-  uint64_t homes[batch];
+  uint64_t homes[batch] = {};  // (zeroed: g++ cannot tell that every used one is set)
   for (unsigned i = 0; i < t.used; ++i) {
     homes[i] = home(t, t.log[i].key & ~uint64_t(1));
     __builtin_prefetch(&t.slots[homes[i]], 1);

@@ -27,7 +27,6 @@
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <sys/auxv.h>
 #include <unwind.h>
 
 #include "config.hpp"
@@ -39,6 +38,10 @@
 #ifndef RESMON_PLATFORM_POSIX
 #error "resmon: the hosted API needs the POSIX platform layer; kernel code uses the C facade (resmon.h)"
 #endif
+
+// glibc's <sys/auxv.h>, declared here: the header brings <elf.h> (4,000
+// lines) into every unit that includes the macros.
+extern "C" unsigned long getauxval(unsigned long type) noexcept;
 
 namespace resmon {
 
@@ -121,8 +124,9 @@ inline _Unwind_Reason_Code unwind_one(struct _Unwind_Context* context, void* arg
 /// shared library, but the library then runs without the dynamic
 /// linker's state and crashes (libunwind.so.8 did, at the first capture).
 inline bool dynamically_linked() noexcept {
-  const unsigned char* headers = reinterpret_cast<const unsigned char*>(::getauxval(AT_PHDR));
-  unsigned long count = ::getauxval(AT_PHNUM), size = ::getauxval(AT_PHENT);
+  constexpr unsigned long at_phdr = 3, at_phent = 4, at_phnum = 5;  // <elf.h>'s AT_*: the ABI's numbers
+  const unsigned char* headers = reinterpret_cast<const unsigned char*>(::getauxval(at_phdr));
+  unsigned long count = ::getauxval(at_phnum), size = ::getauxval(at_phent);
   for (unsigned long i = 0; headers != nullptr && i < count; ++i) {
     uint32_t type;  // p_type: the first word of Elf32_Phdr and Elf64_Phdr alike
     __builtin_memcpy(&type, headers + i * size, sizeof type);

@@ -399,12 +399,9 @@ RESMON_DETAIL_NOINLINE inline bool release_reused(kind k, uint64_t key, const si
 [[gnu::tls_model("initial-exec")]] inline thread_local uint32_t tls_own_work = 0;
 
 /// Marks the calling thread's work as resmon's own for its lifetime (tls_own_work).
-class own_work_scope {
- public:
+struct own_work_scope {
   own_work_scope() noexcept { ++tls_own_work; }
   ~own_work_scope() { --tls_own_work; }
-  own_work_scope(const own_work_scope&) = delete;
-  own_work_scope& operator=(const own_work_scope&) = delete;
 };
 
 inline bool acquire(kind k, uint64_t key, uint64_t size, const site* where, const void* ret,

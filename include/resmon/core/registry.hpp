@@ -134,12 +134,9 @@ inline bool kind_name_valid(const char* name) noexcept {
 /// most 40 bytes, control characters as '?', a cut name ending in "...".
 inline void shown_kind_name(const char* name, char* out, size_t size) noexcept {
   size_t n = 0;
-  for (; name[n] != '\0' && n < 40 && n + 4 < size; ++n) {
-    unsigned char c = static_cast<unsigned char>(name[n]);
+  for (unsigned char c; (c = static_cast<unsigned char>(name[n])) != 0 && n < 40 && n + 4 < size; ++n)
     out[n] = c < 0x20 || c == 0x7f ? '?' : char(c);
-  }
-  if (name[n] != '\0' && n + 4 <= size)
-    for (int i = 0; i < 3; ++i) out[n++] = '.';
+  for (int i = 0; name[n] != '\0' && i < 3 && n + 1 < size; ++i) out[n++] = '.';
   out[n] = '\0';
 }
 
