@@ -246,9 +246,13 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
   // Figures the writer cannot produce (the core records sizes below 2^48),
   // which sums in the viewer would overflow on.
   constexpr std::uint64_t max_size = (std::uint64_t(1) << 48) - 1, max_total = std::uint64_t(1) << 56;
-  for (const auto* records : {&f.records, &f.peak_records})
-    for (const record_entry& r : *records)
+  for (const auto* records : {&f.records, &f.peak_records}) {
+    std::uint64_t total = 0;
+    for (const record_entry& r : *records) {
       if (r.size > max_size) return "bad record: size " + std::to_string(r.size) + " is over 256 TiB";
+      if ((total += r.size) > max_total) return "bad records: sizes adding up to over 2^56 bytes";
+    }
+  }
   for (const tally_entry& t : f.tallies)
     if (t.released > max_total || t.released_bytes > max_total || t.temporary > t.released ||
         t.temporary_bytes > t.released_bytes)
@@ -262,14 +266,17 @@ inline std::string parse(const unsigned char* bytes, std::size_t size, file* out
 /// regular file is read whole.
 inline constexpr std::size_t stream_limit = std::size_t(1) << 32;
 
-/// Returns: true when `bytes` may start a snapshot or a JSON document (the
-/// magic's first bytes, or '{' after blanks): a stream that does not is
-/// refused after its first bytes, not read to its end (/dev/zero).
-inline bool plausible_start(const unsigned char* bytes, std::size_t n) {
+/// Returns: 1 when `bytes` start a snapshot or a JSON document (the magic,
+/// or '{' after blanks), 0 when they cannot, -1 when too few bytes tell: a
+/// stream that cannot is refused after its first bytes, not read to its end
+/// (/dev/zero).
+inline int plausible_start(const unsigned char* bytes, std::size_t n) {
   std::size_t i = 0;
   while (i < n && (bytes[i] == ' ' || bytes[i] == '\n' || bytes[i] == '\r' || bytes[i] == '\t')) ++i;
-  if (i < n && bytes[i] == '{') return true;
-  return i == 0 && std::memcmp(bytes, magic, n < sizeof magic ? n : sizeof magic) == 0;
+  if (i < n && bytes[i] == '{') return 1;
+  if (i > 0) return i < n ? 0 : -1;  // blanks, then something else; or blanks only so far
+  if (std::memcmp(bytes, magic, n < sizeof magic ? n : sizeof magic) != 0) return 0;
+  return n >= sizeof magic ? 1 : -1;
 }
 
 /// Reads the input at `path` into *data, opening it once: a pipe or FIFO
@@ -288,6 +295,7 @@ inline std::string read_input(const std::string& path, std::vector<unsigned char
     error = "is a directory; expected a snapshot file or a JSON report";
   } else {
     bool regular = S_ISREG(st.st_mode);
+    int plausible = regular ? 1 : -1;
     data->clear();
     if (regular) data->reserve(std::size_t(st.st_size));
     unsigned char buffer[1 << 16];
@@ -299,9 +307,9 @@ inline std::string read_input(const std::string& path, std::vector<unsigned char
         break;
       }
       if (got == 0) break;
-      bool first = data->empty();
       data->insert(data->end(), buffer, buffer + got);
-      if (!regular && first && !plausible_start(data->data(), data->size())) {
+      if (plausible < 0) plausible = plausible_start(data->data(), data->size());
+      if (plausible == 0) {
         error = "not a resmon snapshot (no RESMONSN header) nor a JSON report";
         break;
       }

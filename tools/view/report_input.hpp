@@ -61,6 +61,7 @@ inline std::string read_report_json(const std::vector<unsigned char>& data, snap
     if (doc.value("version", 0) != 1)
       return "report version " + doc["version"].dump() + ", this reader knows version 1";
     snapshot::file f;
+    std::uint64_t total_bytes = 0;  // of the records: the viewer's sums stay in range
     f.head.version = snapshot::version;
     f.head.flags = snapshot::flag_final;
     f.head.monotonic_ns = doc.value("uptime_ns", std::uint64_t(0));  // records' times count from the start
@@ -111,6 +112,7 @@ inline std::string read_report_json(const std::vector<unsigned char>& data, snap
           e.stack_id = stack_id;
           e.key = r.value("key", std::uint64_t(0));
           e.size = figure(r, "size", max_size);
+          if ((total_bytes += e.size) > max_bytes) throw std::invalid_argument("sizes adding up to over 2^56 bytes");
           std::uint64_t age = r.value("age_ns", std::uint64_t(0));
           e.time_ns = f.head.monotonic_ns > age ? f.head.monotonic_ns - age : 0;
           e.thread = r.value("thread", std::uint32_t(0));
@@ -123,6 +125,8 @@ inline std::string read_report_json(const std::vector<unsigned char>& data, snap
           listed_bytes += e.size;
         }
         // Resources the report did not list one by one.
+        if (count > listed && (total_bytes += bytes > listed_bytes ? bytes - listed_bytes : 0) > max_bytes)
+          throw std::invalid_argument("sizes adding up to over 2^56 bytes");
         std::uint64_t age = site.value("oldest_age_ns", std::uint64_t(0));
         for (std::uint64_t i = listed; i < count; ++i) {
           snapshot::record_entry e{};

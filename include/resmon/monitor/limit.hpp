@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -277,10 +278,12 @@ inline void deliver(const core::limit_record& raw) {
   }
   if (!e.back_under) e.top_sites = top_sites(e.kind, 5);
   limit_receptors& r = receptors();
+  // Held until the copies below are destroyed too: a receptor's captures
+  // end before on_limit(nullptr) returns.
+  std::lock_guard<std::timed_mutex> calling(r.calling);
   std::vector<limit_receptor> user;
   std::vector<std::pair<std::uint64_t, limit_receptor>> watchers;
   bool quiet;
-  std::lock_guard<std::timed_mutex> calling(r.calling);
   bool outer = !tls_in_receptor;
   tls_in_receptor = true;
   {
@@ -311,6 +314,10 @@ inline void deliver_queued() {
       if (raw.change != core::limit_change::refused) g_delivery.last_phase[k] = raw.phase;
       guarded([&] { deliver(raw); });  // no memory for the event: it is lost, the next ones are not
     }
+    // Each event's waiters go on at once, but for the last one queued: the
+    // events made up below may follow it.
+    if (core::limit_events_pending())
+      __atomic_store_n(&g_delivery.xdone, core::load_acquire(&core::g_limits.xtail), __ATOMIC_RELEASE);
   }
   for (std::uint16_t k = 0; k < max_kinds; ++k) {
     if ((core::load_relaxed(&core::g_limits.kinds[k].xphase) & 1) != 0) core::check_limit(k, nullptr);
@@ -389,6 +396,11 @@ inline void delivery_postfork_parent() noexcept {
 inline void delivery_postfork_child() noexcept {
   receptors().lock.unlock();
   g_delivery_start_lock.unlock();
+  // A delivery may have been running receptors at the fork: its thread is
+  // not in the child, and the lock it held is made anew (unowned).
+  receptors().calling.~timed_mutex();
+  new (&receptors().calling) std::timed_mutex();
+  tls_in_receptor = false;
   // The thread is not in the child: its receptors resume with the child's
   // next set_limit, on_limit or monitor; until then the C facade consumes.
   __atomic_store_n(&g_delivery.xrunning, std::uint32_t(0), __ATOMIC_RELEASE);
@@ -516,7 +528,10 @@ inline void on_limit(std::function<void(const limit_event&)> receptor) {
   if (r.calling.try_lock_for(std::chrono::seconds(2))) {
     r.calling.unlock();
   } else {
-    std::fputs("resmon: on_limit(nullptr): a receptor has run for over 2 s; returning while it runs\n", stderr);
+    std::fputs(
+        "resmon: on_limit(nullptr): waited 2 s for the receptors of an event to return; returning while "
+        "they run\n",
+        stderr);
   }
 }
 

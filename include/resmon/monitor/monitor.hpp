@@ -38,6 +38,7 @@
 #include <vector>
 
 #include <syslog.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,7 +143,13 @@ class metrics_endpoint {
 };
 
 inline std::mutex& active_monitor_lock() {
-  static std::mutex* m = new std::mutex();
+  static std::mutex* m = [] {
+    auto* made = new std::mutex();
+    // Held across a fork: a fork child can always take it (~monitor there).
+    (void)pthread_atfork([] { active_monitor_lock().lock(); }, [] { active_monitor_lock().unlock(); },
+                         [] { active_monitor_lock().unlock(); });
+    return made;
+  }();
   return *m;
 }
 /// The running monitors, oldest first (write_openmetrics reads the newest).
@@ -183,7 +190,8 @@ inline std::string site_text(const site* s) {
 /// A (kind, site) by the site's value: two interned copies of one site are
 /// one key. A layer site's records (layer_site) are one key per stack (or,
 /// without one, per return address): the program's frame that made them is
-/// found from it when shown (shown_site), not while sampling.
+/// found from it (shown_site); a sample names a few new stacks at most, and
+/// their records then count under the frame's site (by_shown_site).
 struct site_key {
   std::uint16_t kind;
   const site* where;
@@ -207,7 +215,13 @@ struct site_key {
 /// made them (a monitor sampled by hand allocates on the caller's thread).
 /// Symbolizes once per stack or address (a process-wide cache).
 /// Thread-safety: safe from any thread.
-inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::uintptr_t ret) {
+inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::uintptr_t ret,
+                                bool lookup_only = false);
+
+/// What layer_origin(..., lookup_only = true) returns for a stack not named yet.
+inline constexpr site not_named_yet{"(not named yet)", 0, "(not named yet)"};
+
+inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::uintptr_t ret, bool lookup_only) {
   static std::mutex lock;
   // Live to the end (a monitor may sample during exit); one symbolizer for
   // every lookup: making one reads every module's symbols.
@@ -218,6 +232,7 @@ inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::
   own_work_scope own_work;  // the symbolizer's caches are resmon's
   std::lock_guard<std::mutex> hold(lock);
   auto it = known->find(key);
+  if (it == known->end() && lookup_only) return &not_named_yet;
   if (it == known->end()) {
     site origin{};
     const site* found = nullptr;
@@ -232,7 +247,10 @@ inline const site* layer_origin(const site* layer, std::uint32_t stack_id, std::
 }
 
 /// Limit events' top sites name the program's frame too (monitor/limit.hpp).
-inline const bool g_layer_namer_installed = (g_layer_namer.store(&layer_origin, std::memory_order_release), true);
+inline const site* layer_origin_named(const site* layer, std::uint32_t stack_id, std::uintptr_t ret) {
+  return layer_origin(layer, stack_id, ret);
+}
+inline const bool g_layer_namer_installed = (g_layer_namer.store(&layer_origin_named, std::memory_order_release), true);
 
 /// Returns: the site to show for `key`: its own, or for a layer site's
 /// records the program's frame that made them (layer_origin: may be the
@@ -290,8 +308,8 @@ inline std::map<site_key, site_usage> holdings_by_site(const std::vector<std::ui
         return;
       }
     });
-    if (!full || slots >= (std::size_t(1) << 22)) {
-      static bool warned = false;  // past 3.6 M (site, stack) pairs: say so once
+    if (!full || slots >= (std::size_t(1) << 20)) {
+      static bool warned = false;  // past 917,504 (site, stack) pairs (a 48 MiB table): say so once
       if (full && !warned) {
         warned = true;
         std::fprintf(stderr,
@@ -320,14 +338,26 @@ inline std::map<site_key, site_usage> holdings_by_site(const std::vector<std::ui
 /// line reached from several callers is one series, judged and exported
 /// once; resmon's own records are left out; a layer site that names no frame
 /// of the program stays as it is.
-inline std::map<site_key, site_usage> by_shown_site(std::map<site_key, site_usage> holdings) {
+/// Names at most `budget` stacks not named before (largest first: naming
+/// symbolizes), so that a sample's cost stays bounded and the first one, in
+/// the constructor on the caller's thread, names none; the others keep
+/// their own series until a later sample names them.
+inline std::map<site_key, site_usage> by_shown_site(std::map<site_key, site_usage> holdings, std::size_t budget) {
+  std::vector<std::pair<std::uint64_t, site_key>> unnamed;
+  for (const auto& [key, u] : holdings)
+    if (layer_site(key.where) && layer_origin(key.where, key.stack, key.ret, true) == &not_named_yet)
+      unnamed.emplace_back(u.held.bytes, key);
+  budget = std::min(budget, unnamed.size());
+  std::partial_sort(unnamed.begin(), unnamed.begin() + std::ptrdiff_t(budget), unnamed.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (std::size_t i = 0; i < budget; ++i) shown_site(unnamed[i].second);
   std::map<site_key, site_usage> out;
   for (auto& [key, u] : holdings) {
     site_key shown_key = key;
     if (layer_site(key.where)) {
-      const site* shown = shown_site(key);
+      const site* shown = layer_origin(key.where, key.stack, key.ret, true);
       if (shown == nullptr) continue;
-      if (!layer_site(shown)) {
+      if (shown != &not_named_yet && !layer_site(shown)) {
         shown_key = site_key{key.kind, shown};
         u.where = shown;
       }
@@ -458,6 +488,7 @@ class monitor {
                      d.path.c_str(), std::strerror(errno));
     }
     sample();
+    constructed_ = true;
     gate_ = std::make_shared<detail::watch_gate>();
     try {
       gate_->target = this;
@@ -518,7 +549,8 @@ class monitor {
         s.tracked_fds += f.live;
     }
     for (const disk_limit& d : options_.limits.disks) s.disks.push_back(read_disk_figures(d.path));
-    auto sites = detail::by_shown_site(detail::holdings_by_site(own_threads()));
+    // Names new stacks of layer sites, but not in the constructor (the caller's thread).
+    auto sites = detail::by_shown_site(detail::holdings_by_site(own_threads()), constructed_ ? 64 : 0);
     std::vector<monitor_event> events;
     {
       std::lock_guard<std::mutex> g(lock_);
@@ -618,10 +650,15 @@ class monitor {
     if (thread_.joinable()) thread_.detach();
     (void)endpoint_.release();
     (void)stop_cv_.release();
-    // A parent thread may have held the gate at the fork: do not wait for it.
+    // The receptors' lock and the monitors' list are held across a fork:
+    // both can be taken here. The gate may have been held by a parent
+    // thread at the fork: it is not waited for, and no call takes it again.
+    detail::remove_watcher(watcher_, options_.log_stderr);
     bool locked = gate_->lock.try_lock();
     gate_->target = nullptr;
     if (locked) gate_->lock.unlock();
+    std::lock_guard<std::mutex> g(detail::active_monitor_lock());
+    std::erase(detail::active_monitors(), this);
   }
 
   void unregister() {
@@ -894,7 +931,16 @@ class monitor {
     if (options_.log_stderr) std::fprintf(stderr, "%s\n", e.line.c_str());
     if (!options_.log_file.empty()) write_file(e.line);
     if (options_.log_syslog) ::syslog(LOG_USER | (e.type == "summary" ? LOG_INFO : LOG_WARNING), "%s", e.line.c_str());
-    if (options_.on_event) options_.on_event(e);
+    if (options_.on_event) {
+      // The program's callback: what it allocates is the program's, even
+      // inside a sample (own_work_scope).
+      struct program_work {
+        std::uint32_t saved = detail::tls_own_work;
+        program_work() noexcept { detail::tls_own_work = 0; }
+        ~program_work() { detail::tls_own_work = saved; }
+      } program;
+      options_.on_event(e);
+    }
   }
 
   void write_file(const std::string& line) {
@@ -946,7 +992,8 @@ class monitor {
   std::unique_ptr<std::condition_variable> stop_cv_ = std::make_unique<std::condition_variable>();
   bool stopping_ = false;
   std::thread thread_;
-  pid_t pid_ = ::getpid();  // the process that made it: a fork child forsakes it (~monitor)
+  pid_t pid_ = ::getpid();    // the process that made it: a fork child forsakes it (~monitor)
+  bool constructed_ = false;  // the constructor's first sample is done
 };
 
 }  // namespace resmon
