@@ -29,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <new>
 #include <string>
 #include <utility>
@@ -172,7 +173,7 @@ struct limit_receptors {
   std::vector<std::pair<std::uint64_t, limit_receptor>> watchers;  // monitors, called besides the receptors
   std::uint64_t next_watcher = 1;
   std::uint32_t stderr_monitors = 0;  // monitors that log events on stderr: the default receptor keeps quiet
-  std::timed_mutex calling;           // held while an event's receptors run: on_limit(nullptr) waits for it
+  std::mutex calling;                 // held while an event's receptors run: on_limit(nullptr) waits for it
 };
 
 /// True on a thread while it runs receptors (deliver): on_limit(nullptr)
@@ -280,7 +281,7 @@ inline void deliver(const core::limit_record& raw) {
   limit_receptors& r = receptors();
   // Held until the copies below are destroyed too: a receptor's captures
   // end before on_limit(nullptr) returns.
-  std::lock_guard<std::timed_mutex> calling(r.calling);
+  std::lock_guard<std::mutex> calling(r.calling);
   std::vector<limit_receptor> user;
   std::vector<std::pair<std::uint64_t, limit_receptor>> watchers;
   bool quiet;
@@ -398,8 +399,8 @@ inline void delivery_postfork_child() noexcept {
   g_delivery_start_lock.unlock();
   // A delivery may have been running receptors at the fork: its thread is
   // not in the child, and the lock it held is made anew (unowned).
-  receptors().calling.~timed_mutex();
-  new (&receptors().calling) std::timed_mutex();
+  receptors().calling.~mutex();
+  new (&receptors().calling) std::mutex();
   tls_in_receptor = false;
   // The thread is not in the child: its receptors resume with the child's
   // next set_limit, on_limit or monitor; until then the C facade consumes.
@@ -524,10 +525,19 @@ inline void on_limit(std::function<void(const limit_event&)> receptor) {
     r.user.clear();
   }
   if (detail::tls_in_receptor) return;
-  // Bounded, as the wait at exit is: a receptor that never returns must not hang its caller too.
-  if (r.calling.try_lock_for(std::chrono::seconds(2))) {
-    r.calling.unlock();
-  } else {
+  // Bounded, as the wait at exit is: a receptor that never returns must not
+  // hang its caller too. (Polled with try_lock: ThreadSanitizer does not see
+  // the timed lock libstdc++'s try_lock_for uses.)
+  bool waited = false;
+  for (int ms = 0; ms < 2000 && !waited; ++ms) {
+    if (r.calling.try_lock()) {
+      r.calling.unlock();
+      waited = true;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  if (!waited) {
     std::fputs(
         "resmon: on_limit(nullptr): waited 2 s for the receptors of an event to return; returning while "
         "they run\n",

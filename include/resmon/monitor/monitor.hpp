@@ -647,7 +647,9 @@ class monitor {
   /// (a few hundred bytes, once per child); no watcher call reaches it
   /// after this.
   void forsake() noexcept {
-    if (thread_.joinable()) thread_.detach();
+    // The handle is leaked rather than detached: pthread_detach of a thread
+    // of the parent is undefined (ThreadSanitizer stops on it).
+    if (thread_.joinable()) (void)new std::thread(std::move(thread_));
     (void)endpoint_.release();
     (void)stop_cv_.release();
     // The receptors' lock and the monitors' list are held across a fork:
