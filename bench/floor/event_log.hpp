@@ -54,6 +54,9 @@ constexpr unsigned batch = RESMON_FLOOR_BATCH;  // events matched at a time
 struct table {
   event log[batch];
   unsigned used = 0;
+#ifdef RESMON_FLOOR_RELEASE_AT_CALL
+  uint8_t recent[256] = {};  // this batch's acquisitions: log index + 1, by key bits
+#endif
   slot* slots = nullptr;
   uint64_t mask = 0;
   unsigned shift = 64;
@@ -145,25 +148,40 @@ __attribute__((noinline)) inline void match(table& t) {
     else insert(t, t.log[i], homes[i]);
   }
   t.used = 0;
+#ifdef RESMON_FLOOR_RELEASE_AT_CALL
+  std::memset(t.recent, 0, sizeof t.recent);
+#endif
 }
 
 inline void acquire(uint64_t key, uint64_t size, const void* where) {
   table& t = t_table;
   if (t.used == batch) [[unlikely]]
     match(t);
+#ifdef RESMON_FLOOR_RELEASE_AT_CALL
+  t.recent[(key >> 4) & 255] = uint8_t(t.used + 1);
+#endif
   t.log[t.used++] = event{key, size | uint64_t(1) << 48, where, __atomic_load_n(&g_now, __ATOMIC_RELAXED)};
   ++t.acquired;
   t.acquired_bytes += size;
 }
 
 #ifdef RESMON_FLOOR_RELEASE_AT_CALL
-// A release found at the call, as the core finds it (a double release is
-// then reported, or stops the program, at the call that made it): the
-// table is probed at once, else the unmatched acquisitions of the log; only
-// acquisitions are batched.
+// A release found at the call, as the core finds it (release() tells its
+// caller whether a record held the key, and a double release is reported,
+// or stops the program, at the call that made it): a block acquired in this
+// batch is found through `recent` (one byte per key hash, no scan), else the
+// table is probed at once, else the whole unmatched log is scanned (a
+// collision in `recent`, or no record); only acquisitions are batched.
 inline void release(uint64_t key, const void* where) {
   table& t = t_table;
   ++t.released;
+  if (unsigned r = t.recent[(key >> 4) & 255]; r != 0 && t.log[r - 1].key == key) {
+    t.released_bytes += t.log[r - 1].info & ((uint64_t(1) << 48) - 1);
+    t.ring[t.ring_at++ & 63] = quarantined{key, where};
+    t.log[r - 1].key = tombstone;  // matched: the batch skips it
+    t.recent[(key >> 4) & 255] = 0;
+    return;
+  }
   if (t.slots != nullptr) {
     uint64_t h = home(t, key);
     for (uint64_t j = h;; j = (j + 1) & t.mask) {

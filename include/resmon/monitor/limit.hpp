@@ -73,6 +73,63 @@ namespace detail {
 using layer_namer = const site* (*)(const site* layer, std::uint32_t stack_id, std::uintptr_t ret);
 inline std::atomic<layer_namer> g_layer_namer{nullptr};
 
+/// Held records of one kind and site (and, for a layer site's records
+/// grouped by stack, one stack, or without one, one return address).
+struct held_group {
+  std::uint16_t kind;
+  site_usage use;      ///< use.where == nullptr: an empty slot
+  std::uintptr_t ret;  ///< a layer site's records without a stack
+};
+
+/// Returns: the slots of a table of the held records `take` accepts, grouped
+/// by kind and site, and by stack (else return address) where `by_stack`
+/// says so of the site; empty slots have no site. The records are grouped
+/// into a fixed table during the walk (no allocation while the core's tables
+/// are read); a table 7/8 full is walked again, four times larger, never
+/// dropping a group silently, up to 1 Mi slots: past it, `*overflow` is set.
+/// Allocates: the table, between walks.
+template <class Take, class ByStack>
+std::vector<held_group> group_held(std::size_t first_slots, Take take, ByStack by_stack, bool* overflow) {
+  std::vector<held_group> table;
+  for (std::size_t slots = first_slots;; slots *= 4) {
+    table.assign(slots, held_group{0, site_usage{nullptr, {0, 0}, 0}, 0});
+    const std::size_t limit = slots / 8 * 7;  // probes stay short; past it, a larger table
+    const unsigned shift = 64 - unsigned(__builtin_ctzll(slots));
+    std::size_t used = 0;
+    bool full = false;
+    core::for_each_live([&](const core::record_view& v) {
+      if (full || v.where == nullptr || (v.flags & core::record_ignored) != 0 || !take(v)) return;
+      const bool stacked = by_stack(v.where);
+      const std::uint32_t stack = stacked ? v.stack_id : 0;
+      const std::uintptr_t ret = stacked && v.stack_id == 0 ? v.ret : 0;
+      std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.where) ^ (std::uintptr_t(v.kind) << 3) ^
+                         (std::uintptr_t(stack) * 0x9E3779B1u) ^ ret;
+      std::size_t h = std::size_t((a >> 4) * 0x9E3779B97F4A7C15ull >> shift);
+      for (;; h = (h + 1) & (slots - 1)) {
+        held_group& s = table[h];
+        if (s.use.where == nullptr) {
+          if (used == limit) {
+            full = true;
+            return;
+          }
+          ++used;
+          s = held_group{std::uint16_t(v.kind), site_usage{v.where, {0, 0}, v.stack_id}, ret};
+        }
+        if (s.use.where != v.where || s.kind != std::uint16_t(v.kind) ||
+            (stacked && (s.use.stack_id != stack || s.ret != ret)))
+          continue;
+        ++s.use.held.count;
+        s.use.held.bytes += v.size;
+        return;
+      }
+    });
+    if (!full || slots >= (std::size_t(1) << 20)) {
+      *overflow = full;
+      return table;
+    }
+  }
+}
+
 }  // namespace detail
 
 /// A limit crossed, kept again, refusing acquisitions, or removed while passed.
@@ -99,46 +156,13 @@ struct limit_event {
 /// records marked ignored, are left out.
 /// Allocates: the table, between walks; naming symbolizes after them.
 inline std::vector<site_usage> top_sites(kind k, std::size_t n) {
-  struct slot {
-    site_usage use;
-    std::uintptr_t ret;  // a layer site's without a stack
-  };
   detail::layer_namer namer = detail::g_layer_namer.load(std::memory_order_acquire);
-  std::vector<slot> table;
-  // Open addressing by site, and a layer site's stack or address.
-  for (std::size_t slots = 1024;; slots *= 4) {
-    table.assign(slots, slot{site_usage{nullptr, {0, 0}, 0}, 0});
-    const std::size_t limit = slots / 8 * 7;
-    const unsigned shift = 64 - unsigned(__builtin_ctzll(slots));
-    std::size_t used = 0;
-    bool full = false;
-    core::for_each_live([&](const core::record_view& v) {
-      if (full || v.kind != k || v.where == nullptr || (v.flags & core::record_ignored) != 0) return;
-      bool by_stack = namer != nullptr && layer_site(v.where);
-      std::uint32_t stack = by_stack ? v.stack_id : 0;
-      std::uintptr_t ret = by_stack && stack == 0 ? v.ret : 0;
-      std::uint64_t mixed = (reinterpret_cast<std::uintptr_t>(v.where) >> 4) ^ stack ^ (ret >> 2);
-      std::size_t h = std::size_t(mixed * 0x9E3779B97F4A7C15ull >> shift);
-      for (;; h = (h + 1) & (slots - 1)) {
-        slot& s = table[h];
-        if (s.use.where == nullptr) {
-          if (used == limit) {
-            full = true;
-            return;
-          }
-          ++used;
-          s = slot{site_usage{v.where, {0, 0}, v.stack_id}, ret};
-        }
-        if (s.use.where != v.where || (by_stack && (s.use.stack_id != stack || s.ret != ret))) continue;
-        ++s.use.held.count;
-        s.use.held.bytes += v.size;
-        return;
-      }
-    });
-    if (!full || slots >= (std::size_t(1) << 20)) break;
-  }
+  bool overflow = false;  // past 917,504 groups: the rest are left out of the top
+  std::vector<detail::held_group> table = detail::group_held(
+      1024, [k](const core::record_view& v) { return v.kind == k; },
+      [namer](const site* where) { return namer != nullptr && layer_site(where); }, &overflow);
   std::vector<site_usage> found;
-  for (const slot& s : table) {
+  for (const detail::held_group& s : table) {
     if (s.use.where == nullptr) continue;
     site_usage u = s.use;
     if (namer != nullptr && layer_site(u.where)) {

@@ -264,70 +264,30 @@ inline const site* shown_site(const site_key& key) {
 /// resmon's bookkeeping, resmon::ignore). Walks the held records once per
 /// try; allocates only between walks.
 inline std::map<site_key, site_usage> holdings_by_site(const std::vector<std::uint32_t>& skip = {}) {
-  // Grouped into a fixed table during the walk (no allocation while tables
-  // are read), then copied out; a table that fills up is walked again, four
-  // times larger (a program with tens of thousands of sites), never dropping
-  // a site silently.
-  struct slot {
-    std::uint16_t kind;
-    site_usage u;
-    std::uintptr_t ret;  // a layer site's records without a stack: per return address
-  };
-  std::vector<slot> table;
-  for (std::size_t slots = 4096;; slots *= 4) {
-    table.assign(slots, slot{0, site_usage{nullptr, {0, 0}, 0}, 0});
-    const std::size_t limit = slots / 8 * 7;  // probes stay short; past it, a larger table
-    const unsigned shift = 64 - unsigned(__builtin_ctzll(slots));
-    std::size_t used = 0;
-    bool full = false;
-    core::for_each_live([&](const core::record_view& v) {
-      if (full || v.where == nullptr || (v.flags & core::record_ignored) != 0) return;
-      for (std::uint32_t t : skip)
-        if (v.thread == t) return;
-      const bool layer = layer_site(v.where);
-      const std::uint32_t stack = layer ? v.stack_id : 0;
-      const std::uintptr_t ret = layer && v.stack_id == 0 ? v.ret : 0;
-      std::uintptr_t a = reinterpret_cast<std::uintptr_t>(v.where) ^ (std::uintptr_t(v.kind) << 3) ^
-                         (std::uintptr_t(stack) * 0x9E3779B1u) ^ ret;
-      std::size_t h = std::size_t((a >> 4) * 0x9E3779B97F4A7C15ull >> shift);
-      for (;; h = (h + 1) & (slots - 1)) {
-        slot& s = table[h];
-        if (s.u.where == nullptr) {
-          if (used == limit) {
-            full = true;
-            return;
-          }
-          ++used;
-          s = slot{std::uint16_t(v.kind), site_usage{v.where, {0, 0}, v.stack_id}, ret};
-        }
-        if (s.u.where != v.where || s.kind != std::uint16_t(v.kind) ||
-            (layer && (s.u.stack_id != stack || s.ret != ret)))
-          continue;
-        ++s.u.held.count;
-        s.u.held.bytes += v.size;
-        return;
-      }
-    });
-    if (!full || slots >= (std::size_t(1) << 20)) {
-      static bool warned = false;  // past 917,504 (site, stack) pairs (a 48 MiB table): say so once
-      if (full && !warned) {
-        warned = true;
-        std::fprintf(stderr,
-                     "resmon: monitor: more than %zu (kind, site, stack) groups hold resources; the "
-                     "rest are not in the monitor's sites\n",
-                     limit);
-      }
-      break;
-    }
+  bool overflow = false;
+  std::vector<held_group> table = group_held(
+      4096,
+      [&skip](const core::record_view& v) {
+        for (std::uint32_t t : skip)
+          if (v.thread == t) return false;
+        return true;
+      },
+      [](const site* where) { return layer_site(where); }, &overflow);
+  static bool warned = false;  // past 917,504 (kind, site, stack) groups (a 48 MiB table): say so once
+  if (overflow && !warned) {
+    warned = true;
+    std::fprintf(stderr,
+                 "resmon: monitor: more than 917504 (kind, site, stack) groups hold resources; the rest are "
+                 "not in the monitor's sites\n");
   }
   std::map<site_key, site_usage> out;
-  for (slot& s : table) {
-    if (s.u.where == nullptr) continue;
-    const bool layer = layer_site(s.u.where);
-    auto [it, added] = out.emplace(site_key{s.kind, s.u.where, layer ? s.u.stack_id : 0, s.ret}, s.u);
+  for (const held_group& s : table) {
+    if (s.use.where == nullptr) continue;
+    const bool layer = layer_site(s.use.where);
+    auto [it, added] = out.emplace(site_key{s.kind, s.use.where, layer ? s.use.stack_id : 0, s.ret}, s.use);
     if (!added) {
-      it->second.held.count += s.u.held.count;
-      it->second.held.bytes += s.u.held.bytes;
+      it->second.held.count += s.use.held.count;
+      it->second.held.bytes += s.use.held.bytes;
     }
   }
   return out;
