@@ -13,7 +13,11 @@ the tight loop and at 64, 1024 and 65,536 live blocks. The variants are
 experiments, never shipped: a duty taken out breaks what it is for (a double
 release naming the first release, ages, peaks, sites).
 
+With --cross, measures instead what bounds a release on another thread
+(cross.cpp: the core against floors of its remote-release protocol).
+
 Usage: python3 bench/floor/run.py [--pairs N] [--cxx g++]
+       python3 bench/floor/run.py --cross [--items N]
        python3 bench/floor/run.py --check   (the variants still apply: a test)
 """
 import argparse
@@ -92,7 +96,21 @@ def main():
     ap.add_argument("--pairs", type=int, default=3000000)
     ap.add_argument("--cxx", default=os.environ.get("CXX", "g++"))
     ap.add_argument("--check", action="store_true", help="only check that every variant still applies")
+    ap.add_argument("--cross", action="store_true", help="measure releases on another thread (cross.cpp)")
+    ap.add_argument("--items", type=int, default=1000000, help="--cross: items per round")
     args = ap.parse_args()
+    if args.cross or args.check:
+        with tempfile.TemporaryDirectory() as tmp:
+            exe = os.path.join(tmp, "cross")
+            subprocess.run([args.cxx, "-std=c++20", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-DRESMON_ENABLE=1",
+                            "-I", os.path.join(ROOT, "include"), os.path.join(HERE, "cross.cpp"), "-o", exe,
+                            "-lpthread", "-ldl"], check=True)
+            if args.cross:
+                print("| run | ns per item (median of 7) | vs untracked |")
+                print("|---|---|---|")
+                sys.stdout.flush()
+                subprocess.run([exe, str(args.items)], check=True)
+                return
     runs = [("the core as it is", [], [])] + [(f"without the {d}", p, []) for d, p in DUTIES.items()]
     runs.append(("skeleton: all five out", [p for ps in DUTIES.values() for p in ps], []))
     runs += PROTOTYPES
