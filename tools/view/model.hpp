@@ -215,11 +215,11 @@ inline suppression* suppression_of(std::vector<suppression>& suppressions, const
 
 }  // namespace detail
 
-/// Builds the groups of one snapshot; suppressed records are counted in
-/// the view, and each suppression counts its hits.
+/// Builds the groups of one snapshot, symbolized by `sym` (made for it);
+/// suppressed records are counted in the view, and each suppression counts
+/// its hits.
 inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded> collect(
-    const snapshot::file& f, const selection& s, std::vector<suppression>& suppressions, view& v) {
-  symbolizer sym(f, s.debug_dir, s.inlines);
+    const snapshot::file& f, const selection& s, std::vector<suppression>& suppressions, view& v, symbolizer& sym) {
   // Records of one stack share (kind, stack id) or, without a stack, (kind, return address).
   struct stack_key {
     std::uint16_t kind;
@@ -336,8 +336,8 @@ inline std::map<std::pair<std::string, std::vector<std::string>>, detail::folded
 /// its tallies (released resources) and its held records, with the
 /// selection's kinds, thread and folding; suppressed stacks left out.
 inline std::vector<allocation_group> collect_allocations(const snapshot::file& f, const selection& s,
-                                                         const std::vector<suppression>& suppressions) {
-  symbolizer sym(f, s.debug_dir, s.inlines);
+                                                         const std::vector<suppression>& suppressions,
+                                                         symbolizer& sym) {
   struct key_hash {
     std::size_t operator()(const std::tuple<std::uint16_t, std::uint32_t, std::uint64_t>& k) const {
       return std::hash<std::uint64_t>()(std::get<2>(k) * 0x9e3779b97f4a7c15ULL ^
@@ -497,12 +497,13 @@ inline view make_view(const snapshot::file& exact_or_sampled, const selection& s
     if (!s.kinds.empty() && s.kinds.count(k.name) == 0) continue;
     v.kinds.push_back({k.name, k.live, k.live_bytes, k.peak, k.peak_bytes, k.total, k.total_bytes, k.dropped});
   }
-  for (auto& [key, g] : collect(f, s, suppressions, v))
+  symbolizer sym(f, s.debug_dir, s.inlines);  // one for both passes: each address is symbolized once
+  for (auto& [key, g] : collect(f, s, suppressions, v, sym))
     v.groups.push_back({g.kind, g.reach, g.count, g.bytes, g.oldest_age_ns, std::move(g.stack)});
   if (f.has_tallies) {
     v.has_allocations = true;
     v.temporary_ns = f.temporary_ns;
-    v.allocations = collect_allocations(f, s, suppressions);
+    v.allocations = collect_allocations(f, s, suppressions, sym);
     sort_allocations(v.allocations, "allocations");
     for (const allocation_group& a : v.allocations) {
       if (a.kind != "memory") continue;
@@ -526,8 +527,9 @@ inline view make_diff(const snapshot::file& older_file, const snapshot::file& ne
   view scratch;
   selection by_stack = s;
   by_stack.by_reach = false;
-  auto before = collect(older, by_stack, suppressions, scratch);
-  auto after = collect(newer, by_stack, suppressions, v);
+  symbolizer older_symbols(older, s.debug_dir, s.inlines), newer_symbols(newer, s.debug_dir, s.inlines);
+  auto before = collect(older, by_stack, suppressions, scratch, older_symbols);
+  auto after = collect(newer, by_stack, suppressions, v, newer_symbols);
   v.reachability = false;
   v.reach_failed = false;
   for (const snapshot::kind_entry& k : newer.kinds) {
