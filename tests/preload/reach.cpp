@@ -34,6 +34,24 @@ int g_pipe[2];
   }
 }
 
+// Blocks pointed to only from two held mappings: one whose first page was
+// unmapped (as Ruby trims the front of its heap pages), one with a page
+// unmapped in its middle. The rest of each is still the program's, so the
+// blocks are reachable.
+[[gnu::noinline]] void make_in_trimmed_mappings() {
+  const long page = ::sysconf(_SC_PAGESIZE);
+  char* front =
+      static_cast<char*>(::mmap(nullptr, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  char* middle =
+      static_cast<char*>(::mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ::munmap(front, page);
+  ::munmap(middle + page, page);
+  void** in_front = reinterpret_cast<void**>(front + 2 * page);
+  void** in_middle = reinterpret_cast<void**>(middle + 3 * page);
+  for (int i = 0; i < 10; ++i) in_front[i] = std::malloc(24);
+  for (int i = 0; i < 10; ++i) in_middle[i] = std::malloc(40);
+}
+
 [[gnu::noinline]] void make_lost_block() {
   void* p = std::malloc(100);
   std::memset(p, 1, 100);
@@ -88,8 +106,7 @@ void exit_from_handler(int) { ::_exit(0); }
 void* hold_on_thread(void*) {
   void* volatile held = std::malloc(333);
   char c;
-  while (::read(g_pipe[0], &c, 1) < 0) {
-  }
+  while (::read(g_pipe[0], &c, 1) < 0) {}
   std::printf("%p\n", held);
   return nullptr;
 }
@@ -108,8 +125,7 @@ void* block_signals_and_wait(void*) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, nullptr);
   char c;
-  while (::read(g_pipe[0], &c, 1) < 0) {
-  }
+  while (::read(g_pipe[0], &c, 1) < 0) {}
   return nullptr;
 }
 
@@ -140,12 +156,13 @@ int main(int argc, char** argv) {
     alt.ss_size = 1 << 16;
     alt.ss_sp = ::mmap(nullptr, alt.ss_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     ::sigaltstack(&alt, nullptr);
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = exit_from_handler;
     sa.sa_flags = SA_ONSTACK;
     ::sigaction(SIGTERM, &sa, nullptr);
     ::raise(SIGTERM);
   }
+  if (std::strcmp(mode, "trimmed") == 0) make_in_trimmed_mappings();
   if (std::strcmp(mode, "truncated") == 0) {
     // A held mapping of a file cut short: reading it would fault (SIGBUS).
     char name[] = "/tmp/resmon-reach-XXXXXX";

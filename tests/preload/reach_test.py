@@ -138,6 +138,15 @@ r, snap = traced("altstack", [reach, "altstack"])
 d = by_function(view_json(snap))
 check(r.returncode == 0 and d.get(("main", "reachable")) == (1, 300),
       f"altstack: the block only main's frame points to is reachable: {r.returncode} {d}")
+# Mappings cut at their front or in their middle are still held, and read.
+r, snap = traced("trimmed", [reach, "trimmed"], {"RESMON_EXIT_CODE": "23", "RESMON_EXIT_ON": "lost"})
+doc = view_json(snap)
+d, maps = by_function(doc), by_function(doc, "mmap")
+page = os.sysconf("SC_PAGESIZE")
+check(d.get(("make_in_trimmed_mappings()", "reachable")) == (20, 640),
+      f"trimmed: blocks pointed to from cut mappings are reachable: {d}")
+check(maps.get(("make_in_trimmed_mappings()", "reachable")) == (2, 11 * page),
+      f"trimmed: the mapping cut at its front is held for its 7 pages left: {maps}")
 # A held mapping of a truncated file is not read (it would fault).
 r, snap = traced("truncated", [reach, "truncated"])
 check(r.returncode == 0 and view_json(snap)["reachability"] is not None, f"truncated mapping: status {r.returncode}")

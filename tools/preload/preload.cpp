@@ -334,6 +334,33 @@ __attribute__((noinline)) void note_reused_acquire(tracked_kind k, std::uint64_t
   note_acquire(k, key, size, ret, fp);
 }
 
+/// munmap(addr, length): releases the records of the mappings that start
+/// in the range (one, or several side by side); a mapping cut at its start
+/// is recorded again for what is left, with its origin and stack (an
+/// allocator that trims the front of its arenas still holds the rest, and
+/// the reachability scan reads it). A range that starts inside a mapping
+/// leaves its record as it is (its size then counts the pages cut).
+void note_unmap(std::uint64_t addr, std::uint64_t length) noexcept {
+  inside guard;
+  const std::uint16_t ck = core_kind(k_mmap);
+  const std::uint64_t page = std::uint64_t(::sysconf(_SC_PAGESIZE));
+  const std::uint64_t end = addr + ((length + page - 1) & ~(page - 1));
+  for (std::uint64_t at = addr; at < end;) {
+    core::record_view held;
+    if (!core::find_live(ck, at, &held)) {
+      if (at == addr) core::release(ck, at, nullptr, nullptr);  // counted as before: unknown, quietly
+      return;
+    }
+    core::release(ck, at, nullptr, nullptr);
+    std::uint64_t hi = at + ((held.size + page - 1) & ~(page - 1));
+    if (hi > end) {
+      core::acquire({ck, std::uint16_t(held.flags), held.stack_id, end, hi - end, held.where, held.ret, true});
+      return;
+    }
+    at = hi;
+  }
+}
+
 /// Releases descriptor fd if a record holds it (as fd or socket).
 void release_descriptor(int fd) noexcept {
   if (fd < 0) return;
@@ -1872,7 +1899,7 @@ RESMON_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int f
   return p;
 }
 RESMON_EXPORT int munmap(void* addr, size_t length) {
-  if (tracking(k_mmap)) note_release(k_mmap, std::uint64_t(addr));
+  if (tracking(k_mmap) && length != 0) note_unmap(std::uint64_t(addr), length);
   return RESMON_REAL(munmap)(addr, length);
 }
 RESMON_EXPORT void* mremap(void* old, size_t old_size, size_t size, int flags, ...) {

@@ -108,15 +108,21 @@ struct address_space {
   std::uint32_t count = 0;
   std::size_t bytes = 0;
 
-  /// Returns: the mapping that contains `a`, or nullptr.
-  const mapping* find(std::uintptr_t a) const noexcept {
+  /// Returns: the first mapping that ends after `a` (it contains `a`, or
+  /// starts after it), or nullptr.
+  const mapping* from(std::uintptr_t a) const noexcept {
     std::uint32_t lo = 0, hi = count;
     while (lo < hi) {
       std::uint32_t mid = (lo + hi) / 2;
       if (maps[mid].hi <= a) lo = mid + 1;
       else hi = mid;
     }
-    return lo < count && maps[lo].lo <= a ? &maps[lo] : nullptr;
+    return lo < count ? &maps[lo] : nullptr;
+  }
+  /// Returns: the mapping that contains `a`, or nullptr.
+  const mapping* find(std::uintptr_t a) const noexcept {
+    const mapping* m = from(a);
+    return m != nullptr && m->lo <= a ? m : nullptr;
   }
   /// Returns: true when [lo, hi) is readable all along.
   bool readable(std::uintptr_t lo, std::uintptr_t hi) const noexcept {
@@ -749,8 +755,9 @@ inline void classify(result& out, const inputs& in, const module_roots& roots, s
   // files, which a truncation can make fault.
   for (std::uint32_t i = 0; i < held_mappings; ++i) {
     for (std::uintptr_t a = mappings[i].lo; a < mappings[i].hi;) {
-      const mapping* m = space.find(a);
-      if (m == nullptr) break;
+      const mapping* m = space.from(a);  // past a hole (a page unmapped in the middle) too
+      if (m == nullptr || m->lo >= mappings[i].hi) break;
+      if (m->lo > a) a = m->lo;
       std::uintptr_t end = m->hi < mappings[i].hi ? m->hi : mappings[i].hi;
       if (m->writable && m->readable && m->anonymous_private) s.scan(a, end, snapshot::reach_reachable);
       a = end;
