@@ -52,6 +52,12 @@ int g_pipe[2];
   for (int i = 0; i < 10; ++i) in_middle[i] = std::malloc(40);
 }
 
+// C functions whose names read as mangled types ("d" is double, "Ss"
+// std::string): a report names them as they are.
+void* g_c_names[2];
+extern "C" [[gnu::noinline]] void d() { g_c_names[0] = std::malloc(70); }
+extern "C" [[gnu::noinline]] void Ss() { g_c_names[1] = std::malloc(70); }
+
 [[gnu::noinline]] void make_lost_block() {
   void* p = std::malloc(100);
   std::memset(p, 1, 100);
@@ -163,6 +169,10 @@ int main(int argc, char** argv) {
     ::raise(SIGTERM);
   }
   if (std::strcmp(mode, "trimmed") == 0) make_in_trimmed_mappings();
+  if (std::strcmp(mode, "c_names") == 0) {
+    d();
+    Ss();
+  }
   if (std::strcmp(mode, "truncated") == 0) {
     // A held mapping of a file cut short: reading it would fault (SIGBUS).
     char name[] = "/tmp/resmon-reach-XXXXXX";

@@ -147,6 +147,11 @@ check(d.get(("make_in_trimmed_mappings()", "reachable")) == (20, 640),
       f"trimmed: blocks pointed to from cut mappings are reachable: {d}")
 check(maps.get(("make_in_trimmed_mappings()", "reachable")) == (2, 11 * page),
       f"trimmed: the mapping cut at its front is held for its 7 pages left: {maps}")
+# C functions named like mangled types ("d", "Ss") keep their names.
+r, snap = traced("c_names", [reach, "c_names"])
+d = by_function(view_json(snap))
+check(d.get(("d", "reachable")) == (1, 70) and d.get(("Ss", "reachable")) == (1, 70),
+      f"c_names: functions d and Ss are not demangled into types: {d}")
 # A held mapping of a truncated file is not read (it would fault).
 r, snap = traced("truncated", [reach, "truncated"])
 check(r.returncode == 0 and view_json(snap)["reachability"] is not None, f"truncated mapping: status {r.returncode}")

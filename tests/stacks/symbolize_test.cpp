@@ -46,7 +46,8 @@ TEST_CASE("symbolizer: names a local function of the executable, its module and 
   // The offset is relative to the module's load bias.
   bool found = false;
   for (const resmon::module_info& m : sym.modules()) {
-    if (m.path.size() >= f.module.size() && m.path.compare(m.path.size() - f.module.size(), f.module.size(), f.module) == 0) {
+    if (m.path.size() >= f.module.size() &&
+        m.path.compare(m.path.size() - f.module.size(), f.module.size(), f.module) == 0) {
       CHECK(a - m.base == f.offset);
       CHECK(a >= m.lo);
       CHECK(a < m.hi);
@@ -89,4 +90,9 @@ TEST_CASE("symbolizer: unknown addresses stay unknown") {
   CHECK(resmon::symbolizer::format(f) == "??");
   CHECK(resmon::symbolizer::demangle("_ZN3foo3barEv") == "foo::bar()");
   CHECK(resmon::symbolizer::demangle("plain_c") == "plain_c");
+  // C functions whose names read as mangled types are not types.
+  CHECK(resmon::symbolizer::demangle("d") == "d");
+  CHECK(resmon::symbolizer::demangle("Ss") == "Ss");
+  CHECK(resmon::symbolizer::demangle("Pc") == "Pc");
+  CHECK(resmon::symbolizer::demangle("_Z1dv") == "d()");
 }

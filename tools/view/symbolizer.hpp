@@ -40,8 +40,11 @@ struct frame {
   bool inlined = false;
 };
 
+/// Returns: `name` demangled when it is a mangled C++ name (_Z...), else
+/// `name`: a C function named `d` or `Ss` is not `double` or `std::string`.
 inline std::string demangle(const char* name) {
   if (name == nullptr) return "";
+  if (name[0] != '_' || name[1] != 'Z') return name;
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> out(abi::__cxa_demangle(name, nullptr, nullptr, &status), std::free);
   return status == 0 && out ? std::string(out.get()) : std::string(name);

@@ -265,8 +265,10 @@ class symbolizer {
   }
 
  public:
-  /// Returns: `name` demangled when it is a C++ symbol, else `name`.
+  /// Returns: `name` demangled when it is a mangled C++ name (_Z...), else
+  /// `name`: a C function named `d` or `Ss` is not `double` or `std::string`.
   static std::string demangle(const char* name) {
+    if (name[0] != '_' || name[1] != 'Z') return name;
     int status = 0;
     char* d = abi::__cxa_demangle(name, nullptr, nullptr, &status);
     if (d == nullptr) return name;
