@@ -82,12 +82,26 @@ def unwritable_at_exit(preload, work):
           f"a snapshot that cannot be written says so ({r.returncode}: {r.stderr!r})")
 
 
+def stderr_reused(preload, work):
+    """A program that closed stderr, whose next file got descriptor 2: the
+    line about a snapshot that cannot be written does not go into that file."""
+    target = os.path.join(work, "reused-dir")
+    data = os.path.join(work, "data.txt")
+    script = (f"import os\nos.close(2)\nfd = os.open({data!r}, os.O_WRONLY | os.O_CREAT, 0o644)\n"
+              f"assert fd == 2\nos.write(fd, b'data')\nos.mkdir({target!r})\n")
+    r = run([sys.executable, "-c", script], {"LD_PRELOAD": preload, "RESMON_OUTPUT": target}, timeout=60, text=True)
+    written = open(data).read() if os.path.exists(data) else None
+    check(r.returncode == 0 and os.path.isdir(target) and written == "data",
+          f"descriptor 2 reused for a file: resmon writes nothing into it ({r.returncode}: {written!r})")
+
+
 def main():
     preload, view = (os.path.abspath(a) for a in sys.argv[1:3])
     work = tempfile.mkdtemp(prefix="resmon-output-")
     refused_targets(preload, work)
     long_program_name(preload, view, work)
     unwritable_at_exit(preload, work)
+    stderr_reused(preload, work)
     rounds = 6
     for i in range(rounds):
         out = os.path.join(work, f"k{i}.resmon")

@@ -116,9 +116,12 @@ struct settings {
   bool cached_unwind;      // RESMON_STACK_METHOD=auto: the caching unwinder, libunwind where it cannot
   bool finish_registered;  // finish runs from exit(), after the libraries' destructors
   int log_fd;              // RESMON_LOG: misuse events, one line each; -1: none (the default)
-  bool log_is_file;        // log_fd is a file resmon opened: log_dev and log_ino name it
+  bool log_is_file;        // log_fd's file is known: log_dev and log_ino name it (RESMON_LOG's, or stderr's)
   dev_t log_dev;
   ino_t log_ino;
+  bool stderr_known;  // descriptor 2 was open at start: stderr_dev and stderr_ino name its file
+  dev_t stderr_dev;
+  ino_t stderr_ino;
   std::uint64_t temporary_ns;  // RESMON_TEMPORARY: releases and temporaries per stack; 0: not counted
   std::uint64_t sample_mean;   // RESMON_SAMPLE: mean bytes between sampled blocks; 0: every block (exact)
 };
@@ -634,6 +637,15 @@ snapshot_info snapshot_about(bool final, const reach::result* classes, bool modu
   return info;
 }
 
+/// Returns: true while descriptor 2 is the stderr the program started with.
+/// A program that closed it may have given the number to a file of its own
+/// (the next open takes the lowest free descriptor): resmon's lines would
+/// then land in that file.
+bool stderr_unchanged() noexcept {
+  struct stat st;
+  return g.stderr_known && ::fstat(2, &st) == 0 && st.st_dev == g.stderr_dev && st.st_ino == g.stderr_ino;
+}
+
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
 /// `classes`: the reachability found at exit; `modules_fresh`: the module
 /// map is current (the other threads are stopped: no loader lock is taken).
@@ -667,7 +679,8 @@ void write_now(bool final, const reach::result* classes = nullptr, bool modules_
     char line[1400];
     int m = std::snprintf(line, sizeof line, "resmon: the snapshot could not be written to %s: %s\n",
                           expanded ? path : g.output, why);
-    if (m > 0) (void)!::write(2, line, std::size_t(m) < sizeof line ? std::size_t(m) : sizeof line - 1);
+    if (m > 0 && stderr_unchanged())
+      (void)!::write(2, line, std::size_t(m) < sizeof line ? std::size_t(m) : sizeof line - 1);
   }
   if (scratch != nullptr) platform::pages_free(scratch, sizeof(scratch_space));
   core::store_release(&g.xwriting, std::uint32_t(0));
@@ -808,7 +821,8 @@ class own_threads_paused {
 // Start and exit
 
 /// Writes n bytes of `line` to RESMON_LOG while its descriptor is still the
-/// file resmon opened: a program that closes every descriptor (as daemons
+/// file resmon opened (or, for RESMON_LOG=stderr, the stderr the program
+/// started with): a program that closes every descriptor (as daemons
 /// do) may have given the number to a file of its own, and resmon then
 /// stops logging rather than write into that file.
 void log_line(const char* line, int n) noexcept {
@@ -1221,12 +1235,21 @@ __attribute__((constructor(101))) void start() noexcept {
     add_root_pid_variable(pid_text);
   }
 
+  struct stat err {};
+  g.stderr_known = ::fstat(2, &err) == 0;
+  g.stderr_dev = err.st_dev;
+  g.stderr_ino = err.st_ino;
   g.log_fd = -1;
   if (const char* log = std::getenv("RESMON_LOG"); log != nullptr && *log != '\0') {
     g.log_fd = std::strcmp(log, "stderr") == 0 ? 2 : ::open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (g.log_fd < 0) bad_variable("RESMON_LOG", log, "stderr or a file name that can be written");
     struct stat st;
-    if (g.log_fd != 2 && ::fstat(g.log_fd, &st) == 0) {
+    if (g.log_fd == 2) {  // stderr: logged to while it is the one the program started with
+      g.log_fd = g.stderr_known ? 2 : -1;
+      g.log_is_file = true;
+      g.log_dev = g.stderr_dev;
+      g.log_ino = g.stderr_ino;
+    } else if (::fstat(g.log_fd, &st) == 0) {
       g.log_is_file = true;
       g.log_dev = st.st_dev;
       g.log_ino = st.st_ino;
