@@ -181,6 +181,9 @@ for mode, sig in (("segv", 11), ("abort", 6)):
     t = run([view, snap]).stdout.decode()
     check(f"at signal {sig}" in t and "make_lost_block()" in t and "make_reachable()" in t,
           f"{mode}: the last snapshot names the leaks: {t[:500]}")
+    g = run([view, "--lost", "--exit-code", "23", snap])
+    check(g.returncode == 23 and f"at signal {sig} (SIG".encode() in g.stderr,
+          f"{mode}: --lost counts its held blocks as lost and names the signal: {g.returncode} {g.stderr}")
 r, snap = traced("usr1", [reach, "usr1"])
 check(r.returncode == 0, f"usr1: status {r.returncode} {r.stderr}")
 d = view_json(snap + ".usr1")

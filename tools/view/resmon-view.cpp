@@ -235,9 +235,17 @@ int main(int argc, char** argv) {
     std::uint32_t flags = f.head.flags;
     if ((flags & resmon::snapshot::flag_reachability) == 0 || at == "peak") {
       s.unclassified_lost = true;
+      std::string at_signal;
+      if ((flags & resmon::snapshot::flag_signal) != 0) {
+        int number = int((flags >> resmon::snapshot::signal_shift) & 0xff);
+        const char* name = sigabbrev_np(number);
+        at_signal = fmt::format("a snapshot at signal {} (SIG{}): classes are found at exit", number,
+                                name != nullptr ? name : "?");
+      }
       const char* why = at == "peak" ? "--at peak: the high-water mark has no reachability classes"
                         : (flags & resmon::snapshot::flag_reach_failed) != 0
                             ? "the exit-time scan could not run (a thread of the program did not stop for it)"
+                        : !at_signal.empty()                          ? at_signal.c_str()
                         : (flags & resmon::snapshot::flag_final) == 0 ? "a periodic snapshot: classes are found at exit"
                                                                       : "the snapshot has no reachability classes";
       std::fprintf(stderr, "resmon-view: %s: %s; --lost counts every held memory block, FILE* and DIR* as lost\n",
