@@ -234,6 +234,9 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run([view, "--kind", "memory", moved], text=True)
     check(r.returncode == 0 and "build id differs" in r.stderr and "leak_blocks" not in r.stdout,
           f"a rebuilt binary: no wrong names, one line ({r.stderr!r})")
+    load_address = re.search(r"(?<![+\w])0x[0-9a-f]{9,}", r.stdout)
+    check(re.search(r"\bleaky_copy\+0x[0-9a-f]+", r.stdout) is not None and load_address is None,
+          f"frames without names read module+offset, not load addresses ({r.stdout[:600]!r})")
     originals = os.path.join(tmp, "originals")
     os.mkdir(originals)
     shutil.copy(leaky, os.path.join(originals, "leaky_copy"))

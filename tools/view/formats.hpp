@@ -98,11 +98,11 @@ inline std::string short_name(const std::string& name) {
 }
 
 inline std::string frame_text(const frame& f, bool full_names) {
-  std::string fn = f.function.empty() ? fmt::format("0x{:x}", f.address) : f.function;
+  std::string fn = f.function.empty() ? address_name(f) : f.function;
   if (!full_names) fn = short_name(fn);
   std::string where;
   if (!f.file.empty()) where = fmt::format(" at {}:{}", basename_of(f.file), f.line);
-  std::string module = f.module.empty() ? "" : fmt::format(" ({})", basename_of(f.module));
+  std::string module = f.module.empty() || f.function.empty() ? "" : fmt::format(" ({})", basename_of(f.module));
   return fn + where + module + (f.inlined ? " [inlined]" : "");
 }
 
@@ -301,7 +301,7 @@ inline std::string to_json(const view& v) {
 
 /// A frame's name in collapsed stacks: no ';' (the separator) nor newline.
 inline std::string collapsed_name(const frame& f, bool full_names) {
-  std::string n = f.function.empty() ? fmt::format("0x{:x}", f.address) : f.function;
+  std::string n = f.function.empty() ? address_name(f) : f.function;
   if (!full_names) n = short_name(n);
   for (char& c : n)
     if (c == ';' || c == '\n' || c == '\r') c = ':';

@@ -46,7 +46,7 @@ inline std::string html_data(const view& v) {
     first = false;
     bool ff = true;
     for (const frame& f : g.stack) {
-      std::string name = f.function.empty() ? fmt::format("0x{:x}", f.address) : f.function;
+      std::string name = f.function.empty() ? address_name(f) : f.function;
       s += fmt::format("{}[{},{},{},{}]", ff ? "" : ",", json_string(name), json_string(basename_of(f.file)), f.line,
                        json_string(basename_of(f.module)));
       ff = false;
@@ -62,7 +62,7 @@ inline std::string html_data(const view& v) {
     for (const allocation_group& a : v.allocations) {
       if (n++ == 200) break;
       const frame* f = a.stack.empty() ? nullptr : &a.stack.front();
-      std::string name = f == nullptr ? "?" : f->function.empty() ? fmt::format("0x{:x}", f->address) : f->function;
+      std::string name = f == nullptr ? "?" : f->function.empty() ? address_name(*f) : f->function;
       std::string where = f == nullptr       ? ""
                           : !f->file.empty() ? fmt::format("{}:{}", basename_of(f->file), f->line)
                                              : basename_of(f->module);

@@ -137,7 +137,7 @@ inline std::string to_pprof(const view& v) {
   std::map<std::tuple<std::string, std::string>, std::uint64_t> function_ids;
   std::string functions;
   auto function_id = [&](const frame& f) {
-    std::string name = f.function.empty() ? fmt::format("0x{:x}", f.address) : f.function;
+    std::string name = f.function.empty() ? address_name(f) : f.function;
     auto [it, added] = function_ids.emplace(std::make_tuple(name, f.file), function_ids.size() + 1);
     if (added) {
       pb::message fn;

@@ -40,6 +40,19 @@ struct frame {
   bool inlined = false;
 };
 
+/// Returns: the name of a frame without a function: MODULE+0xOFFSET (the
+/// same in every run, whatever the load address; `addr2line -e MODULE
+/// OFFSET` reads it), or 0xADDRESS outside every module.
+inline std::string address_name(const frame& f) {
+  char text[64];
+  if (f.module.empty()) {
+    std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(f.address));
+    return text;
+  }
+  std::snprintf(text, sizeof text, "+0x%llx", static_cast<unsigned long long>(f.offset));
+  return f.module.substr(f.module.rfind('/') + 1) + text;
+}
+
 /// Returns: `name` demangled when it is a mangled C++ name (_Z...), else
 /// `name`: a C function named `d` or `Ss` is not `double` or `std::string`.
 inline std::string demangle(const char* name) {
