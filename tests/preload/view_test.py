@@ -106,8 +106,11 @@ with tempfile.TemporaryDirectory() as tmp:
     d = view_json("--diff", new, old)
     check(len(d["groups"]) == 1 and d["groups"][0]["count"] == -15 and d["groups"][0]["bytes"] == -1500,
           "--diff the other way round: the shrinkage, negative")
-    t = run([view, "--diff", old, new], text=True).stdout
-    check("+1.5 KiB in +15" in t and "grow_leak" in t, f"--diff text: {t!r}")
+    r = run([view, "--diff", old, new], text=True)
+    check("+1.5 KiB in +15" in r.stdout and "grow_leak" in r.stdout and r.stderr == "",
+          f"--diff text: {r.stdout!r} {r.stderr!r}")
+    r = run([view, "--diff", snap, new], text=True)
+    check(r.returncode == 0 and "different programs" in r.stderr, f"--diff of two programs says so: {r.stderr!r}")
 
     if chromium:
         page = os.path.join(tmp, "diff.html")

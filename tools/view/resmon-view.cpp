@@ -210,6 +210,9 @@ int main(int argc, char** argv) {
   std::size_t newer_bytes = 0;
   if (!load(diff.empty() ? input : diff[1], &newer, &newer_bytes)) return 1;
   if (!diff.empty() && !load(diff[0], &older)) return 1;
+  if (!diff.empty() && !older.program.empty() && !newer.program.empty() && older.program != newer.program)
+    std::fprintf(stderr, "resmon-view: --diff: the snapshots are of different programs (%s, then %s)\n",
+                 older.program.c_str(), newer.program.c_str());
   if (info) return emit(output, storage_info(diff.empty() ? input : diff[1], newer_bytes, newer)) ? 0 : 1;
   if (at == "peak") {
     for (resmon::snapshot::file* f : {&newer, &older}) {
