@@ -2,25 +2,24 @@
 // What bounds a release on another thread. A producer allocates and a
 // consumer frees (an SPSC ring of 1024 between them), untracked, tracked
 // through the core, and through floors of the core's remote-release
-// protocol, each adding one step of it:
-//   claim + count   the owner writes a 32-byte record and its index entry;
-//                   the consumer reads the entry, claims the record with one
-//                   CAS (LIVE -> DEAD) and counts with one fetch_add; the
-//                   owner reuses records in turn (bench/track_bench.cpp's
-//                   floor_cross_thread);
+// protocol. In every floor the owner writes a 32-byte record and indexes it
+// (linear probing, tombstones); the consumer finds the record (the entry,
+// then the record's state and key) and:
+//   claim + count   claims it with one CAS (LIVE -> DEAD) and counts with
+//                   one fetch_add;
 //   + two-step claim  LIVE -> BUSY, copy the record, BUSY -> DEAD: what lets
 //                   the owner release its own records with a plain store;
 //   + bytes, quarantine  a second fetch_add (bytes) and the consumer's
-//                   quarantine entry (the core's remote counters);
+//                   quarantine entry (the core's remote counters).
+// In these three the owner reuses records in turn (4096 of them), unlinking
+// each one's entry first, trusting the ring's bound that the consumer is
+// done with it. The last two find the released records as a tracker must,
+// and reuse the most recently released first:
 //   + inbox         the consumer pushes the record on the owner's lock-free
-//                   inbox; the owner takes records from a free list and, when
-//                   it runs dry, takes the whole inbox and unlinks each
-//                   record's index entry (the core's reuse of records);
-//   + sweep         the same reuse without an inbox: the owner finds the
-//                   records the consumer marked dead by reading their states
-//                   in slab order.
-// "claim + count" reuses records in turn, trusting the ring's bound that the
-// consumer is done with them; the last two find them as a tracker must.
+//                   inbox; the owner, its free list dry, takes the whole
+//                   inbox and unlinks each record's entry (the core's way);
+//   + sweep         the same without an inbox: the owner finds the records
+//                   the consumer marked dead by reading their states.
 // Prints the median ns per item of 7 interleaved rounds, and each against
 // the untracked run. An experiment, never shipped (python3 bench/floor/run.py
 // --cross builds and runs it).
@@ -81,6 +80,17 @@ double seconds() {
   return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
+/// Unlinks record n's index entry (its key's); the owner alone writes entries.
+void unlink(owner_table& o, std::uint32_t n) {
+  std::uint32_t h = home(__atomic_load_n(&o.record[n].key, __ATOMIC_RELAXED));
+  for (std::uint32_t probes = 0; probes < slots; ++probes, h = (h + 1) & (slots - 1)) {
+    if (o.index[h].load(std::memory_order_relaxed) == n) {
+      o.index[h].store(unlinked, std::memory_order_relaxed);  // a tombstone: later entries stay reachable
+      return;
+    }
+  }
+}
+
 // The owner: a record for key (from the free list, else the inbox, else in
 // turn), written and indexed.
 std::uint32_t owner_take(owner_table& o, mode m, std::uint64_t t) {
@@ -92,9 +102,7 @@ std::uint32_t owner_take(owner_table& o, mode m, std::uint64_t t) {
   while (m == sweep && o.free_head == no_record) {  // records the consumer marked dead, in slab order
     for (std::uint32_t n = records; n-- > 0;) {
       if (!o.taken[n] || (o.record[n].state.load(std::memory_order_acquire) & 3) != dead) continue;
-      std::uint32_t h = home(__atomic_load_n(&o.record[n].key, __ATOMIC_RELAXED));
-      while (o.index[h].load(std::memory_order_relaxed) != n) h = (h + 1) & (slots - 1);
-      o.index[h].store(unlinked, std::memory_order_relaxed);
+      unlink(o, n);
       o.taken[n] = false;
       o.next[n] = o.free_head;
       o.free_head = n;
@@ -111,9 +119,7 @@ std::uint32_t owner_take(owner_table& o, mode m, std::uint64_t t) {
     while (n == no_record) n = o.inbox.exchange(no_record, std::memory_order_acquire);  // the consumer is behind
     while (n != no_record) {  // unlink each one's index entry, then free it
       std::uint32_t after = o.next[n];
-      std::uint32_t h = home(__atomic_load_n(&o.record[n].key, __ATOMIC_RELAXED));
-      while (o.index[h].load(std::memory_order_relaxed) != n) h = (h + 1) & (slots - 1);
-      o.index[h].store(unlinked, std::memory_order_relaxed);  // a tombstone: later entries stay reachable
+      unlink(o, n);
       o.next[n] = o.free_head;
       o.free_head = n;
       n = after;
@@ -127,35 +133,36 @@ std::uint32_t owner_take(owner_table& o, mode m, std::uint64_t t) {
 void owner_acquire(owner_table& o, mode m, std::uint64_t t, void* p, std::size_t size) {
   std::uint32_t n = owner_take(o, m, t);
   record32& r = o.record[n];
+  if (m != inbox && m != sweep && t >= records) unlink(o, n);  // reused in turn: its entry goes first
   __atomic_store_n(&r.key, reinterpret_cast<std::uintptr_t>(p), __ATOMIC_RELAXED);  // the consumer's probes read it
   r.info = size;
   r.stamp = t;
   std::uint64_t generation = (r.state.load(std::memory_order_relaxed) >> 2) + 1;
   r.state.store(generation << 2 | live, std::memory_order_release);
   std::uint32_t h = home(reinterpret_cast<std::uintptr_t>(p));
-  if (m == inbox || m == sweep) {  // probe for a free entry (the others overwrite, records reused in turn)
-    while (o.index[h].load(std::memory_order_relaxed) < unlinked) h = (h + 1) & (slots - 1);
-  }
+  while (o.index[h].load(std::memory_order_relaxed) < unlinked) h = (h + 1) & (slots - 1);
   o.index[h].store(n, std::memory_order_release);
 }
 
 void remote_release(owner_table& o, mode m, void* p, quarantined* q, unsigned* q_at) {
   std::uint64_t key = reinterpret_cast<std::uintptr_t>(p);
-  std::uint32_t h = home(key), n;
-  for (;; h = (h + 1) & (slots - 1)) {
-    n = o.index[h].load(std::memory_order_acquire);
-    if (n == no_record) return;  // not indexed (does not happen here)
-    if (n == unlinked) continue;
-    if (m != inbox && m != sweep) break;
-    // The same address may be indexed twice: a record released and not yet
-    // unlinked (in the inbox), and the block's new record.
-    if (__atomic_load_n(&o.record[n].key, __ATOMIC_RELAXED) == key &&
-        (o.record[n].state.load(std::memory_order_relaxed) & 3) == live)
+  std::uint32_t h = home(key), n = no_record;
+  std::uint64_t st = 0;
+  // The same address may be indexed twice (a record released, not yet
+  // unlinked, and the block's new one): the state first, then the key. Only
+  // this thread releases records, so a LIVE one is not reused meanwhile.
+  for (std::uint32_t probes = 0; probes < slots; ++probes, h = (h + 1) & (slots - 1)) {
+    std::uint32_t e = o.index[h].load(std::memory_order_acquire);
+    if (e == no_record) return;  // not indexed
+    if (e == unlinked) continue;
+    st = o.record[e].state.load(std::memory_order_acquire);
+    if ((st & 3) == live && __atomic_load_n(&o.record[e].key, __ATOMIC_RELAXED) == key) {
+      n = e;
       break;
+    }
   }
+  if (n == no_record) return;  // not found within a table's length
   record32& r = o.record[n];
-  std::uint64_t st = r.state.load(std::memory_order_acquire);
-  if ((st & 3) != live) return;
   if (m == claim_count) {
     r.state.compare_exchange_strong(st, st & ~std::uint64_t(3), std::memory_order_acq_rel);
     o.released.fetch_add(1, std::memory_order_relaxed);
