@@ -6,6 +6,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "handoff.hpp"
+
 #include <atomic>
 #include <cstdlib>
 #include <thread>
@@ -74,35 +76,15 @@ enum class cross_mode { untracked, tracked, floor };
 // (releases and) frees. The untracked run is the baseline of the tracked one.
 template <cross_mode Mode> void cross_thread(benchmark::State& state) {
   constexpr bool Tracked = Mode == cross_mode::tracked;
-  constexpr std::size_t ring_size = 1024;
-  static void* ring[ring_size];
-  alignas(64) static std::atomic<std::size_t> head{0};
-  alignas(64) static std::atomic<std::size_t> tail{0};
-  static std::atomic<bool> stop{false};
-  head = 0;
-  tail = 0;
-  stop = false;
-  std::thread consumer([] {
-    std::size_t h = 0;
-    for (;;) {
-      std::size_t t = tail.load(std::memory_order_acquire);
-      if (h == t) {
-        if (stop.load(std::memory_order_acquire) && h == tail.load(std::memory_order_acquire)) return;
-        continue;
-      }
-      for (; h != t; ++h) {
-        void* p = ring[h % ring_size];
-        if (Tracked) resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &bench_site);
-        if (Mode == cross_mode::floor) {
-          std::uint32_t n = g_floor.index[floor_tables::home(p)].load(std::memory_order_acquire);
-          std::uint64_t live = 1;
-          g_floor.record[n % floor_tables::records].state.compare_exchange_strong(live, 3);
-          g_floor.released.fetch_add(1, std::memory_order_relaxed);
-        }
-        std::free(p);
-      }
-      head.store(h, std::memory_order_release);
+  handoff ring([](void* p) {
+    if (Tracked) resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &bench_site);
+    if (Mode == cross_mode::floor) {
+      std::uint32_t n = g_floor.index[floor_tables::home(p)].load(std::memory_order_acquire);
+      std::uint64_t live = 1;
+      g_floor.record[n % floor_tables::records].state.compare_exchange_strong(live, 3);
+      g_floor.released.fetch_add(1, std::memory_order_relaxed);
     }
+    std::free(p);
   });
   sizes s;
   std::size_t t = 0;
@@ -119,12 +101,10 @@ template <cross_mode Mode> void cross_thread(benchmark::State& state) {
       r.state.store(1, std::memory_order_release);
       g_floor.index[floor_tables::home(p)].store(std::uint32_t(t % floor_tables::records), std::memory_order_release);
     }
-    while (t - head.load(std::memory_order_acquire) == ring_size) {}
-    ring[t % ring_size] = p;
-    tail.store(++t, std::memory_order_release);
+    ++t;
+    ring.push(p);
   }
-  stop.store(true, std::memory_order_release);
-  consumer.join();
+  ring.finish();
   state.SetItemsProcessed(state.iterations());
 }
 void baseline_cross_thread(benchmark::State& state) { cross_thread<cross_mode::untracked>(state); }

@@ -25,7 +25,10 @@
 // --cross builds and runs it).
 #include <resmon/resmon.hpp>
 
+#include "../handoff.hpp"
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -184,38 +187,16 @@ void remote_release(owner_table& o, mode m, void* p, quarantined* q, unsigned* q
 }
 
 double run(mode m, long items) {
-  constexpr std::size_t ring_size = 1024;
-  static void* ring[ring_size];
-  alignas(64) static std::atomic<std::size_t> head{0};
-  alignas(64) static std::atomic<std::size_t> tail{0};
-  static std::atomic<bool> stop{false};
   auto* o = new owner_table();
   for (auto& e : o->index) e.store(no_record, std::memory_order_relaxed);
-  head = 0;
-  tail = 0;
-  stop = false;
-  std::thread consumer([m, o] {
-    static quarantined q[64];
-    unsigned q_at = 0;
-    std::size_t h = 0;
-    for (;;) {
-      std::size_t t = tail.load(std::memory_order_acquire);
-      if (h == t) {
-        if (stop.load(std::memory_order_acquire) && h == tail.load(std::memory_order_acquire)) return;
-        continue;
-      }
-      for (; h != t; ++h) {
-        void* p = ring[h % ring_size];
-        if (m == tracked)
-          resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &cross_site);
-        else if (m != untracked) remote_release(*o, m, p, q, &q_at);
-        std::free(p);
-      }
-      head.store(h, std::memory_order_release);
-    }
-  });
   std::uint64_t x = 0x9e3779b97f4a7c15ULL;
   double t0 = seconds();
+  // The consumer's quarantine is its own (the ring copies the function onto its stack).
+  handoff ring([m, o, q = std::array<quarantined, 64>{}, q_at = 0u](void* p) mutable {
+    if (m == tracked) resmon::detail::release(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), &cross_site);
+    else if (m != untracked) remote_release(*o, m, p, q.data(), &q_at);
+    std::free(p);
+  });
   for (std::size_t t = 0; t < std::size_t(items); ++t) {
     x ^= x >> 12;
     x ^= x << 25;
@@ -225,12 +206,9 @@ double run(mode m, long items) {
     if (m == tracked)
       resmon::detail::acquire(resmon::kind::memory, reinterpret_cast<std::uintptr_t>(p), n, &cross_site, nullptr);
     else if (m != untracked) owner_acquire(*o, m, t, p, n);
-    while (t - head.load(std::memory_order_acquire) == ring_size) {}
-    ring[t % ring_size] = p;
-    tail.store(t + 1, std::memory_order_release);
+    ring.push(p);
   }
-  stop.store(true, std::memory_order_release);
-  consumer.join();
+  ring.finish();
   double ns = (seconds() - t0) / double(items) * 1e9;
   delete o;
   return ns;
