@@ -474,11 +474,16 @@ inline snapshot::file estimated(const snapshot::file& f) {
     double scale = k.live_bytes != 0    ? bytes / double(k.live_bytes)
                    : k.total_bytes != 0 ? double(f.estimated_bytes) / double(k.total_bytes)
                                         : 1.0;
+    // Counts scale by their own ratio: the samples are mostly large blocks,
+    // so a count scaled as bytes came out below the count held.
+    double count_scale = k.live != 0    ? count / double(k.live)
+                         : k.total != 0 ? double(f.estimated_count_milli) / 1000.0 / double(k.total)
+                                        : scale;
     k.live = std::uint64_t(std::llround(count));
     k.live_bytes = std::uint64_t(std::llround(bytes));
     k.total = f.estimated_count_milli / 1000;
     k.total_bytes = f.estimated_bytes;
-    k.peak = std::max(k.live, std::uint64_t(double(k.peak) * scale));
+    k.peak = std::max(k.live, std::uint64_t(double(k.peak) * count_scale));
     k.peak_bytes = std::max(k.live_bytes, std::uint64_t(double(k.peak_bytes) * scale));
     for (auto& point : e.series) point.second = std::uint64_t(double(point.second) * scale);
   }
