@@ -349,12 +349,8 @@ void note_unmap(std::uint64_t addr, std::uint64_t length) noexcept {
   const std::uint64_t page = std::uint64_t(::sysconf(_SC_PAGESIZE));
   const std::uint64_t end = addr + ((length + page - 1) & ~(page - 1));
   for (std::uint64_t at = addr; at < end;) {
-    core::record_view held;
-    if (!core::find_live(ck, at, &held)) {
-      if (at == addr) core::release(ck, at, nullptr, nullptr);  // counted as before: unknown, quietly
-      return;
-    }
-    core::release(ck, at, nullptr, nullptr);
+    core::record_view held;  // one lookup: the release copies what it releases
+    if (!core::release(ck, at, nullptr, &held)) return;
     std::uint64_t hi = at + ((held.size + page - 1) & ~(page - 1));
     if (hi > end) {
       core::acquire({ck, std::uint16_t(held.flags), held.stack_id, end, hi - end, held.where, held.ret, true});
@@ -637,14 +633,17 @@ snapshot_info snapshot_about(bool final, const reach::result* classes, bool modu
   return info;
 }
 
+/// Returns: true when descriptor fd is open on the file (dev, ino).
+bool same_file(int fd, dev_t dev, ino_t ino) noexcept {
+  struct stat st;
+  return ::fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
 /// Returns: true while descriptor 2 is the stderr the program started with.
 /// A program that closed it may have given the number to a file of its own
 /// (the next open takes the lowest free descriptor): resmon's lines would
 /// then land in that file.
-bool stderr_unchanged() noexcept {
-  struct stat st;
-  return g.stderr_known && ::fstat(2, &st) == 0 && st.st_dev == g.stderr_dev && st.st_ino == g.stderr_ino;
-}
+bool stderr_unchanged() noexcept { return g.stderr_known && same_file(2, g.stderr_dev, g.stderr_ino); }
 
 /// Writes a snapshot now (from the flush thread or at exit); one at a time.
 /// `classes`: the reachability found at exit; `modules_fresh`: the module
@@ -827,8 +826,7 @@ class own_threads_paused {
 /// stops logging rather than write into that file.
 void log_line(const char* line, int n) noexcept {
   if (n <= 0 || g.log_fd < 0) return;
-  struct stat st;
-  if (g.log_is_file && (::fstat(g.log_fd, &st) != 0 || st.st_dev != g.log_dev || st.st_ino != g.log_ino)) {
+  if (g.log_is_file && !same_file(g.log_fd, g.log_dev, g.log_ino)) {
     g.log_fd = -1;
     return;
   }
